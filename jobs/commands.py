@@ -1,0 +1,97 @@
+"""Typed commands shared by the MCP bridge (which builds them) and the worker (which runs them).
+
+A command's id is its idempotency key: it becomes the arq job id and the basis of the client
+order id, so the same command run twice has one effect.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from storage.values import CommandStatus, OrderType, Side, TimeInForce
+
+CommandId = Annotated[str, Field(min_length=1, max_length=160, pattern=r"^[A-Za-z0-9:_\-.]+$")]
+
+
+def new_command_id(prefix: str) -> str:
+    return f"{prefix}:{uuid.uuid4().hex}"
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    command_id: CommandId
+    source: str = "mcp"
+
+
+class PlaceOrder(_Command):
+    kind: Literal["place_order"] = "place_order"
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce = "gtc"
+    schedule_id: str | None = None
+
+
+class CancelOrder(_Command):
+    kind: Literal["cancel_order"] = "cancel_order"
+    order_id: str
+
+
+class CreateDcaSchedule(_Command):
+    kind: Literal["create_dca_schedule"] = "create_dca_schedule"
+    name: str
+    symbol: str
+    quote_amount: Decimal
+    cron: str | None = None
+    interval_s: int | None = None
+    misfire_grace_s: int | None = None
+    max_price: Decimal | None = None
+
+
+class UpdateDcaSchedule(_Command):
+    kind: Literal["update_dca_schedule"] = "update_dca_schedule"
+    schedule_id: str
+    action: Literal["pause", "resume", "change"]
+    name: str | None = None
+    quote_amount: Decimal | None = None
+    cron: str | None = None
+    interval_s: int | None = None
+    misfire_grace_s: int | None = None
+    max_price: Decimal | None = None
+
+
+class DeleteDcaSchedule(_Command):
+    kind: Literal["delete_dca_schedule"] = "delete_dca_schedule"
+    schedule_id: str
+
+
+AnyCommand = PlaceOrder | CancelOrder | CreateDcaSchedule | UpdateDcaSchedule | DeleteDcaSchedule
+JOB_FOR_KIND: dict[str, str] = {
+    "place_order": "place_order_job",
+    "cancel_order": "cancel_order_job",
+    "create_dca_schedule": "schedule_command_job",
+    "update_dca_schedule": "schedule_command_job",
+    "delete_dca_schedule": "schedule_command_job",
+}
+
+
+class CommandResult(BaseModel):
+    """What a command job returns and what waiting tools read back."""
+
+    command_id: str
+    kind: str
+    status: CommandStatus
+    message: str = ""
+    order_id: str | None = None
+    schedule_id: str | None = None
+    data: dict[str, Any] | None = None
+    finished_at: datetime | None = None

@@ -1,0 +1,51 @@
+"""Position and balance arithmetic for one fill (pure; the worker persists the result)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from storage.values import Side
+
+
+@dataclass(frozen=True, slots=True)
+class PositionState:
+    qty: Decimal
+    avg_price: Decimal
+    realized_pnl: Decimal
+
+
+def apply_fill(pos: PositionState, side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> PositionState:
+    """Average-cost position accounting; fees (in quote) count against realized P&L."""
+    signed = qty if side == "buy" else -qty
+    new_qty = pos.qty + signed
+    realized = pos.realized_pnl - fee
+    if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
+        total_cost = pos.avg_price * abs(pos.qty) + price * qty
+        avg = total_cost / abs(new_qty) if new_qty != 0 else Decimal(0)
+        return PositionState(new_qty, avg, realized)
+    closing = min(abs(signed), abs(pos.qty))
+    direction = Decimal(1) if pos.qty > 0 else Decimal(-1)
+    realized += (price - pos.avg_price) * closing * direction
+    if new_qty == 0:
+        return PositionState(Decimal(0), Decimal(0), realized)
+    if (new_qty > 0) == (pos.qty > 0):
+        return PositionState(new_qty, pos.avg_price, realized)
+    return PositionState(new_qty, price, realized)  # flipped through zero
+
+
+def balance_deltas(side: Side, base: str, quote: str, qty: Decimal, price: Decimal,
+                   fee: Decimal) -> dict[str, Decimal]:
+    """Asset -> change of total balance for one fill; the fee is charged in the quote asset."""
+    value = qty * price
+    if side == "buy":
+        return {base: qty, quote: -(value + fee)}
+    return {base: -qty, quote: value - fee}
+
+
+def order_reserve(side: Side, base: str, quote: str, remaining_qty: Decimal, price: Decimal | None,
+                  fee_rate: Decimal) -> tuple[str, Decimal]:
+    """What a resting order locks: quote for buys (with fees), base for sells."""
+    if side == "sell":
+        return base, remaining_qty
+    return quote, (remaining_qty * (price or Decimal(0)) * (1 + fee_rate))

@@ -1,0 +1,87 @@
+"""When a DCA schedule fires, and what happens to fires missed while the daemon was down.
+
+Missed-fire policy (coalesce within a grace window), also in docs/dca-schedules.md:
+  * every fire time that passed while nobody was watching is "missed";
+  * if the most recent missed fire is no older than the schedule's misfire_grace_s, exactly
+    one buy runs for it (several missed fires coalesce into one buy, never one per fire);
+  * every other missed fire is recorded as a run with status skipped_missed, so nothing is
+    lost silently;
+  * the schedule then continues from the first fire time after now.
+
+Pure functions: APScheduler's CronTrigger is used only as a calculator of fire times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.triggers.cron import CronTrigger
+
+MAX_RECORDED_SKIPS = 500
+
+
+class ScheduleSpecError(ValueError):
+    pass
+
+
+def parse_cron(expr: str) -> CronTrigger:
+    try:
+        return CronTrigger.from_crontab(expr, timezone=UTC)
+    except ValueError as e:
+        raise ScheduleSpecError(
+            f"cron {expr!r} is not a valid 5-field crontab ({e}); e.g. '0 9 * * mon' is Mondays 09:00 UTC"
+        ) from None
+
+
+def validate_spec(cron: str | None, interval_s: int | None) -> None:
+    if (cron is None) == (interval_s is None):
+        raise ScheduleSpecError("give exactly one of cron (5-field crontab, UTC) or interval_s")
+    if cron is not None:
+        parse_cron(cron)
+    if interval_s is not None and interval_s < 1:
+        raise ScheduleSpecError("interval_s must be at least 1 second")
+
+
+def next_fire_after(after: datetime, *, cron: str | None, interval_s: int | None,
+                    anchor: datetime) -> datetime:
+    """The first fire time strictly after `after`. Interval schedules fire at anchor + k*interval."""
+    if interval_s is not None:
+        if after < anchor:
+            return anchor
+        k = int((after - anchor).total_seconds() // interval_s) + 1
+        return anchor + timedelta(seconds=k * interval_s)
+    assert cron is not None
+    trigger = parse_cron(cron)
+    nxt = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+    if nxt is None:
+        raise ScheduleSpecError(f"cron {cron!r} never fires again")
+    return nxt.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpPlan:
+    run: datetime | None  # the one missed fire to buy for now, if any
+    skipped: list[datetime] = field(default_factory=list)  # missed fires recorded, not bought
+    skipped_total: int = 0
+    next_fire_at: datetime | None = None
+
+
+def plan_catch_up(next_fire_at: datetime, now: datetime, *, cron: str | None, interval_s: int | None,
+                  anchor: datetime, grace_s: int) -> CatchUpPlan:
+    """Apply the missed-fire policy to a schedule whose next fire time is in the past."""
+    if next_fire_at > now:
+        return CatchUpPlan(None, [], 0, next_fire_at)
+    missed: list[datetime] = []
+    total = 0
+    t = next_fire_at
+    while t <= now:
+        total += 1
+        missed.append(t)
+        if len(missed) > MAX_RECORDED_SKIPS + 1:
+            missed.pop(0)
+        t = next_fire_after(t, cron=cron, interval_s=interval_s, anchor=anchor)
+    latest = missed[-1]
+    if (now - latest).total_seconds() <= grace_s:
+        return CatchUpPlan(latest, missed[:-1][-MAX_RECORDED_SKIPS:], total - 1, t)
+    return CatchUpPlan(None, missed[-MAX_RECORDED_SKIPS:], total, t)

@@ -1,0 +1,66 @@
+"""What a job needs, built once per worker in on_startup and handed around explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from jobs.domain.risk import RiskLimits
+from jobs.venues.base import Venue
+from jobs.venues.paper.venue import PaperVenue
+from storage.db import make_engine, make_sessionmaker
+from storage.settings import Settings
+from storage.state.reader import StateReader
+from storage.state.writer import StateWriter
+from storage.values import Quote
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    reader: StateReader
+    writer: StateWriter
+    venues: dict[str, Venue]
+    paper: PaperVenue
+
+    @property
+    def default_venue(self) -> str:
+        return "paper"
+
+    @property
+    def limits(self) -> RiskLimits:
+        return RiskLimits(self.settings.max_order_notional, frozenset(self.settings.symbol_allowlist))
+
+    @property
+    def fee_rate(self) -> Decimal:
+        return self.paper.fee_rate
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def build_resources(settings: Settings, redis: Redis, *, pool_size: int = 10) -> Resources:
+    engine = make_engine(settings.database_url, pool_size=pool_size)
+    sessions = make_sessionmaker(engine)
+    reader = StateReader(redis)
+
+    async def quote_from_state(symbol: str) -> Quote | None:
+        q = await reader.quote(symbol)
+        if q is None or q.stale:
+            return None
+        return Quote(q.symbol, q.bid, q.ask, q.bid_size, q.ask_size, q.ts.astimezone(UTC), q.last)
+
+    paper = PaperVenue(sessions, quote_from_state, fee_bps=settings.paper_fee_bps,
+                       slippage_bps=settings.paper_slippage_bps, stale_after_s=settings.quote_stale_after_s)
+    return Resources(settings, engine, sessions, redis, reader, StateWriter(redis), {"paper": paper}, paper)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,150 @@
+"""DCA schedule commands (create, pause, resume, change, delete) and the scheduled buy itself.
+
+The daemon records each fire as a dca_runs row (unique per schedule and fire time) before it
+enqueues `run_scheduled_buy`; the buy's command id is derived from that pair, so a fire that
+is enqueued twice or re-run after a crash places one order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from jobs.commands import CommandResult, CreateDcaSchedule, DeleteDcaSchedule, PlaceOrder, UpdateDcaSchedule
+from jobs.domain.instruments import UnknownInstrumentError, get_instrument
+from jobs.domain.schedule_clock import ScheduleSpecError, next_fire_after, validate_spec
+from jobs.ledger import claim_command, finish_command
+from jobs.orders import _result, place_order
+from jobs.publish import Effects, publish
+from jobs.resources import Resources
+from storage.audit import append_audit
+from storage.models import DcaRunRow, DcaScheduleRow
+from storage.state import keys
+
+ScheduleCommand = CreateDcaSchedule | UpdateDcaSchedule | DeleteDcaSchedule
+
+
+def fire_command_id(schedule_id: str, fire_time: datetime) -> str:
+    return f"dca:{schedule_id}:{fire_time.astimezone(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
+
+
+def _spec_error(cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaScheduleRow | None) -> str | None:
+    try:
+        symbol = cmd.symbol if isinstance(cmd, CreateDcaSchedule) else row.symbol  # type: ignore[union-attr]
+        inst = get_instrument(symbol)
+        cron = cmd.cron if (cmd.cron or cmd.interval_s) else (row.cron if row else None)
+        interval = cmd.interval_s if (cmd.cron or cmd.interval_s) else (row.interval_s if row else None)
+        validate_spec(cron, interval)
+    except (UnknownInstrumentError, ScheduleSpecError) as e:
+        return str(e)
+    amount = cmd.quote_amount
+    if amount is not None and amount < inst.min_notional:
+        return f"quote_amount {amount} is below the minimum order value {inst.min_notional} {inst.quote}"
+    return None
+
+
+async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResult:
+    fx = Effects()
+    now = datetime.now(UTC)
+    async with res.sessions.begin() as s:
+        cmd_row = await claim_command(s, cmd)
+        if cmd_row.status in ("succeeded", "rejected", "failed"):
+            return _result(cmd_row)
+        row: DcaScheduleRow | None = None
+        if not isinstance(cmd, CreateDcaSchedule):
+            row = await s.get(DcaScheduleRow, cmd.schedule_id, with_for_update=True)
+            if row is None or row.status == "deleted":
+                await finish_command(s, fx, cmd_row, "rejected",
+                                     f"no schedule {cmd.schedule_id!r}; list_dca_schedules shows the ids")
+                row = None
+                cmd = None  # type: ignore[assignment]
+        if cmd is not None:
+            error = None if isinstance(cmd, DeleteDcaSchedule) or (
+                isinstance(cmd, UpdateDcaSchedule) and cmd.action != "change") else _spec_error(cmd, row)
+            if error:
+                await finish_command(s, fx, cmd_row, "rejected", error)
+            elif isinstance(cmd, CreateDcaSchedule):
+                inst = get_instrument(cmd.symbol)
+                row = DcaScheduleRow(
+                    id="sch_" + uuid.uuid4().hex[:16], name=cmd.name, venue=res.default_venue, symbol=inst.symbol,
+                    quote_amount=cmd.quote_amount, cron=cmd.cron, interval_s=cmd.interval_s, status="active",
+                    misfire_grace_s=cmd.misfire_grace_s if cmd.misfire_grace_s is not None
+                    else res.settings.dca_misfire_grace_s,
+                    max_price=cmd.max_price, command_id=cmd.command_id, created_at=now, updated_at=now)
+                row.next_fire_at = next_fire_after(now, cron=row.cron, interval_s=row.interval_s, anchor=now)
+                s.add(row)
+                await finish_command(s, fx, cmd_row, "succeeded", f"schedule {row.id} created", schedule_id=row.id,
+                                     next_fire_at=row.next_fire_at.isoformat())
+            else:
+                assert row is not None
+                _apply_update(row, cmd, now)
+                await finish_command(s, fx, cmd_row, "succeeded", f"schedule {row.id} {row.status}",
+                                     schedule_id=row.id,
+                                     next_fire_at=row.next_fire_at.isoformat() if row.next_fire_at else None)
+        if row is not None:
+            fx.schedules.append(row)
+    await publish(res, fx)
+    if row is not None:
+        await res.redis.publish(keys.SCHEDULES_CHANGED, row.id)
+    return _result(cmd_row)
+
+
+def _apply_update(row: DcaScheduleRow, cmd: UpdateDcaSchedule | DeleteDcaSchedule, now: datetime) -> None:
+    if isinstance(cmd, DeleteDcaSchedule):
+        row.status, row.next_fire_at = "deleted", None
+    elif cmd.action == "pause":
+        row.status, row.next_fire_at = "paused", None
+    else:
+        if cmd.action == "change":
+            row.name = cmd.name or row.name
+            row.quote_amount = cmd.quote_amount or row.quote_amount
+            if cmd.cron or cmd.interval_s:
+                row.cron, row.interval_s = cmd.cron, cmd.interval_s
+            if cmd.misfire_grace_s is not None:
+                row.misfire_grace_s = cmd.misfire_grace_s
+            if cmd.max_price is not None:
+                row.max_price = cmd.max_price
+        if cmd.action == "resume" or row.status == "active":
+            row.status = "active"
+            # resuming never buys for fires that passed while paused: it continues from now
+            row.next_fire_at = next_fire_after(now, cron=row.cron, interval_s=row.interval_s,
+                                               anchor=row.created_at if row.interval_s else now)
+    row.updated_at = now
+
+
+async def run_scheduled_buy(res: Resources, run_id: str) -> CommandResult | None:
+    """Execute one recorded fire: a market buy of quote_amount, at most once per run."""
+    async with res.sessions() as s:
+        run = await s.get(DcaRunRow, run_id)
+        sch = await s.get(DcaScheduleRow, run.schedule_id) if run else None
+    if run is None or sch is None:
+        return None
+    cmd = PlaceOrder(command_id=fire_command_id(sch.id, run.fire_time), source="scheduler", symbol=sch.symbol,
+                     side="buy", type="market", notional=sch.quote_amount, schedule_id=sch.id)
+    quote = await res.reader.quote(sch.symbol)
+    if sch.max_price is not None and quote is not None and quote.ask > sch.max_price:
+        return await _finish_run(res, run_id, "failed", None,
+                                 f"ask {quote.ask} above max_price {sch.max_price}; no buy for this fire")
+    result = await place_order(res, cmd)
+    status = "ordered" if result.status in ("succeeded", "unknown", "running") else "failed"
+    await _finish_run(res, run_id, status, result.order_id, result.message)
+    return result
+
+
+async def _finish_run(res: Resources, run_id: str, status: str, order_id: str | None, note: str) -> None:
+    fx = Effects()
+    async with res.sessions.begin() as s:
+        run = await s.get(DcaRunRow, run_id, with_for_update=True)
+        assert run is not None
+        run.status, run.order_id, run.note, run.command_id = status, order_id, note, run.command_id
+        fx.audit.append(await append_audit(s, actor="scheduler", action=f"dca_run.{status}", subject=run.schedule_id,
+                                           payload={"run_id": run.id, "fire_time": run.fire_time.isoformat(),
+                                                    "order_id": order_id, "note": note}))
+    await publish(res, fx)
+
+
+async def pending_runs(res: Resources) -> list[str]:
+    async with res.sessions() as s:
+        return list((await s.execute(select(DcaRunRow.id).where(DcaRunRow.status == "enqueued"))).scalars())

@@ -1,0 +1,172 @@
+"""The arq worker: WorkerSettings, job functions, and a worker that wakes on demand.
+
+arq polls its queue every poll_delay (0.5 s by default; ~500 ms per command). Polling faster
+burns CPU while idle. `WakeableWorker` instead blocks on a Redis list that enqueuers push to
+(BLPOP with poll_delay as the timeout), so a command starts within a millisecond or two and an
+idle worker makes one cheap blocking call per poll_delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from arq import Worker
+from arq.connections import RedisSettings
+from arq.worker import func
+
+from jobs.accounts import ensure_paper_account
+from jobs.commands import CancelOrder, CreateDcaSchedule, DeleteDcaSchedule, PlaceOrder, UpdateDcaSchedule
+from jobs.orders import cancel_order, place_order, reconcile_open_orders, sync_order
+from jobs.resources import Resources, build_resources
+from jobs.schedules import run_scheduled_buy, schedule_command
+from storage.settings import Settings, get_settings
+from storage.state import keys
+
+log = logging.getLogger("tradingd.worker")
+
+
+def _res(ctx: dict[str, Any]) -> Resources:
+    return ctx["res"]  # type: ignore[no-any-return]
+
+
+async def place_order_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    return (await place_order(_res(ctx), PlaceOrder.model_validate(payload))).model_dump(mode="json")
+
+
+async def cancel_order_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    return (await cancel_order(_res(ctx), CancelOrder.model_validate(payload))).model_dump(mode="json")
+
+
+_SCHEDULE_KINDS = {"create_dca_schedule": CreateDcaSchedule, "update_dca_schedule": UpdateDcaSchedule,
+                   "delete_dca_schedule": DeleteDcaSchedule}
+
+
+async def schedule_command_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    cmd = _SCHEDULE_KINDS[payload["kind"]].model_validate(payload)
+    return (await schedule_command(_res(ctx), cmd)).model_dump(mode="json")  # type: ignore[arg-type]
+
+
+async def scheduled_buy_job(ctx: dict[str, Any], run_id: str) -> dict[str, Any] | None:
+    result = await run_scheduled_buy(_res(ctx), run_id)
+    return None if result is None else result.model_dump(mode="json")
+
+
+async def sync_order_job(ctx: dict[str, Any], client_order_id: str) -> dict[str, Any]:
+    return (await sync_order(_res(ctx), client_order_id)).model_dump(mode="json")
+
+
+async def reconcile_job(ctx: dict[str, Any]) -> int:
+    return await reconcile_open_orders(_res(ctx))
+
+
+FUNCTIONS = [place_order_job, cancel_order_job, schedule_command_job, scheduled_buy_job, sync_order_job,
+             reconcile_job]
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx.get("settings") or get_settings()
+    res = build_resources(settings, ctx["redis"])
+    ctx["res"] = res
+    await ensure_paper_account(res)
+    log.info("worker ready (mode=%s, queue=%s)", settings.mode, settings.queue_name)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    res: Resources | None = ctx.get("res")
+    if res is not None:
+        await res.close()
+
+
+class WakeableWorker(Worker):
+    """An arq Worker whose idle wait is a BLPOP on the wake-up list instead of a fixed sleep."""
+
+    def __init__(self, *args: Any, wakeup: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wakeup = wakeup
+        self.iterations = 0
+
+    async def main(self) -> None:
+        if not self.wakeup:
+            await super().main()
+            return
+        from arq.connections import create_pool
+
+        if self._pool is None:
+            self._pool = await create_pool(self.redis_settings, job_deserializer=self.job_deserializer,
+                                           job_serializer=self.job_serializer, default_queue_name=self.queue_name,
+                                           expires_extra_ms=self.expires_extra_ms)
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        while True:
+            self.iterations += 1
+            await self._poll_iteration()
+            woke = await self.pool.blpop([keys.WORKER_WAKEUP], timeout=self.poll_delay_s)
+            if woke:  # coalesce a burst of wake-ups into one poll
+                await self.pool.delete(keys.WORKER_WAKEUP)
+
+
+def worker_kwargs(settings: Settings) -> dict[str, Any]:
+    return {
+        "functions": [func(f, name=f.__name__) for f in FUNCTIONS],  # type: ignore[arg-type]
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": settings.queue_name,
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "max_jobs": settings.worker_max_jobs,
+        "job_timeout": settings.job_timeout_s,
+        "poll_delay": settings.worker_poll_delay_s,
+        "keep_result": 3600,
+        "max_tries": 5,
+        "retry_jobs": True,
+        "handle_signals": False,
+        "job_completion_wait": settings.job_timeout_s,
+        "ctx": {"settings": settings},
+    }
+
+
+def make_worker(settings: Settings) -> WakeableWorker:
+    return WakeableWorker(wakeup=settings.worker_wakeup, **worker_kwargs(settings))
+
+
+class WorkerSettings:
+    """For `arq jobs.worker.WorkerSettings` (plain arq polling); `tradingd worker` uses WakeableWorker."""
+
+    functions = FUNCTIONS
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
+    queue_name = get_settings().queue_name
+    job_timeout = get_settings().job_timeout_s
+    max_tries = 5
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or cancelled); in-flight jobs finish before it returns."""
+    worker = make_worker(settings)
+    task = asyncio.create_task(worker.main())
+    try:
+        if stop is None:
+            await task
+        else:
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+    finally:
+        await graceful_close(worker, task)
+
+
+async def graceful_close(worker: Worker, task: asyncio.Task[None]) -> None:
+    """Stop taking jobs, let running ones finish (bounded by job_timeout), then close."""
+    worker.allow_pick_jobs = False
+    running = [t for t in worker.tasks.values() if not t.done()]
+    if running:
+        await asyncio.wait(running, timeout=worker._job_completion_wait or 30)
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):  # noqa: S110 - shutting down
+        pass
+    await worker.close()

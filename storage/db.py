@@ -1,0 +1,24 @@
+"""Async engine and session factory.
+
+`expire_on_commit=False` because attribute access after commit would otherwise need a
+greenlet round trip (MissingGreenlet); `pool_pre_ping` so a restarted Postgres does not
+surface as an error on the first query after it comes back.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": "tradingd", "timezone": "UTC"}},
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)

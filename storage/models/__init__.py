@@ -1,0 +1,25 @@
+"""ORM models, one module per aggregate; importing this package registers them all on Base.metadata."""
+
+from storage.models.audit import AuditRow
+from storage.models.base import Base
+from storage.models.commands import CommandRow
+from storage.models.control import TradingControlRow
+from storage.models.orders import FillRow, OrderRow
+from storage.models.paper_book import PaperFillRow, PaperOrderRow
+from storage.models.portfolio import BalanceRow, PositionRow
+from storage.models.schedules import DcaRunRow, DcaScheduleRow
+
+__all__ = [
+    "AuditRow",
+    "BalanceRow",
+    "Base",
+    "CommandRow",
+    "DcaRunRow",
+    "DcaScheduleRow",
+    "FillRow",
+    "OrderRow",
+    "PaperFillRow",
+    "PaperOrderRow",
+    "PositionRow",
+    "TradingControlRow",
+]

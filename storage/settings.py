@@ -1,0 +1,134 @@
+"""Configuration, read from TRADINGD_* environment variables (and an optional .env file).
+
+Why a hard stop on bad values: a trading daemon that starts with a half-understood setting is
+worse than one that refuses to start. `load_settings()` turns pydantic's errors into one message
+per bad setting that names the variable and what is allowed.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TRADINGD_"
+
+
+class SettingsError(RuntimeError):
+    """Start-up refused because of configuration; the message says what to change."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- where state lives
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/tradingd"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue_name: str = "tradingd:queue"
+
+    # --- safety
+    mode: Literal["paper", "live"] = "paper"
+    live_trading_opt_in: bool = False  # live mode also needs this set to true, on purpose
+    destructive_tools: bool = False  # MCP tools that delete configuration (delete_dca_schedule)
+    mcp_http_token: SecretStr | None = None  # bearer token for the streamable-HTTP transport
+
+    # --- network endpoints (loopback by default)
+    mcp_http_host: str = "127.0.0.1"
+    mcp_http_port: int = Field(8765, ge=1, le=65535)
+    daemon_http_host: str = "127.0.0.1"
+    daemon_http_port: int = Field(8780, ge=0, le=65535)  # /health and /metrics
+    simulator_host: str = "127.0.0.1"
+    simulator_port: int = Field(9443, ge=0, le=65535)
+    feed_url: str | None = None  # a Binance-dialect combined-stream URL; None = embedded simulator
+
+    # --- market
+    symbols: list[str] = ["BTC/USDT", "ETH/USDT", "SPY"]
+    simulator_seed: int = 42
+    simulator_tick_ms: int = Field(100, ge=1, le=60_000)
+    quote_stale_after_s: float = Field(5.0, gt=0)
+
+    # --- paper venue
+    paper_fee_bps: Decimal = Field(Decimal("10"), ge=0, le=1000)
+    paper_slippage_bps: Decimal = Field(Decimal("2"), ge=0, le=1000)
+    paper_starting_balances: dict[str, Decimal] = {"USDT": Decimal("100000"), "USD": Decimal("100000")}
+
+    # --- risk
+    max_order_notional: Decimal = Field(Decimal("25000"), gt=0)
+    symbol_allowlist: list[str] = ["BTC/USDT", "ETH/USDT", "SPY"]
+
+    # --- worker / commands
+    command_wait_s: float = Field(5.0, gt=0, le=120)  # how long an MCP tool waits for a result
+    worker_wakeup: bool = True  # block on a Redis wake-up list instead of arq's fixed polling
+    worker_poll_delay_s: float = Field(0.5, gt=0, le=10)
+    worker_max_jobs: int = Field(20, ge=1, le=1000)
+    job_timeout_s: int = Field(30, ge=1, le=3600)
+
+    # --- scheduled DCA
+    dca_misfire_grace_s: int = Field(3600, ge=0)  # default grace for fires missed while down
+    reconcile_interval_s: float = Field(30.0, gt=0)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, v: str) -> str:
+        if v.startswith("postgresql://") or v.startswith("postgres://"):
+            v = "postgresql+asyncpg://" + v.split("://", 1)[1]
+        if not v.startswith("postgresql+asyncpg://"):
+            raise ValueError("must be a PostgreSQL URL, e.g. postgresql+asyncpg://user@host:5432/db")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a Redis URL, e.g. redis://127.0.0.1:6379/0")
+        return v
+
+    @model_validator(mode="after")
+    def _live_needs_opt_in(self) -> Settings:
+        if self.mode == "live" and not self.live_trading_opt_in:
+            raise ValueError(
+                "mode=live needs TRADINGD_LIVE_TRADING_OPT_IN=true as well; "
+                "leave TRADINGD_MODE=paper to trade on the simulated market"
+            )
+        if self.mode == "live":
+            raise ValueError(
+                "mode=live is accepted but no live venue is wired in this release; use TRADINGD_MODE=paper"
+            )
+        return self
+
+    @property
+    def sync_database_url(self) -> str:
+        """psycopg-free URL for tools that want a plain asyncpg DSN."""
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = [str(p) for p in e.get("loc", ()) if p != "__root__"]
+        name = ENV_PREFIX + loc[0].upper() if loc else "configuration"
+        given = e.get("input")
+        shown = "" if loc and loc[0].endswith("token") else f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
+        lines.append(f"{name}: {e['msg']}{shown}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, or stop with a message naming each bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as err:
+        raise SettingsError(_describe(err)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,65 @@
+"""ORM rows -> state-view records. One place, used by the worker after commits and by rebuild."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storage.models import (
+    BalanceRow,
+    CommandRow,
+    DcaScheduleRow,
+    OrderRow,
+    PositionRow,
+    TradingControlRow,
+)
+from storage.state.views import (
+    BalanceView,
+    CommandView,
+    OrderView,
+    PositionView,
+    ScheduleView,
+    TradingStateView,
+)
+
+
+def order_view(r: OrderRow) -> OrderView:
+    return OrderView(
+        order_id=r.id, client_order_id=r.client_order_id, command_id=r.command_id, venue=r.venue,
+        symbol=r.symbol, side=r.side, type=r.type, time_in_force=r.time_in_force,  # type: ignore[arg-type]
+        qty=r.qty, notional=r.notional, limit_price=r.limit_price, stop_price=r.stop_price,
+        status=r.status, filled_qty=r.filled_qty, avg_fill_price=r.avg_fill_price,  # type: ignore[arg-type]
+        fees=r.fees, reject_reason=r.reject_reason, schedule_id=r.schedule_id,
+        created_at=r.created_at, updated_at=r.updated_at,
+    )
+
+
+def position_view(r: PositionRow) -> PositionView:
+    return PositionView(venue=r.venue, symbol=r.symbol, qty=r.qty, avg_price=r.avg_price,
+                        realized_pnl=r.realized_pnl, updated_at=r.updated_at)
+
+
+def balance_view(r: BalanceRow) -> BalanceView:
+    return BalanceView(venue=r.venue, asset=r.asset, total=r.total, locked=r.locked)
+
+
+def schedule_view(r: DcaScheduleRow) -> ScheduleView:
+    return ScheduleView(
+        schedule_id=r.id, name=r.name, venue=r.venue, symbol=r.symbol, quote_amount=r.quote_amount,
+        cron=r.cron, interval_s=r.interval_s, status=r.status,  # type: ignore[arg-type]
+        misfire_grace_s=r.misfire_grace_s, max_price=r.max_price, next_fire_at=r.next_fire_at,
+        last_fire_at=r.last_fire_at, created_at=r.created_at,
+    )
+
+
+def command_view(r: CommandRow) -> CommandView:
+    result: dict[str, Any] = r.result or {}
+    return CommandView(
+        command_id=r.id, kind=r.kind, status=r.status,  # type: ignore[arg-type]
+        message=str(result.get("message") or r.error or ""),
+        order_id=result.get("order_id"), schedule_id=result.get("schedule_id"),
+        result=r.result, updated_at=r.updated_at,
+    )
+
+
+def trading_state_view(r: TradingControlRow | None) -> TradingStateView:
+    return TradingStateView(state=r.state, reason=r.reason) if r else TradingStateView()

@@ -1,0 +1,69 @@
+"""Every Redis key the system uses, in one place.
+
+The state view is a cache of Postgres (plus live quotes): any key here except the queue and
+pending previews can be flushed and rebuilt with `rebuild_state_view`.
+"""
+
+from __future__ import annotations
+
+PREFIX = "td"
+
+# live market data (written by the daemon's feed; not in Postgres)
+def quote(symbol: str) -> str:
+    return f"{PREFIX}:quote:{symbol}"
+
+
+QUOTE_SYMBOLS = f"{PREFIX}:quotes"  # set of symbols with a quote
+
+# orders
+def order(order_id: str) -> str:
+    return f"{PREFIX}:order:{order_id}"
+
+
+ORDERS_BY_TIME = f"{PREFIX}:orders:by_time"  # zset order_id -> created_at epoch
+ORDERS_OPEN = f"{PREFIX}:orders:open"  # set of order ids not in a final state
+ORDERS_BY_CLIENT_ID = f"{PREFIX}:orders:by_cid"  # hash client_order_id -> order_id
+
+# portfolio
+POSITIONS = f"{PREFIX}:positions"  # hash "venue|symbol" -> position JSON
+BALANCES = f"{PREFIX}:balances"  # hash "venue|asset" -> balance JSON
+
+# schedules
+SCHEDULES = f"{PREFIX}:schedules"  # hash schedule_id -> schedule JSON
+
+# commands
+def command(command_id: str) -> str:
+    return f"{PREFIX}:cmd:{command_id}"
+
+
+def command_done(command_id: str) -> str:
+    """A list the worker pushes to when a command finishes, so waiters block instead of polling."""
+    return f"{PREFIX}:cmd:{command_id}:done"
+
+
+COMMAND_TTL_S = 7 * 24 * 3600
+
+# audit
+AUDIT_RECENT = f"{PREFIX}:audit:recent"  # list, newest first, capped
+AUDIT_RECENT_MAX = 500
+
+# risk
+TRADING_STATE = f"{PREFIX}:risk:trading_state"  # JSON {"state": "ACTIVE"|"HALTED", "reason": ...}
+
+# previews (single-use confirmation tokens; deliberately not rebuilt)
+def preview(preview_id: str) -> str:
+    return f"{PREFIX}:preview:{preview_id}"
+
+
+PREVIEW_TTL_S = 30
+
+# process health and wake-ups
+def heartbeat(component: str) -> str:
+    return f"{PREFIX}:health:{component}"
+
+
+WORKER_WAKEUP = f"{PREFIX}:worker:wakeup"
+EVENTS = f"{PREFIX}:events"  # stream of quote/order/fill/schedule events
+EVENTS_MAXLEN = 10_000
+SCHEDULES_CHANGED = f"{PREFIX}:schedules:changed"  # pub/sub channel the daemon listens on
+STATE_REBUILT_AT = f"{PREFIX}:state:rebuilt_at"

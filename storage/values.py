@@ -1,0 +1,57 @@
+"""The vocabulary every layer shares: plain, immutable values with no I/O.
+
+These live at the bottom of the dependency graph (storage imports nothing of ours) so that the
+ORM, the Redis state view, the worker's domain code and the MCP bridge all speak the same words
+without the bridge having to import the ORM or the venues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+Side = Literal["buy", "sell"]
+OrderType = Literal["market", "limit", "stop"]
+TimeInForce = Literal["gtc", "day", "ioc"]
+# submitting: written before the venue call; unknown: the venue call timed out or failed in a way
+# that leaves the outcome open, so reconciliation decides (never reported as a rejection).
+OrderStatus = Literal[
+    "submitting", "open", "partially_filled", "filled", "cancelled", "rejected", "unknown"
+]
+OPEN_ORDER_STATUSES: frozenset[str] = frozenset({"submitting", "open", "partially_filled", "unknown"})
+FINAL_ORDER_STATUSES: frozenset[str] = frozenset({"filled", "cancelled", "rejected"})
+
+CommandStatus = Literal["received", "running", "succeeded", "rejected", "failed", "unknown"]
+TradingState = Literal["ACTIVE", "HALTED"]
+ScheduleStatus = Literal["active", "paused", "deleted"]
+ScheduleRunStatus = Literal["enqueued", "ordered", "failed", "skipped_missed", "skipped_paused"]
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Top of book for one symbol, as normalized from any feed dialect."""
+
+    symbol: str  # canonical, e.g. "BTC/USDT", "SPY"
+    bid: Decimal
+    ask: Decimal
+    bid_size: Decimal
+    ask_size: Decimal
+    ts: datetime  # timezone-aware UTC, when we received it
+    last: Decimal | None = None
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One public trade print, as normalized from any feed dialect."""
+
+    symbol: str
+    price: Decimal
+    qty: Decimal
+    trade_id: str
+    ts: datetime

@@ -1,0 +1,114 @@
+"""The worker's order flow against real Postgres and Redis, without the daemon or the bridge."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from jobs.accounts import ensure_paper_account
+from jobs.commands import CancelOrder, PlaceOrder
+from jobs.orders import cancel_order, place_order, reconcile_open_orders
+from jobs.resources import Resources, build_resources
+from storage.audit import verify_chain
+from storage.models import BalanceRow, FillRow, OrderRow, PaperOrderRow, PositionRow
+from tests.helpers import put_quote
+
+
+@pytest.fixture
+async def res(settings, redis) -> AsyncIterator[Resources]:
+    r = build_resources(settings, redis, pool_size=2)
+    await ensure_paper_account(r)
+    yield r
+    await r.close()
+
+
+async def test_market_buy_fills_at_ask_with_slippage_and_fee(res, redis):
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    result = await place_order(res, PlaceOrder(command_id="t:1", symbol="BTC/USDT", side="buy", type="market",
+                                               qty=Decimal("0.1")))
+    assert result.status == "succeeded", result.message
+    async with res.sessions() as s:
+        order = (await s.execute(select(OrderRow))).scalar_one()
+        pos = await s.get(PositionRow, ("paper", "BTC/USDT"))
+        usdt = await s.get(BalanceRow, ("paper", "USDT"))
+        btc = await s.get(BalanceRow, ("paper", "BTC"))
+        assert (await verify_chain(s)).ok
+    price = Decimal("60010.00") * (1 + Decimal("0.0002"))  # 2 bps slippage
+    price = price.quantize(Decimal("0.01"))
+    fee = (Decimal("0.1") * price * Decimal("0.001")).quantize(Decimal("0.00000001"))
+    assert order.status == "filled" and order.avg_fill_price == price and order.fees == fee
+    assert pos.qty == Decimal("0.1") and pos.avg_price == price
+    assert btc.total == Decimal("0.1")
+    assert usdt.total == Decimal("100000") - Decimal("0.1") * price - fee
+    view = await res.reader.order(order.id)
+    assert view is not None and view.status == "filled"
+
+
+async def test_same_command_twice_places_one_order(res, redis):
+    await put_quote(redis, "ETH/USDT", "3000.00", "3000.50")
+    cmd = PlaceOrder(command_id="t:dup", symbol="ETH/USDT", side="buy", type="market", notional=Decimal("100"))
+    first = await place_order(res, cmd)
+    second = await place_order(res, cmd)
+    assert first.status == second.status == "succeeded"
+    assert first.order_id == second.order_id
+    async with res.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(OrderRow)) == 1
+        assert await s.scalar(select(func.count()).select_from(PaperOrderRow)) == 1
+        assert await s.scalar(select(func.count()).select_from(FillRow)) == 1
+
+
+async def test_limit_order_rests_locks_funds_and_cancel_releases(res, redis):
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    placed = await place_order(res, PlaceOrder(command_id="t:lim", symbol="BTC/USDT", side="buy", type="limit",
+                                               qty=Decimal("0.01"), limit_price=Decimal("59000")))
+    assert placed.status == "succeeded" and placed.data["status"] == "open"
+    async with res.sessions() as s:
+        assert (await s.get(BalanceRow, ("paper", "USDT"))).locked == Decimal("590.00") * Decimal("1.001")
+    cancelled = await cancel_order(res, CancelOrder(command_id="t:cx", order_id=placed.order_id))
+    assert cancelled.status == "succeeded", cancelled.message
+    async with res.sessions() as s:
+        assert (await s.get(BalanceRow, ("paper", "USDT"))).locked == 0
+        assert (await s.get(OrderRow, placed.order_id)).status == "cancelled"
+    again = await cancel_order(res, CancelOrder(command_id="t:cx2", order_id=placed.order_id))
+    assert again.status == "rejected" and "already cancelled" in again.message
+
+
+async def test_risk_refuses_oversized_order_and_halted_trading(res, redis):
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    big = await place_order(res, PlaceOrder(command_id="t:big", symbol="BTC/USDT", side="buy", type="market",
+                                            qty=Decimal("1")))
+    assert big.status == "rejected" and "max_order_notional" in big.message
+    from storage.models import TradingControlRow
+    async with res.sessions.begin() as s:
+        (await s.get(TradingControlRow, 1)).state = "HALTED"
+    halted = await place_order(res, PlaceOrder(command_id="t:h", symbol="BTC/USDT", side="buy", type="market",
+                                               qty=Decimal("0.001")))
+    assert halted.status == "rejected" and "HALTED" in halted.message
+    async with res.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(OrderRow)) == 0
+
+
+async def test_venue_timeout_is_unknown_then_reconciled_not_rejected(res, redis):
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    res.paper.faults.timeouts_after_accept = 1
+    result = await place_order(res, PlaceOrder(command_id="t:to", symbol="BTC/USDT", side="buy", type="market",
+                                               qty=Decimal("0.01")))
+    # the venue accepted it and the reconcile found the fill: never reported as a rejection
+    assert result.status == "succeeded", result.message
+    async with res.sessions() as s:
+        order = (await s.execute(select(OrderRow))).scalar_one()
+        assert order.status == "filled"
+        actions = [r async for r in await s.stream_scalars(select(__import__("storage.models", fromlist=["AuditRow"]).AuditRow.action))]
+    assert "order.unknown" in actions and "order.filled" in actions
+    assert await reconcile_open_orders(res) == 0
+
+
+async def test_stale_quote_rejects_market_order_at_the_venue(res, redis):
+    await put_quote(redis, "SPY", "580.00", "580.02", stale=True)
+    result = await place_order(res, PlaceOrder(command_id="t:st", symbol="SPY", side="buy", type="market",
+                                               qty=Decimal("1")))
+    assert result.status == "rejected"
+    assert "no price" in result.message or "no fresh quote" in result.message
