@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from arq import Worker
@@ -23,8 +24,10 @@ from jobs.resources import Resources, build_resources
 from jobs.schedules import run_scheduled_buy, schedule_command
 from storage.settings import Settings, get_settings
 from storage.state import keys
+from storage.state.writer import StateWriter
 
 log = logging.getLogger("tradingd.worker")
+HEARTBEAT_EVERY_S = 5.0
 
 
 def _res(ctx: dict[str, Any]) -> Resources:
@@ -100,9 +103,15 @@ class WakeableWorker(Worker):
         self.ctx["redis"] = self.pool
         if self.on_startup:
             await self.on_startup(self.ctx)
+        writer = StateWriter(self.pool)
+        last_beat = 0.0
         while True:
             self.iterations += 1
             await self._poll_iteration()
+            now = time.monotonic()
+            if now - last_beat >= HEARTBEAT_EVERY_S:
+                await writer.heartbeat("worker", jobs_complete=self.jobs_complete, jobs_failed=self.jobs_failed)
+                last_beat = now
             woke = await self.pool.blpop([keys.WORKER_WAKEUP], timeout=self.poll_delay_s)
             if woke:  # coalesce a burst of wake-ups into one poll
                 await self.pool.delete(keys.WORKER_WAKEUP)

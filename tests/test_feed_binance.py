@@ -24,25 +24,32 @@ class Recorder:
         self.quotes: list[Quote] = []
         self.trades: list[Trade] = []
         self.stale_events: list[tuple[str, bool]] = []
+        self.changed = asyncio.Event()
 
     async def on_quote(self, q: Quote) -> None:
         self.quotes.append(q)
+        self.changed.set()
 
     async def on_trade(self, t: Trade) -> None:
         self.trades.append(t)
+        self.changed.set()
 
     async def on_stale(self, symbol: str, stale: bool) -> None:
         self.stale_events.append((symbol, stale))
+        self.changed.set()
 
     def quoted_symbols(self, since: int = 0) -> set[str]:
         return {q.symbol for q in self.quotes[since:]}
 
+    async def until(self, cond: Callable[[], bool], within: float = 3.0) -> None:
+        """Re-check `cond` after every callback, with a hard deadline (TimeoutError fails the test).
 
-async def until(cond: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Poll a condition with a hard deadline (fails the test with TimeoutError)."""
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.005)
+        Quotes arrive every 10 ms, so client-side state (connections, staleness) is re-checked often.
+        """
+        async with asyncio.timeout(within):
+            while not cond():
+                self.changed.clear()
+                await self.changed.wait()
 
 
 @pytest.fixture
@@ -66,8 +73,8 @@ async def client(sim: MarketSimulator, rec: Recorder) -> AsyncIterator[BinanceFe
 
 
 async def test_quotes_and_trades_for_all_symbols(client: BinanceFeedClient, rec: Recorder) -> None:
-    await until(lambda: rec.quoted_symbols() == set(SYMBOLS) and {t.symbol for t in rec.trades} == set(SYMBOLS))
-    await until(lambda: all(q.last is not None for q in rec.quotes[-3:]))
+    await rec.until(lambda: rec.quoted_symbols() == {t.symbol for t in rec.trades} == set(SYMBOLS))
+    await rec.until(lambda: all(q.last is not None for q in rec.quotes[-3:]))
     assert client.connected and client.connections == 1
     for q in rec.quotes:
         assert q.symbol in SYMBOLS
@@ -85,26 +92,26 @@ async def test_quotes_and_trades_for_all_symbols(client: BinanceFeedClient, rec:
 async def test_reconnects_and_resubscribes_after_drop(
     sim: MarketSimulator, client: BinanceFeedClient, rec: Recorder
 ) -> None:
-    await until(lambda: rec.quoted_symbols() == set(SYMBOLS))
+    await rec.until(lambda: rec.quoted_symbols() == set(SYMBOLS))
     await sim.drop_connections()
-    await until(lambda: client.connections >= 2 and client.connected)
+    await rec.until(lambda: client.connections >= 2 and client.connected)
     mark = len(rec.quotes)
     # Quotes for every symbol after reconnecting prove the SUBSCRIBE was sent again.
-    await until(lambda: rec.quoted_symbols(mark) == set(SYMBOLS))
+    await rec.until(lambda: rec.quoted_symbols(mark) == set(SYMBOLS))
     assert sim.client_count == 1
 
 
 async def test_paused_symbol_goes_stale_and_recovers(
     sim: MarketSimulator, client: BinanceFeedClient, rec: Recorder
 ) -> None:
-    await until(lambda: rec.quoted_symbols() == set(SYMBOLS))
+    await rec.until(lambda: rec.quoted_symbols() == set(SYMBOLS))
     sim.pause_symbol("ETH/USDT")
-    await until(lambda: ("ETH/USDT", True) in rec.stale_events)
+    await rec.until(lambda: ("ETH/USDT", True) in rec.stale_events)
     assert client.is_stale("ETH/USDT")
     assert not client.is_stale("BTC/USDT") and not client.is_stale("SPY")
     assert all(sym == "ETH/USDT" for sym, _ in rec.stale_events)
     sim.resume_symbol("ETH/USDT")
-    await until(lambda: ("ETH/USDT", False) in rec.stale_events)
+    await rec.until(lambda: ("ETH/USDT", False) in rec.stale_events)
     assert not client.is_stale("ETH/USDT")
     assert rec.stale_events == [("ETH/USDT", True), ("ETH/USDT", False)]
 
@@ -113,7 +120,7 @@ async def test_unknown_symbol_malformed_and_error_frames_do_not_break_the_client
     sim: MarketSimulator, client: BinanceFeedClient, rec: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="tradingd.feed")
-    await until(lambda: rec.quoted_symbols() == set(SYMBOLS))
+    await rec.until(lambda: rec.quoted_symbols() == set(SYMBOLS))
     await sim.inject({"stream": "dogeusdt@bookTicker",
                       "data": {"u": 1, "s": "DOGEUSDT", "b": "0.1", "B": "1", "a": "0.2", "A": "1"}})
     await sim.inject({"stream": "btcusdt@bookTicker",  # floats for money: rejected, not coerced
@@ -121,7 +128,7 @@ async def test_unknown_symbol_malformed_and_error_frames_do_not_break_the_client
     await sim.inject({"stream": "btcusdt@kline_1m", "data": {"e": "kline", "s": "BTCUSDT"}})
     await sim.inject({"code": 2, "msg": "Invalid request: test", "id": 99})
     mark = len(rec.quotes)
-    await until(lambda: rec.quoted_symbols(mark) == set(SYMBOLS))
+    await rec.until(lambda: rec.quoted_symbols(mark) == set(SYMBOLS))
     assert client.connections == 1 and client.connected
     assert rec.quoted_symbols() == set(SYMBOLS)
     assert all(q.bid != Decimal("1.5") for q in rec.quotes)
@@ -130,18 +137,16 @@ async def test_unknown_symbol_malformed_and_error_frames_do_not_break_the_client
     assert any(lvl == logging.ERROR and "Invalid request: test" in m for lvl, m in messages)
 
 
-async def test_failing_handler_does_not_stop_the_feed(sim: MarketSimulator) -> None:
-    seen: list[Quote] = []
-
+async def test_failing_handler_does_not_stop_the_feed(sim: MarketSimulator, rec: Recorder) -> None:
     async def flaky(q: Quote) -> None:
-        seen.append(q)
-        if len(seen) == 1:
+        await rec.on_quote(q)
+        if len(rec.quotes) == 1:
             raise RuntimeError("consumer bug")
 
     c = BinanceFeedClient(sim.url, SYMBOLS, flaky)
     await c.start()
     try:
-        await until(lambda: len(seen) >= 10)
+        await rec.until(lambda: len(rec.quotes) >= 10)
         assert c.connections == 1
     finally:
         await c.stop()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import itertools
 import math
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -74,7 +76,7 @@ def _abs_return_acf(path: RandomWalkPath, n: int = 4000, lags: range = range(1, 
     was 0.016. The 0.04 threshold sits between the two.
     """
     mids = [float((t.bid + t.ask) / 2) for t in ticks(path, n)]
-    r = [abs(math.log(b / a)) for a, b in zip(mids, mids[1:])]
+    r = [abs(math.log(b / a)) for a, b in itertools.pairwise(mids)]
     m = sum(r) / len(r)
     c0 = sum((x - m) ** 2 for x in r)
     return sum(sum((r[i] - m) * (r[i - k] - m) for i in range(k, len(r))) / c0 for k in lags) / len(lags)
@@ -87,16 +89,21 @@ def test_volatility_clusters(symbol: str) -> None:
     assert _abs_return_acf(RandomWalkPath(symbol, seed=42, params=no_garch)) < 0.04  # control
 
 
-def test_csv_replay_yields_the_csv_rows() -> None:
+def csv_rows(symbol: str) -> list[dict[str, str]]:
+    """The sample file read independently of the code under test."""
     with open(SAMPLE_TICKS_CSV, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["symbol"] == "ETH/USDT"]
+        return [r for r in csv.DictReader(fh) if r["symbol"] == symbol]
+
+
+def test_csv_replay_yields_the_csv_rows() -> None:
+    rows = csv_rows("ETH/USDT")
     assert len(rows) > 50
     path = CsvReplayPath.from_csv(SAMPLE_TICKS_CSV, "ethusdt", loop=True)
     got = ticks(path, len(rows) + 2)
     for row, t in zip(rows, got):
         assert (t.bid, t.ask, t.last) == (Decimal(row["bid"]), Decimal(row["ask"]), Decimal(row["last"]))
         assert t.ts is not None and t.ts.isoformat().startswith(row["ts"][:19])
-        assert t.ts.utcoffset() is not None and t.ts.utcoffset().total_seconds() == 0
+        assert t.ts.utcoffset() == timedelta(0)
         assert t.ask > t.bid and t.bid_size > 0
     assert got[len(rows)].bid == Decimal(rows[0]["bid"])  # loops back to the start
     assert set(load_csv_paths()) == set(SYMBOLS)
@@ -115,8 +122,8 @@ def test_csv_replay_without_loop_ends_and_rejects_crossed_rows(tmp_path: Any) ->
 
 
 # ---- server --------------------------------------------------------------------------------
-async def recv(ws: ClientConnection, timeout: float = 2.0) -> dict[str, Any]:
-    msg = orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
+async def recv(ws: ClientConnection) -> dict[str, Any]:
+    msg = orjson.loads(await asyncio.wait_for(ws.recv(), 2.0))
     assert isinstance(msg, dict)
     return msg
 
@@ -189,8 +196,7 @@ async def test_server_query_string_subscription_spy_symbol_and_404() -> None:
 
 async def test_server_serves_csv_replay_prices() -> None:
     paths = load_csv_paths(loop=True)
-    with open(SAMPLE_TICKS_CSV, newline="") as fh:
-        spy_bids = {Decimal(r["bid"]) for r in csv.DictReader(fh) if r["symbol"] == "SPY"}
+    spy_bids = {Decimal(r["bid"]) for r in csv_rows("SPY")}
     async with MarketSimulator(SYMBOLS, tick_ms=5, paths=dict(paths)) as sim:
         async with connect(f"{sim.url}/stream?streams=spy@bookTicker", compression=None) as ws:
             frames = await data_frames(ws, 10)

@@ -167,12 +167,14 @@ class BinanceFeedClient:
             return
         if "stream" in msg and "data" in msg:
             await self._handle_event(msg["stream"], msg["data"])
-        elif "code" in msg:
-            what = self._pending.pop(msg.get("id"), None) if isinstance(msg.get("id"), int) else None
-            log.error("venue error for %s: code=%s msg=%s", what or "request", msg.get("code"), msg.get("msg"))
-        elif "result" in msg and "id" in msg:
-            what = self._pending.pop(msg["id"], None) if isinstance(msg["id"], int) else None
-            log.info("ack for %s id=%s: %s", what or "request", msg["id"], msg["result"])
+        elif "code" in msg or ("result" in msg and "id" in msg):
+            req_id = msg.get("id")
+            what = (self._pending.pop(req_id, None) if isinstance(req_id, int) else None) or "request"
+            if "code" in msg:
+                log.error("venue error for %s id=%s: code=%s msg=%s",
+                          what, req_id, msg["code"], msg.get("msg"))
+            else:
+                log.info("ack for %s id=%s: %s", what, req_id, msg["result"])
         else:
             log.debug("ignoring unrecognized frame: %.200r", raw)
 

@@ -209,7 +209,8 @@ class CsvReplayPath:
         self._sizer = _Sizer(self.instrument, random.Random(derive_seed(seed, self.symbol)), p.size_sigma)
 
     @classmethod
-    def from_csv(cls, csv_path: str | Path, symbol: str, *, seed: int = 42, loop: bool = True) -> CsvReplayPath:
+    def from_csv(cls, csv_path: str | Path, symbol: str, *, seed: int = 42,
+                 loop: bool = True) -> CsvReplayPath:
         return cls(symbol, read_csv_rows(csv_path), seed=seed, loop=loop)
 
     def __len__(self) -> int:

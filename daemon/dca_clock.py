@@ -1,0 +1,155 @@
+"""The scheduled-DCA clock: APScheduler wakes us at each schedule's next_fire_at; our tables
+hold the truth (next/last fire, one run row per fire), so nothing depends on APScheduler's
+own job store or misfire handling (see ../shared/reference/stack-notes.md for its traps).
+
+A fire records its run and advances the schedule in one transaction, then enqueues the buy
+keyed by the run; a crash after the commit is repaired at start-up by re-enqueueing runs still
+"enqueued". Fires missed while the daemon was down follow `plan_catch_up` (coalesce within the
+schedule's grace window; the rest are recorded as skipped_missed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from daemon.metrics import SCHEDULE_FIRES
+from jobs.domain.schedule_clock import next_fire_after, plan_catch_up
+from jobs.publish import Effects, publish
+from jobs.queue import CommandQueue
+from jobs.resources import Resources
+from jobs.schedules import fire_command_id, pending_runs
+from storage.audit import append_audit
+from storage.models import DcaRunRow, DcaScheduleRow
+from storage.state import keys
+
+log = logging.getLogger("tradingd.dca")
+
+
+class DcaClock:
+    def __init__(self, res: Resources, queue: CommandQueue, resync_s: float = 30.0) -> None:
+        self.res = res
+        self.queue = queue
+        self.resync_s = resync_s
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._listener: asyncio.Task[None] | None = None
+        self.fires = 0
+
+    async def start(self) -> None:
+        self.scheduler.start()
+        for sid in await self._active_ids():
+            await self.resync(sid)
+        for run_id in await pending_runs(self.res):
+            await self._enqueue(run_id)
+        self.scheduler.add_job(self._resync_all, "interval", seconds=self.resync_s, id="__resync__",
+                               misfire_grace_time=None, coalesce=True)
+        self._listener = asyncio.create_task(self._listen(), name="schedule-changes")
+
+    async def stop(self) -> None:
+        if self._listener:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        self.scheduler.shutdown(wait=False)
+
+    async def _active_ids(self) -> list[str]:
+        async with self.res.sessions() as s:
+            return list((await s.execute(select(DcaScheduleRow.id).where(DcaScheduleRow.status == "active"))).scalars())
+
+    async def _resync_all(self) -> None:
+        for sid in await self._active_ids():
+            await self.resync(sid)
+
+    async def _listen(self) -> None:
+        pubsub = self.res.redis.pubsub()
+        await pubsub.subscribe(keys.SCHEDULES_CHANGED)
+        try:
+            async for msg in pubsub.listen():
+                if msg.get("type") == "message":
+                    await self.resync(msg["data"].decode())
+        finally:
+            await pubsub.aclose()
+
+    async def resync(self, schedule_id: str) -> None:
+        """Bring the in-memory alarm in line with the schedule row (and catch up if overdue)."""
+        async with self.res.sessions() as s:
+            row = await s.get(DcaScheduleRow, schedule_id)
+        if row is None or row.status != "active" or row.next_fire_at is None:
+            if self.scheduler.get_job(schedule_id):
+                self.scheduler.remove_job(schedule_id)
+            return
+        if row.next_fire_at <= datetime.now(UTC):
+            await self._catch_up(schedule_id)
+            return
+        self.scheduler.add_job(self._fire, DateTrigger(run_date=row.next_fire_at), args=[schedule_id, row.next_fire_at],
+                               id=schedule_id, replace_existing=True, misfire_grace_time=None)
+
+    async def _fire(self, schedule_id: str, fire_time: datetime) -> None:
+        fx = Effects()
+        run_id: str | None = None
+        async with self.res.sessions.begin() as s:
+            row = await s.get(DcaScheduleRow, schedule_id, with_for_update=True)
+            if row is None or row.status != "active" or row.next_fire_at != fire_time:
+                log.info("schedule %s changed before its fire at %s; resyncing", schedule_id, fire_time)
+            else:
+                run_id = await _record_run(s, row, fire_time, "enqueued", "fired on time")
+                row.last_fire_at = fire_time
+                row.next_fire_at = next_fire_after(fire_time, cron=row.cron, interval_s=row.interval_s,
+                                                   anchor=row.created_at)
+                fx.schedules.append(row)
+                fx.audit.append(await append_audit(s, actor="scheduler", action="dca.fire", subject=row.id,
+                                                   payload={"fire_time": fire_time.isoformat(), "run_id": run_id}))
+        await publish(self.res, fx)
+        if run_id:
+            self.fires += 1
+            SCHEDULE_FIRES.labels("on_time").inc()
+            await self._enqueue(run_id)
+        await self.resync(schedule_id)
+
+    async def _catch_up(self, schedule_id: str) -> None:
+        fx = Effects()
+        run_id: str | None = None
+        now = datetime.now(UTC)
+        async with self.res.sessions.begin() as s:
+            row = await s.get(DcaScheduleRow, schedule_id, with_for_update=True)
+            if row is None or row.status != "active" or row.next_fire_at is None or row.next_fire_at > now:
+                return
+            plan = plan_catch_up(row.next_fire_at, now, cron=row.cron, interval_s=row.interval_s,
+                                 anchor=row.created_at, grace_s=row.misfire_grace_s)
+            for t in plan.skipped:
+                await _record_run(s, row, t, "skipped_missed",
+                                  f"missed while the daemon was down; outside the {row.misfire_grace_s}s grace "
+                                  "or coalesced into a later fire")
+            if plan.run is not None:
+                run_id = await _record_run(s, row, plan.run, "enqueued", "caught up after downtime")
+                row.last_fire_at = plan.run
+            row.next_fire_at = plan.next_fire_at
+            fx.schedules.append(row)
+            fx.audit.append(await append_audit(s, actor="scheduler", action="dca.catch_up", subject=row.id, payload={
+                "missed": plan.skipped_total + (1 if plan.run else 0), "skipped": plan.skipped_total,
+                "run_fire_time": plan.run.isoformat() if plan.run else None}))
+        await publish(self.res, fx)
+        SCHEDULE_FIRES.labels("skipped").inc(plan.skipped_total)
+        if run_id:
+            self.fires += 1
+            SCHEDULE_FIRES.labels("caught_up").inc()
+            await self._enqueue(run_id)
+        await self.resync(schedule_id)
+
+    async def _enqueue(self, run_id: str) -> None:
+        await self.queue.enqueue_job("scheduled_buy_job", run_id, job_id=f"dca-run:{run_id}")
+
+
+async def _record_run(s: AsyncSession, row: DcaScheduleRow, fire_time: datetime, status: str, note: str) -> str | None:
+    """Insert the run for (schedule, fire time) once; returns its id, or None if it existed."""
+    return (await s.execute(insert(DcaRunRow).values(
+        id="run_" + uuid.uuid4().hex[:16], schedule_id=row.id, fire_time=fire_time, status=status,
+        command_id=fire_command_id(row.id, fire_time) if status == "enqueued" else None, note=note,
+    ).on_conflict_do_nothing(index_elements=["schedule_id", "fire_time"]).returning(DcaRunRow.id))).scalar()

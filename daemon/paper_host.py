@@ -1,0 +1,88 @@
+"""Hosts the paper venue's matching in the daemon: resting orders are checked on every quote.
+
+The book of resting orders is cached in memory and refreshed from Postgres (the venue's own
+tables) every `refresh_s`; a trigger is checked in memory with the same matching rules the
+venue uses, and only a triggered order costs a transaction (`fill_resting`, which re-checks
+under a row lock). The fill is then handed to the worker as a `sync_order_job` keyed by the
+fill, so our books are updated by the same code path as any venue's fill event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from daemon.metrics import PAPER_FILLS
+from jobs.queue import CommandQueue
+from jobs.venues.paper.matching import fill_price
+from jobs.venues.paper.venue import PaperVenue
+from storage.models import PaperOrderRow
+from storage.values import Quote
+
+log = logging.getLogger("tradingd.paper")
+
+
+@dataclass(frozen=True, slots=True)
+class Resting:
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+
+
+class PaperHost:
+    def __init__(self, venue: PaperVenue, queue: CommandQueue, refresh_s: float = 0.25) -> None:
+        self.venue = venue
+        self.queue = queue
+        self.refresh_s = refresh_s
+        self.book: dict[str, list[Resting]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._refresh_loop(), name="paper-book-refresh")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def refresh(self) -> None:
+        async with self.venue.sessions() as s:
+            rows = (await s.execute(select(PaperOrderRow).where(PaperOrderRow.status == "open"))).scalars().all()
+        book: dict[str, list[Resting]] = {}
+        for r in rows:
+            book.setdefault(r.symbol, []).append(
+                Resting(r.client_order_id, r.symbol, r.side, r.type, r.limit_price, r.stop_price))
+        self.book = book
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("paper book refresh failed")
+
+    async def on_quotes(self, quotes: list[Quote]) -> None:
+        for q in quotes:
+            for order in list(self.book.get(q.symbol, ())):
+                hit = fill_price(order.side, order.type, q, limit_price=order.limit_price,  # type: ignore[arg-type]
+                                 stop_price=order.stop_price, slippage_bps=self.venue.slippage_bps, resting=True)
+                if hit is None:
+                    continue
+                state = await self.venue.fill_resting(order.client_order_id, q)
+                self.book[q.symbol] = [o for o in self.book[q.symbol] if o is not order]
+                if state is None:
+                    continue
+                PAPER_FILLS.inc()
+                fill_id = state.fills[-1].fill_id if state.fills else "none"
+                await self.queue.enqueue_job("sync_order_job", order.client_order_id,
+                                             job_id=f"sync:{order.client_order_id}:{fill_id}")
+                log.info("paper %s %s filled on tick at %s", order.type, order.client_order_id, hit[0])
