@@ -67,3 +67,11 @@ EVENTS = f"{PREFIX}:events"  # stream of quote/order/fill/schedule events
 EVENTS_MAXLEN = 10_000
 SCHEDULES_CHANGED = f"{PREFIX}:schedules:changed"  # pub/sub channel the daemon listens on
 STATE_REBUILT_AT = f"{PREFIX}:state:rebuilt_at"
+
+
+def preview_used(preview_id: str) -> str:
+    """Marker left when a preview token is consumed: JSON {"command_id", "outcome", "reason"}."""
+    return f"{PREFIX}:preview_used:{preview_id}"
+
+
+PREVIEW_USED_TTL_S = 600
