@@ -1,0 +1,172 @@
+"""`tradingd`: the command line (typer + rich).
+
+`tradingd up` is the README's run command: migrate, then the daemon, the worker and the MCP
+bridge (streamable HTTP) in one process, in paper mode on the simulated market, with a live
+status table. The other commands run one part each (as docker-compose does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from daemon.logs import mask_url, setup_logging
+from storage.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(help="tradingd: self-hosted trading daemon driven by AI assistants over MCP.",
+                  no_args_is_help=True, add_completion=False)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+state_app = typer.Typer(help="The Redis state view.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(state_app, name="state")
+console = Console(stderr=True)
+TOKEN_FILE = Path(".tradingd/mcp_token")
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        s = load_settings(**overrides)
+    except SettingsError as e:
+        console.print(f"[bold red]tradingd will not start[/]: {e}")
+        raise typer.Exit(2) from None
+    setup_logging(s.log_level, json=s.log_json)
+    return s
+
+
+def _run(main: object) -> None:
+    """Run a coroutine function taking a stop event; SIGTERM/SIGINT set the event."""
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)  # type: ignore[operator]
+    asyncio.run(runner())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (alembic upgrade head)."""
+    from daemon.migrate import upgrade_to_head
+
+    s = _settings()
+    console.print(f"migrating {mask_url(s.database_url)}")
+    upgrade_to_head(s.database_url)
+    console.print("[green]database is at head[/]")
+
+
+@app.command()
+def daemon() -> None:
+    """Run the daemon: feeds, simulator, paper matching, DCA clock, /health and /metrics."""
+    from daemon.app import run_daemon
+
+    s = _settings()
+    _run(lambda stop: run_daemon(s, stop))
+
+
+@app.command()
+def worker() -> None:
+    """Run the arq worker that executes commands."""
+    from jobs.worker import run_worker
+
+    s = _settings()
+    _run(lambda stop: run_worker(s, stop))
+
+
+@app.command()
+def mcp(http: bool = typer.Option(False, "--http", help="Serve streamable HTTP (bearer token) instead of stdio.")
+        ) -> None:
+    """Run the MCP bridge (stdio by default)."""
+    from mcp_bridge.server import run_http, run_stdio
+
+    s = _settings()
+    try:
+        run_http(s) if http else run_stdio(s)
+    except SettingsError as e:
+        console.print(f"[bold red]tradingd mcp will not start[/]: {e}")
+        raise typer.Exit(2) from None
+
+
+def _ensure_token(s: Settings) -> Settings:
+    if s.mcp_http_token is not None:
+        return s
+    if not TOKEN_FILE.exists():
+        TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
+        TOKEN_FILE.write_text(secrets.token_urlsafe(32))
+        os.chmod(TOKEN_FILE, 0o600)
+    return s.model_copy(update={"mcp_http_token": __import__("pydantic").SecretStr(TOKEN_FILE.read_text().strip())})
+
+
+@app.command()
+def up(migrate_first: bool = typer.Option(True, "--migrate/--no-migrate")) -> None:
+    """Start everything in paper mode: migrate, daemon, worker and MCP bridge (HTTP), with live status."""
+    from daemon.migrate import upgrade_to_head
+    from daemon.supervisor import run_all
+
+    s = _ensure_token(_settings())
+    if migrate_first:
+        upgrade_to_head(s.database_url)
+    _run(lambda stop: run_all(s, stop, console, TOKEN_FILE))
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the audit chain; report the first edited, inserted or deleted row (exit 1 if any)."""
+    from storage.audit import verify_chain
+    from storage.db import make_engine, make_sessionmaker
+
+    s = _settings()
+
+    async def main() -> int:
+        engine = make_engine(s.database_url, pool_size=1)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                report = await verify_chain(session)
+        finally:
+            await engine.dispose()
+        if report.ok:
+            console.print(f"[green]audit log intact[/]: {report.rows_checked} rows verified")
+            return 0
+        console.print(f"[bold red]audit log tampered[/]: first bad row {report.first_bad_seq} "
+                      f"({report.problem}): {report.detail}; {report.rows_checked} rows before it are intact")
+        return 1
+
+    raise typer.Exit(asyncio.run(main()))
+
+
+@state_app.command("rebuild")
+def state_rebuild() -> None:
+    """Rebuild the Redis state view from Postgres."""
+    from redis.asyncio import Redis
+
+    from storage.db import make_engine, make_sessionmaker
+    from storage.state.rebuild import rebuild_state_view
+
+    s = _settings()
+
+    async def main() -> None:
+        engine = make_engine(s.database_url, pool_size=1)
+        redis = Redis.from_url(s.redis_url)
+        try:
+            counts = await rebuild_state_view(make_sessionmaker(engine), redis)
+            console.print(f"state view rebuilt: {counts}")
+        finally:
+            await engine.dispose()
+            await redis.aclose()
+
+    asyncio.run(main())
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

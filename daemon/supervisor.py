@@ -1,0 +1,83 @@
+"""`tradingd up`: the daemon, the worker and the MCP bridge in one process, with live status.
+
+Shutdown order matters: the bridge stops taking commands first, then the daemon stops firing
+schedules and matching, and the worker goes last so every job already queued or running
+finishes its transaction (no half-written effects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from daemon.app import Daemon
+from jobs.worker import run_worker
+from storage.settings import Settings
+from storage.state.reader import StateReader
+
+
+def connect_help(s: Settings, token_file: Path) -> str:
+    url = f"http://{s.mcp_http_host}:{s.mcp_http_port}/mcp"
+    return (
+        f"[bold green]tradingd is up[/] in [bold]{s.mode}[/] mode on the simulated market\n"
+        f"  MCP (streamable HTTP): {url}  (bearer token in {token_file})\n"
+        f"  Claude Code:  claude mcp add --transport http tradingd {url} "
+        f'--header "Authorization: Bearer $(cat {token_file})"\n'
+        f"  Claude Desktop (stdio): see README 'Connect an MCP client'\n"
+        f"  health: http://{s.daemon_http_host}:{s.daemon_http_port}/health   "
+        f"metrics: http://{s.daemon_http_host}:{s.daemon_http_port}/metrics\n"
+        "  Ctrl-C or SIGTERM stops it cleanly."
+    )
+
+
+async def _status_table(reader: StateReader, d: Daemon) -> Table:
+    t = Table(title="tradingd (paper)", expand=False)
+    for col in ("symbol", "bid", "ask", "stale"):
+        t.add_column(col)
+    for sym in d.settings.symbols:
+        q = await reader.quote(sym)
+        t.add_row(sym, str(q.bid) if q else "-", str(q.ask) if q else "-", "yes" if (q is None or q.stale) else "no")
+    orders = await reader.orders(limit=200)
+    schedules = await reader.schedules()
+    t.caption = (f"orders: {len(orders)} (open {sum(o.status in ('open', 'partially_filled') for o in orders)})  "
+                 f"schedules: {len(schedules)}  fires: {d.clock.fires if d.clock else 0}  "
+                 f"quotes: {d.market.quotes_seen if d.market else 0}")
+    return t
+
+
+async def run_all(s: Settings, stop: asyncio.Event, console: Console, token_file: Path) -> None:
+    from mcp_bridge.server import serve_http
+
+    daemon = Daemon(s)
+    await daemon.start()
+    worker_stop, mcp_stop = asyncio.Event(), asyncio.Event()
+    worker_task = asyncio.create_task(run_worker(s, worker_stop), name="worker")
+    mcp_task = asyncio.create_task(serve_http(s, mcp_stop), name="mcp-http")
+    console.print(connect_help(s, token_file))
+    redis = Redis.from_url(s.redis_url)
+    reader = StateReader(redis)
+    try:
+        with Live(await _status_table(reader, daemon), console=console, refresh_per_second=1,
+                  transient=not console.is_terminal) as live:
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                except TimeoutError:
+                    live.update(await _status_table(reader, daemon))
+                for task in (worker_task, mcp_task):
+                    if task.done():
+                        stop.set()
+    finally:
+        console.print("stopping: MCP bridge, then daemon, then worker (in-flight jobs finish)")
+        mcp_stop.set()
+        await asyncio.gather(mcp_task, return_exceptions=True)
+        await daemon.stop()
+        worker_stop.set()
+        await asyncio.gather(worker_task, return_exceptions=True)
+        await redis.aclose()
+        console.print("stopped cleanly")
