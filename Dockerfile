@@ -1,0 +1,13 @@
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY pyproject.toml README.md alembic.ini ./
+COPY daemon ./daemon
+COPY jobs ./jobs
+COPY storage ./storage
+COPY mcp_bridge ./mcp_bridge
+COPY migrations ./migrations
+COPY bench ./bench
+RUN pip install --no-cache-dir -e . && useradd --create-home tradingd
+USER tradingd
+ENTRYPOINT ["tradingd"]

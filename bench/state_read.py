@@ -1,0 +1,34 @@
+"""state_read: a read-state tool (get_quote) through the MCP client, p50/p99 over 2,000 calls."""
+
+from __future__ import annotations
+
+import time
+
+from fastmcp import Client
+
+from bench.harness import bench_env, percentile, spawn, stop, wait_for_quotes
+from mcp_bridge.server import build_server
+
+N = 2000
+
+
+async def main() -> None:
+    async with bench_env() as settings:
+        daemon = spawn("daemon", settings)
+        try:
+            await wait_for_quotes(settings, "BTC/USDT")
+            async with Client(build_server(settings)) as client:
+                for _ in range(100):
+                    await client.call_tool("get_quote", {"symbol": "BTC/USDT"})
+                times = []
+                for _ in range(N):
+                    t0 = time.perf_counter()
+                    r = await client.call_tool("get_quote", {"symbol": "BTC/USDT"})
+                    times.append((time.perf_counter() - t0) * 1000)
+                    if not r.structured_content.get("ask"):
+                        raise RuntimeError(f"no quote in result: {r.structured_content}")
+        finally:
+            stop(daemon)
+    p50, p99 = percentile(times, 50), percentile(times, 99)
+    print(f"get_quote via MCP client: n={N} p50={p50:.3f}ms p90={percentile(times, 90):.3f}ms p99={p99:.3f}ms")
+    print(f"state_read: p50_ms={p50:.3f} p99_ms={p99:.3f}")
