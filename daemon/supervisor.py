@@ -57,7 +57,7 @@ async def run_all(s: Settings, stop: asyncio.Event, console: Console, token_file
     await daemon.start()
     worker_stop, mcp_stop = asyncio.Event(), asyncio.Event()
     worker_task = asyncio.create_task(run_worker(s, worker_stop), name="worker")
-    mcp_task = asyncio.create_task(serve_http(s, mcp_stop), name="mcp-http")
+    mcp_task = asyncio.create_task(serve_http(s, stop=mcp_stop), name="mcp-http")
     console.print(connect_help(s, token_file))
     redis = Redis.from_url(s.redis_url)
     reader = StateReader(redis)

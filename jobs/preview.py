@@ -1,0 +1,334 @@
+"""Order previews and their single-use confirmation tokens (pure logic + Redis, no SQL).
+
+A preview values an order from the live quote in the state view the way the paper venue would
+fill it (far side of the book, slippage, fee), runs the same pre-trade risk check the worker
+runs, and stores the result in Redis for PREVIEW_TTL_S seconds under a random id. That id is the
+token `place_order` must present: it is bound to the exact (normalized) order, it is burned on
+first use whatever the outcome, and the order's command id is derived from it, so a retried
+placement can never place twice.
+
+This module is also the bridge's door to the domain rules (instrument lookup, order and schedule
+validation): the MCP bridge imports it instead of `jobs.domain`, keeping the bridge thin.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+from redis.asyncio import Redis
+
+from jobs.domain.instruments import Instrument, UnknownInstrumentError, all_instruments, get_instrument
+from jobs.domain.orders import OrderSpec, OrderSpecError, normalize_order
+from jobs.domain.risk import RiskLimits, check_order
+from jobs.domain.schedule_clock import ScheduleSpecError, validate_spec
+from storage.settings import Settings
+from storage.state import keys
+from storage.state.reader import StateReader
+from storage.values import OrderType, Side, TimeInForce
+
+BPS = Decimal(10_000)
+FEE_QUANTUM = Decimal("0.00000001")
+PREVIEW_ID_RE = re.compile(r"^pv_[A-Za-z0-9_-]{16,64}$")
+VENUE = "paper"
+
+
+class PreviewRefused(Exception):
+    """A preview token cannot be used; the message says why and what to do next."""
+
+
+class InputRejected(ValueError):
+    """Order or schedule input that cannot be accepted; the message says what to change."""
+
+
+class OrderInput(BaseModel):
+    """An order as the assistant gave it (before rounding to the instrument's increments)."""
+
+    model_config = ConfigDict(frozen=True)
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce = "gtc"
+
+    def spec(self) -> OrderSpec:
+        return OrderSpec(self.symbol, self.side, self.type, self.qty, self.notional, self.limit_price,
+                         self.stop_price, self.time_in_force)
+
+
+# --- the domain rules the bridge needs, re-exposed with one exception type
+
+def known_symbols() -> list[str]:
+    return sorted(i.symbol for i in all_instruments())
+
+
+def resolve_symbol(symbol: str) -> str:
+    """The canonical symbol (BTC/USDT for btcusdt, BTC-USDT...), or InputRejected naming the known ones."""
+    try:
+        return get_instrument(symbol).symbol
+    except UnknownInstrumentError as e:
+        raise InputRejected(str(e)) from None
+
+
+def normalized_order(order: OrderInput | OrderSpec) -> tuple[Instrument, OrderSpec]:
+    """Validate the order and round it to the instrument's increments (as the worker will)."""
+    spec = order.spec() if isinstance(order, OrderInput) else order
+    try:
+        inst = get_instrument(spec.symbol)
+        spec = OrderSpec(inst.symbol, spec.side, spec.type, spec.qty, spec.notional, spec.limit_price,
+                         spec.stop_price, spec.time_in_force)
+        return inst, normalize_order(spec, inst)
+    except (UnknownInstrumentError, OrderSpecError) as e:
+        raise InputRejected(str(e)) from None
+
+
+def check_schedule_input(symbol: str | None, quote_amount: Decimal | None, cron: str | None,
+                         interval_s: int | None, *, timing_required: bool = True) -> str | None:
+    """Validate DCA schedule input before it is queued. Returns the canonical symbol (if given)."""
+    canonical = resolve_symbol(symbol) if symbol is not None else None
+    if timing_required or cron is not None or interval_s is not None:
+        try:
+            validate_spec(cron, interval_s)
+        except ScheduleSpecError as e:
+            raise InputRejected(str(e)) from None
+    if canonical is not None and quote_amount is not None:
+        inst = get_instrument(canonical)
+        if quote_amount < inst.min_notional:
+            raise InputRejected(
+                f"quote_amount {quote_amount} is below the minimum order value {inst.min_notional} {inst.quote}")
+    return canonical
+
+
+def order_command_id(preview_id: str) -> str:
+    """The command id of the order a preview token places: one token, at most one order."""
+    return f"order:{preview_id}"
+
+
+# --- preview
+
+class PreviewOrder(BaseModel):
+    """The order exactly as it will be placed (rounded to the instrument's increments)."""
+
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: Decimal | None
+    notional: Decimal | None
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    time_in_force: TimeInForce
+
+
+class QuoteUsed(BaseModel):
+    bid: Decimal
+    ask: Decimal
+    ts: datetime
+    age_s: float
+    stale: bool
+
+
+class BalanceChange(BaseModel):
+    asset: str
+    available_before: Decimal
+    available_after: Decimal
+
+
+class RiskCheck(BaseModel):
+    allowed: bool
+    reasons: list[str]
+
+
+class PreviewResult(BaseModel):
+    token: str
+    expires_at: datetime
+    expires_in_s: int
+    order: PreviewOrder
+    quote: QuoteUsed
+    execution: Literal["fills_now", "rests", "waits_for_stop"]
+    estimated_price: Decimal
+    estimated_qty: Decimal
+    estimated_value: Decimal
+    estimated_fee: Decimal
+    estimated_cost: Decimal | None  # buys: value + fee, in the quote currency
+    estimated_proceeds: Decimal | None  # sells: value - fee
+    fee_bps: Decimal
+    slippage_bps: Decimal
+    balances_after: list[BalanceChange]
+    risk: RiskCheck
+    next_step: str
+
+
+def _estimate(spec: OrderSpec, inst: Instrument, bid: Decimal, ask: Decimal,
+              slippage_bps: Decimal) -> tuple[Decimal, str]:
+    """(price, execution) as the paper venue's matching rules would fill the order now."""
+    slip = slippage_bps / BPS
+    taker = inst.round_price(ask * (1 + slip) if spec.side == "buy" else bid * (1 - slip))
+    if spec.type == "market":
+        return taker, "fills_now"
+    if spec.type == "limit":
+        assert spec.limit_price is not None
+        if spec.side == "buy" and ask <= spec.limit_price:
+            return min(ask, spec.limit_price), "fills_now"
+        if spec.side == "sell" and bid >= spec.limit_price:
+            return max(bid, spec.limit_price), "fills_now"
+        return spec.limit_price, "rests"
+    assert spec.stop_price is not None
+    if (spec.side == "buy" and ask >= spec.stop_price) or (spec.side == "sell" and bid <= spec.stop_price):
+        return taker, "fills_now"
+    stop = spec.stop_price
+    return inst.round_price(stop * (1 + slip) if spec.side == "buy" else stop * (1 - slip)), "waits_for_stop"
+
+
+def _dec(s: str | None) -> Decimal | None:
+    return None if s is None else Decimal(s)
+
+
+async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
+                       spec_input: OrderInput | OrderSpec) -> PreviewResult:
+    """Value and risk-check an order and store a single-use token for it (valid PREVIEW_TTL_S s).
+
+    Raises InputRejected for an order that cannot be placed as given, PreviewRefused when there
+    is no quote to value it from. A preview the risk check denies is still returned (and stored,
+    so a place_order with its token explains the denial).
+    """
+    inst, spec = normalized_order(spec_input)
+    quote = await reader.quote(inst.symbol)
+    if quote is None:
+        raise PreviewRefused(f"feed has not delivered a quote for {inst.symbol} yet; retry in a few seconds")
+    now = datetime.now(UTC)
+    age = max(0.0, (now - quote.ts).total_seconds())
+    stale = quote.stale or age > settings.quote_stale_after_s
+
+    price, execution = _estimate(spec, inst, quote.bid, quote.ask, settings.paper_slippage_bps)
+    fee_rate = settings.paper_fee_bps / BPS
+    qty = spec.qty if spec.qty is not None else inst.round_qty((spec.notional or Decimal(0)) / price)
+    value = qty * price
+    fee = (value * fee_rate).quantize(FEE_QUANTUM)
+
+    balances = {b.asset: b for b in await reader.balances() if b.venue == VENUE}
+
+    def available(asset: str) -> Decimal:
+        b = balances.get(asset)
+        return Decimal(0) if b is None else b.total - b.locked
+
+    avail_quote, avail_base = available(inst.quote), available(inst.base)
+    trading = await reader.trading_state()
+    # the same reference price the worker's risk check uses, so the verdicts agree
+    ref = None if quote.stale else (quote.ask if spec.side == "buy" else quote.bid)
+    verdict = check_order(spec, inst, trading_state=trading.state,
+                          limits=RiskLimits(settings.max_order_notional, frozenset(settings.symbol_allowlist)),
+                          reference_price=ref, available_quote=avail_quote, available_base=avail_base,
+                          fee_rate=fee_rate)
+    reasons = list(verdict.reasons)
+    if stale:
+        reasons.append(f"the last quote for {inst.symbol} is {age:.1f} s old (stale after "
+                       f"{settings.quote_stale_after_s:g} s): the venue would reject the order; wait a few "
+                       f"seconds for the feed and call preview_order again")
+    allowed = not reasons
+
+    if spec.side == "buy":
+        cost: Decimal | None = value + fee
+        proceeds: Decimal | None = None
+        after = [BalanceChange(asset=inst.quote, available_before=avail_quote, available_after=avail_quote - value - fee),
+                 BalanceChange(asset=inst.base, available_before=avail_base,
+                               available_after=avail_base + (qty if execution == "fills_now" else 0))]
+    else:
+        cost, proceeds = None, value - fee
+        after = [BalanceChange(asset=inst.base, available_before=avail_base, available_after=avail_base - qty),
+                 BalanceChange(asset=inst.quote, available_before=avail_quote,
+                               available_after=avail_quote + (value - fee if execution == "fills_now" else 0))]
+
+    preview_id = "pv_" + secrets.token_urlsafe(16)
+    expires_at = now + timedelta(seconds=keys.PREVIEW_TTL_S)
+    canonical = spec.canonical()
+    stored = {"preview_id": preview_id, "order": canonical, "allowed": allowed, "reasons": reasons,
+              "created_at": now.isoformat(), "expires_at": expires_at.isoformat()}
+    await redis.set(keys.preview(preview_id), orjson.dumps(stored), ex=keys.PREVIEW_TTL_S)
+
+    if allowed:
+        next_step = (f"show the user these figures; to execute, call place_order with token={preview_id} and "
+                     f"exactly the same order fields within {keys.PREVIEW_TTL_S} s")
+    else:
+        next_step = "the order would be refused: change it as the risk reasons say and call preview_order again"
+    return PreviewResult(
+        token=preview_id, expires_at=expires_at, expires_in_s=keys.PREVIEW_TTL_S,
+        order=PreviewOrder(symbol=spec.symbol, side=spec.side, type=spec.type, qty=_dec(canonical["qty"]),
+                           notional=_dec(canonical["notional"]), limit_price=_dec(canonical["limit_price"]),
+                           stop_price=_dec(canonical["stop_price"]), time_in_force=spec.time_in_force),
+        quote=QuoteUsed(bid=quote.bid, ask=quote.ask, ts=quote.ts, age_s=round(age, 3), stale=stale),
+        execution=execution,  # type: ignore[arg-type]
+        estimated_price=price, estimated_qty=qty, estimated_value=value, estimated_fee=fee,
+        estimated_cost=cost, estimated_proceeds=proceeds, fee_bps=settings.paper_fee_bps,
+        slippage_bps=settings.paper_slippage_bps, balances_after=after,
+        risk=RiskCheck(allowed=allowed, reasons=reasons), next_step=next_step,
+    )
+
+
+# --- consuming a token
+
+# GETDEL and the "used" marker in one step: a concurrent second use sees the marker, never the preview.
+_CONSUME = """
+local v = redis.call('GETDEL', KEYS[1])
+if v then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2]) end
+return v
+"""
+
+
+def _differences(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    return [f"{k}: preview {stored.get(k)}, now {given.get(k)}" for k in given if stored.get(k) != given.get(k)]
+
+
+async def _refuse(redis: Redis, preview_id: str, command_id: str, reason: str) -> PreviewRefused:
+    marker = {"command_id": command_id, "outcome": "refused", "reason": reason}
+    await redis.set(keys.preview_used(preview_id), orjson.dumps(marker), ex=keys.PREVIEW_USED_TTL_S)
+    return PreviewRefused(reason)
+
+
+async def consume_preview(redis: Redis, token: str, spec: OrderInput | OrderSpec) -> str:
+    """Burn the token and return the command id to place `spec` with; PreviewRefused otherwise.
+
+    The token is single use: whatever the outcome (placed, or refused because the order differs
+    from the preview or the preview was denied), it cannot be used again.
+    """
+    if not PREVIEW_ID_RE.match(token):
+        raise PreviewRefused("unknown or expired token (tokens live 30 s): call preview_order again")
+    command_id = order_command_id(token)
+    marker = {"command_id": command_id, "outcome": "placed", "reason": None}
+    raw = await redis.eval(_CONSUME, 2, keys.preview(token), keys.preview_used(token),  # type: ignore[misc]
+                           orjson.dumps(marker), keys.PREVIEW_USED_TTL_S)
+    if raw is None:
+        used = await redis.get(keys.preview_used(token))
+        if used is None:
+            raise PreviewRefused(
+                f"unknown or expired token (tokens live {keys.PREVIEW_TTL_S} s): call preview_order again")
+        info = orjson.loads(used)
+        if info.get("outcome") == "refused":
+            raise PreviewRefused(f"token already used up by a refused place_order ({info.get('reason')}); "
+                                 f"call preview_order again")
+        raise PreviewRefused(f"token already used for command {info['command_id']} "
+                             f"(see get_command_status(command_id={info['command_id']!r}))")
+    stored = orjson.loads(raw)
+    try:
+        _, normalized = normalized_order(spec)
+    except InputRejected as e:
+        raise await _refuse(redis, token, command_id,
+                            f"the order differs from the preview: {e}; this token is now used up, "
+                            f"call preview_order again") from None
+    diffs = _differences(stored["order"], normalized.canonical())
+    if diffs:
+        raise await _refuse(redis, token, command_id,
+                            f"the order differs from the preview in {'; '.join(diffs)}; this token is now used "
+                            f"up, call preview_order again with the order you want")
+    if not stored.get("allowed", False):
+        raise await _refuse(redis, token, command_id,
+                            "the preview was denied by the risk check: " + "; ".join(stored.get("reasons") or [])
+                            + "; change the order and call preview_order again")
+    return command_id

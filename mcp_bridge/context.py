@@ -1,0 +1,113 @@
+"""What every tool module shares: settings, the command queue, the state reader, and how a
+command's outcome is turned into a tool result (or a ToolError).
+
+Tools get a `Bridge` by closure (`register(mcp, bridge)`); the server's lifespan fills in the
+queue when it owns the Redis pool.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastmcp.exceptions import ToolError
+from pydantic import BaseModel, Field
+from redis.asyncio import Redis
+
+from jobs.commands import AnyCommand
+from jobs.queue import FINAL_COMMAND_STATUSES, CommandQueue
+from storage.settings import Settings
+from storage.state.reader import StateReader
+from storage.state.views import CommandView, QuoteView
+from storage.values import CommandStatus
+
+# annotation presets: every tool states all four hints (the spec's defaults are destructive, open-world)
+READ_ONLY = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
+
+
+def writes(*, destructive: bool, idempotent: bool) -> dict[str, bool]:
+    return {"readOnlyHint": False, "destructiveHint": destructive, "idempotentHint": idempotent,
+            "openWorldHint": False}
+
+
+# shared parameter types
+PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+Symbol = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9/_\-.]+$",
+                              description="instrument symbol, e.g. 'BTC/USDT', 'ETH/USDT' or 'SPY'")]
+CommandIdParam = Annotated[str, Field(min_length=1, max_length=160, pattern=r"^[A-Za-z0-9:_\-.]+$",
+                                      description="the command_id a previous tool call returned")]
+
+
+class CommandOutcome(BaseModel):
+    """What happened to a queued command. status 'pending' means the worker has not finished yet."""
+
+    command_id: str
+    kind: str
+    status: Literal["succeeded", "pending"]
+    command_status: CommandStatus | None = Field(
+        None, description="the worker's status for the command (None: not picked up yet)")
+    message: str = ""
+    order_id: str | None = None
+    schedule_id: str | None = None
+    details: dict[str, Any] | None = None
+    next_step: str | None = None
+
+
+class Bridge:
+    def __init__(self, settings: Settings, queue: CommandQueue | None = None) -> None:
+        self.settings = settings
+        self._queue = queue
+        self._reader: StateReader | None = None
+
+    @property
+    def queue(self) -> CommandQueue:
+        if self._queue is None:
+            raise ToolError("the bridge is not connected to Redis yet; retry in a few seconds")
+        return self._queue
+
+    @queue.setter
+    def queue(self, queue: CommandQueue | None) -> None:
+        self._queue = queue
+        self._reader = None
+
+    @property
+    def connected(self) -> bool:
+        return self._queue is not None
+
+    @property
+    def redis(self) -> Redis:
+        return self.queue.pool
+
+    @property
+    def reader(self) -> StateReader:
+        if self._reader is None:
+            self._reader = StateReader(self.queue.pool)
+        return self._reader
+
+    def quote_age_s(self, quote: QuoteView, now: datetime) -> float:
+        return max(0.0, (now - quote.ts).total_seconds())
+
+    def quote_is_stale(self, quote: QuoteView, now: datetime) -> bool:
+        return quote.stale or self.quote_age_s(quote, now) > self.settings.quote_stale_after_s
+
+    async def run(self, cmd: AnyCommand) -> CommandOutcome:
+        """Queue the command and wait (bounded by command_wait_s) for the worker's verdict."""
+        view = await self.queue.submit(cmd, self.settings.command_wait_s)
+        return outcome(cmd.command_id, cmd.kind, view, waited_s=self.settings.command_wait_s)
+
+
+def outcome(command_id: str, kind: str, view: CommandView | None, *, waited_s: float) -> CommandOutcome:
+    """succeeded → result; rejected/failed → ToolError with the worker's message; else pending."""
+    if view is None or view.status not in FINAL_COMMAND_STATUSES:
+        return CommandOutcome(
+            command_id=command_id, kind=kind, status="pending",
+            command_status=view.status if view else None, message=view.message if view else "queued",
+            order_id=view.order_id if view else None, schedule_id=view.schedule_id if view else None,
+            next_step=(f"the worker did not finish within {waited_s:g} s; do NOT repeat the request: call "
+                       f"get_command_status(command_id={command_id!r}) in a few seconds"))
+    if view.status in ("rejected", "failed"):
+        raise ToolError(f"{kind} {view.status}: {view.message} (command {command_id})")
+    return CommandOutcome(command_id=command_id, kind=kind, status="succeeded", command_status=view.status,
+                          message=view.message, order_id=view.order_id, schedule_id=view.schedule_id,
+                          details=view.result)

@@ -1,0 +1,53 @@
+"""Market data: the live quote for one symbol."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+from pydantic import BaseModel
+
+from jobs.preview import InputRejected, resolve_symbol
+from mcp_bridge.context import READ_ONLY, Bridge, Symbol
+
+
+class QuoteResult(BaseModel):
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    mid: Decimal
+    spread: Decimal
+    bid_size: Decimal
+    ask_size: Decimal
+    last: Decimal | None
+    ts: datetime
+    age_s: float
+    stale: bool
+    note: str | None = None
+
+
+def register(mcp: FastMCP, bridge: Bridge) -> None:
+    @mcp.tool(annotations=READ_ONLY)
+    async def get_quote(symbol: Symbol) -> QuoteResult:
+        """Current best bid/ask for a symbol from the live feed (paper market).
+
+        Use it before preview_order to see the price. A quote marked stale is too old to trade on:
+        wait a few seconds and ask again. Next step to trade: preview_order.
+        """
+        try:
+            canonical = resolve_symbol(symbol)
+        except InputRejected as e:
+            raise ToolError(str(e)) from None
+        q = await bridge.reader.quote(canonical)
+        if q is None:
+            raise ToolError(f"feed has not delivered a quote for {canonical} yet; retry in a few seconds")
+        now = datetime.now(UTC)
+        stale = bridge.quote_is_stale(q, now)
+        age = bridge.quote_age_s(q, now)
+        return QuoteResult(
+            symbol=q.symbol, bid=q.bid, ask=q.ask, mid=(q.bid + q.ask) / 2, spread=q.ask - q.bid,
+            bid_size=q.bid_size, ask_size=q.ask_size, last=q.last, ts=q.ts, age_s=round(age, 3), stale=stale,
+            note=(f"stale: last update {age:.1f} s ago (limit {bridge.settings.quote_stale_after_s:g} s); orders "
+                  f"would be rejected until the feed recovers" if stale else None))

@@ -1,0 +1,139 @@
+"""Orders: look up, preview (valuation + risk + a 30 s token), place with the token, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+from pydantic import BaseModel, Field
+
+from jobs.commands import CancelOrder, PlaceOrder, new_command_id
+from jobs.preview import (
+    InputRejected,
+    OrderInput,
+    PreviewRefused,
+    PreviewResult,
+    consume_preview,
+    make_preview,
+    normalized_order,
+)
+from mcp_bridge.context import READ_ONLY, Bridge, CommandOutcome, PositiveDecimal, Symbol, writes
+from storage.state.views import OrderView
+
+OrderId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^(ord_|td-)[A-Za-z0-9_\-]+$",
+                               description="an order id ('ord_...') or a client order id ('td-...')")]
+SideParam = Annotated[Literal["buy", "sell"], Field(description="buy or sell (no short selling)")]
+TypeParam = Annotated[Literal["market", "limit", "stop"], Field(
+    description="market: fills now at the far side of the book; limit: needs limit_price, rests until "
+                "the market reaches it; stop: needs stop_price, becomes a market order when touched")]
+Qty = Annotated[PositiveDecimal | None, Field(
+    description="quantity in base units (e.g. 0.01 BTC); give exactly one of qty or notional")]
+Notional = Annotated[PositiveDecimal | None, Field(
+    description="order value in the quote currency (e.g. 100 USDT); market buys only")]
+LimitPrice = Annotated[PositiveDecimal | None, Field(description="limit price (limit orders only)")]
+StopPrice = Annotated[PositiveDecimal | None, Field(description="trigger price (stop orders only)")]
+Tif = Annotated[Literal["gtc", "day", "ioc"], Field(
+    description="gtc: until cancelled; day: until the session ends; ioc: limit orders only, fill now or cancel")]
+Token = Annotated[str, Field(pattern=r"^pv_[A-Za-z0-9_\-]{16,64}$",
+                             description="the token preview_order returned (single use, valid 30 s)")]
+IdempotencyKey = Annotated[str | None, Field(
+    min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$",
+    description="optional: reuse the same key when retrying so the cancel is only requested once")]
+
+
+class OrdersResult(BaseModel):
+    orders: list[OrderView]
+    count: int
+
+
+class OrderCommandResult(BaseModel):
+    command: CommandOutcome
+    order: OrderView | None
+
+
+async def _resolve_order_id(bridge: Bridge, order_id: str) -> str:
+    if order_id.startswith("td-"):
+        found = await bridge.reader.order_id_for_client_id(order_id)
+        if found is None:
+            raise ToolError(f"no order with client order id {order_id!r}; list_orders shows the ids")
+        return found
+    return order_id
+
+
+def register(mcp: FastMCP, bridge: Bridge) -> None:
+    @mcp.tool(annotations=READ_ONLY)
+    async def list_orders(
+        status: Annotated[Literal["open", "all"], Field(description="open: only orders still working")] = "all",
+        limit: Annotated[int, Field(ge=1, le=200, description="at most this many, newest first")] = 50,
+    ) -> OrdersResult:
+        """Recent orders, newest first (status, fills, average price, fees). Use status='open' to find
+        orders to cancel."""
+        orders = await bridge.reader.orders(open_only=status == "open", limit=limit)
+        return OrdersResult(orders=orders, count=len(orders))
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def get_order(order_id: OrderId) -> OrderView:
+        """One order by its id ('ord_...') or client order id ('td-...'): status, filled qty, average
+        fill price, fees, reject reason."""
+        oid = await _resolve_order_id(bridge, order_id)
+        view = await bridge.reader.order(oid)
+        if view is None:
+            raise ToolError(f"no order {order_id!r}; list_orders shows the ids")
+        return view
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def preview_order(symbol: Symbol, side: SideParam, type: TypeParam, qty: Qty = None,
+                            notional: Notional = None, limit_price: LimitPrice = None,
+                            stop_price: StopPrice = None, time_in_force: Tif = "gtc") -> PreviewResult:
+        """Step 2 of trading (after get_quote): value an order without placing it.
+
+        Returns the order rounded to the instrument's increments, the estimated price, fee and cost
+        (or proceeds), balances afterwards, the risk verdict (allowed + reasons) and a single-use
+        `token` valid for 30 s. Show the figures to the user; to execute call place_order with the
+        token and the SAME order fields. If risk.allowed is false, change the order instead.
+        """
+        order = OrderInput(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
+                           limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force)
+        try:
+            return await make_preview(bridge.reader, bridge.redis, bridge.settings, order)
+        except (InputRejected, PreviewRefused) as e:
+            raise ToolError(str(e)) from None
+
+    @mcp.tool(annotations=writes(destructive=False, idempotent=False))
+    async def place_order(token: Token, symbol: Symbol, side: SideParam, type: TypeParam, qty: Qty = None,
+                          notional: Notional = None, limit_price: LimitPrice = None,
+                          stop_price: StopPrice = None, time_in_force: Tif = "gtc") -> OrderCommandResult:
+        """Step 3 of trading: place the order previewed with preview_order (paper account by default).
+
+        Pass the preview's token and exactly the same order fields; the token is single use and
+        expires after 30 s, so a changed order, a replayed or an expired token is refused (call
+        preview_order again). Returns the command outcome and the order. If the outcome is
+        'pending', do not place again: call get_command_status with the command_id.
+        """
+        order = OrderInput(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
+                           limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force)
+        try:
+            command_id = await consume_preview(bridge.redis, token, order)
+        except PreviewRefused as e:
+            raise ToolError(str(e)) from None
+        _, spec = normalized_order(order)
+        cmd = PlaceOrder(command_id=command_id, symbol=spec.symbol, side=spec.side, type=spec.type, qty=spec.qty,
+                         notional=spec.notional, limit_price=spec.limit_price, stop_price=spec.stop_price,
+                         time_in_force=spec.time_in_force)
+        result = await bridge.run(cmd)
+        view = await bridge.reader.order(result.order_id) if result.order_id else None
+        return OrderCommandResult(command=result, order=view)
+
+    @mcp.tool(annotations=writes(destructive=True, idempotent=True))
+    async def cancel_order(order_id: OrderId, idempotency_key: IdempotencyKey = None) -> OrderCommandResult:
+        """Cancel an open order (find ids with list_orders status='open'); locked funds are released.
+
+        Always enabled: cancels only remove risk, so they are accepted even when trading is HALTED.
+        An order that already filled or was cancelled cannot be cancelled (the error says so).
+        """
+        oid = await _resolve_order_id(bridge, order_id)
+        command_id = f"cancel:{oid}:{idempotency_key}" if idempotency_key else new_command_id("cancel")
+        result = await bridge.run(CancelOrder(command_id=command_id, order_id=oid))
+        view = await bridge.reader.order(result.order_id or oid)
+        return OrderCommandResult(command=result, order=view)

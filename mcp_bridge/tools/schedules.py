@@ -1,0 +1,124 @@
+"""Recurring (DCA) buys: create, list, pause/resume/change, delete."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+from pydantic import BaseModel, Field
+
+from jobs.commands import CreateDcaSchedule, DeleteDcaSchedule, UpdateDcaSchedule, new_command_id
+from jobs.preview import InputRejected, check_schedule_input
+from mcp_bridge.context import READ_ONLY, Bridge, CommandOutcome, PositiveDecimal, Symbol, writes
+from storage.state.views import ScheduleView
+
+ScheduleId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^sch_[A-Za-z0-9]+$",
+                                  description="a schedule id ('sch_...') from list_dca_schedules")]
+Cron = Annotated[str | None, Field(
+    min_length=9, max_length=120,
+    description="5-field crontab in UTC: minute hour day-of-month month day-of-week, "
+                "e.g. '0 9 * * mon' = Mondays 09:00 UTC; give cron or interval_s, not both")]
+IntervalS = Annotated[int | None, Field(ge=60, le=366 * 86400,
+                                        description="fire every N seconds instead of a cron (min 60)")]
+MisfireGrace = Annotated[int | None, Field(
+    ge=0, le=7 * 86400, description="how late (s) a fire missed while the daemon was down may still buy; "
+                                    "default 3600")]
+MaxPrice = Annotated[PositiveDecimal | None, Field(description="skip a fire when the ask is above this price")]
+Name = Annotated[str | None, Field(min_length=1, max_length=100, description="a label for the schedule")]
+
+
+class ScheduleResult(BaseModel):
+    command: CommandOutcome
+    schedule: ScheduleView | None
+
+
+class SchedulesResult(BaseModel):
+    schedules: list[ScheduleView]
+    count: int
+
+
+def _check(symbol: str | None, quote_amount: Decimal | None, cron: str | None, interval_s: int | None, *,
+           timing_required: bool) -> str | None:
+    try:
+        return check_schedule_input(symbol, quote_amount, cron, interval_s, timing_required=timing_required)
+    except InputRejected as e:
+        raise ToolError(str(e)) from None
+
+
+async def _with_view(bridge: Bridge, result: CommandOutcome) -> ScheduleResult:
+    view = await bridge.reader.schedule(result.schedule_id) if result.schedule_id else None
+    return ScheduleResult(command=result, schedule=view)
+
+
+def register(mcp: FastMCP, bridge: Bridge) -> None:
+    @mcp.tool(annotations=writes(destructive=False, idempotent=False))
+    async def create_dca_schedule(
+        symbol: Symbol,
+        quote_amount: Annotated[PositiveDecimal, Field(description="how much quote currency to spend per fire, "
+                                                                   "e.g. 100 (USDT)")],
+        cron: Cron = None, interval_s: IntervalS = None, name: Name = None,
+        misfire_grace_s: MisfireGrace = None, max_price: MaxPrice = None,
+    ) -> ScheduleResult:
+        """Create a recurring market buy of a fixed quote amount (dollar-cost averaging).
+
+        Example: "buy 100 USDT of BTC every Monday at 09:00 UTC" = symbol 'BTC/USDT', quote_amount 100,
+        cron '0 9 * * mon'. cron is a 5-field crontab evaluated in UTC (convert the user's local time).
+        Missed fires: if the daemon was down at fire times, only the most recent missed fire within
+        misfire_grace_s (default 3600 s) is bought, once; older missed fires are recorded as skipped.
+        Each buy passes the normal risk checks. Manage it with list_dca_schedules / update_dca_schedule.
+        """
+        canonical = _check(symbol, quote_amount, cron, interval_s, timing_required=True)
+        assert canonical is not None
+        cmd = CreateDcaSchedule(
+            command_id=new_command_id("schedule"), name=name or f"DCA {quote_amount} into {canonical}",
+            symbol=canonical, quote_amount=quote_amount, cron=cron, interval_s=interval_s,
+            misfire_grace_s=misfire_grace_s, max_price=max_price)
+        return await _with_view(bridge, await bridge.run(cmd))
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def list_dca_schedules() -> SchedulesResult:
+        """All DCA schedules that are not deleted (active or paused), with their next fire time (UTC)."""
+        schedules = await bridge.reader.schedules()
+        return SchedulesResult(schedules=schedules, count=len(schedules))
+
+    @mcp.tool(annotations=writes(destructive=False, idempotent=False))
+    async def update_dca_schedule(
+        schedule_id: ScheduleId,
+        action: Annotated[Literal["pause", "resume", "change"], Field(
+            description="pause: stop firing; resume: continue from now (no catch-up of paused time); "
+                        "change: edit the fields given")],
+        name: Name = None,
+        quote_amount: Annotated[PositiveDecimal | None, Field(description="new amount per fire (change)")] = None,
+        cron: Cron = None, interval_s: IntervalS = None, misfire_grace_s: MisfireGrace = None,
+        max_price: MaxPrice = None,
+    ) -> ScheduleResult:
+        """Pause, resume or change a DCA schedule. For action='change' give only the fields to change
+        (cron or interval_s replaces the timing). Pausing is the safe way to stop a schedule."""
+        fields = {"name": name, "quote_amount": quote_amount, "cron": cron, "interval_s": interval_s,
+                  "misfire_grace_s": misfire_grace_s, "max_price": max_price}
+        given = [k for k, v in fields.items() if v is not None]
+        if action != "change" and given:
+            raise ToolError(f"{', '.join(given)} only apply to action='change'; action={action!r} takes none")
+        if action == "change":
+            if not given:
+                raise ToolError("action='change' needs at least one of: " + ", ".join(fields))
+            symbol = None
+            if quote_amount is not None:
+                current = await bridge.reader.schedule(schedule_id)
+                symbol = current.symbol if current else None
+            _check(symbol, quote_amount, cron, interval_s, timing_required=False)
+        cmd = UpdateDcaSchedule(command_id=new_command_id("schedule"), schedule_id=schedule_id, action=action,
+                                **fields)
+        return await _with_view(bridge, await bridge.run(cmd))
+
+    @mcp.tool(annotations=writes(destructive=True, idempotent=True))
+    async def delete_dca_schedule(schedule_id: ScheduleId) -> ScheduleResult:
+        """Delete a DCA schedule for good. Only when the operator enabled destructive tools
+        (TRADINGD_DESTRUCTIVE_TOOLS=true); otherwise pause it with update_dca_schedule(action='pause')."""
+        if not bridge.settings.destructive_tools:
+            raise ToolError("deleting schedules is disabled (TRADINGD_DESTRUCTIVE_TOOLS=false); pause it with "
+                            "update_dca_schedule(action='pause') or ask the operator to enable destructive tools")
+        cmd = DeleteDcaSchedule(command_id=new_command_id("schedule"), schedule_id=schedule_id)
+        return await _with_view(bridge, await bridge.run(cmd))
