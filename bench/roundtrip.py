@@ -30,7 +30,7 @@ async def _place_many(client: Client[Any], n: int) -> list[float]:
         t0 = time.perf_counter()
         result = await client.call_tool("place_order", {"token": token, **order})
         times.append((time.perf_counter() - t0) * 1000)
-        status = result.structured_content.get("status")
+        status = result.structured_content["command"]["status"]
         if status != "succeeded":
             raise RuntimeError(f"place_order did not succeed: {result.structured_content}")
     return times

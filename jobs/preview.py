@@ -17,10 +17,10 @@ import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 from redis.asyncio import Redis
 
 from jobs.domain.instruments import Instrument, UnknownInstrumentError, all_instruments, get_instrument
@@ -36,6 +36,15 @@ BPS = Decimal(10_000)
 FEE_QUANTUM = Decimal("0.00000001")
 PREVIEW_ID_RE = re.compile(r"^pv_[A-Za-z0-9_-]{16,64}$")
 VENUE = "paper"
+
+
+def plain_decimal(d: Decimal) -> str:
+    """Fixed-point without trailing zeros: 0E-18 -> "0", 60022.00 -> "60022"."""
+    return format(d.normalize(), "f") if d.is_finite() else str(d)
+
+
+# a Decimal that reaches the assistant as a plain string ("0.1", never "1E-1" or "0.100000000000000000")
+Amount = Annotated[Decimal, PlainSerializer(plain_decimal, return_type=str, when_used="json")]
 
 
 class PreviewRefused(Exception):
@@ -102,8 +111,8 @@ def check_schedule_input(symbol: str | None, quote_amount: Decimal | None, cron:
     if canonical is not None and quote_amount is not None:
         inst = get_instrument(canonical)
         if quote_amount < inst.min_notional:
-            raise InputRejected(
-                f"quote_amount {quote_amount} is below the minimum order value {inst.min_notional} {inst.quote}")
+            raise InputRejected(f"quote_amount {quote_amount} is below the minimum order value "
+                                f"{inst.min_notional} {inst.quote}")
     return canonical
 
 
@@ -120,16 +129,16 @@ class PreviewOrder(BaseModel):
     symbol: str
     side: Side
     type: OrderType
-    qty: Decimal | None
-    notional: Decimal | None
-    limit_price: Decimal | None
-    stop_price: Decimal | None
+    qty: Amount | None
+    notional: Amount | None
+    limit_price: Amount | None
+    stop_price: Amount | None
     time_in_force: TimeInForce
 
 
 class QuoteUsed(BaseModel):
-    bid: Decimal
-    ask: Decimal
+    bid: Amount
+    ask: Amount
     ts: datetime
     age_s: float
     stale: bool
@@ -137,8 +146,8 @@ class QuoteUsed(BaseModel):
 
 class BalanceChange(BaseModel):
     asset: str
-    available_before: Decimal
-    available_after: Decimal
+    available_before: Amount
+    available_after: Amount
 
 
 class RiskCheck(BaseModel):
@@ -153,14 +162,14 @@ class PreviewResult(BaseModel):
     order: PreviewOrder
     quote: QuoteUsed
     execution: Literal["fills_now", "rests", "waits_for_stop"]
-    estimated_price: Decimal
-    estimated_qty: Decimal
-    estimated_value: Decimal
-    estimated_fee: Decimal
-    estimated_cost: Decimal | None  # buys: value + fee, in the quote currency
-    estimated_proceeds: Decimal | None  # sells: value - fee
-    fee_bps: Decimal
-    slippage_bps: Decimal
+    estimated_price: Amount
+    estimated_qty: Amount
+    estimated_value: Amount
+    estimated_fee: Amount
+    estimated_cost: Amount | None  # buys: value + fee, in the quote currency
+    estimated_proceeds: Amount | None  # sells: value - fee
+    fee_bps: Amount
+    slippage_bps: Amount
     balances_after: list[BalanceChange]
     risk: RiskCheck
     next_step: str
@@ -223,10 +232,9 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
     trading = await reader.trading_state()
     # the same reference price the worker's risk check uses, so the verdicts agree
     ref = None if quote.stale else (quote.ask if spec.side == "buy" else quote.bid)
-    verdict = check_order(spec, inst, trading_state=trading.state,
-                          limits=RiskLimits(settings.max_order_notional, frozenset(settings.symbol_allowlist)),
-                          reference_price=ref, available_quote=avail_quote, available_base=avail_base,
-                          fee_rate=fee_rate)
+    limits = RiskLimits(settings.max_order_notional, frozenset(settings.symbol_allowlist))
+    verdict = check_order(spec, inst, trading_state=trading.state, limits=limits, reference_price=ref,
+                          available_quote=avail_quote, available_base=avail_base, fee_rate=fee_rate)
     reasons = list(verdict.reasons)
     if stale:
         reasons.append(f"the last quote for {inst.symbol} is {age:.1f} s old (stale after "
@@ -237,14 +245,18 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
     if spec.side == "buy":
         cost: Decimal | None = value + fee
         proceeds: Decimal | None = None
-        after = [BalanceChange(asset=inst.quote, available_before=avail_quote, available_after=avail_quote - value - fee),
+        bought = qty if execution == "fills_now" else Decimal(0)
+        after = [BalanceChange(asset=inst.quote, available_before=avail_quote,
+                               available_after=avail_quote - value - fee),
                  BalanceChange(asset=inst.base, available_before=avail_base,
-                               available_after=avail_base + (qty if execution == "fills_now" else 0))]
+                               available_after=avail_base + bought)]
     else:
         cost, proceeds = None, value - fee
-        after = [BalanceChange(asset=inst.base, available_before=avail_base, available_after=avail_base - qty),
+        received = value - fee if execution == "fills_now" else Decimal(0)
+        after = [BalanceChange(asset=inst.base, available_before=avail_base,
+                               available_after=avail_base - qty),
                  BalanceChange(asset=inst.quote, available_before=avail_quote,
-                               available_after=avail_quote + (value - fee if execution == "fills_now" else 0))]
+                               available_after=avail_quote + received)]
 
     preview_id = "pv_" + secrets.token_urlsafe(16)
     expires_at = now + timedelta(seconds=keys.PREVIEW_TTL_S)
@@ -257,7 +269,8 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
         next_step = (f"show the user these figures; to execute, call place_order with token={preview_id} and "
                      f"exactly the same order fields within {keys.PREVIEW_TTL_S} s")
     else:
-        next_step = "the order would be refused: change it as the risk reasons say and call preview_order again"
+        next_step = ("the order would be refused: change it as the risk reasons say and call "
+                     "preview_order again")
     return PreviewResult(
         token=preview_id, expires_at=expires_at, expires_in_s=keys.PREVIEW_TTL_S,
         order=PreviewOrder(symbol=spec.symbol, side=spec.side, type=spec.type, qty=_dec(canonical["qty"]),
@@ -283,7 +296,8 @@ return v
 
 
 def _differences(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
-    return [f"{k}: preview {stored.get(k)}, now {given.get(k)}" for k in given if stored.get(k) != given.get(k)]
+    return [f"{k}: preview {stored.get(k)}, now {given.get(k)}"
+            for k in given if stored.get(k) != given.get(k)]
 
 
 async def _refuse(redis: Redis, preview_id: str, command_id: str, reason: str) -> PreviewRefused:
@@ -303,7 +317,7 @@ async def consume_preview(redis: Redis, token: str, spec: OrderInput | OrderSpec
     command_id = order_command_id(token)
     marker = {"command_id": command_id, "outcome": "placed", "reason": None}
     raw = await redis.eval(_CONSUME, 2, keys.preview(token), keys.preview_used(token),  # type: ignore[misc]
-                           orjson.dumps(marker), keys.PREVIEW_USED_TTL_S)
+                           orjson.dumps(marker).decode(), str(keys.PREVIEW_USED_TTL_S))
     if raw is None:
         used = await redis.get(keys.preview_used(token))
         if used is None:
@@ -325,10 +339,11 @@ async def consume_preview(redis: Redis, token: str, spec: OrderInput | OrderSpec
     diffs = _differences(stored["order"], normalized.canonical())
     if diffs:
         raise await _refuse(redis, token, command_id,
-                            f"the order differs from the preview in {'; '.join(diffs)}; this token is now used "
-                            f"up, call preview_order again with the order you want")
+                            f"the order differs from the preview in {'; '.join(diffs)}; this token is now "
+                            f"used up, call preview_order again with the order you want")
     if not stored.get("allowed", False):
         raise await _refuse(redis, token, command_id,
-                            "the preview was denied by the risk check: " + "; ".join(stored.get("reasons") or [])
+                            "the preview was denied by the risk check: "
+                            + "; ".join(stored.get("reasons") or [])
                             + "; change the order and call preview_order again")
     return command_id

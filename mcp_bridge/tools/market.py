@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from pydantic import BaseModel
 
-from jobs.preview import InputRejected, resolve_symbol
+from jobs.preview import Amount, InputRejected, resolve_symbol
 from mcp_bridge.context import READ_ONLY, Bridge, Symbol
 
 
 class QuoteResult(BaseModel):
     symbol: str
-    bid: Decimal
-    ask: Decimal
-    mid: Decimal
-    spread: Decimal
-    bid_size: Decimal
-    ask_size: Decimal
-    last: Decimal | None
+    bid: Amount
+    ask: Amount
+    mid: Amount
+    spread: Amount
+    bid_size: Amount
+    ask_size: Amount
+    last: Amount | None
     ts: datetime
     age_s: float
     stale: bool
@@ -49,5 +48,5 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         return QuoteResult(
             symbol=q.symbol, bid=q.bid, ask=q.ask, mid=(q.bid + q.ask) / 2, spread=q.ask - q.bid,
             bid_size=q.bid_size, ask_size=q.ask_size, last=q.last, ts=q.ts, age_s=round(age, 3), stale=stale,
-            note=(f"stale: last update {age:.1f} s ago (limit {bridge.settings.quote_stale_after_s:g} s); orders "
-                  f"would be rejected until the feed recovers" if stale else None))
+            note=(f"stale: last update {age:.1f} s ago (limit {bridge.settings.quote_stale_after_s:g} s); "
+                  f"orders would be rejected until the feed recovers" if stale else None))

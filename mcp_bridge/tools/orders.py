@@ -34,7 +34,8 @@ Notional = Annotated[PositiveDecimal | None, Field(
 LimitPrice = Annotated[PositiveDecimal | None, Field(description="limit price (limit orders only)")]
 StopPrice = Annotated[PositiveDecimal | None, Field(description="trigger price (stop orders only)")]
 Tif = Annotated[Literal["gtc", "day", "ioc"], Field(
-    description="gtc: until cancelled; day: until the session ends; ioc: limit orders only, fill now or cancel")]
+    description="gtc: until cancelled; day: until the session ends; "
+                "ioc: limit orders only, fill now or cancel")]
 Token = Annotated[str, Field(pattern=r"^pv_[A-Za-z0-9_\-]{16,64}$",
                              description="the token preview_order returned (single use, valid 30 s)")]
 IdempotencyKey = Annotated[str | None, Field(
@@ -64,7 +65,8 @@ async def _resolve_order_id(bridge: Bridge, order_id: str) -> str:
 def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(annotations=READ_ONLY)
     async def list_orders(
-        status: Annotated[Literal["open", "all"], Field(description="open: only orders still working")] = "all",
+        status: Annotated[Literal["open", "all"],
+                          Field(description="open: only orders still working")] = "all",
         limit: Annotated[int, Field(ge=1, le=200, description="at most this many, newest first")] = 50,
     ) -> OrdersResult:
         """Recent orders, newest first (status, fills, average price, fees). Use status='open' to find
@@ -118,9 +120,9 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         except PreviewRefused as e:
             raise ToolError(str(e)) from None
         _, spec = normalized_order(order)
-        cmd = PlaceOrder(command_id=command_id, symbol=spec.symbol, side=spec.side, type=spec.type, qty=spec.qty,
-                         notional=spec.notional, limit_price=spec.limit_price, stop_price=spec.stop_price,
-                         time_in_force=spec.time_in_force)
+        cmd = PlaceOrder(command_id=command_id, symbol=spec.symbol, side=spec.side, type=spec.type,
+                         qty=spec.qty, notional=spec.notional, limit_price=spec.limit_price,
+                         stop_price=spec.stop_price, time_in_force=spec.time_in_force)
         result = await bridge.run(cmd)
         view = await bridge.reader.order(result.order_id) if result.order_id else None
         return OrderCommandResult(command=result, order=view)

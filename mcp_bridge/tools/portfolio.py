@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from fastmcp import FastMCP
 from pydantic import BaseModel
 
+from jobs.preview import Amount
 from mcp_bridge.context import READ_ONLY, Bridge
 
 
 class BalanceLine(BaseModel):
     asset: str
-    total: Decimal
-    locked: Decimal
-    available: Decimal
+    total: Amount
+    locked: Amount
+    available: Amount
 
 
 class AccountResult(BaseModel):
@@ -29,11 +29,11 @@ class AccountResult(BaseModel):
 class PositionLine(BaseModel):
     venue: str
     symbol: str
-    qty: Decimal
-    avg_price: Decimal
-    realized_pnl: Decimal
-    mark_price: Decimal | None  # bid for longs, ask for shorts; None without a quote
-    unrealized_pnl: Decimal | None
+    qty: Amount
+    avg_price: Amount
+    realized_pnl: Amount
+    mark_price: Amount | None  # bid for longs, ask for shorts; None without a quote
+    unrealized_pnl: Amount | None
     updated_at: datetime
 
 
@@ -50,7 +50,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         balances = [b for b in await bridge.reader.balances() if b.venue == "paper"]
         state = await bridge.reader.trading_state()
         return AccountResult(
-            mode=bridge.settings.mode, venue="paper", trading_state=state.state, trading_state_reason=state.reason,
+            mode=bridge.settings.mode, venue="paper", trading_state=state.state,
+            trading_state_reason=state.reason,
             balances=[BalanceLine(asset=b.asset, total=b.total, locked=b.locked, available=b.available)
                       for b in balances])
 

@@ -25,7 +25,8 @@ IntervalS = Annotated[int | None, Field(ge=60, le=366 * 86400,
 MisfireGrace = Annotated[int | None, Field(
     ge=0, le=7 * 86400, description="how late (s) a fire missed while the daemon was down may still buy; "
                                     "default 3600")]
-MaxPrice = Annotated[PositiveDecimal | None, Field(description="skip a fire when the ask is above this price")]
+MaxPrice = Annotated[PositiveDecimal | None,
+                     Field(description="skip a fire when the ask is above this price")]
 Name = Annotated[str | None, Field(min_length=1, max_length=100, description="a label for the schedule")]
 
 
@@ -56,8 +57,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(annotations=writes(destructive=False, idempotent=False))
     async def create_dca_schedule(
         symbol: Symbol,
-        quote_amount: Annotated[PositiveDecimal, Field(description="how much quote currency to spend per fire, "
-                                                                   "e.g. 100 (USDT)")],
+        quote_amount: Annotated[PositiveDecimal, Field(
+            description="how much quote currency to spend per fire, e.g. 100 (USDT)")],
         cron: Cron = None, interval_s: IntervalS = None, name: Name = None,
         misfire_grace_s: MisfireGrace = None, max_price: MaxPrice = None,
     ) -> ScheduleResult:
@@ -90,7 +91,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
             description="pause: stop firing; resume: continue from now (no catch-up of paused time); "
                         "change: edit the fields given")],
         name: Name = None,
-        quote_amount: Annotated[PositiveDecimal | None, Field(description="new amount per fire (change)")] = None,
+        quote_amount: Annotated[PositiveDecimal | None,
+                                Field(description="new amount per fire (change)")] = None,
         cron: Cron = None, interval_s: IntervalS = None, misfire_grace_s: MisfireGrace = None,
         max_price: MaxPrice = None,
     ) -> ScheduleResult:
@@ -110,7 +112,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
                 symbol = current.symbol if current else None
             _check(symbol, quote_amount, cron, interval_s, timing_required=False)
         cmd = UpdateDcaSchedule(command_id=new_command_id("schedule"), schedule_id=schedule_id, action=action,
-                                **fields)
+                                name=name, quote_amount=quote_amount, cron=cron, interval_s=interval_s,
+                                misfire_grace_s=misfire_grace_s, max_price=max_price)
         return await _with_view(bridge, await bridge.run(cmd))
 
     @mcp.tool(annotations=writes(destructive=True, idempotent=True))
@@ -118,7 +121,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         """Delete a DCA schedule for good. Only when the operator enabled destructive tools
         (TRADINGD_DESTRUCTIVE_TOOLS=true); otherwise pause it with update_dca_schedule(action='pause')."""
         if not bridge.settings.destructive_tools:
-            raise ToolError("deleting schedules is disabled (TRADINGD_DESTRUCTIVE_TOOLS=false); pause it with "
-                            "update_dca_schedule(action='pause') or ask the operator to enable destructive tools")
+            raise ToolError("deleting schedules is disabled (TRADINGD_DESTRUCTIVE_TOOLS=false); pause it "
+                            "with update_dca_schedule(action='pause') or ask the operator to enable "
+                            "destructive tools")
         cmd = DeleteDcaSchedule(command_id=new_command_id("schedule"), schedule_id=schedule_id)
         return await _with_view(bridge, await bridge.run(cmd))

@@ -48,7 +48,7 @@ async def health_report(bridge: Bridge) -> HealthResult:
     beats = await bridge.reader.heartbeats(COMPONENTS)
     components = {name: ComponentHealth(alive=beat is not None, last_seen=(beat or {}).get("at"), info=beat)
                   for name, beat in beats.items()}
-    problems = [f"no heartbeat from the {name} in the last seconds" for name, c in components.items() if not c.alive]
+    problems = [f"no recent heartbeat from the {name}" for name, c in components.items() if not c.alive]
     feeds = []
     for symbol in bridge.settings.symbols:
         q = await bridge.reader.quote(symbol)
