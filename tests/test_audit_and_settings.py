@@ -1,0 +1,84 @@
+"""The audit chain catches edits, insertions and deletions; bad settings stop start-up clearly."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from storage.audit import append_audit, verify_chain
+from storage.db import make_engine, make_sessionmaker
+from storage.settings import SettingsError, load_settings
+
+
+@pytest.fixture
+async def sessions(database_url):
+    engine = make_engine(database_url, pool_size=1)
+    sm = make_sessionmaker(engine)
+    async with sm.begin() as s:
+        for i in range(5):
+            await append_audit(s, actor="test", action="thing", subject=f"s{i}", payload={"i": i})
+    yield sm
+    await engine.dispose()
+
+
+async def _tamper(sm, sql):
+    async with sm.begin() as s:
+        await s.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
+        await s.execute(text(sql))
+        await s.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
+
+
+async def test_intact_chain_verifies(sessions):
+    async with sessions() as s:
+        report = await verify_chain(s)
+    assert report.ok and report.rows_checked == 5
+
+
+async def test_update_and_delete_are_refused_by_the_database(sessions):
+    async with sessions.begin() as s:
+        with pytest.raises(Exception, match="append-only"):
+            await s.execute(text("UPDATE audit_log SET actor='x' WHERE seq=2"))
+
+
+@pytest.mark.parametrize("sql, seq, problem", [
+    ("UPDATE audit_log SET payload='{\"i\": 99}' WHERE seq=3", 3, "edited"),
+    ("DELETE FROM audit_log WHERE seq=2", 2, "deleted"),
+    ("INSERT INTO audit_log (seq, ts, actor, action, subject, payload, prev_hash, hash) "
+     "SELECT 6, now(), 'evil', 'thing', 's', '{}', repeat('a', 64), repeat('b', 64)", 6, "edited"),
+])
+async def test_tampering_is_reported_at_the_first_bad_row(sessions, sql, seq, problem):
+    await _tamper(sessions, sql)
+    async with sessions() as s:
+        report = await verify_chain(s)
+    assert not report.ok and report.first_bad_seq == seq and report.problem == problem, report
+
+
+async def test_forged_row_with_valid_hash_but_wrong_link_is_inserted(sessions):
+    from datetime import UTC, datetime
+
+    from storage.audit import entry_hash
+    ts = datetime.now(UTC)
+    h = entry_hash(6, ts, "evil", "thing", "s", {}, "c" * 64)
+    await _tamper(sessions, "INSERT INTO audit_log (seq, ts, actor, action, subject, payload, prev_hash, hash) "
+                            f"VALUES (6, '{ts.isoformat()}', 'evil', 'thing', 's', '{{}}', '{'c' * 64}', '{h}')")
+    async with sessions() as s:
+        report = await verify_chain(s)
+    assert not report.ok and report.first_bad_seq == 6 and report.problem == "inserted", report
+
+
+@pytest.mark.parametrize("overrides, names", [
+    ({"mode": "demo"}, "TRADINGD_MODE"),
+    ({"mode": "live"}, "TRADINGD_LIVE_TRADING_OPT_IN"),
+    ({"database_url": "mysql://x"}, "TRADINGD_DATABASE_URL"),
+    ({"max_order_notional": "-5"}, "TRADINGD_MAX_ORDER_NOTIONAL"),
+])
+def test_bad_settings_name_the_variable(overrides, names):
+    with pytest.raises(SettingsError) as e:
+        load_settings(**overrides)
+    assert names in str(e.value)
+
+
+def test_token_value_is_never_echoed():
+    with pytest.raises(SettingsError) as e:
+        load_settings(mcp_http_token=12345678, mode="nope")
+    assert "12345678" not in str(e.value)
