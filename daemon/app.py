@@ -15,7 +15,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
 from sqlalchemy import text
 
 from daemon.dca_clock import DcaClock
@@ -133,7 +132,3 @@ async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         await d.stop()
-
-
-async def redis_client(url: str) -> Redis:
-    return Redis.from_url(url)

@@ -106,12 +106,7 @@ class DcaClock:
                 fx.schedules.append(row)
                 fx.audit.append(await append_audit(s, actor="scheduler", action="dca.fire", subject=row.id,
                                                    payload={"fire_time": fire_time.isoformat(), "run_id": run_id}))
-        await publish(self.res, fx)
-        if run_id:
-            self.fires += 1
-            SCHEDULE_FIRES.labels("on_time").inc()
-            await self._enqueue(run_id)
-        await self.resync(schedule_id)
+        await self._after_commit(fx, schedule_id, run_id, "on_time")
 
     async def _catch_up(self, schedule_id: str) -> None:
         fx = Effects()
@@ -135,11 +130,15 @@ class DcaClock:
             fx.audit.append(await append_audit(s, actor="scheduler", action="dca.catch_up", subject=row.id, payload={
                 "missed": plan.skipped_total + (1 if plan.run else 0), "skipped": plan.skipped_total,
                 "run_fire_time": plan.run.isoformat() if plan.run else None}))
-        await publish(self.res, fx)
         SCHEDULE_FIRES.labels("skipped").inc(plan.skipped_total)
+        await self._after_commit(fx, schedule_id, run_id, "caught_up")
+
+    async def _after_commit(self, fx: Effects, schedule_id: str, run_id: str | None, kind: str) -> None:
+        """Publish the committed fire, hand its buy to the worker, and arm the next alarm."""
+        await publish(self.res, fx)
         if run_id:
             self.fires += 1
-            SCHEDULE_FIRES.labels("caught_up").inc()
+            SCHEDULE_FIRES.labels(kind).inc()
             await self._enqueue(run_id)
         await self.resync(schedule_id)
 

@@ -17,8 +17,8 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from daemon.metrics import PAPER_FILLS
+from jobs.domain.matching import fill_price
 from jobs.queue import CommandQueue
-from jobs.venues.paper.matching import fill_price
 from jobs.venues.paper.venue import PaperVenue
 from storage.models import PaperOrderRow
 from storage.values import Quote

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobs.domain.orders import OrderSpec
 from storage.values import CommandStatus, OrderType, Side, TimeInForce
 
 CommandId = Annotated[str, Field(min_length=1, max_length=160, pattern=r"^[A-Za-z0-9:_\-.]+$")]
@@ -28,8 +29,10 @@ class _Command(BaseModel):
     source: str = "mcp"
 
 
-class PlaceOrder(_Command):
-    kind: Literal["place_order"] = "place_order"
+class OrderFields(BaseModel):
+    """An order as given (before rounding to the instrument's increments); previews take this too."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
     symbol: str
     side: Side
     type: OrderType
@@ -38,6 +41,14 @@ class PlaceOrder(_Command):
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: TimeInForce = "gtc"
+
+    def spec(self) -> OrderSpec:
+        return OrderSpec(self.symbol, self.side, self.type, self.qty, self.notional, self.limit_price,
+                         self.stop_price, self.time_in_force)
+
+
+class PlaceOrder(OrderFields, _Command):
+    kind: Literal["place_order"] = "place_order"
     schedule_id: str | None = None
 
 

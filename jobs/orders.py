@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from jobs.commands import CancelOrder, CommandResult, PlaceOrder
 from jobs.domain.instruments import UnknownInstrumentError, get_instrument
-from jobs.domain.orders import OrderSpec, OrderSpecError, client_order_id_for, normalize_order
+from jobs.domain.orders import OrderSpecError, client_order_id_for, normalize_order
 from jobs.domain.risk import check_order
 from jobs.ledger import apply_venue_order, balance_row, claim_command, finish_command
 from jobs.publish import Effects, publish
@@ -64,8 +64,7 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
 
     try:
         inst = get_instrument(cmd.symbol)
-        spec = normalize_order(OrderSpec(inst.symbol, cmd.side, cmd.type, cmd.qty, cmd.notional, cmd.limit_price,
-                                         cmd.stop_price, cmd.time_in_force), inst)
+        spec = normalize_order(cmd.spec(), inst)
     except (UnknownInstrumentError, OrderSpecError) as e:
         return await _reject(res, cmd_row, str(e))
 

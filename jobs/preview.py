@@ -17,34 +17,29 @@ import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel
 from redis.asyncio import Redis
 
+from jobs.commands import OrderFields
 from jobs.domain.instruments import Instrument, UnknownInstrumentError, all_instruments, get_instrument
+from jobs.domain.matching import BPS, fill_price, taker_price
 from jobs.domain.orders import OrderSpec, OrderSpecError, normalize_order
 from jobs.domain.risk import RiskLimits, check_order
 from jobs.domain.schedule_clock import ScheduleSpecError, validate_spec
 from storage.settings import Settings
 from storage.state import keys
 from storage.state.reader import StateReader
-from storage.values import OrderType, Side, TimeInForce
+from storage.state.views import QuoteView
+from storage.values import Amount, OrderType, Quote, Side, TimeInForce
 
-BPS = Decimal(10_000)
 FEE_QUANTUM = Decimal("0.00000001")
 PREVIEW_ID_RE = re.compile(r"^pv_[A-Za-z0-9_-]{16,64}$")
 VENUE = "paper"
 
 
-def plain_decimal(d: Decimal) -> str:
-    """Fixed-point without trailing zeros: 0E-18 -> "0", 60022.00 -> "60022"."""
-    return format(d.normalize(), "f") if d.is_finite() else str(d)
-
-
-# a Decimal that reaches the assistant as a plain string ("0.1", never "1E-1" or "0.100000000000000000")
-Amount = Annotated[Decimal, PlainSerializer(plain_decimal, return_type=str, when_used="json")]
 
 
 class PreviewRefused(Exception):
@@ -53,24 +48,6 @@ class PreviewRefused(Exception):
 
 class InputRejected(ValueError):
     """Order or schedule input that cannot be accepted; the message says what to change."""
-
-
-class OrderInput(BaseModel):
-    """An order as the assistant gave it (before rounding to the instrument's increments)."""
-
-    model_config = ConfigDict(frozen=True)
-    symbol: str
-    side: Side
-    type: OrderType
-    qty: Decimal | None = None
-    notional: Decimal | None = None
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
-    time_in_force: TimeInForce = "gtc"
-
-    def spec(self) -> OrderSpec:
-        return OrderSpec(self.symbol, self.side, self.type, self.qty, self.notional, self.limit_price,
-                         self.stop_price, self.time_in_force)
 
 
 # --- the domain rules the bridge needs, re-exposed with one exception type
@@ -87,13 +64,11 @@ def resolve_symbol(symbol: str) -> str:
         raise InputRejected(str(e)) from None
 
 
-def normalized_order(order: OrderInput | OrderSpec) -> tuple[Instrument, OrderSpec]:
+def normalized_order(order: OrderFields | OrderSpec) -> tuple[Instrument, OrderSpec]:
     """Validate the order and round it to the instrument's increments (as the worker will)."""
-    spec = order.spec() if isinstance(order, OrderInput) else order
+    spec = order.spec() if isinstance(order, OrderFields) else order
     try:
         inst = get_instrument(spec.symbol)
-        spec = OrderSpec(inst.symbol, spec.side, spec.type, spec.qty, spec.notional, spec.limit_price,
-                         spec.stop_price, spec.time_in_force)
         return inst, normalize_order(spec, inst)
     except (UnknownInstrumentError, OrderSpecError) as e:
         raise InputRejected(str(e)) from None
@@ -175,25 +150,20 @@ class PreviewResult(BaseModel):
     next_step: str
 
 
-def _estimate(spec: OrderSpec, inst: Instrument, bid: Decimal, ask: Decimal,
+def _estimate(spec: OrderSpec, inst: Instrument, quote: QuoteView,
               slippage_bps: Decimal) -> tuple[Decimal, str]:
-    """(price, execution) as the paper venue's matching rules would fill the order now."""
-    slip = slippage_bps / BPS
-    taker = inst.round_price(ask * (1 + slip) if spec.side == "buy" else bid * (1 - slip))
-    if spec.type == "market":
-        return taker, "fills_now"
+    """(price, execution) by the paper venue's own matching rules, applied to the quote now."""
+    q = Quote(quote.symbol, quote.bid, quote.ask, quote.bid_size, quote.ask_size, quote.ts, quote.last)
+    hit = fill_price(spec.side, spec.type, q, limit_price=spec.limit_price, stop_price=spec.stop_price,
+                     slippage_bps=slippage_bps, resting=False)
+    if hit is not None:
+        return inst.round_price(hit[0]), "fills_now"
     if spec.type == "limit":
         assert spec.limit_price is not None
-        if spec.side == "buy" and ask <= spec.limit_price:
-            return min(ask, spec.limit_price), "fills_now"
-        if spec.side == "sell" and bid >= spec.limit_price:
-            return max(bid, spec.limit_price), "fills_now"
         return spec.limit_price, "rests"
-    assert spec.stop_price is not None
-    if (spec.side == "buy" and ask >= spec.stop_price) or (spec.side == "sell" and bid <= spec.stop_price):
-        return taker, "fills_now"
-    stop = spec.stop_price
-    return inst.round_price(stop * (1 + slip) if spec.side == "buy" else stop * (1 - slip)), "waits_for_stop"
+    assert spec.stop_price is not None  # a touched stop becomes a taker order at the stop price
+    stop_quote = Quote(q.symbol, spec.stop_price, spec.stop_price, q.bid_size, q.ask_size, q.ts)
+    return inst.round_price(taker_price(spec.side, stop_quote, slippage_bps)), "waits_for_stop"
 
 
 def _dec(s: str | None) -> Decimal | None:
@@ -201,7 +171,7 @@ def _dec(s: str | None) -> Decimal | None:
 
 
 async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
-                       spec_input: OrderInput | OrderSpec) -> PreviewResult:
+                       spec_input: OrderFields | OrderSpec) -> PreviewResult:
     """Value and risk-check an order and store a single-use token for it (valid PREVIEW_TTL_S s).
 
     Raises InputRejected for an order that cannot be placed as given, PreviewRefused when there
@@ -216,7 +186,7 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
     age = max(0.0, (now - quote.ts).total_seconds())
     stale = quote.stale or age > settings.quote_stale_after_s
 
-    price, execution = _estimate(spec, inst, quote.bid, quote.ask, settings.paper_slippage_bps)
+    price, execution = _estimate(spec, inst, quote, settings.paper_slippage_bps)
     fee_rate = settings.paper_fee_bps / BPS
     qty = spec.qty if spec.qty is not None else inst.round_qty((spec.notional or Decimal(0)) / price)
     value = qty * price
@@ -306,7 +276,7 @@ async def _refuse(redis: Redis, preview_id: str, command_id: str, reason: str) -
     return PreviewRefused(reason)
 
 
-async def consume_preview(redis: Redis, token: str, spec: OrderInput | OrderSpec) -> str:
+async def consume_preview(redis: Redis, token: str, spec: OrderFields | OrderSpec) -> str:
     """Burn the token and return the command id to place `spec` with; PreviewRefused otherwise.
 
     The token is single use: whatever the outcome (placed, or refused because the order differs

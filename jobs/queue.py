@@ -6,6 +6,8 @@ we block on the command's own "done" list instead of polling arq's result key.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 
@@ -33,8 +35,6 @@ class CommandQueue:
 
     async def enqueue(self, cmd: AnyCommand) -> bool:
         """Queue the command under its own id. False if a job with this id is already known."""
-        from datetime import UTC, datetime
-
         job = await self.pool.enqueue_job(
             JOB_FOR_KIND[cmd.kind], cmd.model_dump(mode="json"), _job_id=cmd.command_id,
             _queue_name=self.queue_name,

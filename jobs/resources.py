@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import Decimal
 
 from redis.asyncio import Redis
@@ -60,7 +60,3 @@ def build_resources(settings: Settings, redis: Redis, *, pool_size: int = 10) ->
     paper = PaperVenue(sessions, quote_from_state, fee_bps=settings.paper_fee_bps,
                        slippage_bps=settings.paper_slippage_bps, stale_after_s=settings.quote_stale_after_s)
     return Resources(settings, engine, sessions, redis, reader, StateWriter(redis), {"paper": paper}, paper)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -138,7 +138,7 @@ async def _finish_run(res: Resources, run_id: str, status: str, order_id: str | 
     async with res.sessions.begin() as s:
         run = await s.get(DcaRunRow, run_id, with_for_update=True)
         assert run is not None
-        run.status, run.order_id, run.note, run.command_id = status, order_id, note, run.command_id
+        run.status, run.order_id, run.note = status, order_id, note
         fx.audit.append(await append_audit(s, actor="scheduler", action=f"dca_run.{status}", subject=run.schedule_id,
                                            payload={"run_id": run.id, "fire_time": run.fire_time.isoformat(),
                                                     "order_id": order_id, "note": note}))

@@ -104,11 +104,6 @@ class Settings(BaseSettings):
             )
         return self
 
-    @property
-    def sync_database_url(self) -> str:
-        """psycopg-free URL for tools that want a plain asyncpg DSN."""
-        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
 
 def _describe(err: ValidationError) -> str:
     lines = []

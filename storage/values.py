@@ -10,7 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import PlainSerializer
+
+
+def plain_decimal(d: Decimal) -> str:
+    """Fixed-point without trailing zeros: 0E-18 -> "0", 60022.00 -> "60022"."""
+    return format(d.normalize(), "f") if d.is_finite() else str(d)
+
+
+# A Decimal that leaves the process as a plain string ("0.1", never "1E-1" or "0.100000000000000000"),
+# whatever scale NUMERIC(38, 18) gave it.
+Amount = Annotated[Decimal, PlainSerializer(plain_decimal, return_type=str, when_used="json")]
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop"]

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from daemon.app import Daemon
+from jobs.queue import CommandQueue, connect_queue
 from jobs.worker import run_worker
 from storage.settings import Settings
 
@@ -49,9 +50,7 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float
 
 
 @asynccontextmanager
-async def command_queue(settings: Settings) -> AsyncIterator["CommandQueue"]:
-    from jobs.queue import CommandQueue, connect_queue
-
+async def command_queue(settings: Settings) -> AsyncIterator[CommandQueue]:
     pool = await connect_queue(settings.redis_url)
     try:
         yield CommandQueue(pool, settings.queue_name)

@@ -254,7 +254,7 @@ async def test_limit_order_rests_and_cancel_works_even_when_halted(client, redis
 
 
 async def _halt(settings: Settings, redis) -> None:
-    conn = await asyncpg.connect(settings.sync_database_url)
+    conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
     try:
         await conn.execute("UPDATE trading_control SET state = 'HALTED', reason = 'test kill switch' "
                            "WHERE id = 1")

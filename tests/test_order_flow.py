@@ -13,7 +13,7 @@ from jobs.commands import CancelOrder, PlaceOrder
 from jobs.orders import cancel_order, place_order, reconcile_open_orders
 from jobs.resources import Resources, build_resources
 from storage.audit import verify_chain
-from storage.models import BalanceRow, FillRow, OrderRow, PaperOrderRow, PositionRow
+from storage.models import AuditRow, BalanceRow, FillRow, OrderRow, PaperOrderRow, PositionRow
 from tests.helpers import put_quote
 
 
@@ -101,7 +101,7 @@ async def test_venue_timeout_is_unknown_then_reconciled_not_rejected(res, redis)
     async with res.sessions() as s:
         order = (await s.execute(select(OrderRow))).scalar_one()
         assert order.status == "filled"
-        actions = [r async for r in await s.stream_scalars(select(__import__("storage.models", fromlist=["AuditRow"]).AuditRow.action))]
+        actions = list((await s.execute(select(AuditRow.action))).scalars())
     assert "order.unknown" in actions and "order.filled" in actions
     assert await reconcile_open_orders(res) == 0
 

@@ -38,7 +38,10 @@ class OrderSpec:
 
 
 def normalize_order(spec: OrderSpec, inst: Instrument) -> OrderSpec:
-    """Check the spec against the instrument and round it to the instrument's increments."""
+    """Check the spec against the instrument and round it to the instrument's increments.
+
+    The result carries the instrument's canonical symbol ("btcusdt" comes back as "BTC/USDT").
+    """
     if (spec.qty is None) == (spec.notional is None):
         raise OrderSpecError("give exactly one of qty (in base units) or notional (in quote currency)")
     if spec.notional is not None and spec.type != "market":
@@ -56,7 +59,7 @@ def normalize_order(spec: OrderSpec, inst: Instrument) -> OrderSpec:
     if spec.time_in_force == "ioc" and spec.type != "limit":
         raise OrderSpecError("time_in_force=ioc is only for limit orders")
 
-    out = spec
+    out = replace(spec, symbol=inst.symbol)
     for name in ("qty", "notional", "limit_price", "stop_price"):
         v = getattr(spec, name)
         if v is not None and (not v.is_finite() or v <= 0):

@@ -8,8 +8,9 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from pydantic import BaseModel
 
-from jobs.preview import Amount, InputRejected, resolve_symbol
+from jobs.preview import InputRejected, resolve_symbol
 from mcp_bridge.context import READ_ONLY, Bridge, Symbol
+from storage.values import Amount
 
 
 class QuoteResult(BaseModel):

@@ -8,10 +8,9 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from jobs.commands import CancelOrder, PlaceOrder, new_command_id
+from jobs.commands import CancelOrder, OrderFields, PlaceOrder, new_command_id
 from jobs.preview import (
     InputRejected,
-    OrderInput,
     PreviewRefused,
     PreviewResult,
     consume_preview,
@@ -95,7 +94,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         `token` valid for 30 s. Show the figures to the user; to execute call place_order with the
         token and the SAME order fields. If risk.allowed is false, change the order instead.
         """
-        order = OrderInput(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
+        order = OrderFields(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
                            limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force)
         try:
             return await make_preview(bridge.reader, bridge.redis, bridge.settings, order)
@@ -113,7 +112,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         preview_order again). Returns the command outcome and the order. If the outcome is
         'pending', do not place again: call get_command_status with the command_id.
         """
-        order = OrderInput(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
+        order = OrderFields(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
                            limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force)
         try:
             command_id = await consume_preview(bridge.redis, token, order)

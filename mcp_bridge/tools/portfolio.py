@@ -7,8 +7,8 @@ from datetime import datetime
 from fastmcp import FastMCP
 from pydantic import BaseModel
 
-from jobs.preview import Amount
 from mcp_bridge.context import READ_ONLY, Bridge
+from storage.values import Amount
 
 
 class BalanceLine(BaseModel):

@@ -1,18 +1,17 @@
 """Typed records of the state view: what the bridge reads and what tools return.
 
-Money travels as Decimal (serialized as strings in JSON) so nothing is rounded by a float on
+Money travels as Amount (serialized as strings in JSON) so nothing is rounded by a float on
 the way to the assistant.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from storage.values import CommandStatus, OrderStatus, OrderType, ScheduleStatus, Side, TimeInForce
+from storage.values import Amount, CommandStatus, OrderStatus, OrderType, ScheduleStatus, Side, TimeInForce
 
 
 class _View(BaseModel):
@@ -21,11 +20,11 @@ class _View(BaseModel):
 
 class QuoteView(_View):
     symbol: str
-    bid: Decimal
-    ask: Decimal
-    bid_size: Decimal
-    ask_size: Decimal
-    last: Decimal | None = None
+    bid: Amount
+    ask: Amount
+    bid_size: Amount
+    ask_size: Amount
+    last: Amount | None = None
     ts: datetime
     stale: bool = False
 
@@ -39,14 +38,14 @@ class OrderView(_View):
     side: Side
     type: OrderType
     time_in_force: TimeInForce
-    qty: Decimal | None
-    notional: Decimal | None
-    limit_price: Decimal | None
-    stop_price: Decimal | None
+    qty: Amount | None
+    notional: Amount | None
+    limit_price: Amount | None
+    stop_price: Amount | None
     status: OrderStatus
-    filled_qty: Decimal
-    avg_fill_price: Decimal | None
-    fees: Decimal
+    filled_qty: Amount
+    avg_fill_price: Amount | None
+    fees: Amount
     reject_reason: str | None = None
     schedule_id: str | None = None
     created_at: datetime
@@ -56,20 +55,20 @@ class OrderView(_View):
 class PositionView(_View):
     venue: str
     symbol: str
-    qty: Decimal
-    avg_price: Decimal
-    realized_pnl: Decimal
+    qty: Amount
+    avg_price: Amount
+    realized_pnl: Amount
     updated_at: datetime
 
 
 class BalanceView(_View):
     venue: str
     asset: str
-    total: Decimal
-    locked: Decimal
+    total: Amount
+    locked: Amount
 
     @property
-    def available(self) -> Decimal:
+    def available(self) -> Amount:
         return self.total - self.locked
 
 
@@ -78,12 +77,12 @@ class ScheduleView(_View):
     name: str
     venue: str
     symbol: str
-    quote_amount: Decimal
+    quote_amount: Amount
     cron: str | None
     interval_s: int | None
     status: ScheduleStatus
     misfire_grace_s: int
-    max_price: Decimal | None
+    max_price: Amount | None
     next_fire_at: datetime | None
     last_fire_at: datetime | None
     created_at: datetime

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from jobs.domain.instruments import get_instrument
+from jobs.domain.matching import BPS, fill_price
 from jobs.venues.base import OrderRequest, VenueFill, VenueOrder, VenueTimeout
-from jobs.venues.paper.matching import BPS, fill_price
 from storage.models import PaperFillRow, PaperOrderRow
 from storage.values import Quote
 

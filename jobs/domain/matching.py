@@ -1,4 +1,6 @@
-"""Paper matching rules (pure): at what price an order fills against a quote, if it does.
+"""Matching rules of the paper venue (pure): at what price an order fills against a quote, if it does.
+
+In the domain because the paper venue, the daemon's paper host and order previews must agree.
 
 Takers fill at the far side of the book moved by slippage; resting limits fill at their limit
 when the market trades through it; stops become market orders when touched.
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from storage.values import OrderType, Side, Quote
+from storage.values import OrderType, Quote, Side
 
 BPS = Decimal(10_000)
 
