@@ -16,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs.commands import CancelOrder, CommandResult, PlaceOrder
-from jobs.domain.instruments import UnknownInstrumentError, get_instrument
+from jobs.domain.instruments import UnknownInstrumentError, get_instrument, normalize_symbol
 from jobs.domain.orders import OrderSpecError, client_order_id_for, normalize_order
 from jobs.domain.risk import check_order
 from jobs.ledger import apply_venue_order, balance_row, claim_command, finish_command
@@ -27,6 +28,7 @@ from jobs.resources import Resources
 from jobs.venues.base import OrderRequest, VenueOrder, VenueTimeout, VenueUnavailable
 from storage.audit import append_audit
 from storage.models import CommandRow, OrderRow, TradingControlRow
+from storage.state.views import QuoteView
 from storage.values import OPEN_ORDER_STATUSES
 
 log = logging.getLogger("tradingd.orders")
@@ -52,58 +54,66 @@ async def _reject(res: Resources, cmd_row: CommandRow, message: str) -> CommandR
 
 
 async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
+    quote = await res.reader.quote(normalize_symbol(cmd.symbol))
     fx = Effects()
-    async with res.sessions.begin() as s:
+    async with res.sessions.begin() as s:  # claim, validate, risk-check and record: one transaction
         cmd_row = await claim_command(s, cmd)
+        if cmd_row.status in ("succeeded", "rejected", "failed"):
+            return _result(cmd_row)
         existing = (await s.execute(select(OrderRow).where(OrderRow.command_id == cmd.command_id))).scalar_one_or_none()
-    if cmd_row.status in ("succeeded", "rejected", "failed"):
-        return _result(cmd_row)
+        order = None if existing else await _admit(res, s, fx, cmd, cmd_row, quote)
     if existing is not None:
         log.info("command %s re-run: reconciling order %s instead of sending it again", cmd.command_id, existing.id)
         return await sync_order(res, existing.client_order_id, command_id=cmd.command_id)
+    await publish(res, fx)
+    if order is None:
+        return _result(cmd_row)
+    return await _submit(res, cmd, order)
 
+
+async def _admit(res: Resources, s: AsyncSession, fx: Effects, cmd: PlaceOrder, cmd_row: CommandRow,
+                 quote: QuoteView | None) -> OrderRow | None:
+    """Validate, round and risk-check the order; record it as "submitting", or reject the command."""
     try:
         inst = get_instrument(cmd.symbol)
         spec = normalize_order(cmd.spec(), inst)
     except (UnknownInstrumentError, OrderSpecError) as e:
-        return await _reject(res, cmd_row, str(e))
-
-    quote = await res.reader.quote(inst.symbol)
+        await finish_command(s, fx, cmd_row, "rejected", str(e))
+        return None
     ref = None if quote is None or quote.stale else (quote.ask if spec.side == "buy" else quote.bid)
     venue = res.default_venue
-    async with res.sessions.begin() as s:
-        control = await s.get(TradingControlRow, 1)
-        quote_bal = await balance_row(s, venue, inst.quote)
-        base_bal = await balance_row(s, venue, inst.base)
-        verdict = check_order(spec, inst, trading_state=control.state if control else "ACTIVE", limits=res.limits,
-                              reference_price=ref, available_quote=quote_bal.total - quote_bal.locked,
-                              available_base=base_bal.total - base_bal.locked, fee_rate=res.fee_rate)
-        cmd_row = await s.get(CommandRow, cmd.command_id, with_for_update=True)  # type: ignore[assignment]
-        if not verdict.allowed:
-            await finish_command(s, fx, cmd_row, "rejected", "risk check refused the order: " + verdict.message)
-            order = None
-        else:
-            order = OrderRow(
-                id="ord_" + uuid.uuid4().hex[:20], client_order_id=client_order_id_for(cmd.command_id),
-                command_id=cmd.command_id, venue=venue, symbol=inst.symbol, side=spec.side, type=spec.type,
-                time_in_force=spec.time_in_force, qty=spec.qty, notional=spec.notional,
-                limit_price=spec.limit_price, stop_price=spec.stop_price, status="submitting",
-                filled_qty=Decimal(0), fees=Decimal(0), schedule_id=cmd.schedule_id,
-            )
-            s.add(order)
-            cmd_row.status = "running"
-            fx.audit.append(await append_audit(s, actor=cmd.source, action="order.submitting", subject=order.id, payload={
-                "command_id": cmd.command_id, "client_order_id": order.client_order_id, **spec.canonical(),
-                "risk": verdict.message}))
-            fx.order(order)
-    await publish(res, fx)
-    if order is None:
-        return _result(cmd_row)
+    control = await s.get(TradingControlRow, 1)
+    quote_bal = await balance_row(s, venue, inst.quote)
+    base_bal = await balance_row(s, venue, inst.base)
+    verdict = check_order(spec, inst, trading_state=control.state if control else "ACTIVE", limits=res.limits,
+                          reference_price=ref, available_quote=quote_bal.total - quote_bal.locked,
+                          available_base=base_bal.total - base_bal.locked, fee_rate=res.fee_rate)
+    if not verdict.allowed:
+        await finish_command(s, fx, cmd_row, "rejected", "risk check refused the order: " + verdict.message)
+        return None
+    order = OrderRow(
+        id="ord_" + uuid.uuid4().hex[:20], client_order_id=client_order_id_for(cmd.command_id),
+        command_id=cmd.command_id, venue=venue, symbol=inst.symbol, side=spec.side, type=spec.type,
+        time_in_force=spec.time_in_force, qty=spec.qty, notional=spec.notional,
+        limit_price=spec.limit_price, stop_price=spec.stop_price, status="submitting",
+        filled_qty=Decimal(0), fees=Decimal(0), schedule_id=cmd.schedule_id,
+    )
+    s.add(order)
+    cmd_row.status = "running"
+    fx.audit.append(await append_audit(s, actor=cmd.source, action="order.submitting", subject=order.id, payload={
+        "command_id": cmd.command_id, "client_order_id": order.client_order_id, **spec.canonical(),
+        "risk": verdict.message}))
+    fx.order(order)
+    return order
 
-    req = OrderRequest(order.client_order_id, order.symbol, spec.side, spec.type, spec.time_in_force, spec.qty,
-                       spec.notional, spec.limit_price, spec.stop_price)
+
+async def _submit(res: Resources, cmd: PlaceOrder, order: OrderRow) -> CommandResult:
+    """The venue call, with the client order id derived from the command; then book the outcome."""
+    req = OrderRequest(order.client_order_id, order.symbol, order.side, order.type,  # type: ignore[arg-type]
+                       order.time_in_force, order.qty, order.notional,  # type: ignore[arg-type]
+                       order.limit_price, order.stop_price)
     try:
-        vo = await asyncio.wait_for(res.venues[venue].submit_order(req), VENUE_CALL_TIMEOUT_S)
+        vo = await asyncio.wait_for(res.venues[order.venue].submit_order(req), VENUE_CALL_TIMEOUT_S)
     except (VenueTimeout, TimeoutError) as e:
         log.warning("venue timeout for %s: %s; reconciling", order.client_order_id, e)
         await _mark_unknown(res, order.id, cmd.command_id, "venue did not answer in time")

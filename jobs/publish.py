@@ -30,17 +30,20 @@ class Effects:
 
 
 async def publish(res: Resources, fx: Effects) -> None:
+    """Everything one committed effect changed, in one Redis round trip (a MULTI/EXEC pipeline)."""
     w = res.writer
-    if fx.orders:
-        await w.write_orders(order_view(o) for o in fx.orders.values())
-    if fx.positions or fx.balances:
-        await w.write_portfolio((position_view(p) for p in fx.positions), (balance_view(b) for b in fx.balances))
-    for sch in fx.schedules:
-        await w.write_schedule(schedule_view(sch))
-    if fx.audit:
-        await w.push_audit(e.as_dict() for e in fx.audit)
-    for kind, data in fx.events:
-        await w.publish_event(kind, data)
-    if fx.command is not None:
-        final = fx.command.status not in ("received", "running")
-        await w.write_command(command_view(fx.command), notify=final)
+    async with w.batch() as p:
+        if fx.orders:
+            await w.write_orders((order_view(o) for o in fx.orders.values()), p)
+        if fx.positions or fx.balances:
+            await w.write_portfolio((position_view(r) for r in fx.positions),
+                                    (balance_view(b) for b in fx.balances), p)
+        for sch in fx.schedules:
+            await w.write_schedule(schedule_view(sch), p)
+        if fx.audit:
+            await w.push_audit((e.as_dict() for e in fx.audit), p)
+        for kind, data in fx.events:
+            await w.publish_event(kind, data, p)
+        if fx.command is not None:
+            final = fx.command.status not in ("received", "running")
+            await w.write_command(command_view(fx.command), notify=final, pipe=p)

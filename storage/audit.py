@@ -20,6 +20,7 @@ from storage.models.audit import AuditRow
 
 GENESIS_HASH = "0" * 64
 _AUDIT_LOCK_KEY = 0x7D_A0D1  # any constant; names the audit chain's advisory lock
+_HEAD_KEY = "tradingd.audit_head"  # session.info: (transaction, seq, hash) of our last append
 
 
 def _json_default(obj: Any) -> Any:
@@ -56,17 +57,28 @@ class AuditEntry:
 
 async def append_audit(session: AsyncSession, *, actor: str, action: str, subject: str,
                        payload: dict[str, Any]) -> AuditEntry:
-    """Add one entry to the chain inside the caller's transaction."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
-    last = (await session.execute(
-        select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)
-    )).first()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    """Add one entry to the chain inside the caller's transaction.
+
+    The first append of a transaction takes the chain's lock and reads its head; later appends in
+    the same transaction (a fill, the order's new status, the command's result) reuse that head,
+    which nobody else can move while the lock is held.
+    """
+    tx = session.get_transaction()
+    cached = session.info.get(_HEAD_KEY)
+    if cached is not None and cached[0] is tx:
+        seq, prev = cached[1] + 1, cached[2]
+    else:
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
+        last = (await session.execute(
+            select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)
+        )).first()
+        seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
     ts = datetime.now(UTC)
     clean = orjson.loads(canonical_json(payload))  # what JSONB will hand back on verify
     digest = entry_hash(seq, ts, actor, action, subject, clean, prev)
     session.add(AuditRow(seq=seq, ts=ts, actor=actor, action=action, subject=subject,
                          payload=clean, prev_hash=prev, hash=digest))
+    session.info[_HEAD_KEY] = (tx, seq, digest)
     return AuditEntry(seq, ts, actor, action, subject, clean, digest)
 
 

@@ -12,7 +12,7 @@ from storage.settings import SettingsError, load_settings
 
 @pytest.fixture
 async def sessions(database_url):
-    engine = make_engine(database_url, pool_size=1)
+    engine = make_engine(database_url, pool_size=4)
     sm = make_sessionmaker(engine)
     async with sm.begin() as s:
         for i in range(5):
@@ -82,3 +82,18 @@ def test_token_value_is_never_echoed():
     with pytest.raises(SettingsError) as e:
         load_settings(mcp_http_token=12345678, mode="nope")
     assert "12345678" not in str(e.value)
+
+
+async def test_concurrent_writers_form_one_chain(sessions):
+    """Many transactions appending at once (several entries each) still form one unbroken chain."""
+    import asyncio
+
+    async def writer(n: int) -> None:
+        async with sessions.begin() as s:
+            for k in range(3):
+                await append_audit(s, actor="w", action="thing", subject=f"w{n}", payload={"k": k})
+
+    await asyncio.gather(*(writer(n) for n in range(12)))
+    async with sessions() as s:
+        report = await verify_chain(s)
+    assert report.ok and report.rows_checked == 5 + 36, report

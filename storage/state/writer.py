@@ -1,14 +1,21 @@
 """Writes to the Redis state view. Called after the Postgres transaction that made the change
-commits, so the view never shows an effect that is not durable."""
+commits, so the view never shows an effect that is not durable.
+
+Every method takes an optional pipeline: a caller with several changes (one committed effect
+touches an order, a position, balances, the audit feed and the command) stages them all in one
+pipeline and pays one round trip; without one, each method sends its own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from storage.state import keys
 from storage.state.views import (
@@ -25,7 +32,7 @@ from storage.values import FINAL_ORDER_STATUSES
 
 def dumps(model: Any) -> bytes:
     if hasattr(model, "model_dump_json"):
-        return model.model_dump_json().encode()
+        return model.model_dump_json().encode()  # type: ignore[no-any-return]
     return orjson.dumps(model, default=str)
 
 
@@ -33,22 +40,28 @@ class StateWriter:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def write_quote(self, quote: QuoteView) -> None:
-        async with self.redis.pipeline(transaction=False) as p:
-            p.set(keys.quote(quote.symbol), dumps(quote))
-            p.sadd(keys.QUOTE_SYMBOLS, quote.symbol)
+    @asynccontextmanager
+    async def batch(self, pipe: Pipeline | None = None) -> AsyncIterator[Pipeline]:
+        """Stage into `pipe` if given; otherwise open a pipeline and send it on exit."""
+        if pipe is not None:
+            yield pipe
+            return
+        async with self.redis.pipeline(transaction=True) as p:
+            yield p
             await p.execute()
 
-    async def write_quotes(self, quotes: Iterable[QuoteView]) -> None:
-        """Conflated batch: one round trip for the latest quote of every symbol that moved."""
-        async with self.redis.pipeline(transaction=False) as p:
+    async def write_quotes(self, quotes: Iterable[QuoteView], pipe: Pipeline | None = None) -> None:
+        """Conflated batch: the latest quote of every symbol that moved."""
+        async with self.batch(pipe) as p:
             for q in quotes:
                 p.set(keys.quote(q.symbol), dumps(q))
                 p.sadd(keys.QUOTE_SYMBOLS, q.symbol)
-            await p.execute()
 
-    async def write_orders(self, orders: Iterable[OrderView]) -> None:
-        async with self.redis.pipeline(transaction=True) as p:
+    async def write_quote(self, quote: QuoteView, pipe: Pipeline | None = None) -> None:
+        await self.write_quotes([quote], pipe)
+
+    async def write_orders(self, orders: Iterable[OrderView], pipe: Pipeline | None = None) -> None:
+        async with self.batch(pipe) as p:
             for o in orders:
                 p.set(keys.order(o.order_id), dumps(o))
                 p.zadd(keys.ORDERS_BY_TIME, {o.order_id: o.created_at.timestamp()})
@@ -57,50 +70,48 @@ class StateWriter:
                     p.srem(keys.ORDERS_OPEN, o.order_id)
                 else:
                     p.sadd(keys.ORDERS_OPEN, o.order_id)
-            await p.execute()
 
-    async def write_portfolio(self, positions: Iterable[PositionView],
-                              balances: Iterable[BalanceView]) -> None:
-        async with self.redis.pipeline(transaction=True) as p:
+    async def write_portfolio(self, positions: Iterable[PositionView], balances: Iterable[BalanceView],
+                              pipe: Pipeline | None = None) -> None:
+        async with self.batch(pipe) as p:
             for pos in positions:
                 p.hset(keys.POSITIONS, f"{pos.venue}|{pos.symbol}", dumps(pos))
             for bal in balances:
                 p.hset(keys.BALANCES, f"{bal.venue}|{bal.asset}", dumps(bal))
-            await p.execute()
 
-    async def write_schedule(self, schedule: ScheduleView) -> None:
-        if schedule.status == "deleted":
-            await self.redis.hdel(keys.SCHEDULES, schedule.schedule_id)
-        else:
-            await self.redis.hset(keys.SCHEDULES, schedule.schedule_id, dumps(schedule))
+    async def write_schedule(self, schedule: ScheduleView, pipe: Pipeline | None = None) -> None:
+        async with self.batch(pipe) as p:
+            if schedule.status == "deleted":
+                p.hdel(keys.SCHEDULES, schedule.schedule_id)
+            else:
+                p.hset(keys.SCHEDULES, schedule.schedule_id, dumps(schedule))
 
-    async def write_command(self, command: CommandView, *, notify: bool = False) -> None:
+    async def write_command(self, command: CommandView, *, notify: bool = False,
+                            pipe: Pipeline | None = None) -> None:
         """Store a command's status; with notify, wake whoever waits on it (see queue.wait)."""
-        async with self.redis.pipeline(transaction=True) as p:
+        async with self.batch(pipe) as p:
             p.set(keys.command(command.command_id), dumps(command), ex=keys.COMMAND_TTL_S)
             if notify:
                 done = keys.command_done(command.command_id)
                 p.rpush(done, b"1")
                 p.expire(done, 60)
-            await p.execute()
 
-    async def push_audit(self, entries: Iterable[dict[str, Any]]) -> None:
+    async def push_audit(self, entries: Iterable[dict[str, Any]], pipe: Pipeline | None = None) -> None:
         payloads = [orjson.dumps(e, default=str) for e in entries]
         if not payloads:
             return
-        async with self.redis.pipeline(transaction=True) as p:
+        async with self.batch(pipe) as p:
             p.lpush(keys.AUDIT_RECENT, *payloads)
             p.ltrim(keys.AUDIT_RECENT, 0, keys.AUDIT_RECENT_MAX - 1)
-            await p.execute()
 
-    async def write_trading_state(self, state: TradingStateView) -> None:
-        await self.redis.set(keys.TRADING_STATE, dumps(state))
+    async def write_trading_state(self, state: TradingStateView, pipe: Pipeline | None = None) -> None:
+        async with self.batch(pipe) as p:
+            p.set(keys.TRADING_STATE, dumps(state))
 
-    async def publish_event(self, kind: str, data: dict[str, Any]) -> None:
-        await self.redis.xadd(
-            keys.EVENTS, {"kind": kind, "data": orjson.dumps(data, default=str)},
-            maxlen=keys.EVENTS_MAXLEN, approximate=True,
-        )
+    async def publish_event(self, kind: str, data: dict[str, Any], pipe: Pipeline | None = None) -> None:
+        async with self.batch(pipe) as p:
+            p.xadd(keys.EVENTS, {"kind": kind, "data": orjson.dumps(data, default=str)},
+                   maxlen=keys.EVENTS_MAXLEN, approximate=True)
 
     async def heartbeat(self, component: str, ttl_s: int = 15, **info: Any) -> None:
         body = {"at": datetime.now(UTC).isoformat(), **info}
