@@ -11,29 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from decimal import Decimal
-
-from sqlalchemy import select
 
 from daemon.metrics import PAPER_FILLS
 from jobs.domain.matching import fill_price
 from jobs.queue import CommandQueue
-from jobs.venues.paper.venue import PaperVenue
-from storage.models import PaperOrderRow
+from jobs.venues.paper.venue import BookOrder, PaperVenue
 from storage.values import Quote
 
 log = logging.getLogger("tradingd.paper")
-
-
-@dataclass(frozen=True, slots=True)
-class Resting:
-    client_order_id: str
-    symbol: str
-    side: str
-    type: str
-    limit_price: Decimal | None
-    stop_price: Decimal | None
 
 
 class PaperHost:
@@ -41,7 +26,7 @@ class PaperHost:
         self.venue = venue
         self.queue = queue
         self.refresh_s = refresh_s
-        self.book: dict[str, list[Resting]] = {}
+        self.book: dict[str, list[BookOrder]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -54,12 +39,9 @@ class PaperHost:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def refresh(self) -> None:
-        async with self.venue.sessions() as s:
-            rows = (await s.execute(select(PaperOrderRow).where(PaperOrderRow.status == "open"))).scalars().all()
-        book: dict[str, list[Resting]] = {}
-        for r in rows:
-            book.setdefault(r.symbol, []).append(
-                Resting(r.client_order_id, r.symbol, r.side, r.type, r.limit_price, r.stop_price))
+        book: dict[str, list[BookOrder]] = {}
+        for order in await self.venue.resting_orders():
+            book.setdefault(order.symbol, []).append(order)
         self.book = book
 
     async def _refresh_loop(self) -> None:

@@ -3,123 +3,171 @@
 Every function here runs inside the caller's transaction and records what it changed in an
 `Effects` for publishing after commit. Fills are keyed by (venue, venue fill id), so a venue
 state seen twice (a re-run job, a reconcile after a timeout) changes the books once.
+
+Statements are Core and built once at import (see storage/tables.py for why); each returns
+the rows it wrote (RETURNING), so a change costs one round trip and the state view is fed the
+committed values, not a re-read.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, bindparam, func, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from jobs.commands import AnyCommand
-from jobs.domain.instruments import get_instrument
+from jobs.domain.instruments import Instrument, get_instrument
 from jobs.domain.portfolio import PositionState, apply_fill, balance_deltas, order_reserve
 from jobs.publish import Effects
-from jobs.venues.base import VenueOrder
-from storage.audit import append_audit
-from storage.models import BalanceRow, CommandRow, FillRow, OrderRow, PositionRow
+from jobs.venues.base import VenueFill, VenueOrder
+from storage.audit import Db, append_audit
+from storage.tables import BALANCES, COMMANDS, FILLS, ORDERS, POSITIONS
 from storage.values import CommandStatus
 
 RESTING = ("open", "partially_filled")
+FINAL_COMMAND_STATUSES = ("succeeded", "rejected", "failed")
+
+# The first run inserts the command as "running"; a repeat run only counts the attempt. Either
+# way the row comes back locked until the caller's transaction ends.
+_CLAIM = (insert(COMMANDS)
+          .values(id=bindparam("p_id"), kind=bindparam("p_kind"), source=bindparam("p_source"),
+                  payload=bindparam("p_payload", type_=JSONB), status="running", attempts=1)
+          .on_conflict_do_update(index_elements=[COMMANDS.c.id], set_={"attempts": COMMANDS.c.attempts + 1})
+          .returning(*COMMANDS.c))
+_FINISH = (update(COMMANDS).where(COMMANDS.c.id == bindparam("p_id"))
+           .values(status=bindparam("p_status"), result=bindparam("p_result", type_=JSONB),
+                   error=bindparam("p_error"), updated_at=bindparam("p_ts"))
+           .returning(*COMMANDS.c))
+_FINISH_IF_OPEN = _FINISH.where(COMMANDS.c.status.not_in(FINAL_COMMAND_STATUSES))
+
+_INSERT_FILL = insert(FILLS).on_conflict_do_nothing(index_elements=["venue", "venue_fill_id"]).returning(FILLS.c.id)
+# Upsert-and-lock: creates the flat position on the first fill, locks it on every later one.
+_LOCK_POSITION = (insert(POSITIONS).values(venue=bindparam("p_venue"), symbol=bindparam("p_symbol"), qty=0,
+                                           avg_price=0, realized_pnl=0)
+                  .on_conflict_do_update(index_elements=[POSITIONS.c.venue, POSITIONS.c.symbol],
+                                         set_={"qty": POSITIONS.c.qty})
+                  .returning(*POSITIONS.c))
+_SET_POSITION = (update(POSITIONS)
+                 .where(POSITIONS.c.venue == bindparam("p_venue"), POSITIONS.c.symbol == bindparam("p_symbol"))
+                 .values(qty=bindparam("p_qty"), avg_price=bindparam("p_avg"), realized_pnl=bindparam("p_pnl"),
+                         updated_at=bindparam("p_ts"))
+                 .returning(*POSITIONS.c))
+# Balance changes are additive, so they need no read: one upsert adds to total and locked.
+_balance_upsert = insert(BALANCES)
+_MOVE_BALANCES = (_balance_upsert
+                  .on_conflict_do_update(index_elements=[BALANCES.c.venue, BALANCES.c.asset], set_={
+                      "total": BALANCES.c.total + _balance_upsert.excluded.total,
+                      "locked": func.greatest(0, BALANCES.c.locked + _balance_upsert.excluded.locked),
+                      "updated_at": func.now()})
+                  .returning(*BALANCES.c))
+_SET_ORDER = (update(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
+              .values(venue_order_id=bindparam("p_venue_order_id"), status=bindparam("p_status"),
+                      reject_reason=bindparam("p_reason"), filled_qty=bindparam("p_filled"),
+                      avg_fill_price=bindparam("p_avg"), fees=bindparam("p_fees"), updated_at=bindparam("p_ts"))
+              .returning(*ORDERS.c))
 
 
-async def claim_command(s: AsyncSession, cmd: AnyCommand) -> CommandRow:
-    """Insert the command row once; every run (first or repeat) gets it locked."""
-    await s.execute(insert(CommandRow).values(
-        id=cmd.command_id, kind=cmd.kind, source=cmd.source, payload=cmd.model_dump(mode="json"),
-        status="received", attempts=0,
-    ).on_conflict_do_nothing(index_elements=["id"]))
-    row = (await s.execute(select(CommandRow).where(CommandRow.id == cmd.command_id).with_for_update())).scalar_one()
-    row.attempts += 1
+async def claim_command(db: Db, cmd: AnyCommand) -> Row[Any]:
+    """Record the command once; every run (first or repeat) gets its row locked."""
+    return (await db.execute(_CLAIM, {"p_id": cmd.command_id, "p_kind": cmd.kind, "p_source": cmd.source,
+                                      "p_payload": cmd.model_dump(mode="json")})).one()
+
+
+async def finish_command(db: Db, fx: Effects, command_id: str, cmd_status: CommandStatus, message: str, *,
+                         only_if_open: bool = False, **result: Any) -> Row[Any] | None:
+    """Store the command's outcome and audit it. With only_if_open, a command that already has a
+    final outcome keeps it (and None is returned)."""
+    doc = {"message": message, **{k: v for k, v in result.items() if v is not None}}
+    row = (await db.execute(_FINISH_IF_OPEN if only_if_open else _FINISH, {
+        "p_id": command_id, "p_status": cmd_status, "p_result": doc,
+        "p_error": message if cmd_status in ("rejected", "failed") else None, "p_ts": datetime.now(UTC),
+    })).first()
+    if row is None:
+        return None
+    fx.command = row
+    fx.audit.append(await append_audit(db, actor=row.source, action=f"command.{cmd_status}", subject=row.id,
+                                       payload={"kind": row.kind, **doc}))
     return row
 
 
-async def finish_command(s: AsyncSession, fx: Effects, row: CommandRow, cmd_status: CommandStatus, message: str,
-                         **result: Any) -> None:
-    row.status = cmd_status
-    row.result = {"message": message, **{k: v for k, v in result.items() if v is not None}}
-    row.error = message if cmd_status in ("rejected", "failed") else None
-    row.updated_at = datetime.now(UTC)
-    fx.command = row
-    fx.audit.append(await append_audit(s, actor=row.source, action=f"command.{cmd_status}", subject=row.id,
-                                       payload={"kind": row.kind, "message": message, **row.result}))
+def _reserve(inst: Instrument, side: str, status: str, qty: Decimal | None, filled: Decimal,
+             price: Decimal | None, fee_rate: Decimal) -> tuple[str, Decimal]:
+    """The asset and amount a resting order holds locked; nothing once it stops resting."""
+    if status not in RESTING or qty is None:
+        return (inst.base if side == "sell" else inst.quote), Decimal(0)
+    return order_reserve(side, inst.base, inst.quote, qty - filled, price, fee_rate)  # type: ignore[arg-type]
 
 
-async def _position(s: AsyncSession, venue: str, symbol: str) -> PositionRow:
-    await s.execute(insert(PositionRow).values(venue=venue, symbol=symbol, qty=0, avg_price=0, realized_pnl=0)
-                    .on_conflict_do_nothing(index_elements=["venue", "symbol"]))
-    return (await s.execute(select(PositionRow).where(PositionRow.venue == venue, PositionRow.symbol == symbol)
-                            .with_for_update())).scalar_one()
-
-
-async def balance_row(s: AsyncSession, venue: str, asset: str) -> BalanceRow:
-    await s.execute(insert(BalanceRow).values(venue=venue, asset=asset, total=0, locked=0)
-                    .on_conflict_do_nothing(index_elements=["venue", "asset"]))
-    return (await s.execute(select(BalanceRow).where(BalanceRow.venue == venue, BalanceRow.asset == asset)
-                            .with_for_update())).scalar_one()
-
-
-def _reserve(order: OrderRow, fee_rate: Decimal) -> tuple[str, Decimal]:
-    inst = get_instrument(order.symbol)
-    if order.status not in RESTING or order.qty is None:
-        return (inst.base if order.side == "sell" else inst.quote), Decimal(0)
-    return order_reserve(order.side, inst.base, inst.quote, order.qty - order.filled_qty,  # type: ignore[arg-type]
-                         order.limit_price or order.stop_price, fee_rate)
-
-
-async def apply_venue_order(s: AsyncSession, fx: Effects, order: OrderRow, vo: VenueOrder, *,
-                            fee_rate: Decimal, actor: str) -> None:
-    """Bring our order, fills, position and balances in line with what the venue reports."""
-    inst = get_instrument(order.symbol)
-    before_status = order.status
-    reserve_asset, reserve_before = _reserve(order, fee_rate)
-    touched_balances: dict[str, BalanceRow] = {}
-    for f in vo.fills:
-        inserted = (await s.execute(insert(FillRow).values(
-            id="fil_" + uuid.uuid4().hex[:20], order_id=order.id, venue=order.venue, venue_fill_id=f.fill_id,
-            symbol=order.symbol, side=order.side, qty=f.qty, price=f.price, fee=f.fee, fee_asset=f.fee_asset,
-            liquidity=f.liquidity, ts=f.ts,
-        ).on_conflict_do_nothing(index_elements=["venue", "venue_fill_id"]).returning(FillRow.id))).scalar()
-        if inserted is None:
-            continue
-        pos = await _position(s, order.venue, order.symbol)
-        new = apply_fill(PositionState(pos.qty, pos.avg_price, pos.realized_pnl), order.side,  # type: ignore[arg-type]
-                         f.qty, f.price, f.fee)
-        pos.qty, pos.avg_price, pos.realized_pnl = new.qty, new.avg_price, new.realized_pnl
-        fx.positions.append(pos)
-        for asset, delta in sorted(balance_deltas(order.side, inst.base, inst.quote, f.qty, f.price,  # type: ignore[arg-type]
-                                                  f.fee).items()):
-            bal = touched_balances.get(asset) or await balance_row(s, order.venue, asset)
-            bal.total += delta
-            touched_balances[asset] = bal
-        cost = order.avg_fill_price * order.filled_qty if order.avg_fill_price else Decimal(0)
-        order.filled_qty += f.qty
-        order.avg_fill_price = (cost + f.price * f.qty) / order.filled_qty
-        order.fees += f.fee
-        fx.audit.append(await append_audit(s, actor=actor, action="fill", subject=order.id, payload={
+async def _book_fills(db: Db, fx: Effects, order: Row[Any], fills: list[VenueFill], inst: Instrument,
+                      deltas: dict[str, Decimal], actor: str) -> None:
+    """Move the position for fills seen for the first time; add their balance changes to `deltas`."""
+    pos_row = (await db.execute(_LOCK_POSITION, {"p_venue": order.venue, "p_symbol": order.symbol})).one()
+    pos = PositionState(pos_row.qty, pos_row.avg_price, pos_row.realized_pnl)
+    for f in fills:
+        pos = apply_fill(pos, order.side, f.qty, f.price, f.fee)
+        for asset, delta in balance_deltas(order.side, inst.base, inst.quote, f.qty, f.price, f.fee).items():
+            deltas[asset] += delta
+        fx.audit.append(await append_audit(db, actor=actor, action="fill", subject=order.id, payload={
             "venue_fill_id": f.fill_id, "symbol": order.symbol, "side": order.side, "qty": f.qty,
             "price": f.price, "fee": f.fee, "fee_asset": f.fee_asset, "position_qty": pos.qty}))
         fx.events.append(("fill", {"order_id": order.id, "symbol": order.symbol, "side": order.side,
                                    "qty": f.qty, "price": f.price}))
-    order.venue_order_id = vo.venue_order_id or order.venue_order_id
-    order.status = vo.status
-    if vo.status == "rejected":
-        order.reject_reason = vo.reject_reason
-    order.updated_at = datetime.now(UTC)
-    _, reserve_after = _reserve(order, fee_rate)
-    if reserve_after != reserve_before:
-        bal = touched_balances.get(reserve_asset) or await balance_row(s, order.venue, reserve_asset)
-        bal.locked = max(Decimal(0), bal.locked + reserve_after - reserve_before)
-        touched_balances[reserve_asset] = bal
-    fx.balances.extend(touched_balances.values())
-    fx.order(order)
-    if order.status != before_status:
-        fx.audit.append(await append_audit(s, actor=actor, action=f"order.{order.status}", subject=order.id, payload={
+    fx.positions.append((await db.execute(_SET_POSITION, {
+        "p_venue": order.venue, "p_symbol": order.symbol, "p_qty": pos.qty, "p_avg": pos.avg_price,
+        "p_pnl": pos.realized_pnl, "p_ts": datetime.now(UTC)})).one())
+
+
+async def apply_venue_order(db: Db, fx: Effects, order: Row[Any], vo: VenueOrder, *,
+                            fee_rate: Decimal, actor: str) -> Row[Any]:
+    """Bring our order, fills, position and balances in line with what the venue reports.
+
+    `order` must be locked by the caller's transaction; returns the order as now stored.
+    """
+    inst = get_instrument(order.symbol)
+    price_ref = order.limit_price or order.stop_price
+    reserve_asset, reserve_before = _reserve(inst, order.side, order.status, order.qty, order.filled_qty,
+                                             price_ref, fee_rate)
+    new_fills: list[VenueFill] = []
+    for f in vo.fills:
+        inserted = (await db.execute(_INSERT_FILL, {
+            "id": "fil_" + uuid.uuid4().hex[:20], "order_id": order.id, "venue": order.venue,
+            "venue_fill_id": f.fill_id, "symbol": order.symbol, "side": order.side, "qty": f.qty, "price": f.price,
+            "fee": f.fee, "fee_asset": f.fee_asset, "liquidity": f.liquidity, "ts": f.ts})).scalar()
+        if inserted is not None:
+            new_fills.append(f)
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    filled, fees = order.filled_qty, order.fees
+    cost = order.avg_fill_price * filled if order.avg_fill_price else Decimal(0)
+    if new_fills:
+        await _book_fills(db, fx, order, new_fills, inst, totals, actor)
+        for f in new_fills:
+            filled, cost, fees = filled + f.qty, cost + f.price * f.qty, fees + f.fee
+    _, reserve_after = _reserve(inst, order.side, vo.status, order.qty, filled, price_ref, fee_rate)
+    locked = {reserve_asset: reserve_after - reserve_before} if reserve_after != reserve_before else {}
+    assets = sorted(set(totals) | set(locked))  # one lock order for every writer
+    if assets:
+        fx.balances.extend((await db.execute(_MOVE_BALANCES, [
+            {"venue": order.venue, "asset": a, "total": totals.get(a, Decimal(0)), "locked": locked.get(a, Decimal(0))}
+            for a in assets])).all())
+    venue_order_id = vo.venue_order_id or order.venue_order_id
+    reason = vo.reject_reason if vo.status == "rejected" else order.reject_reason
+    if not new_fills and (vo.status, venue_order_id, reason) == (order.status, order.venue_order_id,
+                                                                    order.reject_reason):
+        fx.order(order)
+        return order
+    updated = (await db.execute(_SET_ORDER, {
+        "p_id": order.id, "p_venue_order_id": venue_order_id, "p_status": vo.status, "p_reason": reason,
+        "p_filled": filled, "p_avg": cost / filled if filled else None, "p_fees": fees,
+        "p_ts": datetime.now(UTC)})).one()
+    fx.order(updated)
+    if updated.status != order.status:
+        fx.audit.append(await append_audit(db, actor=actor, action=f"order.{updated.status}", subject=order.id, payload={
             "client_order_id": order.client_order_id, "symbol": order.symbol, "side": order.side,
-            "filled_qty": order.filled_qty, "reason": order.reject_reason}))
-        fx.events.append(("order", {"order_id": order.id, "status": order.status}))
+            "filled_qty": filled, "reason": updated.reject_reason}))
+        fx.events.append(("order", {"order_id": order.id, "status": updated.status}))
+    return updated

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Row
+
 from jobs.resources import Resources
 from storage.audit import AuditEntry
 from storage.models import BalanceRow, CommandRow, DcaScheduleRow, OrderRow, PositionRow
@@ -17,15 +19,17 @@ from storage.state.from_rows import balance_view, command_view, order_view, posi
 
 @dataclass
 class Effects:
-    orders: dict[str, OrderRow] = field(default_factory=dict)
-    positions: list[PositionRow] = field(default_factory=list)
-    balances: list[BalanceRow] = field(default_factory=list)
+    """Rows as committed: ORM objects, or Core rows returned by INSERT/UPDATE ... RETURNING."""
+
+    orders: dict[str, OrderRow | Row[Any]] = field(default_factory=dict)
+    positions: list[PositionRow | Row[Any]] = field(default_factory=list)
+    balances: list[BalanceRow | Row[Any]] = field(default_factory=list)
     schedules: list[DcaScheduleRow] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    command: CommandRow | None = None
+    command: CommandRow | Row[Any] | None = None
 
-    def order(self, row: OrderRow) -> None:
+    def order(self, row: OrderRow | Row[Any]) -> None:
         self.orders[row.id] = row
 
 

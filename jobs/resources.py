@@ -57,6 +57,6 @@ def build_resources(settings: Settings, redis: Redis, *, pool_size: int = 10) ->
             return None
         return Quote(q.symbol, q.bid, q.ask, q.bid_size, q.ask_size, q.ts.astimezone(UTC), q.last)
 
-    paper = PaperVenue(sessions, quote_from_state, fee_bps=settings.paper_fee_bps,
+    paper = PaperVenue(engine, quote_from_state, fee_bps=settings.paper_fee_bps,
                        slippage_bps=settings.paper_slippage_bps, stale_after_s=settings.quote_stale_after_s)
     return Resources(settings, engine, sessions, redis, reader, StateWriter(redis), {"paper": paper}, paper)

@@ -56,7 +56,7 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResul
         if not isinstance(cmd, CreateDcaSchedule):
             row = await s.get(DcaScheduleRow, cmd.schedule_id, with_for_update=True)
             if row is None or row.status == "deleted":
-                await finish_command(s, fx, cmd_row, "rejected",
+                await finish_command(s, fx, cmd.command_id, "rejected",
                                      f"no schedule {cmd.schedule_id!r}; list_dca_schedules shows the ids")
                 row = None
                 cmd = None  # type: ignore[assignment]
@@ -64,7 +64,7 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResul
             error = None if isinstance(cmd, DeleteDcaSchedule) or (
                 isinstance(cmd, UpdateDcaSchedule) and cmd.action != "change") else _spec_error(cmd, row)
             if error:
-                await finish_command(s, fx, cmd_row, "rejected", error)
+                await finish_command(s, fx, cmd.command_id, "rejected", error)
             elif isinstance(cmd, CreateDcaSchedule):
                 inst = get_instrument(cmd.symbol)
                 row = DcaScheduleRow(
@@ -75,12 +75,12 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResul
                     max_price=cmd.max_price, command_id=cmd.command_id, created_at=now, updated_at=now)
                 row.next_fire_at = next_fire_after(now, cron=row.cron, interval_s=row.interval_s, anchor=now)
                 s.add(row)
-                await finish_command(s, fx, cmd_row, "succeeded", f"schedule {row.id} created", schedule_id=row.id,
+                await finish_command(s, fx, cmd.command_id, "succeeded", f"schedule {row.id} created", schedule_id=row.id,
                                      next_fire_at=row.next_fire_at.isoformat())
             else:
                 assert row is not None
                 _apply_update(row, cmd, now)
-                await finish_command(s, fx, cmd_row, "succeeded", f"schedule {row.id} {row.status}",
+                await finish_command(s, fx, cmd.command_id, "succeeded", f"schedule {row.id} {row.status}",
                                      schedule_id=row.id,
                                      next_fire_at=row.next_fire_at.isoformat() if row.next_fire_at else None)
         if row is not None:
@@ -88,7 +88,7 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResul
     await publish(res, fx)
     if row is not None:
         await res.redis.publish(keys.SCHEDULES_CHANGED, row.id)
-    return _result(cmd_row)
+    return _result(fx.command or cmd_row)
 
 
 def _apply_update(row: DcaScheduleRow, cmd: UpdateDcaSchedule | DeleteDcaSchedule, now: datetime) -> None:

@@ -13,14 +13,21 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models.audit import AuditRow
+from storage.tables import AUDIT
 
 GENESIS_HASH = "0" * 64
 _AUDIT_LOCK_KEY = 0x7D_A0D1  # any constant; names the audit chain's advisory lock
-_HEAD_KEY = "tradingd.audit_head"  # session.info: (transaction, seq, hash) of our last append
+_HEAD_KEY = "tradingd.audit_head"  # .info: (transaction, seq, hash) of our last append
+# Built once: a statement object reused with new parameters skips SQLAlchemy's per-call cache-key work.
+_LOCK_CHAIN = text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_AUDIT_LOCK_KEY)
+_CHAIN_HEAD = select(AUDIT.c.seq, AUDIT.c.hash).order_by(AUDIT.c.seq.desc()).limit(1)
+_INSERT = insert(AUDIT)
+
+Db = AsyncSession | AsyncConnection  # anything that runs statements inside the caller's transaction
 
 
 def _json_default(obj: Any) -> Any:
@@ -55,30 +62,28 @@ class AuditEntry:
                 "subject": self.subject, "payload": self.payload, "hash": self.hash}
 
 
-async def append_audit(session: AsyncSession, *, actor: str, action: str, subject: str,
+async def append_audit(db: Db, *, actor: str, action: str, subject: str,
                        payload: dict[str, Any]) -> AuditEntry:
-    """Add one entry to the chain inside the caller's transaction.
+    """Add one entry to the chain inside the caller's transaction (a session or a connection).
 
     The first append of a transaction takes the chain's lock and reads its head; later appends in
     the same transaction (a fill, the order's new status, the command's result) reuse that head,
     which nobody else can move while the lock is held.
     """
-    tx = session.get_transaction()
-    cached = session.info.get(_HEAD_KEY)
+    tx = db.get_transaction()
+    cached = db.info.get(_HEAD_KEY)
     if cached is not None and cached[0] is tx:
         seq, prev = cached[1] + 1, cached[2]
     else:
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
-        last = (await session.execute(
-            select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)
-        )).first()
+        await db.execute(_LOCK_CHAIN)
+        last = (await db.execute(_CHAIN_HEAD)).first()
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
     ts = datetime.now(UTC)
     clean = orjson.loads(canonical_json(payload))  # what JSONB will hand back on verify
     digest = entry_hash(seq, ts, actor, action, subject, clean, prev)
-    session.add(AuditRow(seq=seq, ts=ts, actor=actor, action=action, subject=subject,
-                         payload=clean, prev_hash=prev, hash=digest))
-    session.info[_HEAD_KEY] = (tx, seq, digest)
+    await db.execute(_INSERT, {"seq": seq, "ts": ts, "actor": actor, "action": action, "subject": subject,
+                               "payload": clean, "prev_hash": prev, "hash": digest})
+    db.info[_HEAD_KEY] = (tx, seq, digest)
     return AuditEntry(seq, ts, actor, action, subject, clean, digest)
 
 

@@ -4,26 +4,65 @@ Market orders fill at once at the simulated bid/ask with slippage and a fee; lim
 orders rest until the daemon's paper host sees a quote that triggers them (`fill_resting`).
 A duplicate client order id returns the existing order, as a real venue's duplicate check
 lets us find it. `faults` lets tests make a submit time out after the venue accepted it.
+
+A new order is matched in memory first and then written with its fill in one short
+transaction: the venue answers as fast as the book can be written.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobs.domain.instruments import get_instrument
 from jobs.domain.matching import BPS, fill_price
 from jobs.venues.base import OrderRequest, VenueFill, VenueOrder, VenueTimeout
-from storage.models import PaperFillRow, PaperOrderRow
+from storage.tables import PAPER_FILLS, PAPER_ORDERS
 from storage.values import Quote
 
 QuoteSource = Callable[[str], Awaitable[Quote | None]]
 FEE_QUANTUM = Decimal("0.00000001")
+
+_CID = PAPER_ORDERS.c.client_order_id
+_INSERT_ORDER = pg_insert(PAPER_ORDERS).on_conflict_do_nothing(index_elements=[_CID]).returning(_CID)
+_INSERT_FILL = insert(PAPER_FILLS)
+_ORDER = select(PAPER_ORDERS).where(_CID == bindparam("p_cid"))
+_LOCK_ORDER = _ORDER.with_for_update()
+_FILLS = select(PAPER_FILLS).where(PAPER_FILLS.c.client_order_id == bindparam("p_cid")).order_by(PAPER_FILLS.c.ts)
+_SET_ORDER = (update(PAPER_ORDERS).where(_CID == bindparam("p_cid"))
+              .values(status=bindparam("p_status"), filled_qty=bindparam("p_filled"),
+                      reject_reason=bindparam("p_reason")))
+_RESTING = select(PAPER_ORDERS).where(PAPER_ORDERS.c.status == "open")
+
+
+@dataclass(slots=True)
+class BookOrder:
+    """One order as the venue's book holds it (a paper_orders row)."""
+
+    client_order_id: str
+    venue_order_id: str
+    symbol: str
+    side: str
+    type: str
+    qty: Decimal | None
+    notional: Decimal | None
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    status: str
+    filled_qty: Decimal
+    reject_reason: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> BookOrder:
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
 class PaperFaults:
@@ -36,9 +75,9 @@ class PaperFaults:
 class PaperVenue:
     name = "paper"
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], quotes: QuoteSource, *,
+    def __init__(self, engine: AsyncEngine, quotes: QuoteSource, *,
                  fee_bps: Decimal, slippage_bps: Decimal, stale_after_s: float) -> None:
-        self.sessions = sessions
+        self.engine = engine
         self.quotes = quotes
         self.fee_rate = fee_bps / BPS
         self.slippage_bps = slippage_bps
@@ -52,92 +91,104 @@ class PaperVenue:
         return q
 
     async def submit_order(self, req: OrderRequest) -> VenueOrder:
-        async with self.sessions.begin() as s:
-            existing = await s.get(PaperOrderRow, req.client_order_id, with_for_update=True)
-            if existing is not None:
-                return await self._state(s, existing)
-            row = PaperOrderRow(
-                client_order_id=req.client_order_id, venue_order_id="paper-" + uuid.uuid4().hex[:20],
-                symbol=req.symbol, side=req.side, type=req.type, qty=req.qty, notional=req.notional,
-                limit_price=req.limit_price, stop_price=req.stop_price, status="open",
-                filled_qty=Decimal(0),
-            )
-            s.add(row)
-            await s.flush()  # the fill row references it
-            quote = await self._fresh_quote(req.symbol)
-            if quote is None:
-                row.status, row.reject_reason = "rejected", f"no fresh quote for {req.symbol} (feed stale or closed)"
+        order = BookOrder(req.client_order_id, "paper-" + uuid.uuid4().hex[:20], req.symbol, req.side, req.type,
+                          req.qty, req.notional, req.limit_price, req.stop_price, "open", Decimal(0))
+        quote = await self._fresh_quote(req.symbol)
+        fill = None
+        if quote is None:
+            order.status, order.reject_reason = "rejected", f"no fresh quote for {req.symbol} (feed stale or closed)"
+        else:
+            fill = self._match(order, quote, resting=False)
+            if order.status == "open" and req.type == "limit" and req.time_in_force == "ioc":
+                order.status = "cancelled"
+        async with self.engine.begin() as db:
+            created = (await db.execute(_INSERT_ORDER, asdict(order))).scalar()
+            if created is None:  # a client order id we already hold: answer with that order
+                state = await self._state(db, req.client_order_id)
+                assert state is not None
             else:
-                self._try_fill(s, row, quote, resting=False)
-                if row.status == "open" and req.type == "limit" and req.time_in_force == "ioc":
-                    row.status = "cancelled"
-            await s.flush()
-            state = await self._state(s, row)
+                if fill is not None:
+                    await db.execute(_INSERT_FILL, _fill_row(order.client_order_id, fill))
+                state = _venue_order(order, [fill] if fill else [])
         if self.faults.timeouts_after_accept > 0:
             self.faults.timeouts_after_accept -= 1
             raise VenueTimeout(f"paper venue: simulated timeout after accepting {req.client_order_id}")
         return state
 
-    def _try_fill(self, s: AsyncSession, row: PaperOrderRow, quote: Quote, *, resting: bool) -> bool:
-        hit = fill_price(row.side, row.type, quote, limit_price=row.limit_price,  # type: ignore[arg-type]
-                         stop_price=row.stop_price, slippage_bps=self.slippage_bps, resting=resting)
+    def _match(self, order: BookOrder, quote: Quote, *, resting: bool) -> VenueFill | None:
+        """Fill the whole remaining quantity if the quote triggers the order (updates `order`)."""
+        hit = fill_price(order.side, order.type, quote, limit_price=order.limit_price,  # type: ignore[arg-type]
+                         stop_price=order.stop_price, slippage_bps=self.slippage_bps, resting=resting)
         if hit is None:
-            return False
-        inst = get_instrument(row.symbol)
+            return None
+        inst = get_instrument(order.symbol)
         price = inst.round_price(hit[0])
-        qty = row.qty if row.qty is not None else inst.round_qty((row.notional or Decimal(0)) / price)
-        qty = qty - row.filled_qty
+        qty = order.qty if order.qty is not None else inst.round_qty((order.notional or Decimal(0)) / price)
+        qty = qty - order.filled_qty
         if qty < inst.min_qty:
-            row.status, row.reject_reason = "rejected", f"notional buys less than the minimum {inst.min_qty}"
-            return False
+            order.status, order.reject_reason = "rejected", f"notional buys less than the minimum {inst.min_qty}"
+            return None
         fee = (qty * price * self.fee_rate).quantize(FEE_QUANTUM)
-        s.add(PaperFillRow(fill_id=f"{row.venue_order_id}-f{uuid.uuid4().hex[:8]}",
-                           client_order_id=row.client_order_id, qty=qty, price=price, fee=fee,
-                           fee_asset=inst.quote, liquidity=hit[1], ts=datetime.now(UTC)))
-        row.filled_qty += qty
-        row.status = "filled"
-        return True
+        order.filled_qty += qty
+        order.status = "filled"
+        return VenueFill(f"{order.venue_order_id}-f{uuid.uuid4().hex[:8]}", qty, price, fee, inst.quote, hit[1],
+                         datetime.now(UTC))
 
     async def fill_resting(self, client_order_id: str, quote: Quote) -> VenueOrder | None:
         """Called by the paper host on a quote: fill the order if the quote triggers it."""
-        async with self.sessions.begin() as s:
-            row = await s.get(PaperOrderRow, client_order_id, with_for_update=True)
+        async with self.engine.begin() as db:
+            row = (await db.execute(_LOCK_ORDER, {"p_cid": client_order_id})).first()
             if row is None or row.status != "open":
                 return None
-            if not self._try_fill(s, row, quote, resting=True):
+            order = BookOrder.from_row(row)
+            fill = self._match(order, quote, resting=True)
+            if fill is None:
                 return None
-            await s.flush()
-            return await self._state(s, row)
+            await db.execute(_INSERT_FILL, _fill_row(client_order_id, fill))
+            await self._store(db, order)
+            return await self._state(db, client_order_id)
 
     async def cancel_order(self, client_order_id: str) -> VenueOrder | None:
-        async with self.sessions.begin() as s:
-            row = await s.get(PaperOrderRow, client_order_id, with_for_update=True)
+        async with self.engine.begin() as db:
+            row = (await db.execute(_LOCK_ORDER, {"p_cid": client_order_id})).first()
             if row is None:
                 return None
             if row.status == "open":
-                row.status = "cancelled"
-            return await self._state(s, row)
+                order = BookOrder.from_row(row)
+                order.status = "cancelled"
+                await self._store(db, order)
+            return await self._state(db, client_order_id)
 
     async def get_order(self, client_order_id: str) -> VenueOrder | None:
-        async with self.sessions() as s:
-            row = await s.get(PaperOrderRow, client_order_id)
-            return None if row is None else await self._state(s, row)
+        async with self.engine.connect() as db:
+            return await self._state(db, client_order_id)
 
-    async def resting_orders(self) -> list[tuple[str, str]]:
-        """(client_order_id, symbol) of every order resting on the book."""
-        async with self.sessions() as s:
-            rows = await s.execute(
-                select(PaperOrderRow.client_order_id, PaperOrderRow.symbol).where(PaperOrderRow.status == "open"))
-            return [(r[0], r[1]) for r in rows]
+    async def resting_orders(self) -> list[BookOrder]:
+        """Every order resting on the book."""
+        async with self.engine.connect() as db:
+            return [BookOrder.from_row(r) for r in await db.execute(_RESTING)]
 
     @staticmethod
-    async def _state(s: AsyncSession, row: PaperOrderRow) -> VenueOrder:
-        fills = (await s.execute(select(PaperFillRow).where(
-            PaperFillRow.client_order_id == row.client_order_id).order_by(PaperFillRow.ts))).scalars().all()
-        return VenueOrder(
-            client_order_id=row.client_order_id, venue_order_id=row.venue_order_id,
-            status=row.status,  # type: ignore[arg-type]
-            filled_qty=row.filled_qty,
-            fills=[VenueFill(f.fill_id, f.qty, f.price, f.fee, f.fee_asset, f.liquidity, f.ts) for f in fills],
-            reject_reason=row.reject_reason,
-        )
+    async def _store(db: AsyncConnection, order: BookOrder) -> None:
+        await db.execute(_SET_ORDER, {"p_cid": order.client_order_id, "p_status": order.status,
+                                      "p_filled": order.filled_qty, "p_reason": order.reject_reason})
+
+    @staticmethod
+    async def _state(db: AsyncConnection, client_order_id: str) -> VenueOrder | None:
+        row = (await db.execute(_ORDER, {"p_cid": client_order_id})).first()
+        if row is None:
+            return None
+        fills = (await db.execute(_FILLS, {"p_cid": client_order_id})).all()
+        return _venue_order(BookOrder.from_row(row), [
+            VenueFill(f.fill_id, f.qty, f.price, f.fee, f.fee_asset, f.liquidity, f.ts) for f in fills])
+
+
+def _fill_row(client_order_id: str, f: VenueFill) -> dict[str, Any]:
+    return {"fill_id": f.fill_id, "client_order_id": client_order_id, "qty": f.qty, "price": f.price, "fee": f.fee,
+            "fee_asset": f.fee_asset, "liquidity": f.liquidity, "ts": f.ts}
+
+
+def _venue_order(order: BookOrder, fills: list[VenueFill]) -> VenueOrder:
+    return VenueOrder(client_order_id=order.client_order_id, venue_order_id=order.venue_order_id,
+                      status=order.status, filled_qty=order.filled_qty, fills=fills,  # type: ignore[arg-type]
+                      reject_reason=order.reject_reason)
