@@ -23,11 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from daemon.metrics import SCHEDULE_FIRES
 from jobs.domain.schedule_clock import next_fire_after, plan_catch_up
-from jobs.publish import Effects, publish
+from jobs.effects import effect_session
 from jobs.queue import CommandQueue
 from jobs.resources import Resources
 from jobs.schedules import fire_command_id, pending_runs
-from storage.audit import append_audit
 from storage.models import DcaRunRow, DcaScheduleRow
 from storage.state import keys
 
@@ -92,9 +91,8 @@ class DcaClock:
                                id=schedule_id, replace_existing=True, misfire_grace_time=None)
 
     async def _fire(self, schedule_id: str, fire_time: datetime) -> None:
-        fx = Effects()
         run_id: str | None = None
-        async with self.res.sessions.begin() as s:
+        async with effect_session(self.res) as (s, fx):
             row = await s.get(DcaScheduleRow, schedule_id, with_for_update=True)
             if row is None or row.status != "active" or row.next_fire_at != fire_time:
                 log.info("schedule %s changed before its fire at %s; resyncing", schedule_id, fire_time)
@@ -104,15 +102,14 @@ class DcaClock:
                 row.next_fire_at = next_fire_after(fire_time, cron=row.cron, interval_s=row.interval_s,
                                                    anchor=row.created_at)
                 fx.schedules.append(row)
-                fx.audit.append(await append_audit(s, actor="scheduler", action="dca.fire", subject=row.id,
-                                                   payload={"fire_time": fire_time.isoformat(), "run_id": run_id}))
-        await self._after_commit(fx, schedule_id, run_id, "on_time")
+                fx.note(actor="scheduler", action="dca.fire", subject=row.id,
+                        payload={"fire_time": fire_time.isoformat(), "run_id": run_id})
+        await self._after_commit(schedule_id, run_id, "on_time")
 
     async def _catch_up(self, schedule_id: str) -> None:
-        fx = Effects()
         run_id: str | None = None
         now = datetime.now(UTC)
-        async with self.res.sessions.begin() as s:
+        async with effect_session(self.res) as (s, fx):
             row = await s.get(DcaScheduleRow, schedule_id, with_for_update=True)
             if row is None or row.status != "active" or row.next_fire_at is None or row.next_fire_at > now:
                 return
@@ -127,15 +124,14 @@ class DcaClock:
                 row.last_fire_at = plan.run
             row.next_fire_at = plan.next_fire_at
             fx.schedules.append(row)
-            fx.audit.append(await append_audit(s, actor="scheduler", action="dca.catch_up", subject=row.id, payload={
+            fx.note(actor="scheduler", action="dca.catch_up", subject=row.id, payload={
                 "missed": plan.skipped_total + (1 if plan.run else 0), "skipped": plan.skipped_total,
-                "run_fire_time": plan.run.isoformat() if plan.run else None}))
+                "run_fire_time": plan.run.isoformat() if plan.run else None})
         SCHEDULE_FIRES.labels("skipped").inc(plan.skipped_total)
-        await self._after_commit(fx, schedule_id, run_id, "caught_up")
+        await self._after_commit(schedule_id, run_id, "caught_up")
 
-    async def _after_commit(self, fx: Effects, schedule_id: str, run_id: str | None, kind: str) -> None:
-        """Publish the committed fire, hand its buy to the worker, and arm the next alarm."""
-        await publish(self.res, fx)
+    async def _after_commit(self, schedule_id: str, run_id: str | None, kind: str) -> None:
+        """After the fire committed (and was published): hand its buy to the worker, arm the next alarm."""
         if run_id:
             self.fires += 1
             SCHEDULE_FIRES.labels(kind).inc()

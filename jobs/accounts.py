@@ -5,21 +5,18 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from jobs.publish import Effects, publish
+from jobs.effects import effect_session
 from jobs.resources import Resources
-from storage.audit import append_audit
 from storage.models import BalanceRow
 
 
 async def ensure_paper_account(res: Resources) -> None:
-    fx = Effects()
-    async with res.sessions.begin() as s:
+    async with effect_session(res) as (s, fx):
         for asset, amount in sorted(res.settings.paper_starting_balances.items()):
             created = (await s.execute(insert(BalanceRow).values(venue="paper", asset=asset, total=amount, locked=0)
                                        .on_conflict_do_nothing(index_elements=["venue", "asset"])
                                        .returning(BalanceRow.asset))).scalar()
             if created:
-                fx.audit.append(await append_audit(s, actor="system", action="balance.funded", subject=f"paper|{asset}",
-                                                   payload={"asset": asset, "amount": amount}))
+                fx.note(actor="system", action="balance.funded", subject=f"paper|{asset}",
+                        payload={"asset": asset, "amount": amount})
         fx.balances.extend((await s.execute(select(BalanceRow).where(BalanceRow.venue == "paper"))).scalars())
-    await publish(res, fx)

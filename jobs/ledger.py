@@ -23,9 +23,9 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from jobs.commands import AnyCommand
 from jobs.domain.instruments import Instrument, get_instrument
 from jobs.domain.portfolio import PositionState, apply_fill, balance_deltas, order_reserve
-from jobs.publish import Effects
+from jobs.effects import Effects
 from jobs.venues.base import VenueFill, VenueOrder
-from storage.audit import Db, append_audit
+from storage.audit import Db
 from storage.tables import BALANCES, COMMANDS, FILLS, ORDERS, POSITIONS
 from storage.values import CommandStatus
 
@@ -90,8 +90,7 @@ async def finish_command(db: Db, fx: Effects, command_id: str, cmd_status: Comma
     if row is None:
         return None
     fx.command = row
-    fx.audit.append(await append_audit(db, actor=row.source, action=f"command.{cmd_status}", subject=row.id,
-                                       payload={"kind": row.kind, **doc}))
+    fx.note(actor=row.source, action=f"command.{cmd_status}", subject=row.id, payload={"kind": row.kind, **doc})
     return row
 
 
@@ -112,9 +111,9 @@ async def _book_fills(db: Db, fx: Effects, order: Row[Any], fills: list[VenueFil
         pos = apply_fill(pos, order.side, f.qty, f.price, f.fee)
         for asset, delta in balance_deltas(order.side, inst.base, inst.quote, f.qty, f.price, f.fee).items():
             deltas[asset] += delta
-        fx.audit.append(await append_audit(db, actor=actor, action="fill", subject=order.id, payload={
+        fx.note(actor=actor, action="fill", subject=order.id, payload={
             "venue_fill_id": f.fill_id, "symbol": order.symbol, "side": order.side, "qty": f.qty,
-            "price": f.price, "fee": f.fee, "fee_asset": f.fee_asset, "position_qty": pos.qty}))
+            "price": f.price, "fee": f.fee, "fee_asset": f.fee_asset, "position_qty": pos.qty})
         fx.events.append(("fill", {"order_id": order.id, "symbol": order.symbol, "side": order.side,
                                    "qty": f.qty, "price": f.price}))
     fx.positions.append((await db.execute(_SET_POSITION, {
@@ -166,8 +165,8 @@ async def apply_venue_order(db: Db, fx: Effects, order: Row[Any], vo: VenueOrder
         "p_ts": datetime.now(UTC)})).one()
     fx.order(updated)
     if updated.status != order.status:
-        fx.audit.append(await append_audit(db, actor=actor, action=f"order.{updated.status}", subject=order.id, payload={
+        fx.note(actor=actor, action=f"order.{updated.status}", subject=order.id, payload={
             "client_order_id": order.client_order_id, "symbol": order.symbol, "side": order.side,
-            "filled_qty": filled, "reason": updated.reject_reason}))
+            "filled_qty": filled, "reason": updated.reject_reason})
         fx.events.append(("order", {"order_id": order.id, "status": updated.status}))
     return updated

@@ -24,10 +24,10 @@ from jobs.domain.instruments import UnknownInstrumentError, get_instrument, norm
 from jobs.domain.orders import OrderSpecError, client_order_id_for, normalize_order
 from jobs.domain.risk import check_order
 from jobs.ledger import FINAL_COMMAND_STATUSES, apply_venue_order, claim_command, finish_command
-from jobs.publish import Effects, publish
+from jobs.effects import Effects, effect
 from jobs.resources import Resources
 from jobs.venues.base import OrderRequest, VenueOrder, VenueTimeout, VenueUnavailable
-from storage.audit import Db, append_audit
+from storage.audit import Db
 from storage.state.views import QuoteView
 from storage.tables import BALANCES, COMMANDS, CONTROL, ORDERS
 from storage.values import OPEN_ORDER_STATUSES
@@ -68,18 +68,15 @@ def _result(row: Row[Any]) -> CommandResult:
 
 
 async def _reject(res: Resources, command_id: str, message: str) -> CommandResult:
-    fx = Effects()
-    async with res.engine.begin() as db:
+    async with effect(res) as (db, fx):
         row = await finish_command(db, fx, command_id, "rejected", message)
-    await publish(res, fx)
     assert row is not None
     return _result(row)
 
 
 async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
     quote = await res.reader.quote(normalize_symbol(cmd.symbol))
-    fx = Effects()
-    async with res.engine.begin() as db:  # claim, validate, risk-check and record: one transaction
+    async with effect(res) as (db, fx):  # claim, validate, risk-check and record: one transaction
         cmd_row = await claim_command(db, cmd)
         if cmd_row.status in FINAL_COMMAND_STATUSES:
             return _result(cmd_row)
@@ -90,7 +87,6 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
     if existing is not None:
         log.info("command %s re-run: reconciling order %s instead of sending it again", cmd.command_id, existing.id)
         return await sync_order(res, existing.client_order_id, command_id=cmd.command_id)
-    await publish(res, fx)
     if order is None:
         return _result(fx.command or cmd_row)
     return await _submit(res, cmd, order)
@@ -121,9 +117,9 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, quote: Qu
         "limit_price": spec.limit_price, "stop_price": spec.stop_price, "status": "submitting",
         "filled_qty": Decimal(0), "fees": Decimal(0), "schedule_id": cmd.schedule_id, "created_at": now,
         "updated_at": now})).one()
-    fx.audit.append(await append_audit(db, actor=cmd.source, action="order.submitting", subject=order.id, payload={
+    fx.note(actor=cmd.source, action="order.submitting", subject=order.id, payload={
         "command_id": cmd.command_id, "client_order_id": order.client_order_id, **spec.canonical(),
-        "risk": verdict.message}))
+        "risk": verdict.message})
     fx.order(order)
     return order
 
@@ -144,22 +140,19 @@ async def _submit(res: Resources, cmd: PlaceOrder, order: Row[Any]) -> CommandRe
 
 
 async def _mark_unknown(res: Resources, order_id: str, command_id: str, why: str) -> None:
-    fx = Effects()
     now = datetime.now(UTC)
-    async with res.engine.begin() as db:
+    async with effect(res) as (db, fx):
         order = (await db.execute(_ORDER_UNKNOWN, {"p_id": order_id, "p_ts": now})).one()
         fx.order(order)
-        fx.audit.append(await append_audit(db, actor="worker", action="order.unknown", subject=order.id,
-                                           payload={"why": why, "client_order_id": order.client_order_id}))
+        fx.note(actor="worker", action="order.unknown", subject=order.id,
+                payload={"why": why, "client_order_id": order.client_order_id})
         fx.command = (await db.execute(_COMMAND_UNKNOWN, {"p_id": command_id, "p_ts": now, "p_result": {
             "message": f"{why}; outcome unknown, reconciling by client order id {order.client_order_id}",
             "order_id": order.id}})).one()
-    await publish(res, fx)
 
 
 async def _apply(res: Resources, order_id: str, vo: VenueOrder, command_id: str | None, *, actor: str) -> CommandResult:
-    fx = Effects()
-    async with res.engine.begin() as db:
+    async with effect(res) as (db, fx):
         locked = (await db.execute(_LOCK_ORDER, {"p_id": order_id})).one()
         order = await apply_venue_order(db, fx, locked, vo, fee_rate=res.fee_rate, actor=actor)
         cid = command_id or order.command_id
@@ -173,7 +166,6 @@ async def _apply(res: Resources, order_id: str, vo: VenueOrder, command_id: str 
                 status=order.status, filled_qty=str(order.filled_qty),
                 avg_fill_price=str(order.avg_fill_price) if order.avg_fill_price else None)
         cmd_row = finished or (await db.execute(_COMMAND, {"p_id": cid})).one()
-    await publish(res, fx)
     return _result(cmd_row)
 
 
@@ -214,8 +206,7 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
         vo = await asyncio.wait_for(res.venues[order.venue].cancel_order(order.client_order_id), VENUE_CALL_TIMEOUT_S)
     except (VenueTimeout, TimeoutError):
         vo = None
-    fx = Effects()
-    async with res.engine.begin() as db:
+    async with effect(res) as (db, fx):
         row = (await db.execute(_LOCK_ORDER, {"p_id": order.id})).one()
         if vo is None:
             await finish_command(db, fx, cmd.command_id, "failed",
@@ -229,7 +220,6 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
             else:
                 await finish_command(db, fx, cmd.command_id, "rejected",
                                      f"order {row.id} could not be cancelled: it is {row.status}", order_id=row.id)
-    await publish(res, fx)
     assert fx.command is not None
     return _result(fx.command)
 

@@ -17,9 +17,8 @@ from jobs.domain.instruments import UnknownInstrumentError, get_instrument
 from jobs.domain.schedule_clock import ScheduleSpecError, next_fire_after, validate_spec
 from jobs.ledger import claim_command, finish_command
 from jobs.orders import _result, place_order
-from jobs.publish import Effects, publish
+from jobs.effects import effect_session
 from jobs.resources import Resources
-from storage.audit import append_audit
 from storage.models import DcaRunRow, DcaScheduleRow
 from storage.state import keys
 
@@ -46,9 +45,8 @@ def _spec_error(cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaScheduleRow 
 
 
 async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResult:
-    fx = Effects()
     now = datetime.now(UTC)
-    async with res.sessions.begin() as s:
+    async with effect_session(res) as (s, fx):
         cmd_row = await claim_command(s, cmd)
         if cmd_row.status in ("succeeded", "rejected", "failed"):
             return _result(cmd_row)
@@ -85,7 +83,6 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResul
                                      next_fire_at=row.next_fire_at.isoformat() if row.next_fire_at else None)
         if row is not None:
             fx.schedules.append(row)
-    await publish(res, fx)
     if row is not None:
         await res.redis.publish(keys.SCHEDULES_CHANGED, row.id)
     return _result(fx.command or cmd_row)
@@ -134,15 +131,13 @@ async def run_scheduled_buy(res: Resources, run_id: str) -> CommandResult | None
 
 
 async def _finish_run(res: Resources, run_id: str, status: str, order_id: str | None, note: str) -> None:
-    fx = Effects()
-    async with res.sessions.begin() as s:
+    async with effect_session(res) as (s, fx):
         run = await s.get(DcaRunRow, run_id, with_for_update=True)
         assert run is not None
         run.status, run.order_id, run.note = status, order_id, note
-        fx.audit.append(await append_audit(s, actor="scheduler", action=f"dca_run.{status}", subject=run.schedule_id,
-                                           payload={"run_id": run.id, "fire_time": run.fire_time.isoformat(),
-                                                    "order_id": order_id, "note": note}))
-    await publish(res, fx)
+        fx.note(actor="scheduler", action=f"dca_run.{status}", subject=run.schedule_id,
+                payload={"run_id": run.id, "fire_time": run.fire_time.isoformat(), "order_id": order_id,
+                         "note": note})
 
 
 async def pending_runs(res: Resources) -> list[str]:

@@ -9,13 +9,16 @@ idle worker makes one cheap blocking call per poll_delay.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from arq import Worker
+from arq import Retry, Worker
 from arq.connections import RedisSettings
 from arq.worker import func
+from sqlalchemy.exc import DBAPIError
 
 from jobs.accounts import ensure_paper_account
 from jobs.commands import CancelOrder, CreateDcaSchedule, DeleteDcaSchedule, PlaceOrder, UpdateDcaSchedule
@@ -28,10 +31,32 @@ from storage.state.writer import StateWriter
 
 log = logging.getLogger("tradingd.worker")
 HEARTBEAT_EVERY_S = 5.0
+DB_RETRY_DELAY_S = 0.5
 
 
 def _res(ctx: dict[str, Any]) -> Resources:
     return ctx["res"]  # type: ignore[no-any-return]
+
+
+JobFunction = Callable[..., Awaitable[Any]]
+
+
+def retry_when_database_dropped(job: JobFunction) -> JobFunction:
+    """Re-run the job shortly if Postgres dropped its connection (a restart, a failover).
+
+    SQLAlchemy has already discarded the dead pooled connections; the re-run is safe because
+    every command is idempotent. Any other error fails the job as usual.
+    """
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any) -> Any:
+        try:
+            return await job(ctx, *args)
+        except DBAPIError as e:
+            if not e.connection_invalidated:
+                raise
+            log.warning("%s lost its database connection (%s); retrying", job.__name__, type(e.orig).__name__)
+            raise Retry(defer=DB_RETRY_DELAY_S) from e
+    return run
 
 
 async def place_order_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
@@ -64,8 +89,8 @@ async def reconcile_job(ctx: dict[str, Any]) -> int:
     return await reconcile_open_orders(_res(ctx))
 
 
-FUNCTIONS = [place_order_job, cancel_order_job, schedule_command_job, scheduled_buy_job, sync_order_job,
-             reconcile_job]
+FUNCTIONS = [retry_when_database_dropped(f) for f in (
+    place_order_job, cancel_order_job, schedule_command_job, scheduled_buy_job, sync_order_job, reconcile_job)]
 
 
 async def startup(ctx: dict[str, Any]) -> None:

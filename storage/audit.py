@@ -1,8 +1,11 @@
 """Appending to and verifying the hash-chained audit log.
 
-Appends take a transaction-scoped advisory lock so concurrent writers form one chain; the
-lock is released with the caller's transaction, so the audit row commits or rolls back
-together with the effect it describes.
+A transaction collects its entries as drafts (`AuditDraft`) and writes them just before it
+commits (`write_audit`), so the audit rows commit or roll back together with the effect they
+describe. The write is one call of the database function `audit_append` (migration 0002): it
+takes the chain's advisory lock, checks that the head is the one we hashed from, and inserts.
+We remember the head each database was left at, so the usual write is one round trip; if
+another process moved the chain, the function returns the real head and we re-hash once.
 """
 
 from __future__ import annotations
@@ -13,19 +16,15 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models.audit import AuditRow
-from storage.tables import AUDIT
 
 GENESIS_HASH = "0" * 64
-_AUDIT_LOCK_KEY = 0x7D_A0D1  # any constant; names the audit chain's advisory lock
-_HEAD_KEY = "tradingd.audit_head"  # .info: (transaction, seq, hash) of our last append
-# Built once: a statement object reused with new parameters skips SQLAlchemy's per-call cache-key work.
-_LOCK_CHAIN = text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_AUDIT_LOCK_KEY)
-_CHAIN_HEAD = select(AUDIT.c.seq, AUDIT.c.hash).order_by(AUDIT.c.seq.desc()).limit(1)
-_INSERT = insert(AUDIT)
+
+_APPEND = text("SELECT head_seq, head_hash FROM audit_append(:seq, :hash, CAST(:entries AS jsonb))")
+_last_head: dict[str, tuple[int, str]] = {}  # database URL -> (seq, hash) we last left the chain at
 
 Db = AsyncSession | AsyncConnection  # anything that runs statements inside the caller's transaction
 
@@ -62,29 +61,56 @@ class AuditEntry:
                 "subject": self.subject, "payload": self.payload, "hash": self.hash}
 
 
-async def append_audit(db: Db, *, actor: str, action: str, subject: str,
-                       payload: dict[str, Any]) -> AuditEntry:
-    """Add one entry to the chain inside the caller's transaction (a session or a connection).
+@dataclass(frozen=True, slots=True)
+class AuditDraft:
+    """An entry before it has its place in the chain (seq, prev hash, hash)."""
 
-    The first append of a transaction takes the chain's lock and reads its head; later appends in
-    the same transaction (a fill, the order's new status, the command's result) reuse that head,
-    which nobody else can move while the lock is held.
-    """
-    tx = db.get_transaction()
-    cached = db.info.get(_HEAD_KEY)
-    if cached is not None and cached[0] is tx:
-        seq, prev = cached[1] + 1, cached[2]
-    else:
-        await db.execute(_LOCK_CHAIN)
-        last = (await db.execute(_CHAIN_HEAD)).first()
-        seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-    ts = datetime.now(UTC)
+    ts: datetime
+    actor: str
+    action: str
+    subject: str
+    payload: dict[str, Any]
+
+
+def audit_draft(*, actor: str, action: str, subject: str, payload: dict[str, Any]) -> AuditDraft:
     clean = orjson.loads(canonical_json(payload))  # what JSONB will hand back on verify
-    digest = entry_hash(seq, ts, actor, action, subject, clean, prev)
-    await db.execute(_INSERT, {"seq": seq, "ts": ts, "actor": actor, "action": action, "subject": subject,
-                               "payload": clean, "prev_hash": prev, "hash": digest})
-    db.info[_HEAD_KEY] = (tx, seq, digest)
-    return AuditEntry(seq, ts, actor, action, subject, clean, digest)
+    return AuditDraft(datetime.now(UTC), actor, action, subject, clean)
+
+
+def _chain(drafts: list[AuditDraft], head: tuple[int, str]) -> list[AuditEntry]:
+    entries: list[AuditEntry] = []
+    seq, prev = head
+    for d in drafts:
+        seq += 1
+        digest = entry_hash(seq, d.ts, d.actor, d.action, d.subject, d.payload, prev)
+        entries.append(AuditEntry(seq, d.ts, d.actor, d.action, d.subject, d.payload, digest))
+        prev = digest
+    return entries
+
+
+def _database_of(db: Db) -> str:
+    engine = db.sync_engine if isinstance(db, AsyncConnection) else db.sync_session.get_bind()
+    return str(engine.url)
+
+
+async def write_audit(db: Db, drafts: list[AuditDraft]) -> list[AuditEntry]:
+    """Chain `drafts` onto the log inside the caller's transaction; returns them as written."""
+    if not drafts:
+        return []
+    database = _database_of(db)
+    head = _last_head.get(database, (0, GENESIS_HASH))
+    for _ in range(2):  # the second try cannot miss: the first took the lock, so the head stays put
+        entries = _chain(drafts, head)
+        rows = orjson.dumps([{"seq": e.seq, "ts": e.ts.isoformat(), "actor": e.actor, "action": e.action,
+                              "subject": e.subject, "payload": e.payload, "hash": e.hash,
+                              "prev_hash": entries[i - 1].hash if i else head[1]}
+                             for i, e in enumerate(entries)]).decode()
+        moved = (await db.execute(_APPEND, {"seq": head[0], "hash": head[1], "entries": rows})).first()
+        if moved is None:
+            _last_head[database] = (entries[-1].seq, entries[-1].hash)
+            return entries
+        head = (moved.head_seq, moved.head_hash)
+    raise RuntimeError("audit chain head moved while its lock was held")  # pragma: no cover
 
 
 Problem = Literal["edited", "inserted", "deleted"]

@@ -1,8 +1,12 @@
 """Async engine and session factory.
 
 `expire_on_commit=False` because attribute access after commit would otherwise need a
-greenlet round trip (MissingGreenlet); `pool_pre_ping` so a restarted Postgres does not
-surface as an error on the first query after it comes back.
+greenlet round trip (MissingGreenlet).
+
+No `pool_pre_ping`: it costs a round trip on every checkout, three per order. A connection
+that died with a restarted Postgres fails its first statement instead; SQLAlchemy then
+discards every pooled connection opened before it, and the worker re-runs the job
+(`jobs.worker`), which is safe because commands are idempotent.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "tradingd", "timezone": "UTC"}},
     )
 

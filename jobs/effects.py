@@ -1,0 +1,90 @@
+"""One transaction per effect: what it changed, its audit entries, and publishing after commit.
+
+`effect(res)` opens the transaction and hands out an `Effects` collector. Code inside records
+the rows it wrote and notes audit entries; on a clean exit the audit entries are chained and
+written (one statement), the transaction commits, and only then are the state view, the audit
+feed and the event stream updated, in one Redis round trip. The view never shows an effect
+Postgres does not hold; if publishing fails, the next rebuild repairs the view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from jobs.resources import Resources
+from storage.audit import AuditDraft, AuditEntry, audit_draft, write_audit
+from storage.models import BalanceRow, CommandRow, DcaScheduleRow, OrderRow, PositionRow
+from storage.state.from_rows import balance_view, command_view, order_view, position_view, schedule_view
+
+
+@dataclass
+class Effects:
+    """Rows as committed: ORM objects, or Core rows returned by INSERT/UPDATE ... RETURNING."""
+
+    orders: dict[str, OrderRow | Row[Any]] = field(default_factory=dict)
+    positions: list[PositionRow | Row[Any]] = field(default_factory=list)
+    balances: list[BalanceRow | Row[Any]] = field(default_factory=list)
+    schedules: list[DcaScheduleRow] = field(default_factory=list)
+    drafts: list[AuditDraft] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    command: CommandRow | Row[Any] | None = None
+
+    def order(self, row: OrderRow | Row[Any]) -> None:
+        self.orders[row.id] = row
+
+    def note(self, *, actor: str, action: str, subject: str, payload: dict[str, Any]) -> None:
+        """Audit this change; the entry is written with the transaction that makes it."""
+        self.drafts.append(audit_draft(actor=actor, action=action, subject=subject, payload=payload))
+
+    def __bool__(self) -> bool:
+        return bool(self.orders or self.positions or self.balances or self.schedules or self.audit
+                    or self.events or self.command is not None)
+
+
+@asynccontextmanager
+async def effect(res: Resources) -> AsyncIterator[tuple[AsyncConnection, Effects]]:
+    """A Core transaction on the order path; audit written before commit, published after."""
+    fx = Effects()
+    async with res.engine.begin() as db:
+        yield db, fx
+        fx.audit = await write_audit(db, fx.drafts)
+    await publish(res, fx)
+
+
+@asynccontextmanager
+async def effect_session(res: Resources) -> AsyncIterator[tuple[AsyncSession, Effects]]:
+    """The same for ORM work (schedules, accounts): one session transaction per effect."""
+    fx = Effects()
+    async with res.sessions.begin() as s:
+        yield s, fx
+        fx.audit = await write_audit(s, fx.drafts)
+    await publish(res, fx)
+
+
+async def publish(res: Resources, fx: Effects) -> None:
+    """Everything one committed effect changed, in one Redis round trip (a MULTI/EXEC pipeline)."""
+    if not fx:
+        return
+    w = res.writer
+    async with w.batch() as p:
+        if fx.orders:
+            await w.write_orders((order_view(o) for o in fx.orders.values()), p)
+        if fx.positions or fx.balances:
+            await w.write_portfolio((position_view(r) for r in fx.positions),
+                                    (balance_view(b) for b in fx.balances), p)
+        for sch in fx.schedules:
+            await w.write_schedule(schedule_view(sch), p)
+        if fx.audit:
+            await w.push_audit((e.as_dict() for e in fx.audit), p)
+        for kind, data in fx.events:
+            await w.publish_event(kind, data, p)
+        if fx.command is not None:
+            final = fx.command.status not in ("received", "running")
+            await w.write_command(command_view(fx.command), notify=final, pipe=p)
