@@ -1,7 +1,8 @@
 """Enqueue commands and await their results: the one module that knows arq's client side.
 
-Latency without polling: after enqueueing, we push to a wake-up list the worker blocks on, and
-we block on the command's own "done" list instead of polling arq's result key.
+Latency without polling: enqueueing (one script, see jobs/arq_scripts.py) also pushes to a
+wake-up list the worker blocks on, and the caller blocks on the command's own "done" list,
+which the worker pushes the final command view to, instead of polling arq's result key.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from datetime import UTC, datetime
 
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
+from arq.constants import expires_extra_ms
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 
+from jobs import arq_scripts
 from jobs.commands import JOB_FOR_KIND, AnyCommand
 from storage.state import keys
 from storage.state.reader import StateReader
 from storage.state.views import CommandView
-from storage.state.writer import StateWriter
 from storage.values import CommandStatus
 
 FINAL_COMMAND_STATUSES: frozenset[CommandStatus] = frozenset({"succeeded", "rejected", "failed"})
@@ -31,40 +35,41 @@ class CommandQueue:
         self.queue_name = queue_name
         self.wakeup = wakeup
         self.reader = StateReader(pool)
-        self.writer = StateWriter(pool)
+        self._enqueue = pool.register_script(arq_scripts.ENQUEUE)
 
-    async def enqueue(self, cmd: AnyCommand) -> bool:
-        """Queue the command under its own id. False if a job with this id is already known."""
-        job = await self.pool.enqueue_job(
-            JOB_FOR_KIND[cmd.kind], cmd.model_dump(mode="json"), _job_id=cmd.command_id,
-            _queue_name=self.queue_name,
-        )
-        if job is not None:
-            received = CommandView(command_id=cmd.command_id, kind=cmd.kind, status="received",
-                                   message="queued", updated_at=datetime.now(UTC))
-            await self.pool.set(keys.command(cmd.command_id), received.model_dump_json(),
-                                ex=keys.COMMAND_TTL_S, nx=True)
-        await self.wake_worker()
-        return job is not None
+    async def _put(self, function: str, args: tuple[object, ...], job_id: str,
+                   view: CommandView | None = None) -> tuple[bool, CommandView | None]:
+        """Queue the job under job_id (once) and wake the worker; returns (queued, command view now)."""
+        now = timestamp_ms()
+        job = serialize_job(function, args, {}, None, now, serializer=self.pool.job_serializer)
+        view_key = keys.command(job_id) if view is not None else ""
+        queued, stored = await self._enqueue(
+            keys=[arq_scripts.job_key(job_id), arq_scripts.result_key(job_id), self.queue_name,
+                  keys.WORKER_WAKEUP, view_key],
+            args=[job_id, job, now, expires_extra_ms, view.model_dump_json() if view else "",
+                  keys.COMMAND_TTL_S, "1" if self.wakeup else "0"])
+        return bool(queued), CommandView.model_validate_json(stored) if stored else None
 
-    async def wake_worker(self) -> None:
-        if self.wakeup:
-            await self.pool.rpush(keys.WORKER_WAKEUP, b"1")
+    async def enqueue(self, cmd: AnyCommand) -> tuple[bool, CommandView | None]:
+        """Queue the command under its own id; (False, its current view) if it is already known."""
+        received = CommandView(command_id=cmd.command_id, kind=cmd.kind, status="received",
+                               message="queued", updated_at=datetime.now(UTC))
+        return await self._put(JOB_FOR_KIND[cmd.kind], (cmd.model_dump(mode="json"),), cmd.command_id, received)
 
     async def enqueue_job(self, function: str, *args: object, job_id: str) -> bool:
         """Queue a non-command job (scheduler fires, order syncs) under an idempotent id."""
-        job = await self.pool.enqueue_job(function, *args, _job_id=job_id, _queue_name=self.queue_name)
-        await self.wake_worker()
-        return job is not None
+        queued, _ = await self._put(function, args, job_id)
+        return queued
 
     async def wait(self, command_id: str, timeout_s: float) -> CommandView | None:
         """The command's status once final, or its latest status after timeout_s."""
-        view = await self.reader.command(command_id)
-        if view is not None and view.status in FINAL_COMMAND_STATUSES:
-            return view
-        await self.pool.blpop([keys.command_done(command_id)], timeout=timeout_s)
+        popped = await self.pool.blpop([keys.command_done(command_id)], timeout=timeout_s)
+        if popped:
+            return CommandView.model_validate_json(popped[1])
         return await self.reader.command(command_id)
 
     async def submit(self, cmd: AnyCommand, timeout_s: float) -> CommandView | None:
-        await self.enqueue(cmd)
+        queued, view = await self.enqueue(cmd)
+        if not queued and view is not None and view.status in FINAL_COMMAND_STATUSES:
+            return view  # a repeat of a finished command: its stored outcome
         return await self.wait(cmd.command_id, timeout_s)

@@ -17,9 +17,11 @@ from typing import Any
 
 from arq import Retry, Worker
 from arq.connections import RedisSettings
+from arq.utils import timestamp_ms
 from arq.worker import func
 from sqlalchemy.exc import DBAPIError
 
+from jobs import arq_scripts
 from jobs.accounts import ensure_paper_account
 from jobs.commands import CancelOrder, CreateDcaSchedule, DeleteDcaSchedule, PlaceOrder, UpdateDcaSchedule
 from jobs.orders import cancel_order, place_order, reconcile_open_orders, sync_order
@@ -126,6 +128,7 @@ class WakeableWorker(Worker):
                                            job_serializer=self.job_serializer, default_queue_name=self.queue_name,
                                            expires_extra_ms=self.expires_extra_ms)
         self.ctx["redis"] = self.pool
+        self._claim = self.pool.register_script(arq_scripts.CLAIM)
         if self.on_startup:
             await self.on_startup(self.ctx)
         writer = StateWriter(self.pool)
@@ -137,9 +140,32 @@ class WakeableWorker(Worker):
             if now - last_beat >= HEARTBEAT_EVERY_S:
                 await writer.heartbeat("worker", jobs_complete=self.jobs_complete, jobs_failed=self.jobs_failed)
                 last_beat = now
-            woke = await self.pool.blpop([keys.WORKER_WAKEUP], timeout=self.poll_delay_s)
-            if woke:  # coalesce a burst of wake-ups into one poll
-                await self.pool.delete(keys.WORKER_WAKEUP)
+            # one token per enqueue; a burst costs a few cheap polls, start_jobs skips what already runs here
+            await self.pool.blpop([keys.WORKER_WAKEUP], timeout=self.poll_delay_s)
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """arq's start_jobs, with the claim as one script (jobs/arq_scripts.py) instead of five round trips."""
+        if not self.wakeup:
+            await super().start_jobs(job_ids)
+            return
+        for job_id_b in job_ids:
+            job_id = job_id_b.decode()
+            if job_id in self.tasks and not self.tasks[job_id].done():
+                continue  # already running in this worker
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return
+            self.job_counter += 1
+            score = await self._claim(keys=[arq_scripts.in_progress_key(job_id), self.queue_name],
+                                      args=[job_id, timestamp_ms(), int(self.in_progress_timeout_s * 1000)])
+            if score is None:  # running elsewhere, finished, or deferred
+                self.job_counter -= 1
+                self.sem.release()
+                continue
+            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
 
 
 def worker_kwargs(settings: Settings) -> dict[str, Any]:

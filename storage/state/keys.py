@@ -37,7 +37,7 @@ def command(command_id: str) -> str:
 
 
 def command_done(command_id: str) -> str:
-    """A list the worker pushes to when a command finishes, so waiters block instead of polling."""
+    """A list the worker pushes the final command view to, so waiters block instead of polling."""
     return f"{PREFIX}:cmd:{command_id}:done"
 
 

@@ -88,12 +88,13 @@ class StateWriter:
 
     async def write_command(self, command: CommandView, *, notify: bool = False,
                             pipe: Pipeline | None = None) -> None:
-        """Store a command's status; with notify, wake whoever waits on it (see queue.wait)."""
+        """Store a command's status; with notify, hand it to whoever waits on it (see queue.wait)."""
+        view = dumps(command)
         async with self.batch(pipe) as p:
-            p.set(keys.command(command.command_id), dumps(command), ex=keys.COMMAND_TTL_S)
+            p.set(keys.command(command.command_id), view, ex=keys.COMMAND_TTL_S)
             if notify:
                 done = keys.command_done(command.command_id)
-                p.rpush(done, b"1")
+                p.rpush(done, view)
                 p.expire(done, 60)
 
     async def push_audit(self, entries: Iterable[dict[str, Any]], pipe: Pipeline | None = None) -> None:
