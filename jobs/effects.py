@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs.resources import Resources
 from storage.audit import AuditDraft, AuditEntry, audit_draft, write_audit
+from storage.driver import RawDb, SessionDb, transaction
 from storage.models import BalanceRow, CommandRow, DcaScheduleRow, OrderRow, PositionRow
 from storage.state.from_rows import balance_view, command_view, order_view, position_view, schedule_view
 
@@ -49,10 +50,10 @@ class Effects:
 
 
 @asynccontextmanager
-async def effect(res: Resources) -> AsyncIterator[tuple[AsyncConnection, Effects]]:
-    """A Core transaction on the order path; audit written before commit, published after."""
+async def effect(res: Resources) -> AsyncIterator[tuple[RawDb, Effects]]:
+    """A transaction on the order path (storage/driver.py); audit written before commit, published after."""
     fx = Effects()
-    async with res.engine.begin() as db:
+    async with transaction(res.engine) as db:
         yield db, fx
         fx.audit = await write_audit(db, fx.drafts)
     await publish(res, fx)
@@ -64,7 +65,7 @@ async def effect_session(res: Resources) -> AsyncIterator[tuple[AsyncSession, Ef
     fx = Effects()
     async with res.sessions.begin() as s:
         yield s, fx
-        fx.audit = await write_audit(s, fx.drafts)
+        fx.audit = await write_audit(SessionDb(s), fx.drafts)
     await publish(res, fx)
 
 

@@ -11,21 +11,22 @@ committed values, not a re-read.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import all_, bindparam, func, update
+from sqlalchemy.dialects.postgresql import JSONB, array, insert
 
 from jobs.commands import AnyCommand
 from jobs.domain.instruments import Instrument, get_instrument
 from jobs.domain.portfolio import PositionState, apply_fill, balance_deltas, order_reserve
 from jobs.effects import Effects
 from jobs.venues.base import VenueFill, VenueOrder
-from storage.audit import Db
+from storage.driver import Db
 from storage.tables import BALANCES, COMMANDS, FILLS, ORDERS, POSITIONS
 from storage.values import CommandStatus
 
@@ -43,7 +44,7 @@ _FINISH = (update(COMMANDS).where(COMMANDS.c.id == bindparam("p_id"))
            .values(status=bindparam("p_status"), result=bindparam("p_result", type_=JSONB),
                    error=bindparam("p_error"), updated_at=bindparam("p_ts"))
            .returning(*COMMANDS.c))
-_FINISH_IF_OPEN = _FINISH.where(COMMANDS.c.status.not_in(FINAL_COMMAND_STATUSES))
+_FINISH_IF_OPEN = _FINISH.where(COMMANDS.c.status != all_(array(FINAL_COMMAND_STATUSES)))
 
 _INSERT_FILL = insert(FILLS).on_conflict_do_nothing(index_elements=["venue", "venue_fill_id"]).returning(FILLS.c.id)
 # Upsert-and-lock: creates the flat position on the first fill, locks it on every later one.
@@ -57,14 +58,24 @@ _SET_POSITION = (update(POSITIONS)
                  .values(qty=bindparam("p_qty"), avg_price=bindparam("p_avg"), realized_pnl=bindparam("p_pnl"),
                          updated_at=bindparam("p_ts"))
                  .returning(*POSITIONS.c))
-# Balance changes are additive, so they need no read: one upsert adds to total and locked.
-_balance_upsert = insert(BALANCES)
-_MOVE_BALANCES = (_balance_upsert
-                  .on_conflict_do_update(index_elements=[BALANCES.c.venue, BALANCES.c.asset], set_={
-                      "total": BALANCES.c.total + _balance_upsert.excluded.total,
-                      "locked": func.greatest(0, BALANCES.c.locked + _balance_upsert.excluded.locked),
-                      "updated_at": func.now()})
-                  .returning(*BALANCES.c))
+
+
+@functools.cache
+def _move_balances(n: int) -> Any:
+    """Add to n balances' total and locked in one upsert (changes are additive: no read needed).
+
+    Parameters venue, and asset_i / total_i / locked_i for i < n, assets in sorted order so
+    concurrent writers lock rows in the same order.
+    """
+    upsert = insert(BALANCES).values([
+        {"venue": bindparam("venue"), "asset": bindparam(f"asset_{i}"), "total": bindparam(f"total_{i}"),
+         "locked": bindparam(f"locked_{i}"), "updated_at": func.now()} for i in range(n)])
+    return (upsert.on_conflict_do_update(index_elements=[BALANCES.c.venue, BALANCES.c.asset], set_={
+        "total": BALANCES.c.total + upsert.excluded.total,
+        "locked": func.greatest(0, BALANCES.c.locked + upsert.excluded.locked),
+        "updated_at": func.now()}).returning(*BALANCES.c))
+
+
 _SET_ORDER = (update(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
               .values(venue_order_id=bindparam("p_venue_order_id"), status=bindparam("p_status"),
                       reject_reason=bindparam("p_reason"), filled_qty=bindparam("p_filled"),
@@ -72,21 +83,21 @@ _SET_ORDER = (update(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
               .returning(*ORDERS.c))
 
 
-async def claim_command(db: Db, cmd: AnyCommand) -> Row[Any]:
+async def claim_command(db: Db, cmd: AnyCommand) -> Any:
     """Record the command once; every run (first or repeat) gets its row locked."""
-    return (await db.execute(_CLAIM, {"p_id": cmd.command_id, "p_kind": cmd.kind, "p_source": cmd.source,
-                                      "p_payload": cmd.model_dump(mode="json")})).one()
+    return await db.one(_CLAIM, {"p_id": cmd.command_id, "p_kind": cmd.kind, "p_source": cmd.source,
+                                      "p_payload": cmd.model_dump(mode="json")})
 
 
 async def finish_command(db: Db, fx: Effects, command_id: str, cmd_status: CommandStatus, message: str, *,
-                         only_if_open: bool = False, **result: Any) -> Row[Any] | None:
+                         only_if_open: bool = False, **result: Any) -> Any | None:
     """Store the command's outcome and audit it. With only_if_open, a command that already has a
     final outcome keeps it (and None is returned)."""
     doc = {"message": message, **{k: v for k, v in result.items() if v is not None}}
-    row = (await db.execute(_FINISH_IF_OPEN if only_if_open else _FINISH, {
+    row = await db.first(_FINISH_IF_OPEN if only_if_open else _FINISH, {
         "p_id": command_id, "p_status": cmd_status, "p_result": doc,
         "p_error": message if cmd_status in ("rejected", "failed") else None, "p_ts": datetime.now(UTC),
-    })).first()
+    })
     if row is None:
         return None
     fx.command = row
@@ -102,10 +113,10 @@ def _reserve(inst: Instrument, side: str, status: str, qty: Decimal | None, fill
     return order_reserve(side, inst.base, inst.quote, qty - filled, price, fee_rate)  # type: ignore[arg-type]
 
 
-async def _book_fills(db: Db, fx: Effects, order: Row[Any], fills: list[VenueFill], inst: Instrument,
+async def _book_fills(db: Db, fx: Effects, order: Any, fills: list[VenueFill], inst: Instrument,
                       deltas: dict[str, Decimal], actor: str) -> None:
     """Move the position for fills seen for the first time; add their balance changes to `deltas`."""
-    pos_row = (await db.execute(_LOCK_POSITION, {"p_venue": order.venue, "p_symbol": order.symbol})).one()
+    pos_row = await db.one(_LOCK_POSITION, {"p_venue": order.venue, "p_symbol": order.symbol})
     pos = PositionState(pos_row.qty, pos_row.avg_price, pos_row.realized_pnl)
     for f in fills:
         pos = apply_fill(pos, order.side, f.qty, f.price, f.fee)
@@ -116,13 +127,13 @@ async def _book_fills(db: Db, fx: Effects, order: Row[Any], fills: list[VenueFil
             "price": f.price, "fee": f.fee, "fee_asset": f.fee_asset, "position_qty": pos.qty})
         fx.events.append(("fill", {"order_id": order.id, "symbol": order.symbol, "side": order.side,
                                    "qty": f.qty, "price": f.price}))
-    fx.positions.append((await db.execute(_SET_POSITION, {
+    fx.positions.append(await db.one(_SET_POSITION, {
         "p_venue": order.venue, "p_symbol": order.symbol, "p_qty": pos.qty, "p_avg": pos.avg_price,
-        "p_pnl": pos.realized_pnl, "p_ts": datetime.now(UTC)})).one())
+        "p_pnl": pos.realized_pnl, "p_ts": datetime.now(UTC)}))
 
 
-async def apply_venue_order(db: Db, fx: Effects, order: Row[Any], vo: VenueOrder, *,
-                            fee_rate: Decimal, actor: str) -> Row[Any]:
+async def apply_venue_order(db: Db, fx: Effects, order: Any, vo: VenueOrder, *,
+                            fee_rate: Decimal, actor: str) -> Any:
     """Bring our order, fills, position and balances in line with what the venue reports.
 
     `order` must be locked by the caller's transaction; returns the order as now stored.
@@ -133,10 +144,10 @@ async def apply_venue_order(db: Db, fx: Effects, order: Row[Any], vo: VenueOrder
                                              price_ref, fee_rate)
     new_fills: list[VenueFill] = []
     for f in vo.fills:
-        inserted = (await db.execute(_INSERT_FILL, {
+        inserted = await db.scalar(_INSERT_FILL, {
             "id": "fil_" + uuid.uuid4().hex[:20], "order_id": order.id, "venue": order.venue,
             "venue_fill_id": f.fill_id, "symbol": order.symbol, "side": order.side, "qty": f.qty, "price": f.price,
-            "fee": f.fee, "fee_asset": f.fee_asset, "liquidity": f.liquidity, "ts": f.ts})).scalar()
+            "fee": f.fee, "fee_asset": f.fee_asset, "liquidity": f.liquidity, "ts": f.ts})
         if inserted is not None:
             new_fills.append(f)
     totals: dict[str, Decimal] = defaultdict(Decimal)
@@ -150,19 +161,21 @@ async def apply_venue_order(db: Db, fx: Effects, order: Row[Any], vo: VenueOrder
     locked = {reserve_asset: reserve_after - reserve_before} if reserve_after != reserve_before else {}
     assets = sorted(set(totals) | set(locked))  # one lock order for every writer
     if assets:
-        fx.balances.extend((await db.execute(_MOVE_BALANCES, [
-            {"venue": order.venue, "asset": a, "total": totals.get(a, Decimal(0)), "locked": locked.get(a, Decimal(0))}
-            for a in assets])).all())
+        params: dict[str, Any] = {"venue": order.venue}
+        for i, asset in enumerate(assets):
+            params |= {f"asset_{i}": asset, f"total_{i}": totals.get(asset, Decimal(0)),
+                       f"locked_{i}": locked.get(asset, Decimal(0))}
+        fx.balances.extend(await db.all(_move_balances(len(assets)), params))
     venue_order_id = vo.venue_order_id or order.venue_order_id
     reason = vo.reject_reason if vo.status == "rejected" else order.reject_reason
     if not new_fills and (vo.status, venue_order_id, reason) == (order.status, order.venue_order_id,
                                                                     order.reject_reason):
         fx.order(order)
         return order
-    updated = (await db.execute(_SET_ORDER, {
+    updated = await db.one(_SET_ORDER, {
         "p_id": order.id, "p_venue_order_id": venue_order_id, "p_status": vo.status, "p_reason": reason,
         "p_filled": filled, "p_avg": cost / filled if filled else None, "p_fees": fees,
-        "p_ts": datetime.now(UTC)})).one()
+        "p_ts": datetime.now(UTC)})
     fx.order(updated)
     if updated.status != order.status:
         fx.note(actor=actor, action=f"order.{updated.status}", subject=order.id, payload={

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import any_, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import JSONB, array
 
 from jobs.commands import CancelOrder, CommandResult, PlaceOrder
 from jobs.domain.instruments import UnknownInstrumentError, get_instrument, normalize_symbol
@@ -27,7 +27,7 @@ from jobs.ledger import FINAL_COMMAND_STATUSES, apply_venue_order, claim_command
 from jobs.effects import Effects, effect
 from jobs.resources import Resources
 from jobs.venues.base import OrderRequest, VenueOrder, VenueTimeout, VenueUnavailable
-from storage.audit import Db
+from storage.driver import Db, transaction
 from storage.state.views import QuoteView
 from storage.tables import BALANCES, COMMANDS, CONTROL, ORDERS
 from storage.values import OPEN_ORDER_STATUSES
@@ -51,7 +51,7 @@ _ORDER_OF_COMMAND = select(ORDERS).where(ORDERS.c.command_id == bindparam("p_id"
 _ORDER_BY_CLIENT_ID = select(ORDERS).where(ORDERS.c.client_order_id == bindparam("p_id"))
 _ORDER = select(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
 _LOCK_ORDER = _ORDER.with_for_update()
-_OPEN_ORDERS = select(ORDERS.c.client_order_id).where(ORDERS.c.status.in_(tuple(OPEN_ORDER_STATUSES)))
+_OPEN_ORDERS = select(ORDERS.c.client_order_id).where(ORDERS.c.status == any_(array(sorted(OPEN_ORDER_STATUSES))))
 _COMMAND = select(COMMANDS).where(COMMANDS.c.id == bindparam("p_id"))
 _ORDER_UNKNOWN = (update(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
                   .values(status="unknown", updated_at=bindparam("p_ts")).returning(*ORDERS.c))
@@ -60,7 +60,7 @@ _COMMAND_UNKNOWN = (update(COMMANDS).where(COMMANDS.c.id == bindparam("p_id"))
                     .returning(*COMMANDS.c))
 
 
-def _result(row: Row[Any]) -> CommandResult:
+def _result(row: Any) -> CommandResult:
     r = row.result or {}
     return CommandResult(command_id=row.id, kind=row.kind, status=row.status,
                          message=str(r.get("message", "")), order_id=r.get("order_id"),
@@ -81,7 +81,7 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
         if cmd_row.status in FINAL_COMMAND_STATUSES:
             return _result(cmd_row)
         # the order is written in the claim's transaction, so only a repeat run can find one
-        existing = (await db.execute(_ORDER_OF_COMMAND, {"p_id": cmd.command_id})).first() \
+        existing = await db.first(_ORDER_OF_COMMAND, {"p_id": cmd.command_id}) \
             if cmd_row.attempts > 1 else None
         order = None if existing else await _admit(res, db, fx, cmd, quote)
     if existing is not None:
@@ -92,7 +92,7 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
     return await _submit(res, cmd, order)
 
 
-async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, quote: QuoteView | None) -> Row[Any] | None:
+async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, quote: QuoteView | None) -> Any | None:
     """Validate, round and risk-check the order; record it as "submitting", or reject the command."""
     try:
         inst = get_instrument(cmd.symbol)
@@ -102,7 +102,7 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, quote: Qu
         return None
     ref = None if quote is None or quote.stale else (quote.ask if spec.side == "buy" else quote.bid)
     venue = res.default_venue
-    inputs = (await db.execute(_RISK_INPUTS, {"p_venue": venue, "p_quote": inst.quote, "p_base": inst.base})).one()
+    inputs = await db.one(_RISK_INPUTS, {"p_venue": venue, "p_quote": inst.quote, "p_base": inst.base})
     verdict = check_order(spec, inst, trading_state=inputs.trading_state or "ACTIVE", limits=res.limits,
                           reference_price=ref, available_quote=inputs.quote or Decimal(0),
                           available_base=inputs.base or Decimal(0), fee_rate=res.fee_rate)
@@ -110,13 +110,13 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, quote: Qu
         await finish_command(db, fx, cmd.command_id, "rejected", "risk check refused the order: " + verdict.message)
         return None
     now = datetime.now(UTC)
-    order = (await db.execute(_INSERT_ORDER, {
+    order = await db.one(_INSERT_ORDER, {
         "id": "ord_" + uuid.uuid4().hex[:20], "client_order_id": client_order_id_for(cmd.command_id),
         "command_id": cmd.command_id, "venue": venue, "symbol": inst.symbol, "side": spec.side, "type": spec.type,
         "time_in_force": spec.time_in_force, "qty": spec.qty, "notional": spec.notional,
         "limit_price": spec.limit_price, "stop_price": spec.stop_price, "status": "submitting",
         "filled_qty": Decimal(0), "fees": Decimal(0), "schedule_id": cmd.schedule_id, "created_at": now,
-        "updated_at": now})).one()
+        "updated_at": now})
     fx.note(actor=cmd.source, action="order.submitting", subject=order.id, payload={
         "command_id": cmd.command_id, "client_order_id": order.client_order_id, **spec.canonical(),
         "risk": verdict.message})
@@ -124,7 +124,7 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, quote: Qu
     return order
 
 
-async def _submit(res: Resources, cmd: PlaceOrder, order: Row[Any]) -> CommandResult:
+async def _submit(res: Resources, cmd: PlaceOrder, order: Any) -> CommandResult:
     """The venue call, with the client order id derived from the command; then book the outcome."""
     req = OrderRequest(order.client_order_id, order.symbol, order.side, order.type, order.time_in_force,
                        order.qty, order.notional, order.limit_price, order.stop_price)
@@ -142,18 +142,18 @@ async def _submit(res: Resources, cmd: PlaceOrder, order: Row[Any]) -> CommandRe
 async def _mark_unknown(res: Resources, order_id: str, command_id: str, why: str) -> None:
     now = datetime.now(UTC)
     async with effect(res) as (db, fx):
-        order = (await db.execute(_ORDER_UNKNOWN, {"p_id": order_id, "p_ts": now})).one()
+        order = await db.one(_ORDER_UNKNOWN, {"p_id": order_id, "p_ts": now})
         fx.order(order)
         fx.note(actor="worker", action="order.unknown", subject=order.id,
                 payload={"why": why, "client_order_id": order.client_order_id})
-        fx.command = (await db.execute(_COMMAND_UNKNOWN, {"p_id": command_id, "p_ts": now, "p_result": {
+        fx.command = await db.one(_COMMAND_UNKNOWN, {"p_id": command_id, "p_ts": now, "p_result": {
             "message": f"{why}; outcome unknown, reconciling by client order id {order.client_order_id}",
-            "order_id": order.id}})).one()
+            "order_id": order.id}})
 
 
 async def _apply(res: Resources, order_id: str, vo: VenueOrder, command_id: str | None, *, actor: str) -> CommandResult:
     async with effect(res) as (db, fx):
-        locked = (await db.execute(_LOCK_ORDER, {"p_id": order_id})).one()
+        locked = await db.one(_LOCK_ORDER, {"p_id": order_id})
         order = await apply_venue_order(db, fx, locked, vo, fee_rate=res.fee_rate, actor=actor)
         cid = command_id or order.command_id
         finished = None
@@ -165,14 +165,14 @@ async def _apply(res: Resources, order_id: str, vo: VenueOrder, command_id: str 
                 db, fx, cid, "succeeded", f"order {order.status}", only_if_open=True, order_id=order.id,
                 status=order.status, filled_qty=str(order.filled_qty),
                 avg_fill_price=str(order.avg_fill_price) if order.avg_fill_price else None)
-        cmd_row = finished or (await db.execute(_COMMAND, {"p_id": cid})).one()
+        cmd_row = finished or await db.one(_COMMAND, {"p_id": cid})
     return _result(cmd_row)
 
 
 async def sync_order(res: Resources, client_order_id: str, *, command_id: str | None = None) -> CommandResult:
     """Ask the venue about one order and apply what it says (fills, status)."""
-    async with res.engine.connect() as db:
-        order = (await db.execute(_ORDER_BY_CLIENT_ID, {"p_id": client_order_id})).one()
+    async with transaction(res.engine, autocommit=True) as db:
+        order = await db.one(_ORDER_BY_CLIENT_ID, {"p_id": client_order_id})
     venue = res.venues[order.venue]
     vo: VenueOrder | None = None
     for attempt in range(3):
@@ -186,16 +186,16 @@ async def sync_order(res: Resources, client_order_id: str, *, command_id: str | 
         if order.status in ("submitting", "unknown") and age > UNKNOWN_GIVE_UP_AFTER:
             vo = VenueOrder(client_order_id, None, "rejected", Decimal(0), [], "never reached the venue")
         else:
-            async with res.engine.connect() as db:
-                return _result((await db.execute(_COMMAND, {"p_id": command_id or order.command_id})).one())
+            async with transaction(res.engine, autocommit=True) as db:
+                return _result(await db.one(_COMMAND, {"p_id": command_id or order.command_id}))
     return await _apply(res, order.id, vo, command_id, actor="reconcile")
 
 
 async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
     """Cancels pass even when trading is HALTED: they only remove risk."""
-    async with res.engine.begin() as db:
+    async with transaction(res.engine) as db:
         cmd_row = await claim_command(db, cmd)
-        order = (await db.execute(_ORDER, {"p_id": cmd.order_id})).first()
+        order = await db.first(_ORDER, {"p_id": cmd.order_id})
     if cmd_row.status in FINAL_COMMAND_STATUSES:
         return _result(cmd_row)
     if order is None:
@@ -207,7 +207,7 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
     except (VenueTimeout, TimeoutError):
         vo = None
     async with effect(res) as (db, fx):
-        row = (await db.execute(_LOCK_ORDER, {"p_id": order.id})).one()
+        row = await db.one(_LOCK_ORDER, {"p_id": order.id})
         if vo is None:
             await finish_command(db, fx, cmd.command_id, "failed",
                                  f"venue did not confirm the cancel of {row.id}; check get_order and retry",
@@ -226,8 +226,8 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
 
 async def reconcile_open_orders(res: Resources) -> int:
     """Sync every order we believe is open with its venue. Returns how many were checked."""
-    async with res.engine.connect() as db:
-        cids = (await db.execute(_OPEN_ORDERS)).scalars().all()
+    async with transaction(res.engine, autocommit=True) as db:
+        cids = [r[0] for r in await db.all(_OPEN_ORDERS)]
     for cid in cids:
         await sync_order(res, cid)
     return len(cids)

@@ -19,6 +19,7 @@ from jobs.ledger import claim_command, finish_command
 from jobs.orders import _result, place_order
 from jobs.effects import effect_session
 from jobs.resources import Resources
+from storage.driver import SessionDb
 from storage.models import DcaRunRow, DcaScheduleRow
 from storage.state import keys
 
@@ -47,14 +48,15 @@ def _spec_error(cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaScheduleRow 
 async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResult:
     now = datetime.now(UTC)
     async with effect_session(res) as (s, fx):
-        cmd_row = await claim_command(s, cmd)
+        db = SessionDb(s)
+        cmd_row = await claim_command(db, cmd)
         if cmd_row.status in ("succeeded", "rejected", "failed"):
             return _result(cmd_row)
         row: DcaScheduleRow | None = None
         if not isinstance(cmd, CreateDcaSchedule):
             row = await s.get(DcaScheduleRow, cmd.schedule_id, with_for_update=True)
             if row is None or row.status == "deleted":
-                await finish_command(s, fx, cmd.command_id, "rejected",
+                await finish_command(db, fx, cmd.command_id, "rejected",
                                      f"no schedule {cmd.schedule_id!r}; list_dca_schedules shows the ids")
                 row = None
                 cmd = None  # type: ignore[assignment]
@@ -62,7 +64,7 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResul
             error = None if isinstance(cmd, DeleteDcaSchedule) or (
                 isinstance(cmd, UpdateDcaSchedule) and cmd.action != "change") else _spec_error(cmd, row)
             if error:
-                await finish_command(s, fx, cmd.command_id, "rejected", error)
+                await finish_command(db, fx, cmd.command_id, "rejected", error)
             elif isinstance(cmd, CreateDcaSchedule):
                 inst = get_instrument(cmd.symbol)
                 row = DcaScheduleRow(
@@ -73,12 +75,12 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResul
                     max_price=cmd.max_price, command_id=cmd.command_id, created_at=now, updated_at=now)
                 row.next_fire_at = next_fire_after(now, cron=row.cron, interval_s=row.interval_s, anchor=now)
                 s.add(row)
-                await finish_command(s, fx, cmd.command_id, "succeeded", f"schedule {row.id} created", schedule_id=row.id,
+                await finish_command(db, fx, cmd.command_id, "succeeded", f"schedule {row.id} created", schedule_id=row.id,
                                      next_fire_at=row.next_fire_at.isoformat())
             else:
                 assert row is not None
                 _apply_update(row, cmd, now)
-                await finish_command(s, fx, cmd.command_id, "succeeded", f"schedule {row.id} {row.status}",
+                await finish_command(db, fx, cmd.command_id, "succeeded", f"schedule {row.id} {row.status}",
                                      schedule_id=row.id,
                                      next_fire_at=row.next_fire_at.isoformat() if row.next_fire_at else None)
         if row is not None:

@@ -17,16 +17,15 @@ from typing import Any, Literal
 
 import orjson
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.driver import Db
 from storage.models.audit import AuditRow
 
 GENESIS_HASH = "0" * 64
 
 _APPEND = text("SELECT head_seq, head_hash FROM audit_append(:seq, :hash, CAST(:entries AS jsonb))")
 _last_head: dict[str, tuple[int, str]] = {}  # database URL -> (seq, hash) we last left the chain at
-
-Db = AsyncSession | AsyncConnection  # anything that runs statements inside the caller's transaction
 
 
 def _json_default(obj: Any) -> Any:
@@ -88,16 +87,11 @@ def _chain(drafts: list[AuditDraft], head: tuple[int, str]) -> list[AuditEntry]:
     return entries
 
 
-def _database_of(db: Db) -> str:
-    engine = db.sync_engine if isinstance(db, AsyncConnection) else db.sync_session.get_bind()
-    return str(engine.url)
-
-
 async def write_audit(db: Db, drafts: list[AuditDraft]) -> list[AuditEntry]:
     """Chain `drafts` onto the log inside the caller's transaction; returns them as written."""
     if not drafts:
         return []
-    database = _database_of(db)
+    database = db.database
     head = _last_head.get(database, (0, GENESIS_HASH))
     for _ in range(2):  # the second try cannot miss: the first took the lock, so the head stays put
         entries = _chain(drafts, head)
@@ -105,7 +99,7 @@ async def write_audit(db: Db, drafts: list[AuditDraft]) -> list[AuditEntry]:
                               "subject": e.subject, "payload": e.payload, "hash": e.hash,
                               "prev_hash": entries[i - 1].hash if i else head[1]}
                              for i, e in enumerate(entries)]).decode()
-        moved = (await db.execute(_APPEND, {"seq": head[0], "hash": head[1], "entries": rows})).first()
+        moved = await db.first(_APPEND, {"seq": head[0], "hash": head[1], "entries": rows})
         if moved is None:
             _last_head[database] = (entries[-1].seq, entries[-1].hash)
             return entries

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from storage import audit
 from storage.audit import audit_draft, verify_chain, write_audit
 from storage.db import make_engine, make_sessionmaker
+from storage.driver import SessionDb
 from storage.settings import SettingsError, load_settings
 
 
@@ -16,7 +17,7 @@ async def sessions(database_url):
     engine = make_engine(database_url, pool_size=4)
     sm = make_sessionmaker(engine)
     async with sm.begin() as s:
-        await write_audit(s, [audit_draft(actor="test", action="thing", subject=f"s{i}", payload={"i": i})
+        await write_audit(SessionDb(s), [audit_draft(actor="test", action="thing", subject=f"s{i}", payload={"i": i})
                               for i in range(5)])
     yield sm
     await engine.dispose()
@@ -91,8 +92,8 @@ async def test_concurrent_writers_form_one_chain(sessions):
 
     async def writer(n: int) -> None:
         async with sessions.begin() as s:
-            await write_audit(s, [audit_draft(actor="w", action="thing", subject=f"w{n}", payload={"k": 0})])
-            await write_audit(s, [audit_draft(actor="w", action="thing", subject=f"w{n}", payload={"k": k})
+            await write_audit(SessionDb(s), [audit_draft(actor="w", action="thing", subject=f"w{n}", payload={"k": 0})])
+            await write_audit(SessionDb(s), [audit_draft(actor="w", action="thing", subject=f"w{n}", payload={"k": k})
                                   for k in (1, 2)])
 
     await asyncio.gather(*(writer(n) for n in range(12)))
@@ -107,7 +108,7 @@ async def test_a_stale_remembered_head_is_corrected_not_forked(sessions):
     for database in list(audit._last_head):
         audit._last_head[database] = (2, "f" * 64)  # a head that is not the chain's
     async with sessions.begin() as s:
-        written = await write_audit(s, [audit_draft(actor="t", action="late", subject="x", payload={})])
+        written = await write_audit(SessionDb(s), [audit_draft(actor="t", action="late", subject="x", payload={})])
     assert written[0].seq == 6
     async with sessions() as s:
         report = await verify_chain(s)

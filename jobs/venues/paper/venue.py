@@ -18,12 +18,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Numeric, Row, String, bindparam, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import DateTime, Numeric, String, bindparam, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobs.domain.instruments import get_instrument
 from jobs.domain.matching import BPS, fill_price
 from jobs.venues.base import OrderRequest, VenueFill, VenueOrder, VenueTimeout
+from storage.driver import Db, transaction
 from storage.tables import PAPER_FILLS, PAPER_ORDERS
 from storage.values import Quote
 
@@ -80,7 +81,7 @@ class BookOrder:
     reject_reason: str | None = None
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> BookOrder:
+    def from_row(cls, row: Any) -> BookOrder:
         return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
@@ -97,7 +98,6 @@ class PaperVenue:
     def __init__(self, engine: AsyncEngine, quotes: QuoteSource, *,
                  fee_bps: Decimal, slippage_bps: Decimal, stale_after_s: float) -> None:
         self.engine = engine
-        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.quotes = quotes
         self.fee_rate = fee_bps / BPS
         self.slippage_bps = slippage_bps
@@ -121,8 +121,8 @@ class PaperVenue:
             fill = self._match(order, quote, resting=False)
             if order.status == "open" and req.type == "limit" and req.time_in_force == "ioc":
                 order.status = "cancelled"
-        async with self.autocommit.connect() as db:
-            created = (await db.execute(_INSERT_ORDER_AND_FILL, {**asdict(order), **_fill_params(fill)})).scalar()
+        async with transaction(self.engine, autocommit=True) as db:
+            created = await db.scalar(_INSERT_ORDER_AND_FILL, {**asdict(order), **_fill_params(fill)})
             if created is None:  # a client order id we already hold: answer with that order
                 state = await self._state(db, req.client_order_id)
                 assert state is not None
@@ -154,21 +154,21 @@ class PaperVenue:
 
     async def fill_resting(self, client_order_id: str, quote: Quote) -> VenueOrder | None:
         """Called by the paper host on a quote: fill the order if the quote triggers it."""
-        async with self.engine.begin() as db:
-            row = (await db.execute(_LOCK_ORDER, {"p_cid": client_order_id})).first()
+        async with transaction(self.engine) as db:
+            row = await db.first(_LOCK_ORDER, {"p_cid": client_order_id})
             if row is None or row.status != "open":
                 return None
             order = BookOrder.from_row(row)
             fill = self._match(order, quote, resting=True)
             if fill is None:
                 return None
-            await db.execute(_INSERT_FILL, _fill_row(client_order_id, fill))
+            await db.first(_INSERT_FILL, _fill_row(client_order_id, fill))
             await self._store(db, order)
             return await self._state(db, client_order_id)
 
     async def cancel_order(self, client_order_id: str) -> VenueOrder | None:
-        async with self.engine.begin() as db:
-            row = (await db.execute(_LOCK_ORDER, {"p_cid": client_order_id})).first()
+        async with transaction(self.engine) as db:
+            row = await db.first(_LOCK_ORDER, {"p_cid": client_order_id})
             if row is None:
                 return None
             if row.status == "open":
@@ -178,25 +178,25 @@ class PaperVenue:
             return await self._state(db, client_order_id)
 
     async def get_order(self, client_order_id: str) -> VenueOrder | None:
-        async with self.engine.connect() as db:
+        async with transaction(self.engine, autocommit=True) as db:
             return await self._state(db, client_order_id)
 
     async def resting_orders(self) -> list[BookOrder]:
         """Every order resting on the book."""
-        async with self.engine.connect() as db:
-            return [BookOrder.from_row(r) for r in await db.execute(_RESTING)]
+        async with transaction(self.engine, autocommit=True) as db:
+            return [BookOrder.from_row(r) for r in await db.all(_RESTING)]
 
     @staticmethod
-    async def _store(db: AsyncConnection, order: BookOrder) -> None:
-        await db.execute(_SET_ORDER, {"p_cid": order.client_order_id, "p_status": order.status,
+    async def _store(db: Db, order: BookOrder) -> None:
+        await db.first(_SET_ORDER, {"p_cid": order.client_order_id, "p_status": order.status,
                                       "p_filled": order.filled_qty, "p_reason": order.reject_reason})
 
     @staticmethod
-    async def _state(db: AsyncConnection, client_order_id: str) -> VenueOrder | None:
-        row = (await db.execute(_ORDER, {"p_cid": client_order_id})).first()
+    async def _state(db: Db, client_order_id: str) -> VenueOrder | None:
+        row = await db.first(_ORDER, {"p_cid": client_order_id})
         if row is None:
             return None
-        fills = (await db.execute(_FILLS, {"p_cid": client_order_id})).all()
+        fills = await db.all(_FILLS, {"p_cid": client_order_id})
         return _venue_order(BookOrder.from_row(row), [
             VenueFill(f.fill_id, f.qty, f.price, f.fee, f.fee_asset, f.liquidity, f.ts) for f in fills])
 
