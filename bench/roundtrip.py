@@ -15,6 +15,7 @@ from fastmcp import Client
 
 from bench.harness import bench_env, cpu_percent, percentile, spawn, stop, wait_for_quotes, wait_for_worker
 from mcp_bridge.server import build_server
+from storage.heap import settle_heap
 
 N_FAST = 500
 N_DEFAULT = 40
@@ -45,6 +46,7 @@ async def _measure(wakeup: bool, n: int) -> tuple[list[float], float | None]:
             await wait_for_worker(settings)
             async with Client(build_server(settings)) as client:
                 await _place_many(client, 10)  # warm-up: connections, caches
+                settle_heap()  # as the bridge process does once it is serving (storage/heap.py)
                 times = await _place_many(client, n)
             idle = None
             if wakeup:

@@ -24,6 +24,7 @@ from daemon.metrics import RECONCILES
 from daemon.paper_host import PaperHost
 from jobs.queue import CommandQueue, connect_queue
 from jobs.resources import Resources, build_resources
+from storage.heap import settle_heap
 from storage.settings import Settings
 from storage.state.rebuild import rebuild_state_view
 
@@ -62,6 +63,7 @@ class Daemon:
         self._loops = [asyncio.create_task(self._heartbeat(), name="heartbeat"),
                        asyncio.create_task(self._reconcile_loop(), name="reconcile")]
         self.started_at = time.monotonic()
+        settle_heap()
         log.info("daemon up: health at http://%s:%s/health", s.daemon_http_host, self.http.port)
 
     async def stop(self) -> None:

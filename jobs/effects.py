@@ -9,7 +9,8 @@ Postgres does not hold; if publishing fails, the next rebuild repairs the view.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ class Effects:
     audit: list[AuditEntry] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     command: CommandRow | Row[Any] | None = None
+    published: Awaitable[None] | None = None  # see effect(background=True)
 
     def order(self, row: OrderRow | Row[Any]) -> None:
         self.orders[row.id] = row
@@ -50,13 +52,23 @@ class Effects:
 
 
 @asynccontextmanager
-async def effect(res: Resources) -> AsyncIterator[tuple[RawDb, Effects]]:
-    """A transaction on the order path (storage/driver.py); audit written before commit, published after."""
+async def effect(res: Resources, *, after: Awaitable[None] | None = None,
+                 background: bool = False) -> AsyncIterator[tuple[RawDb, Effects]]:
+    """A transaction on the order path (storage/driver.py); audit written before commit, published after.
+
+    background: publish while the caller goes on (an order's venue call), as `fx.published`;
+    a later effect passes it as `after`, so the view never shows an older state over a newer one.
+    """
     fx = Effects()
     async with transaction(res.engine) as db:
         yield db, fx
         fx.audit = await write_audit(db, fx.drafts)
-    await publish(res, fx)
+    if after is not None:
+        await after
+    if background:
+        fx.published = asyncio.ensure_future(publish(res, fx))
+    else:
+        await publish(res, fx)
 
 
 @asynccontextmanager

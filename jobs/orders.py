@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,8 +24,8 @@ from jobs.commands import CancelOrder, CommandResult, PlaceOrder
 from jobs.domain.instruments import UnknownInstrumentError, get_instrument, normalize_symbol
 from jobs.domain.orders import OrderSpecError, client_order_id_for, normalize_order
 from jobs.domain.risk import check_order
-from jobs.ledger import FINAL_COMMAND_STATUSES, apply_venue_order, claim_command, finish_command
 from jobs.effects import Effects, effect
+from jobs.ledger import FINAL_COMMAND_STATUSES, apply_venue_order, claim_command, finish_command
 from jobs.resources import Resources
 from jobs.venues.base import OrderRequest, VenueOrder, VenueTimeout, VenueUnavailable
 from storage.driver import Db, transaction
@@ -76,7 +77,7 @@ async def _reject(res: Resources, command_id: str, message: str) -> CommandResul
 
 async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
     quote = await res.reader.quote(normalize_symbol(cmd.symbol))
-    async with effect(res) as (db, fx):  # claim, validate, risk-check and record: one transaction
+    async with effect(res, background=True) as (db, fx):  # claim, validate, risk-check and record: one transaction
         cmd_row = await claim_command(db, cmd)
         if cmd_row.status in FINAL_COMMAND_STATUSES:
             return _result(cmd_row)
@@ -84,12 +85,16 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
         existing = await db.first(_ORDER_OF_COMMAND, {"p_id": cmd.command_id}) \
             if cmd_row.attempts > 1 else None
         order = None if existing else await _admit(res, db, fx, cmd, quote)
+    published = fx.published
+    assert published is not None
     if existing is not None:
+        await published
         log.info("command %s re-run: reconciling order %s instead of sending it again", cmd.command_id, existing.id)
         return await sync_order(res, existing.client_order_id, command_id=cmd.command_id)
     if order is None:
+        await published
         return _result(fx.command or cmd_row)
-    return await _submit(res, cmd, order)
+    return await _submit(res, cmd, order, published)
 
 
 async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, quote: QuoteView | None) -> Any | None:
@@ -124,24 +129,28 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, quote: Qu
     return order
 
 
-async def _submit(res: Resources, cmd: PlaceOrder, order: Any) -> CommandResult:
-    """The venue call, with the client order id derived from the command; then book the outcome."""
+async def _submit(res: Resources, cmd: PlaceOrder, order: Any, published: Awaitable[None]) -> CommandResult:
+    """The venue call, with the client order id derived from the command; then book the outcome.
+
+    The "submitting" order is published to the state view while the venue call runs (`published`).
+    """
     req = OrderRequest(order.client_order_id, order.symbol, order.side, order.type, order.time_in_force,
                        order.qty, order.notional, order.limit_price, order.stop_price)
     try:
         vo = await asyncio.wait_for(res.venues[order.venue].submit_order(req), VENUE_CALL_TIMEOUT_S)
     except (VenueTimeout, TimeoutError) as e:
         log.warning("venue timeout for %s: %s; reconciling", order.client_order_id, e)
-        await _mark_unknown(res, order.id, cmd.command_id, "venue did not answer in time")
+        await _mark_unknown(res, order.id, cmd.command_id, "venue did not answer in time", after=published)
         return await sync_order(res, order.client_order_id, command_id=cmd.command_id)
     except VenueUnavailable as e:
         vo = VenueOrder(order.client_order_id, None, "rejected", Decimal(0), [], f"venue unavailable, not sent: {e}")
-    return await _apply(res, order.id, vo, cmd.command_id, actor=cmd.source)
+    return await _apply(res, order.id, vo, cmd.command_id, actor=cmd.source, after=published)
 
 
-async def _mark_unknown(res: Resources, order_id: str, command_id: str, why: str) -> None:
+async def _mark_unknown(res: Resources, order_id: str, command_id: str, why: str, *,
+                        after: Awaitable[None] | None = None) -> None:
     now = datetime.now(UTC)
-    async with effect(res) as (db, fx):
+    async with effect(res, after=after) as (db, fx):
         order = await db.one(_ORDER_UNKNOWN, {"p_id": order_id, "p_ts": now})
         fx.order(order)
         fx.note(actor="worker", action="order.unknown", subject=order.id,
@@ -151,8 +160,9 @@ async def _mark_unknown(res: Resources, order_id: str, command_id: str, why: str
             "order_id": order.id}})
 
 
-async def _apply(res: Resources, order_id: str, vo: VenueOrder, command_id: str | None, *, actor: str) -> CommandResult:
-    async with effect(res) as (db, fx):
+async def _apply(res: Resources, order_id: str, vo: VenueOrder, command_id: str | None, *, actor: str,
+                 after: Awaitable[None] | None = None) -> CommandResult:
+    async with effect(res, after=after) as (db, fx):
         locked = await db.one(_LOCK_ORDER, {"p_id": order_id})
         order = await apply_venue_order(db, fx, locked, vo, fee_rate=res.fee_rate, actor=actor)
         cid = command_id or order.command_id

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from jobs.commands import CommandResult, CreateDcaSchedule, DeleteDcaSchedule, PlaceOrder, UpdateDcaSchedule
 from jobs.domain.instruments import UnknownInstrumentError, get_instrument
 from jobs.domain.schedule_clock import ScheduleSpecError, next_fire_after, validate_spec
+from jobs.effects import effect_session
 from jobs.ledger import claim_command, finish_command
 from jobs.orders import _result, place_order
-from jobs.effects import effect_session
 from jobs.resources import Resources
 from storage.driver import SessionDb
 from storage.models import DcaRunRow, DcaScheduleRow

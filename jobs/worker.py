@@ -27,6 +27,7 @@ from jobs.commands import CancelOrder, CreateDcaSchedule, DeleteDcaSchedule, Pla
 from jobs.orders import cancel_order, place_order, reconcile_open_orders, sync_order
 from jobs.resources import Resources, build_resources
 from jobs.schedules import run_scheduled_buy, schedule_command
+from storage.heap import settle_heap
 from storage.settings import Settings, get_settings
 from storage.state import keys
 from storage.state.writer import StateWriter
@@ -100,6 +101,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     res = build_resources(settings, ctx["redis"])
     ctx["res"] = res
     await ensure_paper_account(res)
+    settle_heap()
     log.info("worker ready (mode=%s, queue=%s)", settings.mode, settings.queue_name)
 
 

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from jobs.queue import CommandQueue, connect_queue
 from mcp_bridge.context import Bridge
 from mcp_bridge.tools import market, orders, portfolio, schedules, system
+from storage.heap import settle_heap
 from storage.settings import Settings, SettingsError
 
 MCP_PATH = "/mcp"
@@ -142,7 +143,9 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
 
 def run_stdio(settings: Settings) -> None:
     """Serve MCP over stdin/stdout (what desktop assistants launch). Blocks until stdin closes."""
-    build_server(settings).run(transport="stdio", show_banner=False)
+    server = build_server(settings)
+    settle_heap()
+    server.run(transport="stdio", show_banner=False)
 
 
 def _require_token(settings: Settings) -> None:
@@ -161,6 +164,7 @@ async def serve_http(settings: Settings, *, queue: CommandQueue | None = None,
                      sockets: list[socket.socket] | None = None, stop: asyncio.Event | None = None) -> None:
     """Serve HTTP on settings.mcp_http_host:port (or on pre-bound `sockets`) until `stop` is set."""
     app = http_app(settings, queue)
+    settle_heap()
     config = uvicorn.Config(app, host=settings.mcp_http_host, port=settings.mcp_http_port, lifespan="on",
                             log_level=settings.log_level.lower(), timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
