@@ -20,7 +20,12 @@ from daemon.migrate import upgrade_to_head
 from storage.settings import Settings, load_settings
 from storage.state.reader import StateReader
 
-ADMIN_DSN = os.environ.get("TRADINGD_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Like ./scripts/run: the local Unix socket when Postgres runs here, else TCP. Set
+# TRADINGD_BENCH_ADMIN_DSN=postgresql://postgres@127.0.0.1:5432/postgres to measure over TCP.
+_SOCKET_DIR = "/var/run/postgresql"
+ADMIN_DSN = os.environ.get("TRADINGD_BENCH_ADMIN_DSN") or (
+    f"postgresql://postgres@/postgres?host={_SOCKET_DIR}" if os.path.exists(f"{_SOCKET_DIR}/.s.PGSQL.5432")
+    else "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TRADINGD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
@@ -30,13 +35,24 @@ def percentile(values: list[float], p: float) -> float:
     return s[k]
 
 
+def database_url(db: str) -> str:
+    """ADMIN_DSN pointed at database `db`, for SQLAlchemy's asyncpg driver."""
+    base, _, rest = ADMIN_DSN.partition("?")
+    url = base.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + db
+    return f"{url}?{rest}" if rest else url
+
+
+def transport() -> str:
+    return "unix socket" if "host=/" in ADMIN_DSN else "tcp"
+
+
 @asynccontextmanager
 async def bench_env(**overrides: object) -> AsyncIterator[Settings]:
     db = f"tradingd_bench_{uuid.uuid4().hex[:8]}"
     conn = await asyncpg.connect(ADMIN_DSN)
     await conn.execute(f'CREATE DATABASE "{db}"')
     await conn.close()
-    url = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + db
+    url = database_url(db)
     await asyncio.to_thread(upgrade_to_head, url)
     redis = Redis.from_url(REDIS_URL)
     await redis.flushdb()

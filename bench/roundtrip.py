@@ -13,7 +13,16 @@ from typing import Any
 
 from fastmcp import Client
 
-from bench.harness import bench_env, cpu_percent, percentile, spawn, stop, wait_for_quotes, wait_for_worker
+from bench.harness import (
+    bench_env,
+    cpu_percent,
+    percentile,
+    spawn,
+    stop,
+    transport,
+    wait_for_quotes,
+    wait_for_worker,
+)
 from mcp_bridge.server import build_server
 from storage.heap import settle_heap
 
@@ -66,7 +75,7 @@ async def main() -> None:
     print(f"fast path: n={len(fast)} p50={p50:.2f}ms p90={percentile(fast, 90):.2f}ms p99={p99:.2f}ms "
           f"max={max(fast):.2f}ms")
     print(f"arq default polling: n={len(slow)} p50={percentile(slow, 50):.1f}ms p99={percentile(slow, 99):.1f}ms")
-    print(f"worker idle CPU over {IDLE_SECONDS:.0f}s: {idle:.2f}% of one core")
+    print(f"worker idle CPU over {IDLE_SECONDS:.0f}s: {idle:.2f}% of one core; postgres over {transport()}")
     print(f"roundtrip: p50_ms={p50:.2f} p99_ms={p99:.2f} idle_cpu_pct={idle:.2f} vs_default={ratio:.1f}x")
 
 
