@@ -22,6 +22,7 @@ from daemon.http import HttpServer, build_app
 from daemon.market import MarketHub
 from daemon.metrics import RECONCILES
 from daemon.paper_host import PaperHost
+from jobs.accounts import ensure_paper_account
 from jobs.queue import CommandQueue, connect_queue
 from jobs.resources import Resources, build_resources
 from storage.heap import settle_heap
@@ -48,6 +49,9 @@ class Daemon:
         pool = await connect_queue(s.redis_url)
         self.queue = CommandQueue(pool, s.queue_name, wakeup=s.worker_wakeup)
         self.res = build_resources(s, pool, pool_size=5)
+        # fund the paper account (once, idempotent) before the rebuild reads Postgres: otherwise a worker
+        # starting alongside could fund and publish first, and the rebuild would overwrite it with nothing
+        await ensure_paper_account(self.res)
         counts = await rebuild_state_view(self.res.sessions, pool)
         log.info("state view rebuilt from Postgres: %s", counts)
         await self._enqueue_reconcile("startup")

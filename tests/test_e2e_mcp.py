@@ -21,7 +21,7 @@ async def test_quote_preview_place_fill_position_audit(settings, redis):
             assert Decimal(quote["ask"]) > Decimal(quote["bid"])
             order = {"symbol": "ETH/USDT", "side": "buy", "type": "market", "qty": "0.5"}
             preview = (await client.call_tool("preview_order", order)).structured_content
-            assert preview["risk"]["allowed"], preview
+            assert preview["risk"]["allowed"], preview["risk"]
             placed = (await client.call_tool("place_order", {"token": preview["token"], **order})).structured_content
             assert placed["command"]["status"] == "succeeded"
             assert placed["order"]["status"] == "filled"
