@@ -35,7 +35,7 @@ FINAL_COMMAND_STATUSES = ("succeeded", "rejected", "failed")
 
 # The first run inserts the command as "running"; a repeat run only counts the attempt. Either
 # way the row comes back locked until the caller's transaction ends.
-_CLAIM = (insert(COMMANDS)
+CLAIM = (insert(COMMANDS)
           .values(id=bindparam("p_id"), kind=bindparam("p_kind"), source=bindparam("p_source"),
                   payload=bindparam("p_payload", type_=JSONB), status="running", attempts=1)
           .on_conflict_do_update(index_elements=[COMMANDS.c.id], set_={"attempts": COMMANDS.c.attempts + 1})
@@ -85,8 +85,13 @@ _SET_ORDER = (update(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
 
 async def claim_command(db: Db, cmd: AnyCommand) -> Any:
     """Record the command once; every run (first or repeat) gets its row locked."""
-    return await db.one(_CLAIM, {"p_id": cmd.command_id, "p_kind": cmd.kind, "p_source": cmd.source,
-                                      "p_payload": cmd.model_dump(mode="json")})
+    return await db.one(CLAIM, claim_params(cmd))
+
+
+def claim_params(cmd: AnyCommand) -> dict[str, Any]:
+    """The parameters of CLAIM, for statements that claim a command along with other reads."""
+    return {"p_id": cmd.command_id, "p_kind": cmd.kind, "p_source": cmd.source,
+            "p_payload": cmd.model_dump(mode="json")}
 
 
 async def finish_command(db: Db, fx: Effects, command_id: str, cmd_status: CommandStatus, message: str, *,

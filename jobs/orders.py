@@ -21,11 +21,18 @@ from sqlalchemy import any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import JSONB, array
 
 from jobs.commands import CancelOrder, CommandResult, PlaceOrder
-from jobs.domain.instruments import UnknownInstrumentError, get_instrument, normalize_symbol
+from jobs.domain.instruments import Instrument, UnknownInstrumentError, get_instrument, normalize_symbol
 from jobs.domain.orders import OrderSpecError, client_order_id_for, normalize_order
 from jobs.domain.risk import check_order
 from jobs.effects import Effects, effect
-from jobs.ledger import FINAL_COMMAND_STATUSES, apply_venue_order, claim_command, finish_command
+from jobs.ledger import (
+    CLAIM,
+    FINAL_COMMAND_STATUSES,
+    apply_venue_order,
+    claim_command,
+    claim_params,
+    finish_command,
+)
 from jobs.resources import Resources
 from jobs.venues.base import OrderRequest, VenueOrder, VenueTimeout, VenueUnavailable
 from storage.driver import Db, transaction
@@ -44,9 +51,12 @@ def _available(asset_param: str) -> Any:
             .scalar_subquery())
 
 
-# What the risk check needs, in one round trip: the trading state and both assets' free balance.
-_RISK_INPUTS = select(select(CONTROL.c.state).where(CONTROL.c.id == 1).scalar_subquery().label("trading_state"),
-                      _available("p_quote").label("quote"), _available("p_base").label("base"))
+# The claim of a place_order command and what its risk check needs (the trading state and both
+# assets' free balance), in one round trip.
+_claimed = CLAIM.cte("claimed")
+_CLAIM_WITH_RISK_INPUTS = select(
+    _claimed, select(CONTROL.c.state).where(CONTROL.c.id == 1).scalar_subquery().label("trading_state"),
+    _available("p_quote").label("free_quote"), _available("p_base").label("free_base"))
 _INSERT_ORDER = insert(ORDERS).returning(*ORDERS.c)
 _ORDER_OF_COMMAND = select(ORDERS).where(ORDERS.c.command_id == bindparam("p_id"))
 _ORDER_BY_CLIENT_ID = select(ORDERS).where(ORDERS.c.client_order_id == bindparam("p_id"))
@@ -77,14 +87,20 @@ async def _reject(res: Resources, command_id: str, message: str) -> CommandResul
 
 async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
     quote = await res.reader.quote(normalize_symbol(cmd.symbol))
+    try:
+        inst: Instrument | None = get_instrument(cmd.symbol)
+    except UnknownInstrumentError:
+        inst = None  # rejected below, with the reason
     async with effect(res, background=True) as (db, fx):  # claim, validate, risk-check and record: one transaction
-        cmd_row = await claim_command(db, cmd)
+        cmd_row = await db.one(_CLAIM_WITH_RISK_INPUTS, {
+            **claim_params(cmd), "p_venue": res.default_venue, "p_quote": inst.quote if inst else "",
+            "p_base": inst.base if inst else ""})
         if cmd_row.status in FINAL_COMMAND_STATUSES:
             return _result(cmd_row)
         # the order is written in the claim's transaction, so only a repeat run can find one
         existing = await db.first(_ORDER_OF_COMMAND, {"p_id": cmd.command_id}) \
             if cmd_row.attempts > 1 else None
-        order = None if existing else await _admit(res, db, fx, cmd, quote)
+        order = None if existing else await _admit(res, db, fx, cmd, cmd_row, quote)
     published = fx.published
     assert published is not None
     if existing is not None:
@@ -97,8 +113,12 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
     return await _submit(res, cmd, order, published)
 
 
-async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, quote: QuoteView | None) -> Any | None:
-    """Validate, round and risk-check the order; record it as "submitting", or reject the command."""
+async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, inputs: Any,
+                 quote: QuoteView | None) -> Any | None:
+    """Validate, round and risk-check the order; record it as "submitting", or reject the command.
+
+    `inputs` is the claimed command row with the risk check's inputs (_CLAIM_WITH_RISK_INPUTS).
+    """
     try:
         inst = get_instrument(cmd.symbol)
         spec = normalize_order(cmd.spec(), inst)
@@ -107,10 +127,9 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, quote: Qu
         return None
     ref = None if quote is None or quote.stale else (quote.ask if spec.side == "buy" else quote.bid)
     venue = res.default_venue
-    inputs = await db.one(_RISK_INPUTS, {"p_venue": venue, "p_quote": inst.quote, "p_base": inst.base})
     verdict = check_order(spec, inst, trading_state=inputs.trading_state or "ACTIVE", limits=res.limits,
-                          reference_price=ref, available_quote=inputs.quote or Decimal(0),
-                          available_base=inputs.base or Decimal(0), fee_rate=res.fee_rate)
+                          reference_price=ref, available_quote=inputs.free_quote or Decimal(0),
+                          available_base=inputs.free_base or Decimal(0), fee_rate=res.fee_rate)
     if not verdict.allowed:
         await finish_command(db, fx, cmd.command_id, "rejected", "risk check refused the order: " + verdict.message)
         return None
