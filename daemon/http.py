@@ -35,7 +35,7 @@ class HttpServer:
     def __init__(self, app: Starlette, host: str, port: int) -> None:
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                                     lifespan="off", access_log=False))
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]  # our process owns signals
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

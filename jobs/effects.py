@@ -15,31 +15,31 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs.resources import Resources
 from storage.audit import AuditDraft, AuditEntry, audit_draft, write_audit
 from storage.driver import RawDb, SessionDb, transaction
-from storage.models import BalanceRow, CommandRow, DcaScheduleRow, OrderRow, PositionRow
+from storage.models import DcaScheduleRow
 from storage.state.from_rows import balance_view, command_view, order_view, position_view, schedule_view
 
 
 @dataclass
 class Effects:
-    """Rows as committed: ORM objects, or Core rows returned by INSERT/UPDATE ... RETURNING."""
+    """Rows as committed: ORM objects, or rows returned by INSERT/UPDATE ... RETURNING (storage/driver.py),
+    which have the same column attributes (typed Any: the driver's rows carry no column types)."""
 
-    orders: dict[str, OrderRow | Row[Any]] = field(default_factory=dict)
-    positions: list[PositionRow | Row[Any]] = field(default_factory=list)
-    balances: list[BalanceRow | Row[Any]] = field(default_factory=list)
+    orders: dict[str, Any] = field(default_factory=dict)
+    positions: list[Any] = field(default_factory=list)
+    balances: list[Any] = field(default_factory=list)
     schedules: list[DcaScheduleRow] = field(default_factory=list)
     drafts: list[AuditDraft] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    command: CommandRow | Row[Any] | None = None
+    command: Any = None
     published: Awaitable[None] | None = None  # see effect(background=True)
 
-    def order(self, row: OrderRow | Row[Any]) -> None:
+    def order(self, row: Any) -> None:
         self.orders[row.id] = row
 
     def note(self, *, actor: str, action: str, subject: str, payload: dict[str, Any]) -> None:

@@ -1,3 +1,6 @@
+# redis-py types each command `Awaitable[T] | T` (one signature for its sync and async clients),
+# so every `await redis.x(...)` reads to mypy as awaiting a non-awaitable:
+# mypy: disable-error-code="misc"
 """Enqueue commands and await their results: the one module that knows arq's client side.
 
 Latency without polling: enqueueing (one script, see jobs/arq_scripts.py) also pushes to a
@@ -63,7 +66,8 @@ class CommandQueue:
 
     async def wait(self, command_id: str, timeout_s: float) -> CommandView | None:
         """The command's status once final, or its latest status after timeout_s."""
-        popped = await self.pool.blpop([keys.command_done(command_id)], timeout=timeout_s)
+        # Redis >= 6 takes fractional seconds; redis-py's annotation still says int
+        popped = await self.pool.blpop([keys.command_done(command_id)], timeout=timeout_s)  # type: ignore[arg-type]
         if popped:
             return CommandView.model_validate_json(popped[1])
         return await self.reader.command(command_id)

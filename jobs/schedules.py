@@ -124,8 +124,9 @@ async def run_scheduled_buy(res: Resources, run_id: str) -> CommandResult | None
                      side="buy", type="market", notional=sch.quote_amount, schedule_id=sch.id)
     quote = await res.reader.quote(sch.symbol)
     if sch.max_price is not None and quote is not None and quote.ask > sch.max_price:
-        return await _finish_run(res, run_id, "failed", None,
-                                 f"ask {quote.ask} above max_price {sch.max_price}; no buy for this fire")
+        await _finish_run(res, run_id, "failed", None,
+                          f"ask {quote.ask} above max_price {sch.max_price}; no buy for this fire")
+        return None
     result = await place_order(res, cmd)
     status = "ordered" if result.status in ("succeeded", "unknown", "running") else "failed"
     await _finish_run(res, run_id, status, result.order_id, result.message)

@@ -24,7 +24,7 @@ import asyncpg
 import orjson
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.sql import sqltypes
+from sqlalchemy.sql import ClauseElement, sqltypes
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -83,6 +83,7 @@ def _compile(stmt: Executable, keys: frozenset[str]) -> _Compiled:
     hit = _cache.get((id(stmt), keys))
     if hit is not None and hit[0] is stmt:
         return hit[1]
+    assert isinstance(stmt, ClauseElement)
     c = stmt.compile(dialect=_DIALECT, column_keys=sorted(keys))
     assert isinstance(c, SQLCompiler)
     if c.literal_execute_params or c.post_compile_params:
@@ -136,11 +137,13 @@ class RawDb:
 
     async def first(self, stmt: Executable, params: Params | None = None) -> Row | None:
         sql, args = _args(stmt, params)
-        return await self.conn.fetchrow(sql, *args, record_class=Row)  # type: ignore[no-any-return]
+        row: Row | None = await self.conn.fetchrow(sql, *args, record_class=Row)
+        return row
 
     async def all(self, stmt: Executable, params: Params | None = None) -> list[Row]:
         sql, args = _args(stmt, params)
-        return await self.conn.fetch(sql, *args, record_class=Row)  # type: ignore[no-any-return]
+        rows: list[Row] = await self.conn.fetch(sql, *args, record_class=Row)
+        return rows
 
     async def scalar(self, stmt: Executable, params: Params | None = None) -> Any:
         row = await self.first(stmt, params)
@@ -152,7 +155,7 @@ class SessionDb:
 
     def __init__(self, target: AsyncSession | AsyncConnection) -> None:
         self.target = target
-        engine = target.sync_engine if isinstance(target, AsyncConnection) else target.sync_session.get_bind()
+        engine = target.sync_engine if isinstance(target, AsyncConnection) else target.sync_session.get_bind().engine
         self.database = str(engine.url)
 
     async def one(self, stmt: Executable, params: Params | None = None) -> Any:
@@ -177,7 +180,7 @@ async def transaction(engine: AsyncEngine, *, autocommit: bool = False) -> Async
     """
     async with engine.connect() as sa_conn:
         raw = (await sa_conn.get_raw_connection()).driver_connection
-        db = RawDb(raw, str(engine.url))  # type: ignore[arg-type]
+        db = RawDb(raw, str(engine.url))
         try:
             if autocommit:
                 yield db
