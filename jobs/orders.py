@@ -96,6 +96,7 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
             **claim_params(cmd), "p_venue": res.default_venue, "p_quote": inst.quote if inst else "",
             "p_base": inst.base if inst else ""})
         if cmd_row.status in FINAL_COMMAND_STATUSES:
+            fx.command = cmd_row  # publish it again: a run that died before publishing left the view behind
             return _result(cmd_row)
         # the order is written in the claim's transaction, so only a repeat run can find one
         existing = await db.first(_ORDER_OF_COMMAND, {"p_id": cmd.command_id}) \
@@ -222,9 +223,11 @@ async def sync_order(res: Resources, client_order_id: str, *, command_id: str | 
 
 async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
     """Cancels pass even when trading is HALTED: they only remove risk."""
-    async with transaction(res.engine) as db:
+    async with effect(res) as (db, fx):
         cmd_row = await claim_command(db, cmd)
         order = await db.first(_ORDER, {"p_id": cmd.order_id})
+        if cmd_row.status in FINAL_COMMAND_STATUSES:
+            fx.command = cmd_row  # publish it again: a run that died before publishing left the view behind
     if cmd_row.status in FINAL_COMMAND_STATUSES:
         return _result(cmd_row)
     if order is None:

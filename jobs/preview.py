@@ -202,9 +202,10 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
     trading = await reader.trading_state()
     # the same reference price the worker's risk check uses, so the verdicts agree
     ref = None if quote.stale else (quote.ask if spec.side == "buy" else quote.bid)
-    limits = RiskLimits(settings.max_order_notional, frozenset(settings.symbol_allowlist))
+    limits = RiskLimits(settings.max_order_notional, frozenset(settings.symbol_allowlist),
+                        settings.enforce_market_hours)
     verdict = check_order(spec, inst, trading_state=trading.state, limits=limits, reference_price=ref,
-                          available_quote=avail_quote, available_base=avail_base, fee_rate=fee_rate)
+                          available_quote=avail_quote, available_base=avail_base, fee_rate=fee_rate, now=now)
     reasons = list(verdict.reasons)
     if stale:
         reasons.append(f"the last quote for {inst.symbol} is {age:.1f} s old (stale after "

@@ -36,7 +36,8 @@ class Resources:
 
     @property
     def limits(self) -> RiskLimits:
-        return RiskLimits(self.settings.max_order_notional, frozenset(self.settings.symbol_allowlist))
+        return RiskLimits(self.settings.max_order_notional, frozenset(self.settings.symbol_allowlist),
+                          self.settings.enforce_market_hours)
 
     @property
     def fee_rate(self) -> Decimal:

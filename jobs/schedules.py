@@ -51,6 +51,7 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResul
         db = SessionDb(s)
         cmd_row = await claim_command(db, cmd)
         if cmd_row.status in ("succeeded", "rejected", "failed"):
+            fx.command = cmd_row  # publish it again: a run that died before publishing left the view behind
             return _result(cmd_row)
         row: DcaScheduleRow | None = None
         if not isinstance(cmd, CreateDcaSchedule):

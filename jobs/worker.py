@@ -16,6 +16,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from arq import Retry, Worker
@@ -27,6 +28,8 @@ from sqlalchemy.exc import DBAPIError
 from jobs import arq_scripts
 from jobs.accounts import ensure_paper_account
 from jobs.commands import CancelOrder, CreateDcaSchedule, DeleteDcaSchedule, PlaceOrder, UpdateDcaSchedule
+from jobs.domain.instruments import all_instruments
+from jobs.domain.sessions import load_calendars
 from jobs.orders import cancel_order, place_order, reconcile_open_orders, sync_order
 from jobs.resources import Resources, build_resources
 from jobs.schedules import run_scheduled_buy, schedule_command
@@ -106,6 +109,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     res = build_resources(settings, ctx["redis"])
     ctx["res"] = res
     await ensure_paper_account(res)
+    load_calendars(all_instruments(), datetime.now(UTC))
     settle_heap()
     log.info("worker ready (mode=%s, queue=%s)", settings.mode, settings.queue_name)
 
@@ -123,6 +127,7 @@ class WakeableWorker(Worker):
         super().__init__(*args, **kwargs)
         self.wakeup = wakeup
         self.iterations = 0
+        self.starting_jobs = False  # in start_jobs, claiming: graceful_close waits until it is out
 
     async def main(self) -> None:
         if not self.wakeup:
@@ -151,6 +156,13 @@ class WakeableWorker(Worker):
             await self.pool.blpop([keys.WORKER_WAKEUP], timeout=self.poll_delay_s)  # type: ignore[arg-type]
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
+        self.starting_jobs = True
+        try:
+            await self._start_jobs(job_ids)
+        finally:
+            self.starting_jobs = False
+
+    async def _start_jobs(self, job_ids: list[bytes]) -> None:
         """arq's start_jobs, with the claim as one script (jobs/arq_scripts.py) instead of five round trips."""
         if not self.wakeup:
             await super().start_jobs(job_ids)
@@ -160,7 +172,7 @@ class WakeableWorker(Worker):
             if job_id in self.tasks and not self.tasks[job_id].done():
                 continue  # already running in this worker
             await self.sem.acquire()
-            if self.job_counter >= self.max_jobs:
+            if not self.allow_pick_jobs or self.job_counter >= self.max_jobs:  # shutting down, or full
                 self.sem.release()
                 return
             self.job_counter += 1
@@ -226,11 +238,24 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 
 async def graceful_close(worker: Worker, task: asyncio.Task[None]) -> None:
-    """Stop taking jobs, let running ones finish (bounded by job_timeout), then close."""
+    """Stop taking jobs, let running ones finish (bounded by job_timeout), then close.
+
+    The main loop may be part-way through start_jobs when the flag is set and still start the
+    jobs it is claiming, so wait until it is out of start_jobs and for every job started, not a
+    snapshot taken up front: worker.close() cancels whatever still runs (leaving its command half
+    done until a re-run), and cancelling the loop mid-claim strands the job's in-progress key.
+    """
     worker.allow_pick_jobs = False
-    running = [t for t in worker.tasks.values() if not t.done()]
-    if running:
-        await asyncio.wait(running, timeout=worker._job_completion_wait or 30)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (worker._job_completion_wait or 30)
+    while loop.time() < deadline:
+        running = [t for t in worker.tasks.values() if not t.done()]
+        if running:
+            await asyncio.wait(running, timeout=deadline - loop.time())
+        elif getattr(worker, "starting_jobs", False) and not task.done():
+            await asyncio.sleep(0.01)
+        else:
+            break
     task.cancel()
     try:
         await task

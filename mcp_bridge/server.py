@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -26,6 +27,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from jobs.domain.instruments import all_instruments
+from jobs.domain.sessions import load_calendars
 from jobs.queue import CommandQueue, connect_queue
 from mcp_bridge.context import Bridge
 from mcp_bridge.tools import market, orders, portfolio, schedules, system
@@ -144,6 +147,7 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
 def run_stdio(settings: Settings) -> None:
     """Serve MCP over stdin/stdout (what desktop assistants launch). Blocks until stdin closes."""
     server = build_server(settings)
+    load_calendars(all_instruments(), datetime.now(UTC))
     settle_heap()
     server.run(transport="stdio", show_banner=False)
 
@@ -164,6 +168,7 @@ async def serve_http(settings: Settings, *, queue: CommandQueue | None = None,
                      sockets: list[socket.socket] | None = None, stop: asyncio.Event | None = None) -> None:
     """Serve HTTP on settings.mcp_http_host:port (or on pre-bound `sockets`) until `stop` is set."""
     app = http_app(settings, queue)
+    load_calendars(all_instruments(), datetime.now(UTC))
     settle_heap()
     config = uvicorn.Config(app, host=settings.mcp_http_host, port=settings.mcp_http_port, lifespan="on",
                             log_level=settings.log_level.lower(), timeout_graceful_shutdown=2)

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     # --- risk
     max_order_notional: Decimal = Field(Decimal("25000"), gt=0)
     symbol_allowlist: list[str] = ["BTC/USDT", "ETH/USDT", "SPY"]
+    enforce_market_hours: bool = True  # SPY only in the NYSE session; false: any time (simulated market)
 
     # --- worker / commands
     command_wait_s: float = Field(5.0, gt=0, le=120)  # how long an MCP tool waits for a result

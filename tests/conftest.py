@@ -70,4 +70,7 @@ def settings(database_url: str, redis: Redis) -> Settings:
         database_url=database_url, redis_url=TEST_REDIS_URL, simulator_port=0, daemon_http_port=0,
         simulator_tick_ms=20, queue_name=f"tradingd:test:{uuid.uuid4().hex[:8]}", command_wait_s=5.0,
         worker_poll_delay_s=0.5, reconcile_interval_s=3600,
+        # SPY orders must not depend on the wall clock (NYSE hours); the session check has its own
+        # tests at fixed instants (test_market_sessions.py)
+        enforce_market_hours=False,
     )
