@@ -20,12 +20,9 @@ from daemon.migrate import upgrade_to_head
 from storage.settings import Settings, load_settings
 from storage.state.reader import StateReader
 
-# Like ./scripts/run: the local Unix socket when Postgres runs here, else TCP. Set
-# TRADINGD_BENCH_ADMIN_DSN=postgresql://postgres@127.0.0.1:5432/postgres to measure over TCP.
-_SOCKET_DIR = "/var/run/postgresql"
-ADMIN_DSN = os.environ.get("TRADINGD_BENCH_ADMIN_DSN") or (
-    f"postgresql://postgres@/postgres?host={_SOCKET_DIR}" if os.path.exists(f"{_SOCKET_DIR}/.s.PGSQL.5432")
-    else "postgresql://postgres@127.0.0.1:5432/postgres")
+# TCP, the settings' default. For the local Unix socket (what ./scripts/run uses when present):
+# TRADINGD_BENCH_ADMIN_DSN="postgresql://postgres@/postgres?host=/var/run/postgresql"
+ADMIN_DSN = os.environ.get("TRADINGD_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TRADINGD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
