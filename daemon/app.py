@@ -49,8 +49,8 @@ class Daemon:
         pool = await connect_queue(s.redis_url)
         self.queue = CommandQueue(pool, s.queue_name, wakeup=s.worker_wakeup)
         self.res = build_resources(s, pool, pool_size=5)
-        # fund the paper account (once, idempotent) before the rebuild reads Postgres: otherwise a worker
-        # starting alongside could fund and publish first, and the rebuild would overwrite it with nothing
+        # the daemon starts first and owns the paper account: funded (once, idempotent) before the
+        # rebuild reads Postgres, so the view has balances before any order can be previewed
         await ensure_paper_account(self.res)
         counts = await rebuild_state_view(self.res.sessions, pool)
         log.info("state view rebuilt from Postgres: %s", counts)

@@ -28,10 +28,9 @@ from jobs.effects import Effects
 from jobs.venues.base import VenueFill, VenueOrder
 from storage.driver import Db
 from storage.tables import BALANCES, COMMANDS, FILLS, ORDERS, POSITIONS
-from storage.values import CommandStatus
+from storage.values import FINAL_COMMAND_STATUSES, CommandStatus
 
 RESTING = ("open", "partially_filled")
-FINAL_COMMAND_STATUSES = ("succeeded", "rejected", "failed")
 
 # The first run inserts the command as "running"; a repeat run only counts the attempt. Either
 # way the row comes back locked until the caller's transaction ends.
@@ -44,7 +43,7 @@ _FINISH = (update(COMMANDS).where(COMMANDS.c.id == bindparam("p_id"))
            .values(status=bindparam("p_status"), result=bindparam("p_result", type_=JSONB),
                    error=bindparam("p_error"), updated_at=bindparam("p_ts"))
            .returning(*COMMANDS.c))
-_FINISH_IF_OPEN = _FINISH.where(COMMANDS.c.status != all_(array(FINAL_COMMAND_STATUSES)))
+_FINISH_IF_OPEN = _FINISH.where(COMMANDS.c.status != all_(array(sorted(FINAL_COMMAND_STATUSES))))
 
 _INSERT_FILL = insert(FILLS).on_conflict_do_nothing(index_elements=["venue", "venue_fill_id"]).returning(FILLS.c.id)
 # Upsert-and-lock: creates the flat position on the first fill, locks it on every later one.

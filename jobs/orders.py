@@ -21,13 +21,12 @@ from sqlalchemy import any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import JSONB, array
 
 from jobs.commands import CancelOrder, CommandResult, PlaceOrder
-from jobs.domain.instruments import Instrument, UnknownInstrumentError, get_instrument, normalize_symbol
+from jobs.domain.instruments import Instrument, UnknownInstrumentError, get_instrument
 from jobs.domain.orders import OrderSpecError, client_order_id_for, normalize_order
 from jobs.domain.risk import check_order
 from jobs.effects import Effects, effect
 from jobs.ledger import (
     CLAIM,
-    FINAL_COMMAND_STATUSES,
     apply_venue_order,
     claim_command,
     claim_params,
@@ -38,7 +37,7 @@ from jobs.venues.base import OrderRequest, VenueOrder, VenueTimeout, VenueUnavai
 from storage.driver import Db, transaction
 from storage.state.views import QuoteView
 from storage.tables import BALANCES, COMMANDS, CONTROL, ORDERS
-from storage.values import OPEN_ORDER_STATUSES
+from storage.values import FINAL_COMMAND_STATUSES, OPEN_ORDER_STATUSES
 
 log = logging.getLogger("tradingd.orders")
 VENUE_CALL_TIMEOUT_S = 10.0
@@ -86,22 +85,23 @@ async def _reject(res: Resources, command_id: str, message: str) -> CommandResul
 
 
 async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
-    quote = await res.reader.quote(normalize_symbol(cmd.symbol))
     try:
-        inst: Instrument | None = get_instrument(cmd.symbol)
-    except UnknownInstrumentError:
-        inst = None  # rejected below, with the reason
+        inst: Instrument | str = get_instrument(cmd.symbol)
+    except UnknownInstrumentError as e:
+        inst = str(e)  # the command is rejected with this reason, once claimed
+    quote = await res.reader.quote(inst.symbol) if isinstance(inst, Instrument) else None
     async with effect(res, background=True) as (db, fx):  # claim, validate, risk-check and record: one transaction
         cmd_row = await db.one(_CLAIM_WITH_RISK_INPUTS, {
-            **claim_params(cmd), "p_venue": res.default_venue, "p_quote": inst.quote if inst else "",
-            "p_base": inst.base if inst else ""})
+            **claim_params(cmd), "p_venue": res.default_venue,
+            "p_quote": inst.quote if isinstance(inst, Instrument) else "",
+            "p_base": inst.base if isinstance(inst, Instrument) else ""})
         if cmd_row.status in FINAL_COMMAND_STATUSES:
             fx.command = cmd_row  # publish it again: a run that died before publishing left the view behind
             return _result(cmd_row)
         # the order is written in the claim's transaction, so only a repeat run can find one
         existing = await db.first(_ORDER_OF_COMMAND, {"p_id": cmd.command_id}) \
             if cmd_row.attempts > 1 else None
-        order = None if existing else await _admit(res, db, fx, cmd, cmd_row, quote)
+        order = None if existing else await _admit(res, db, fx, cmd, inst, cmd_row, quote)
     published = fx.published
     assert published is not None
     if existing is not None:
@@ -114,16 +114,19 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
     return await _submit(res, cmd, order, published)
 
 
-async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, inputs: Any,
+async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, inst: Instrument | str, inputs: Any,
                  quote: QuoteView | None) -> Any | None:
     """Validate, round and risk-check the order; record it as "submitting", or reject the command.
 
-    `inputs` is the claimed command row with the risk check's inputs (_CLAIM_WITH_RISK_INPUTS).
+    `inst` is the instrument, or why the symbol is unknown; `inputs` is the claimed command row
+    with the risk check's inputs (_CLAIM_WITH_RISK_INPUTS).
     """
+    if isinstance(inst, str):
+        await finish_command(db, fx, cmd.command_id, "rejected", inst)
+        return None
     try:
-        inst = get_instrument(cmd.symbol)
         spec = normalize_order(cmd.spec(), inst)
-    except (UnknownInstrumentError, OrderSpecError) as e:
+    except OrderSpecError as e:
         await finish_command(db, fx, cmd.command_id, "rejected", str(e))
         return None
     ref = None if quote is None or quote.stale else (quote.ask if spec.side == "buy" else quote.bid)

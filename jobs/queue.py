@@ -23,9 +23,7 @@ from jobs.commands import JOB_FOR_KIND, AnyCommand
 from storage.state import keys
 from storage.state.reader import StateReader
 from storage.state.views import CommandView
-from storage.values import CommandStatus
-
-FINAL_COMMAND_STATUSES: frozenset[CommandStatus] = frozenset({"succeeded", "rejected", "failed"})
+from storage.values import FINAL_COMMAND_STATUSES
 
 
 async def connect_queue(redis_url: str) -> ArqRedis:

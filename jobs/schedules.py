@@ -22,6 +22,7 @@ from jobs.resources import Resources
 from storage.driver import SessionDb
 from storage.models import DcaRunRow, DcaScheduleRow
 from storage.state import keys
+from storage.values import FINAL_COMMAND_STATUSES
 
 ScheduleCommand = CreateDcaSchedule | UpdateDcaSchedule | DeleteDcaSchedule
 
@@ -50,7 +51,7 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResul
     async with effect_session(res) as (s, fx):
         db = SessionDb(s)
         cmd_row = await claim_command(db, cmd)
-        if cmd_row.status in ("succeeded", "rejected", "failed"):
+        if cmd_row.status in FINAL_COMMAND_STATUSES:
             fx.command = cmd_row  # publish it again: a run that died before publishing left the view behind
             return _result(cmd_row)
         row: DcaScheduleRow | None = None

@@ -16,11 +16,11 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
 from jobs.commands import AnyCommand
-from jobs.queue import FINAL_COMMAND_STATUSES, CommandQueue
+from jobs.queue import CommandQueue
 from storage.settings import Settings
 from storage.state.reader import StateReader
 from storage.state.views import CommandView, QuoteView
-from storage.values import CommandStatus
+from storage.values import FINAL_COMMAND_STATUSES, CommandStatus
 
 # annotation presets: every tool states all four hints (the spec's defaults are destructive, open-world)
 READ_ONLY = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}

@@ -12,7 +12,6 @@ from typing import cast
 from sqlalchemy import Table
 
 from storage.models import (
-    AuditRow,
     BalanceRow,
     CommandRow,
     FillRow,
@@ -23,7 +22,6 @@ from storage.models import (
     TradingControlRow,
 )
 
-AUDIT = cast(Table, AuditRow.__table__)
 BALANCES = cast(Table, BalanceRow.__table__)
 COMMANDS = cast(Table, CommandRow.__table__)
 CONTROL = cast(Table, TradingControlRow.__table__)

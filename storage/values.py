@@ -36,6 +36,7 @@ OPEN_ORDER_STATUSES: frozenset[str] = frozenset({"submitting", "open", "partiall
 FINAL_ORDER_STATUSES: frozenset[str] = frozenset({"filled", "cancelled", "rejected"})
 
 CommandStatus = Literal["received", "running", "succeeded", "rejected", "failed", "unknown"]
+FINAL_COMMAND_STATUSES: frozenset[str] = frozenset({"succeeded", "rejected", "failed"})
 TradingState = Literal["ACTIVE", "HALTED"]
 ScheduleStatus = Literal["active", "paused", "deleted"]
 ScheduleRunStatus = Literal["enqueued", "ordered", "failed", "skipped_missed", "skipped_paused"]

@@ -7,8 +7,8 @@ closes come from `exchange_calendars`, kept up to date against the exchanges' ow
 rules written here by hand would drift.
 
 Pure: the caller passes the instant (`now`, timezone-aware); nothing here reads the clock.
-The calendar is built lazily on first use and then kept (importing pandas and building it take
-~0.5 s), so crypto-only processes never pay for it. It is built per calendar year asked about
+The calendar is built on first use and then kept (importing pandas and building it take ~0.5 s);
+the worker and the bridge build it at start-up (`load_calendars`) so no order waits for it. It is built per calendar year asked about
 (covering a year either side), so a daemon running across New Year builds one more.
 """
 
