@@ -60,7 +60,7 @@ async def effect(res: Resources, *, after: Awaitable[None] | None = None,
     a later effect passes it as `after`, so the view never shows an older state over a newer one.
     """
     fx = Effects()
-    async with transaction(res.engine) as db:
+    async with transaction(res.db) as db:
         yield db, fx
         fx.audit = await write_audit(db, fx.drafts)
     if after is not None:

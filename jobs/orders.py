@@ -204,7 +204,7 @@ async def _apply(res: Resources, order_id: str, vo: VenueOrder, command_id: str 
 
 async def sync_order(res: Resources, client_order_id: str, *, command_id: str | None = None) -> CommandResult:
     """Ask the venue about one order and apply what it says (fills, status)."""
-    async with transaction(res.engine, autocommit=True) as db:
+    async with transaction(res.db, autocommit=True) as db:
         order = await db.one(_ORDER_BY_CLIENT_ID, {"p_id": client_order_id})
     venue = res.venues[order.venue]
     vo: VenueOrder | None = None
@@ -219,7 +219,7 @@ async def sync_order(res: Resources, client_order_id: str, *, command_id: str | 
         if order.status in ("submitting", "unknown") and age > UNKNOWN_GIVE_UP_AFTER:
             vo = VenueOrder(client_order_id, None, "rejected", Decimal(0), [], "never reached the venue")
         else:
-            async with transaction(res.engine, autocommit=True) as db:
+            async with transaction(res.db, autocommit=True) as db:
                 return _result(await db.one(_COMMAND, {"p_id": command_id or order.command_id}))
     return await _apply(res, order.id, vo, command_id, actor="reconcile")
 
@@ -261,7 +261,7 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
 
 async def reconcile_open_orders(res: Resources) -> int:
     """Sync every order we believe is open with its venue. Returns how many were checked."""
-    async with transaction(res.engine, autocommit=True) as db:
+    async with transaction(res.db, autocommit=True) as db:
         cids = [r[0] for r in await db.all(_OPEN_ORDERS)]
     for cid in cids:
         await sync_order(res, cid)

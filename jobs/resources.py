@@ -13,6 +13,7 @@ from jobs.domain.risk import RiskLimits
 from jobs.venues.base import Venue
 from jobs.venues.paper.venue import PaperVenue
 from storage.db import make_engine, make_sessionmaker
+from storage.driver import RawPool
 from storage.settings import Settings
 from storage.state.reader import StateReader
 from storage.state.writer import StateWriter
@@ -22,7 +23,8 @@ from storage.values import Quote
 @dataclass
 class Resources:
     settings: Settings
-    engine: AsyncEngine
+    db: RawPool  # the order path's statements (storage/driver.py)
+    engine: AsyncEngine  # SQLAlchemy: the ORM paths (schedules, accounts, rebuild)
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
     reader: StateReader
@@ -44,10 +46,12 @@ class Resources:
         return self.paper.fee_rate
 
     async def close(self) -> None:
+        await self.db.close()
         await self.engine.dispose()
 
 
 def build_resources(settings: Settings, redis: Redis, *, pool_size: int = 10) -> Resources:
+    db = RawPool(settings.database_url, size=pool_size)
     engine = make_engine(settings.database_url, pool_size=pool_size)
     sessions = make_sessionmaker(engine)
     reader = StateReader(redis)
@@ -58,6 +62,6 @@ def build_resources(settings: Settings, redis: Redis, *, pool_size: int = 10) ->
             return None
         return Quote(q.symbol, q.bid, q.ask, q.bid_size, q.ask_size, q.ts.astimezone(UTC), q.last)
 
-    paper = PaperVenue(engine, quote_from_state, fee_bps=settings.paper_fee_bps,
+    paper = PaperVenue(db, quote_from_state, fee_bps=settings.paper_fee_bps,
                        slippage_bps=settings.paper_slippage_bps, stale_after_s=settings.quote_stale_after_s)
-    return Resources(settings, engine, sessions, redis, reader, StateWriter(redis), {"paper": paper}, paper)
+    return Resources(settings, db, engine, sessions, redis, reader, StateWriter(redis), {"paper": paper}, paper)

@@ -33,6 +33,7 @@ from jobs.domain.sessions import load_calendars
 from jobs.orders import cancel_order, place_order, reconcile_open_orders, sync_order
 from jobs.resources import Resources, build_resources
 from jobs.schedules import run_scheduled_buy, schedule_command
+from storage.driver import DatabaseConnectionLost
 from storage.heap import settle_heap
 from storage.settings import Settings, get_settings
 from storage.state import keys
@@ -54,13 +55,16 @@ JobFunction = Callable[..., Awaitable[Any]]
 def retry_when_database_dropped(job: JobFunction) -> JobFunction:
     """Re-run the job shortly if Postgres dropped its connection (a restart, a failover).
 
-    SQLAlchemy has already discarded the dead pooled connections; the re-run is safe because
-    every command is idempotent. Any other error fails the job as usual.
+    The pools have already discarded the dead connections (storage/driver.py, storage/db.py);
+    the re-run is safe because every command is idempotent. Any other error fails the job as usual.
     """
     @functools.wraps(job)
     async def run(ctx: dict[str, Any], *args: Any) -> Any:
         try:
             return await job(ctx, *args)
+        except DatabaseConnectionLost as e:
+            log.warning("%s: %s; retrying", job.__name__, e)
+            raise Retry(defer=DB_RETRY_DELAY_S) from e
         except DBAPIError as e:
             if not e.connection_invalidated:
                 raise

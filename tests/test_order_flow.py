@@ -5,15 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
+import asyncpg
 import pytest
+from arq.worker import Retry
 from sqlalchemy import func, select
 
 from jobs.accounts import ensure_paper_account
 from jobs.commands import CancelOrder, PlaceOrder
 from jobs.orders import cancel_order, place_order, reconcile_open_orders
 from jobs.resources import Resources, build_resources
+from jobs.worker import FUNCTIONS
 from storage.audit import verify_chain
+from storage.driver import DatabaseConnectionLost, transaction
 from storage.models import AuditRow, BalanceRow, FillRow, OrderRow, PaperOrderRow, PositionRow
+from tests.conftest import ADMIN_DSN
 from tests.helpers import put_quote
 
 
@@ -112,3 +117,47 @@ async def test_stale_quote_rejects_market_order_at_the_venue(res, redis):
                                                qty=Decimal("1")))
     assert result.status == "rejected"
     assert "no price" in result.message or "no fresh quote" in result.message
+
+
+
+async def _terminate(database_url: str, pid: int | None = None) -> int:
+    """Drop backends of the test database as a Postgres restart would: one (pid) or all."""
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        return int(await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 "
+            "AND ($2::int IS NULL OR pid = $2)", database_url.rsplit("/", 1)[1], pid))
+    finally:
+        await admin.close()
+
+
+async def test_connection_dropped_mid_transaction_is_reported_and_the_pool_recovers(res, database_url):
+    with pytest.raises(DatabaseConnectionLost):
+        async with transaction(res.db) as db:
+            pid = await db.scalar(select(func.pg_backend_pid()))
+            assert await _terminate(database_url, pid) == 1
+            await db.scalar(select(func.count()).select_from(OrderRow))
+    async with transaction(res.db) as db:  # a fresh connection, not the dead one
+        assert await db.scalar(select(func.count()).select_from(OrderRow)) == 0
+
+
+async def test_job_after_postgres_dropped_every_connection_places_one_order(res, redis, database_url):
+    """Postgres restarts under the worker: the job either runs on fresh connections or asks arq to
+    retry (a connection that died mid-statement); either way the command places one order."""
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    warm = await place_order(res, PlaceOrder(command_id="t:warm", symbol="BTC/USDT", side="buy", type="market",
+                                             qty=Decimal("0.01")))
+    assert warm.status == "succeeded", warm.message
+    assert await _terminate(database_url) >= 1
+    job = next(f for f in FUNCTIONS if f.__name__ == "place_order_job")
+    payload = PlaceOrder(command_id="t:after-drop", symbol="BTC/USDT", side="buy", type="market",
+                         qty=Decimal("0.01")).model_dump(mode="json")
+    try:
+        outcome = await job({"res": res}, payload)
+    except Retry:
+        outcome = await job({"res": res}, payload)  # what arq does with Retry
+    assert outcome["status"] == "succeeded", outcome
+    async with transaction(res.db, autocommit=True) as db:
+        orders = await db.scalar(select(func.count()).select_from(OrderRow)
+                                 .where(OrderRow.command_id == "t:after-drop"))
+    assert orders == 1

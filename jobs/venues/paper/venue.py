@@ -19,12 +19,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import DateTime, Numeric, String, bindparam, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobs.domain.instruments import get_instrument
 from jobs.domain.matching import BPS, fill_price
 from jobs.venues.base import OrderRequest, VenueFill, VenueOrder, VenueTimeout
-from storage.driver import Db, transaction
+from storage.driver import Db, RawPool, transaction
 from storage.tables import PAPER_FILLS, PAPER_ORDERS
 from storage.values import Quote
 
@@ -35,6 +34,11 @@ _CID = PAPER_ORDERS.c.client_order_id
 _AMOUNT = Numeric(38, 18)
 # A new order and its fill (if it filled at once) in one atomic statement. Returns nothing when
 # the client order id is already on the book, which then answers with the order it holds.
+# Its commit does not wait for the WAL flush (synchronous_commit off, for this statement only):
+# the worker's booking, committed right after, flushes the WAL up to and past it. Should
+# Postgres itself crash in between, the venue has no record of the order, which is what a
+# venue that never received it looks like: the order stays "submitting" on our books and
+# reconciliation settles it as never sent (jobs/orders.py).
 _INSERT_ORDER_AND_FILL = text("""
 WITH new_order AS (
     INSERT INTO paper_orders (client_order_id, venue_order_id, symbol, side, type, qty, notional, limit_price,
@@ -47,8 +51,10 @@ WITH new_order AS (
     INSERT INTO paper_fills (fill_id, client_order_id, qty, price, fee, fee_asset, liquidity, ts)
     SELECT :fill_id, client_order_id, :fill_qty, :fill_price, :fill_fee, :fill_fee_asset, :fill_liquidity, :fill_ts
     FROM new_order WHERE CAST(:fill_id AS varchar) IS NOT NULL
+), commit_without_flush_wait AS (
+    SELECT set_config('synchronous_commit', 'off', true)
 )
-SELECT client_order_id FROM new_order
+SELECT client_order_id FROM new_order, commit_without_flush_wait
 """).bindparams(*(bindparam(n, type_=_AMOUNT) for n in (
     "qty", "notional", "limit_price", "stop_price", "filled_qty", "fill_qty", "fill_price", "fill_fee")),
     *(bindparam(n, type_=String) for n in ("reject_reason", "fill_id", "fill_fee_asset", "fill_liquidity")),
@@ -95,9 +101,9 @@ class PaperFaults:
 class PaperVenue:
     name = "paper"
 
-    def __init__(self, engine: AsyncEngine, quotes: QuoteSource, *,
+    def __init__(self, db: RawPool, quotes: QuoteSource, *,
                  fee_bps: Decimal, slippage_bps: Decimal, stale_after_s: float) -> None:
-        self.engine = engine
+        self.db = db
         self.quotes = quotes
         self.fee_rate = fee_bps / BPS
         self.slippage_bps = slippage_bps
@@ -121,7 +127,7 @@ class PaperVenue:
             fill = self._match(order, quote, resting=False)
             if order.status == "open" and req.type == "limit" and req.time_in_force == "ioc":
                 order.status = "cancelled"
-        async with transaction(self.engine, autocommit=True) as db:
+        async with transaction(self.db, autocommit=True) as db:
             created = await db.scalar(_INSERT_ORDER_AND_FILL, {**asdict(order), **_fill_params(fill)})
             if created is None:  # a client order id we already hold: answer with that order
                 state = await self._state(db, req.client_order_id)
@@ -154,7 +160,7 @@ class PaperVenue:
 
     async def fill_resting(self, client_order_id: str, quote: Quote) -> VenueOrder | None:
         """Called by the paper host on a quote: fill the order if the quote triggers it."""
-        async with transaction(self.engine) as db:
+        async with transaction(self.db) as db:
             row = await db.first(_LOCK_ORDER, {"p_cid": client_order_id})
             if row is None or row.status != "open":
                 return None
@@ -167,7 +173,7 @@ class PaperVenue:
             return await self._state(db, client_order_id)
 
     async def cancel_order(self, client_order_id: str) -> VenueOrder | None:
-        async with transaction(self.engine) as db:
+        async with transaction(self.db) as db:
             row = await db.first(_LOCK_ORDER, {"p_cid": client_order_id})
             if row is None:
                 return None
@@ -178,12 +184,12 @@ class PaperVenue:
             return await self._state(db, client_order_id)
 
     async def get_order(self, client_order_id: str) -> VenueOrder | None:
-        async with transaction(self.engine, autocommit=True) as db:
+        async with transaction(self.db, autocommit=True) as db:
             return await self._state(db, client_order_id)
 
     async def resting_orders(self) -> list[BookOrder]:
         """Every order resting on the book."""
-        async with transaction(self.engine, autocommit=True) as db:
+        async with transaction(self.db, autocommit=True) as db:
             return [BookOrder.from_row(r) for r in await db.all(_RESTING)]
 
     @staticmethod
