@@ -14,7 +14,8 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_pre
 
 # KEYS: job, result, queue, wake-up list, command view ("" for a job that is not a command)
 # ARGV: job id, encoded job, score ms, job ttl ms, "received" view, view ttl s, wake ("1"/"0")
-# Returns {queued (1/0), the command view as stored now (or false)}.
+# Returns {queued (1/0), the command view as stored now (or false)}. A newly queued job's id is
+# pushed to the wake-up list, so the worker can claim it without reading the queue first.
 ENQUEUE = """
 local queued = 0
 if redis.call('exists', KEYS[1], KEYS[2]) == 0 then
@@ -25,8 +26,8 @@ if redis.call('exists', KEYS[1], KEYS[2]) == 0 then
     end
     queued = 1
 end
-if ARGV[7] == '1' then
-    redis.call('rpush', KEYS[4], '1')
+if ARGV[7] == '1' and queued == 1 then
+    redis.call('rpush', KEYS[4], ARGV[1])
     redis.call('ltrim', KEYS[4], 0, 999)
 end
 local view = false

@@ -148,16 +148,38 @@ class WakeableWorker(Worker):
         if self.on_startup:
             await self.on_startup(self.ctx)
         writer = StateWriter(self.pool)
-        last_beat = 0.0
+        last_beat = last_poll = 0.0
+        woken_by: str | None = None
         while True:
             self.iterations += 1
-            await self._poll_iteration()
             now = time.monotonic()
+            if woken_by is not None and now - last_poll < self.poll_delay_s and self.job_counter < self.max_jobs:
+                await self.start_jobs([woken_by.encode()])  # the job just queued: no queue read needed
+                self._reap_finished_tasks()
+            else:  # arq's own iteration: every ready job (retries, deferred, missed wake-ups), housekeeping
+                await self._poll_iteration()
+                last_poll = now
             if now - last_beat >= HEARTBEAT_EVERY_S:
                 await writer.heartbeat("worker", jobs_complete=self.jobs_complete, jobs_failed=self.jobs_failed)
                 last_beat = now
-            # one token per enqueue; a burst costs a few cheap polls, start_jobs skips what already runs here
-            await self.pool.blpop([keys.WORKER_WAKEUP], timeout=self.poll_delay_s)  # type: ignore[arg-type]
+            if self.job_counter >= self.max_jobs:
+                # every slot busy: nothing can start until a job ends, so wait for that, then poll for
+                # what queued meanwhile (their wake-up tokens alone would be spent while still full)
+                running = [t for t in self.tasks.values() if not t.done()]
+                if running:
+                    await asyncio.wait(running, timeout=self.poll_delay_s, return_when=asyncio.FIRST_COMPLETED)
+                woken_by = None
+                continue
+            # one token per queued job, its id; start_jobs skips what already runs here or elsewhere
+            popped = await self.pool.blpop([keys.WORKER_WAKEUP], timeout=self.poll_delay_s)  # type: ignore[arg-type]
+            woken_by = popped[1].decode() if popped and popped[1] != b"1" else None
+
+    def _reap_finished_tasks(self) -> None:
+        """What arq's poll iteration does with finished jobs: forget them, surface run_job's errors."""
+        for job_id, t in list(self.tasks.items()):
+            if t.done():
+                del self.tasks[job_id]
+                t.result()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         self.starting_jobs = True
