@@ -86,9 +86,10 @@ async def publish(res: Resources, fx: Effects) -> None:
     if not fx:
         return
     w = res.writer
+    orders = {oid: order_view(o) for oid, o in fx.orders.items()}
     async with w.batch() as p:
-        if fx.orders:
-            await w.write_orders((order_view(o) for o in fx.orders.values()), p)
+        if orders:
+            await w.write_orders(orders.values(), p)
         if fx.positions or fx.balances:
             await w.write_portfolio((position_view(r) for r in fx.positions),
                                     (balance_view(b) for b in fx.balances), p)
@@ -100,4 +101,5 @@ async def publish(res: Resources, fx: Effects) -> None:
             await w.publish_event(kind, data, p)
         if fx.command is not None:
             final = fx.command.status not in ("received", "running")
-            await w.write_command(command_view(fx.command), notify=final, pipe=p)
+            cmd = command_view(fx.command)
+            await w.write_command(cmd, notify=final, order=orders.get(cmd.order_id or ""), pipe=p)

@@ -22,7 +22,7 @@ from jobs import arq_scripts
 from jobs.commands import JOB_FOR_KIND, AnyCommand
 from storage.state import keys
 from storage.state.reader import StateReader
-from storage.state.views import CommandView
+from storage.state.views import CommandDone, CommandView
 from storage.values import FINAL_COMMAND_STATUSES
 
 
@@ -62,16 +62,18 @@ class CommandQueue:
         queued, _ = await self._put(function, args, job_id)
         return queued
 
-    async def wait(self, command_id: str, timeout_s: float) -> CommandView | None:
-        """The command's status once final, or its latest status after timeout_s."""
+    async def wait(self, command_id: str, timeout_s: float) -> CommandDone | None:
+        """The command once final (with the order it placed or changed), or its latest status after
+        timeout_s (None: not even received)."""
         # Redis >= 6 takes fractional seconds; redis-py's annotation still says int
         popped = await self.pool.blpop([keys.command_done(command_id)], timeout=timeout_s)  # type: ignore[arg-type]
         if popped:
-            return CommandView.model_validate_json(popped[1])
-        return await self.reader.command(command_id)
+            return CommandDone.model_validate_json(popped[1])
+        view = await self.reader.command(command_id)
+        return CommandDone(command=view) if view else None
 
-    async def submit(self, cmd: AnyCommand, timeout_s: float) -> CommandView | None:
+    async def submit(self, cmd: AnyCommand, timeout_s: float) -> CommandDone | None:
         queued, view = await self.enqueue(cmd)
         if not queued and view is not None and view.status in FINAL_COMMAND_STATUSES:
-            return view  # a repeat of a finished command: its stored outcome
+            return CommandDone(command=view)  # a repeat of a finished command: its stored outcome
         return await self.wait(cmd.command_id, timeout_s)

@@ -19,7 +19,7 @@ from jobs.commands import AnyCommand
 from jobs.queue import CommandQueue
 from storage.settings import Settings
 from storage.state.reader import StateReader
-from storage.state.views import CommandView, QuoteView
+from storage.state.views import CommandView, OrderView, QuoteView
 from storage.values import FINAL_COMMAND_STATUSES, CommandStatus
 
 # annotation presets: every tool states all four hints (the spec's defaults are destructive, open-world)
@@ -93,8 +93,19 @@ class Bridge:
 
     async def run(self, cmd: AnyCommand) -> CommandOutcome:
         """Queue the command and wait (bounded by command_wait_s) for the worker's verdict."""
-        view = await self.queue.submit(cmd, self.settings.command_wait_s)
-        return outcome(cmd.command_id, cmd.kind, view, waited_s=self.settings.command_wait_s)
+        return (await self.run_order_command(cmd))[0]
+
+    async def run_order_command(self, cmd: AnyCommand, order_id: str | None = None
+                                ) -> tuple[CommandOutcome, OrderView | None]:
+        """`run`, and the order the command placed or changed (`order_id` if known), as committed."""
+        done = await self.queue.submit(cmd, self.settings.command_wait_s)
+        result = outcome(cmd.command_id, cmd.kind, done.command if done else None,
+                         waited_s=self.settings.command_wait_s)
+        order = done.order if done else None
+        order_id = result.order_id or order_id
+        if order is None and order_id:  # a repeat of a finished command, still pending, or unchanged
+            order = await self.reader.order(order_id)
+        return result, order
 
 
 def outcome(command_id: str, kind: str, view: CommandView | None, *, waited_s: float) -> CommandOutcome:

@@ -31,11 +31,13 @@ async def test_resting_limit_order_fills_when_a_quote_crosses_it(settings, redis
         reader = StateReader(redis)
         q = await eventually(lambda: reader.quote("BTC/USDT"))
         limit = (q.bid - Decimal("500")).quantize(Decimal("0.01"))
-        view = await queue.submit(PlaceOrder(command_id="stack:lim", symbol="BTC/USDT", side="buy", type="limit",
+        done = await queue.submit(PlaceOrder(command_id="stack:lim", symbol="BTC/USDT", side="buy", type="limit",
                                              qty=Decimal("0.01"), limit_price=limit), 10)
-        assert view is not None and view.status == "succeeded", view
+        assert done is not None and done.command.status == "succeeded", done
+        view = done.command
         order = await reader.order(view.order_id)
         assert order.status == "open"
+        assert done.order == order  # the waiter is handed the order as committed, no second read needed
         await d.paper.refresh()
         # a quote through the limit: the host fills it and the worker books the fill
         crossing = Quote("BTC/USDT", limit - 2, limit - 1, Decimal(1), Decimal(1), datetime.now(UTC))
@@ -54,9 +56,10 @@ async def _status_is(reader, order_id, status):
 async def test_interval_schedule_fires_and_buys(settings, redis):
     async with running_daemon(settings) as d, running_worker(settings), command_queue(settings) as queue:
         await eventually(lambda: StateReader(redis).quote("ETH/USDT"))
-        view = await queue.submit(CreateDcaSchedule(command_id="stack:sch", name="eth", symbol="ETH/USDT",
+        done = await queue.submit(CreateDcaSchedule(command_id="stack:sch", name="eth", symbol="ETH/USDT",
                                                     quote_amount=Decimal("50"), interval_s=1), 10)
-        assert view.status == "succeeded", view
+        assert done is not None and done.command.status == "succeeded", done
+        view = done.command
         async def two_orders():
             async with d.res.sessions() as s:
                 n = await s.scalar(select(func.count()).select_from(OrderRow).where(OrderRow.status == "filled"))

@@ -30,10 +30,11 @@ async def test_downtime_across_fire_times(settings, redis, grace_s, expect_catch
     async with running_worker(settings), command_queue(settings) as queue:
         async with running_daemon(settings) as d:
             await eventually(lambda: StateReader(redis).quote("BTC/USDT"))
-            view = await queue.submit(CreateDcaSchedule(
+            done = await queue.submit(CreateDcaSchedule(
                 command_id=f"dt:{grace_s}", name="btc", symbol="BTC/USDT", quote_amount=Decimal("20"),
                 interval_s=2, misfire_grace_s=grace_s), 10)
-            sid = view.schedule_id
+            assert done is not None, "the schedule was not created"
+            sid = done.command.schedule_id
             await eventually(lambda: _ordered(d, sid, 1), timeout=6)
         stopped_at = datetime.now(UTC)  # the daemon is fully down: no fire can happen after this
         await asyncio.sleep(5.2)  # at least two fire times pass while the daemon is down

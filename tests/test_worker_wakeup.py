@@ -31,7 +31,7 @@ async def test_a_burst_larger_than_the_worker_slots_is_all_done_without_waiting_
             queued, _ = await queue.enqueue(cmd)
             assert queued
         outcomes = await asyncio.gather(*(queue.wait(c.command_id, timeout_s=10) for c in cmds))
-    assert [o.status if o else None for o in outcomes] == ["succeeded"] * BURST
+    assert [o.command.status if o else None for o in outcomes] == ["succeeded"] * BURST
     assert await redis.llen("td:worker:wakeup") == 0  # every token consumed
 
 

@@ -122,8 +122,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         cmd = PlaceOrder(command_id=command_id, symbol=spec.symbol, side=spec.side, type=spec.type,
                          qty=spec.qty, notional=spec.notional, limit_price=spec.limit_price,
                          stop_price=spec.stop_price, time_in_force=spec.time_in_force)
-        result = await bridge.run(cmd)
-        view = await bridge.reader.order(result.order_id) if result.order_id else None
+        result, view = await bridge.run_order_command(cmd)
         return OrderCommandResult(command=result, order=view)
 
     @mcp.tool(annotations=writes(destructive=True, idempotent=True))
@@ -135,6 +134,5 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         """
         oid = await _resolve_order_id(bridge, order_id)
         command_id = f"cancel:{oid}:{idempotency_key}" if idempotency_key else new_command_id("cancel")
-        result = await bridge.run(CancelOrder(command_id=command_id, order_id=oid))
-        view = await bridge.reader.order(result.order_id or oid)
+        result, view = await bridge.run_order_command(CancelOrder(command_id=command_id, order_id=oid), oid)
         return OrderCommandResult(command=result, order=view)

@@ -99,6 +99,14 @@ class CommandView(_View):
     updated_at: datetime
 
 
+class CommandDone(_View):
+    """What the worker hands whoever waits on a command (jobs.queue): its final view and, for an
+    order command, the order as committed with it, so the waiter needs no second read."""
+
+    command: CommandView
+    order: OrderView | None = None
+
+
 class TradingStateView(_View):
     state: str = "ACTIVE"
     reason: str | None = None

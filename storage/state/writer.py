@@ -23,6 +23,7 @@ from redis.asyncio.client import Pipeline
 from storage.state import keys
 from storage.state.views import (
     BalanceView,
+    CommandDone,
     CommandView,
     OrderView,
     PositionView,
@@ -89,15 +90,15 @@ class StateWriter:
             else:
                 p.hset(keys.SCHEDULES, mapping={schedule.schedule_id: dumps(schedule)})
 
-    async def write_command(self, command: CommandView, *, notify: bool = False,
+    async def write_command(self, command: CommandView, *, notify: bool = False, order: OrderView | None = None,
                             pipe: Pipeline | None = None) -> None:
-        """Store a command's status; with notify, hand it to whoever waits on it (see queue.wait)."""
-        view = dumps(command)
+        """Store a command's status; with notify, hand it (and `order`, the order it placed or changed)
+        to whoever waits on it (see queue.wait)."""
         async with self.batch(pipe) as p:
-            p.set(keys.command(command.command_id), view, ex=keys.COMMAND_TTL_S)
+            p.set(keys.command(command.command_id), dumps(command), ex=keys.COMMAND_TTL_S)
             if notify:
                 done = keys.command_done(command.command_id)
-                p.rpush(done, view)
+                p.rpush(done, dumps(CommandDone(command=command, order=order)))
                 p.expire(done, 60)
 
     async def push_audit(self, entries: Iterable[dict[str, Any]], pipe: Pipeline | None = None) -> None:
