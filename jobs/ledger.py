@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import all_, bindparam, func, update
+from sqlalchemy import all_, bindparam, func, text, update
 from sqlalchemy.dialects.postgresql import JSONB, array, insert
 
 from jobs.commands import AnyCommand
@@ -27,7 +27,7 @@ from jobs.domain.portfolio import PositionState, apply_fill, balance_deltas, ord
 from jobs.effects import Effects
 from jobs.venues.base import VenueFill, VenueOrder
 from storage.driver import Db
-from storage.tables import BALANCES, COMMANDS, FILLS, ORDERS, POSITIONS
+from storage.tables import BALANCES, COMMANDS, ORDERS, POSITIONS
 from storage.values import FINAL_COMMAND_STATUSES, CommandStatus
 
 RESTING = ("open", "partially_filled")
@@ -45,13 +45,34 @@ _FINISH = (update(COMMANDS).where(COMMANDS.c.id == bindparam("p_id"))
            .returning(*COMMANDS.c))
 _FINISH_IF_OPEN = _FINISH.where(COMMANDS.c.status != all_(array(sorted(FINAL_COMMAND_STATUSES))))
 
-_INSERT_FILL = insert(FILLS).on_conflict_do_nothing(index_elements=["venue", "venue_fill_id"]).returning(FILLS.c.id)
-# Upsert-and-lock: creates the flat position on the first fill, locks it on every later one.
-_LOCK_POSITION = (insert(POSITIONS).values(venue=bindparam("p_venue"), symbol=bindparam("p_symbol"), qty=0,
-                                           avg_price=0, realized_pnl=0)
-                  .on_conflict_do_update(index_elements=[POSITIONS.c.venue, POSITIONS.c.symbol],
-                                         set_={"qty": POSITIONS.c.qty})
-                  .returning(*POSITIONS.c))
+# What booking a venue's report needs to read, in one round trip: lock our order, record the
+# venue's fills (those already recorded are skipped: fills are unique per venue fill id), and,
+# if any fill is new, lock the position it moves (creating it flat on the first fill). Returns
+# the order's row plus `new_fill_ids` and the position before the new fills (position_*).
+# A booking racing this one for the same fills waits on the fill's unique key, then skips it.
+_LOCK_ORDER_ADD_FILLS = text("""
+WITH locked AS (
+    SELECT * FROM orders WHERE id = :order_id FOR UPDATE
+), new_fills AS (
+    INSERT INTO fills (id, order_id, venue, venue_fill_id, symbol, side, qty, price, fee, fee_asset, liquidity, ts)
+    SELECT f.id, o.id, o.venue, f.venue_fill_id, o.symbol, o.side, f.qty, f.price, f.fee, f.fee_asset,
+           f.liquidity, f.ts
+    FROM locked o, unnest(CAST(:ids AS varchar[]), CAST(:venue_fill_ids AS varchar[]), CAST(:qtys AS numeric[]),
+                          CAST(:prices AS numeric[]), CAST(:fees AS numeric[]), CAST(:fee_assets AS varchar[]),
+                          CAST(:liquidities AS varchar[]), CAST(:tss AS timestamptz[]))
+         AS f(id, venue_fill_id, qty, price, fee, fee_asset, liquidity, ts)
+    ON CONFLICT (venue, venue_fill_id) DO NOTHING
+    RETURNING venue_fill_id
+), position AS (
+    INSERT INTO positions (venue, symbol, qty, avg_price, realized_pnl)
+    SELECT o.venue, o.symbol, 0, 0, 0 FROM locked o WHERE EXISTS (SELECT FROM new_fills)
+    ON CONFLICT (venue, symbol) DO UPDATE SET qty = positions.qty
+    RETURNING qty, avg_price, realized_pnl
+)
+SELECT o.*, ARRAY(SELECT venue_fill_id FROM new_fills) AS new_fill_ids, p.qty AS position_qty,
+       p.avg_price AS position_avg_price, p.realized_pnl AS position_realized_pnl
+FROM locked o LEFT JOIN position p ON true
+""")
 _SET_POSITION = (update(POSITIONS)
                  .where(POSITIONS.c.venue == bindparam("p_venue"), POSITIONS.c.symbol == bindparam("p_symbol"))
                  .values(qty=bindparam("p_qty"), avg_price=bindparam("p_avg"), realized_pnl=bindparam("p_pnl"),
@@ -119,9 +140,9 @@ def _reserve(inst: Instrument, side: str, status: str, qty: Decimal | None, fill
 
 async def _book_fills(db: Db, fx: Effects, order: Any, fills: list[VenueFill], inst: Instrument,
                       deltas: dict[str, Decimal], actor: str) -> None:
-    """Move the position for fills seen for the first time; add their balance changes to `deltas`."""
-    pos_row = await db.one(_LOCK_POSITION, {"p_venue": order.venue, "p_symbol": order.symbol})
-    pos = PositionState(pos_row.qty, pos_row.avg_price, pos_row.realized_pnl)
+    """Move the position (locked by _LOCK_ORDER_ADD_FILLS) for fills seen for the first time; add
+    their balance changes to `deltas`."""
+    pos = PositionState(order.position_qty, order.position_avg_price, order.position_realized_pnl)
     for f in fills:
         pos = apply_fill(pos, order.side, f.qty, f.price, f.fee)
         for asset, delta in balance_deltas(order.side, inst.base, inst.quote, f.qty, f.price, f.fee).items():
@@ -136,24 +157,19 @@ async def _book_fills(db: Db, fx: Effects, order: Any, fills: list[VenueFill], i
         "p_pnl": pos.realized_pnl, "p_ts": datetime.now(UTC)}))
 
 
-async def apply_venue_order(db: Db, fx: Effects, order: Any, vo: VenueOrder, *,
+async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, *,
                             fee_rate: Decimal, actor: str) -> Any:
     """Bring our order, fills, position and balances in line with what the venue reports.
 
-    `order` must be locked by the caller's transaction; returns the order as now stored.
+    The order is locked until the caller's transaction ends; returns the order as now stored.
     """
+    order = await db.one(_LOCK_ORDER_ADD_FILLS, {"order_id": order_id, **_fill_columns(vo.fills)})
     inst = get_instrument(order.symbol)
     price_ref = order.limit_price or order.stop_price
     reserve_asset, reserve_before = _reserve(inst, order.side, order.status, order.qty, order.filled_qty,
                                              price_ref, fee_rate)
-    new_fills: list[VenueFill] = []
-    for f in vo.fills:
-        inserted = await db.scalar(_INSERT_FILL, {
-            "id": "fil_" + uuid.uuid4().hex[:20], "order_id": order.id, "venue": order.venue,
-            "venue_fill_id": f.fill_id, "symbol": order.symbol, "side": order.side, "qty": f.qty, "price": f.price,
-            "fee": f.fee, "fee_asset": f.fee_asset, "liquidity": f.liquidity, "ts": f.ts})
-        if inserted is not None:
-            new_fills.append(f)
+    recorded_now = set(order.new_fill_ids)
+    new_fills = [f for f in vo.fills if f.fill_id in recorded_now]
     totals: dict[str, Decimal] = defaultdict(Decimal)
     filled, fees = order.filled_qty, order.fees
     cost = order.avg_fill_price * filled if order.avg_fill_price else Decimal(0)
@@ -187,3 +203,11 @@ async def apply_venue_order(db: Db, fx: Effects, order: Any, vo: VenueOrder, *,
             "filled_qty": filled, "reason": updated.reject_reason})
         fx.events.append(("order", {"order_id": order.id, "status": updated.status}))
     return updated
+
+
+def _fill_columns(fills: list[VenueFill]) -> dict[str, list[Any]]:
+    """The venue's fills as the column arrays _LOCK_ORDER_ADD_FILLS unnests."""
+    return {"ids": ["fil_" + uuid.uuid4().hex[:20] for _ in fills], "venue_fill_ids": [f.fill_id for f in fills],
+            "qtys": [f.qty for f in fills], "prices": [f.price for f in fills], "fees": [f.fee for f in fills],
+            "fee_assets": [f.fee_asset for f in fills], "liquidities": [f.liquidity for f in fills],
+            "tss": [f.ts for f in fills]}

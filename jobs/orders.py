@@ -60,7 +60,6 @@ _INSERT_ORDER = insert(ORDERS).returning(*ORDERS.c)
 _ORDER_OF_COMMAND = select(ORDERS).where(ORDERS.c.command_id == bindparam("p_id"))
 _ORDER_BY_CLIENT_ID = select(ORDERS).where(ORDERS.c.client_order_id == bindparam("p_id"))
 _ORDER = select(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
-_LOCK_ORDER = _ORDER.with_for_update()
 _OPEN_ORDERS = select(ORDERS.c.client_order_id).where(ORDERS.c.status == any_(array(sorted(OPEN_ORDER_STATUSES))))
 _COMMAND = select(COMMANDS).where(COMMANDS.c.id == bindparam("p_id"))
 _ORDER_UNKNOWN = (update(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
@@ -186,8 +185,7 @@ async def _mark_unknown(res: Resources, order_id: str, command_id: str, why: str
 async def _apply(res: Resources, order_id: str, vo: VenueOrder, command_id: str | None, *, actor: str,
                  after: Awaitable[None] | None = None) -> CommandResult:
     async with effect(res, after=after) as (db, fx):
-        locked = await db.one(_LOCK_ORDER, {"p_id": order_id})
-        order = await apply_venue_order(db, fx, locked, vo, fee_rate=res.fee_rate, actor=actor)
+        order = await apply_venue_order(db, fx, order_id, vo, fee_rate=res.fee_rate, actor=actor)
         cid = command_id or order.command_id
         finished = None
         if order.status == "rejected":
@@ -242,13 +240,12 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
     except (VenueTimeout, TimeoutError):
         vo = None
     async with effect(res) as (db, fx):
-        row = await db.one(_LOCK_ORDER, {"p_id": order.id})
         if vo is None:
             await finish_command(db, fx, cmd.command_id, "failed",
-                                 f"venue did not confirm the cancel of {row.id}; check get_order and retry",
-                                 order_id=row.id)
+                                 f"venue did not confirm the cancel of {order.id}; check get_order and retry",
+                                 order_id=order.id)
         else:
-            row = await apply_venue_order(db, fx, row, vo, fee_rate=res.fee_rate, actor=cmd.source)
+            row = await apply_venue_order(db, fx, order.id, vo, fee_rate=res.fee_rate, actor=cmd.source)
             if row.status == "cancelled":
                 await finish_command(db, fx, cmd.command_id, "succeeded", f"order {row.id} cancelled",
                                      order_id=row.id, filled_qty=str(row.filled_qty))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
@@ -12,8 +13,11 @@ from sqlalchemy import func, select
 
 from jobs.accounts import ensure_paper_account
 from jobs.commands import CancelOrder, PlaceOrder
+from jobs.effects import effect
+from jobs.ledger import apply_venue_order
 from jobs.orders import cancel_order, place_order, reconcile_open_orders
 from jobs.resources import Resources, build_resources
+from jobs.venues.base import VenueFill, VenueOrder
 from jobs.worker import FUNCTIONS
 from storage.audit import verify_chain
 from storage.driver import DatabaseConnectionLost, transaction
@@ -161,3 +165,37 @@ async def test_job_after_postgres_dropped_every_connection_places_one_order(res,
         orders = await db.scalar(select(func.count()).select_from(OrderRow)
                                  .where(OrderRow.command_id == "t:after-drop"))
     assert orders == 1
+
+
+async def test_venue_reports_seen_again_book_each_fill_once(res, redis):
+    """A resting order filled in two parts; the venue's report arrives, then arrives again with
+    one more fill (a reconcile after a re-run): each fill moves position and balances once."""
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    placed = await place_order(res, PlaceOrder(command_id="t:parts", symbol="BTC/USDT", side="buy", type="limit",
+                                               qty=Decimal("0.03"), limit_price=Decimal("59000")))
+    assert placed.status == "succeeded" and placed.data["status"] == "open"
+    async with res.sessions() as s:
+        usdt_before = (await s.get(BalanceRow, ("paper", "USDT"))).total
+        client_order_id = (await s.get(OrderRow, placed.order_id)).client_order_id
+    now = datetime.now(UTC)
+    first = VenueFill("vf-1", Decimal("0.01"), Decimal("59000"), Decimal("0.59"), "USDT", "maker", now)
+    second = VenueFill("vf-2", Decimal("0.02"), Decimal("58990"), Decimal("1.18"), "USDT", "maker", now)
+    partial = VenueOrder(client_order_id, "v-1", "partially_filled", Decimal("0.01"), [first])
+    full = VenueOrder(client_order_id, "v-1", "filled", Decimal("0.03"), [first, second])
+    for report in (partial, partial, full, full):
+        async with effect(res) as (db, fx):
+            await apply_venue_order(db, fx, placed.order_id, report, fee_rate=res.fee_rate, actor="test")
+    async with res.sessions() as s:
+        order = await s.get(OrderRow, placed.order_id)
+        fills = (await s.execute(select(FillRow.venue_fill_id).order_by(FillRow.venue_fill_id))).scalars().all()
+        pos = await s.get(PositionRow, ("paper", "BTC/USDT"))
+        usdt = await s.get(BalanceRow, ("paper", "USDT"))
+        btc = await s.get(BalanceRow, ("paper", "BTC"))
+        assert (await verify_chain(s)).ok
+    assert fills == ["vf-1", "vf-2"]
+    assert (order.status, order.filled_qty, order.fees) == ("filled", Decimal("0.03"), Decimal("1.77"))
+    assert order.avg_fill_price.quantize(Decimal("0.0001")) == Decimal("58993.3333")  # (590 + 1179.80) / 0.03
+    assert pos.qty == Decimal("0.03")
+    assert btc.total == Decimal("0.03")
+    assert usdt.total == usdt_before - Decimal("590") - Decimal("1179.80") - Decimal("1.77")
+    assert usdt.locked == 0  # the reserve went with the last fill
