@@ -10,7 +10,7 @@ Postgres does not hold; if publishing fails, the next rebuild repairs the view.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +22,8 @@ from storage.audit import AuditDraft, AuditEntry, audit_draft, write_audit
 from storage.driver import RawDb, SessionDb, transaction
 from storage.models import DcaScheduleRow
 from storage.state.from_rows import balance_view, command_view, order_view, position_view, schedule_view
+
+HOLD_S = 0.05  # how long a held publish waits for the next effect to carry it (see HeldPublish)
 
 
 @dataclass
@@ -37,7 +39,7 @@ class Effects:
     audit: list[AuditEntry] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     command: Any = None
-    published: Awaitable[None] | None = None  # see effect(background=True)
+    published: HeldPublish | None = None  # see effect(hold=True)
 
     def order(self, row: Any) -> None:
         self.orders[row.id] = row
@@ -50,25 +52,75 @@ class Effects:
         return bool(self.orders or self.positions or self.balances or self.schedules or self.audit
                     or self.events or self.command is not None)
 
+    def then(self, later: Effects) -> Effects:
+        """This effect followed by a later one, as one publish: the later rows win, audit entries and
+        events keep their order."""
+        return Effects(orders={**self.orders, **later.orders}, positions=self.positions + later.positions,
+                       balances=self.balances + later.balances, schedules=self.schedules + later.schedules,
+                       audit=self.audit + later.audit, events=self.events + later.events,
+                       command=later.command if later.command is not None else self.command)
+
+
+class HeldPublish:
+    """A committed effect's publish, held back for `HOLD_S` so that the effect that follows can carry
+    it in its own Redis round trip (an order's "submitting" state, when the venue answers fast).
+    If nothing takes it over in time, it is published on its own, so a slow venue call still
+    shows the order as submitting. Awaiting it publishes it now if it has not gone out yet.
+    """
+
+    def __init__(self, res: Resources, fx: Effects) -> None:
+        self._res = res
+        self.fx = fx
+        self._sent = False
+        self._task = asyncio.ensure_future(self._send_after_hold())
+
+    async def _send_after_hold(self) -> None:
+        await asyncio.sleep(HOLD_S)
+        await self._send()
+
+    async def _send(self) -> None:
+        self._sent = True
+        await publish(self._res, self.fx)
+
+    def take_over(self) -> Effects | None:
+        """The held effects, for the caller to publish with its own; None if already going out."""
+        if self._sent:
+            return None
+        self._sent = True
+        self._task.cancel()
+        return self.fx
+
+    async def flush(self) -> None:
+        if self._sent:
+            await self._task
+        else:
+            self._task.cancel()
+            await self._send()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.flush().__await__()
+
 
 @asynccontextmanager
-async def effect(res: Resources, *, after: Awaitable[None] | None = None,
-                 background: bool = False) -> AsyncIterator[tuple[RawDb, Effects]]:
+async def effect(res: Resources, *, after: HeldPublish | None = None,
+                 hold: bool = False) -> AsyncIterator[tuple[RawDb, Effects]]:
     """A transaction on the order path (storage/driver.py); audit written before commit, published after.
 
-    background: publish while the caller goes on (an order's venue call), as `fx.published`;
-    a later effect passes it as `after`, so the view never shows an older state over a newer one.
+    hold: the caller goes on at once (an order's venue call) and the publish is held as
+    `fx.published` (HeldPublish). A later effect passes it as `after`: it goes out before, or
+    together with, the later one, so the view never shows an older state over a newer one.
     """
     fx = Effects()
     async with transaction(res.db) as db:
         yield db, fx
         fx.audit = await write_audit(db, fx.drafts)
-    if after is not None:
-        await after
-    if background:
-        fx.published = asyncio.ensure_future(publish(res, fx))
-    else:
-        await publish(res, fx)
+    if hold:
+        fx.published = HeldPublish(res, fx)
+        return
+    earlier = after.take_over() if after is not None else None
+    if earlier is None and after is not None:
+        await after  # already going out: let it land first
+    await publish(res, earlier.then(fx) if earlier is not None else fx)
 
 
 @asynccontextmanager

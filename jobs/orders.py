@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,7 +23,7 @@ from jobs.commands import CancelOrder, CommandResult, PlaceOrder
 from jobs.domain.instruments import Instrument, UnknownInstrumentError, get_instrument
 from jobs.domain.orders import OrderSpecError, client_order_id_for, normalize_order
 from jobs.domain.risk import check_order
-from jobs.effects import Effects, effect
+from jobs.effects import Effects, HeldPublish, effect
 from jobs.ledger import (
     CLAIM,
     apply_venue_order,
@@ -89,7 +88,7 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
     except UnknownInstrumentError as e:
         inst = str(e)  # the command is rejected with this reason, once claimed
     quote = await res.reader.quote(inst.symbol) if isinstance(inst, Instrument) else None
-    async with effect(res, background=True) as (db, fx):  # claim, validate, risk-check and record: one transaction
+    async with effect(res, hold=True) as (db, fx):  # claim, validate, risk-check and record: one transaction
         cmd_row = await db.one(_CLAIM_WITH_RISK_INPUTS, {
             **claim_params(cmd), "p_venue": res.default_venue,
             "p_quote": inst.quote if isinstance(inst, Instrument) else "",
@@ -151,10 +150,11 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, inst: Ins
     return order
 
 
-async def _submit(res: Resources, cmd: PlaceOrder, order: Any, published: Awaitable[None]) -> CommandResult:
+async def _submit(res: Resources, cmd: PlaceOrder, order: Any, published: HeldPublish) -> CommandResult:
     """The venue call, with the client order id derived from the command; then book the outcome.
 
-    The "submitting" order is published to the state view while the venue call runs (`published`).
+    The "submitting" order reaches the state view with the outcome, or on its own if the venue
+    is slow to answer (`published`, see jobs.effects.HeldPublish).
     """
     req = OrderRequest(order.client_order_id, order.symbol, order.side, order.type, order.time_in_force,
                        order.qty, order.notional, order.limit_price, order.stop_price)
@@ -170,7 +170,7 @@ async def _submit(res: Resources, cmd: PlaceOrder, order: Any, published: Awaita
 
 
 async def _mark_unknown(res: Resources, order_id: str, command_id: str, why: str, *,
-                        after: Awaitable[None] | None = None) -> None:
+                        after: HeldPublish | None = None) -> None:
     now = datetime.now(UTC)
     async with effect(res, after=after) as (db, fx):
         order = await db.one(_ORDER_UNKNOWN, {"p_id": order_id, "p_ts": now})
@@ -183,7 +183,7 @@ async def _mark_unknown(res: Resources, order_id: str, command_id: str, why: str
 
 
 async def _apply(res: Resources, order_id: str, vo: VenueOrder, command_id: str | None, *, actor: str,
-                 after: Awaitable[None] | None = None) -> CommandResult:
+                 after: HeldPublish | None = None) -> CommandResult:
     async with effect(res, after=after) as (db, fx):
         order = await apply_venue_order(db, fx, order_id, vo, fee_rate=res.fee_rate, actor=actor)
         cid = command_id or order.command_id

@@ -23,7 +23,7 @@ from sqlalchemy import DateTime, Numeric, String, bindparam, insert, select, tex
 from jobs.domain.instruments import get_instrument
 from jobs.domain.matching import BPS, fill_price
 from jobs.venues.base import OrderRequest, VenueFill, VenueOrder, VenueTimeout
-from storage.driver import Db, RawPool, transaction
+from storage.driver import DatabaseConnectionLost, Db, RawPool, transaction
 from storage.tables import PAPER_FILLS, PAPER_ORDERS
 from storage.values import Quote
 
@@ -127,17 +127,29 @@ class PaperVenue:
             fill = self._match(order, quote, resting=False)
             if order.status == "open" and req.type == "limit" and req.time_in_force == "ioc":
                 order.status = "cancelled"
-        async with transaction(self.db, autocommit=True) as db:
-            created = await db.scalar(_INSERT_ORDER_AND_FILL, {**asdict(order), **_fill_params(fill)})
-            if created is None:  # a client order id we already hold: answer with that order
-                state = await self._state(db, req.client_order_id)
-                assert state is not None
-            else:
-                state = _venue_order(order, [fill] if fill else [])
+        for attempt in (1, 2):
+            try:
+                state = await self._book(order, fill)
+                break
+            except DatabaseConnectionLost:
+                # whether the book took the order is unknown: the write is keyed by the client
+                # order id, so sending it again is safe and finds out (a restarted Postgres)
+                if attempt == 2:
+                    raise
         if self.faults.timeouts_after_accept > 0:
             self.faults.timeouts_after_accept -= 1
             raise VenueTimeout(f"paper venue: simulated timeout after accepting {req.client_order_id}")
         return state
+
+    async def _book(self, order: BookOrder, fill: VenueFill | None) -> VenueOrder:
+        """Write a new order (and its fill); a client order id already on the book answers with that order."""
+        async with transaction(self.db, autocommit=True) as db:
+            created = await db.scalar(_INSERT_ORDER_AND_FILL, {**asdict(order), **_fill_params(fill)})
+            if created is None:
+                state = await self._state(db, order.client_order_id)
+                assert state is not None
+                return state
+        return _venue_order(order, [fill] if fill else [])
 
     def _match(self, order: BookOrder, quote: Quote, *, resting: bool) -> VenueFill | None:
         """Fill the whole remaining quantity if the quote triggers the order (updates `order`)."""
