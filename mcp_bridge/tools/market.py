@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from jobs.preview import InputRejected, resolve_symbol
 from mcp_bridge.context import READ_ONLY, Bridge, Symbol
+from mcp_bridge.schemas import tool
 from storage.values import Amount
 
 
@@ -29,7 +30,7 @@ class QuoteResult(BaseModel):
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
-    @mcp.tool(annotations=READ_ONLY)
+    @tool(mcp, annotations=READ_ONLY)
     async def get_quote(symbol: Symbol) -> QuoteResult:
         """Current best bid/ask for a symbol from the live feed (paper market).
 

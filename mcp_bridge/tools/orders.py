@@ -18,6 +18,7 @@ from jobs.preview import (
     normalized_order,
 )
 from mcp_bridge.context import READ_ONLY, Bridge, CommandOutcome, PositiveDecimal, Symbol, writes
+from mcp_bridge.schemas import tool
 from storage.state.views import OrderView
 
 OrderId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^(ord_|td-)[A-Za-z0-9_\-]+$",
@@ -62,7 +63,7 @@ async def _resolve_order_id(bridge: Bridge, order_id: str) -> str:
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
-    @mcp.tool(annotations=READ_ONLY)
+    @tool(mcp, annotations=READ_ONLY)
     async def list_orders(
         status: Annotated[Literal["open", "all"],
                           Field(description="open: only orders still working")] = "all",
@@ -73,7 +74,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         orders = await bridge.reader.orders(open_only=status == "open", limit=limit)
         return OrdersResult(orders=orders, count=len(orders))
 
-    @mcp.tool(annotations=READ_ONLY)
+    @tool(mcp, annotations=READ_ONLY)
     async def get_order(order_id: OrderId) -> OrderView:
         """One order by its id ('ord_...') or client order id ('td-...'): status, filled qty, average
         fill price, fees, reject reason."""
@@ -83,7 +84,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
             raise ToolError(f"no order {order_id!r}; list_orders shows the ids")
         return view
 
-    @mcp.tool(annotations=READ_ONLY)
+    @tool(mcp, annotations=READ_ONLY)
     async def preview_order(symbol: Symbol, side: SideParam, type: TypeParam, qty: Qty = None,
                             notional: Notional = None, limit_price: LimitPrice = None,
                             stop_price: StopPrice = None, time_in_force: Tif = "gtc") -> PreviewResult:
@@ -101,7 +102,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         except (InputRejected, PreviewRefused) as e:
             raise ToolError(str(e)) from None
 
-    @mcp.tool(annotations=writes(destructive=False, idempotent=False))
+    @tool(mcp, annotations=writes(destructive=False, idempotent=False))
     async def place_order(token: Token, symbol: Symbol, side: SideParam, type: TypeParam, qty: Qty = None,
                           notional: Notional = None, limit_price: LimitPrice = None,
                           stop_price: StopPrice = None, time_in_force: Tif = "gtc") -> OrderCommandResult:
@@ -125,7 +126,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         result, view = await bridge.run_order_command(cmd)
         return OrderCommandResult(command=result, order=view)
 
-    @mcp.tool(annotations=writes(destructive=True, idempotent=True))
+    @tool(mcp, annotations=writes(destructive=True, idempotent=True))
     async def cancel_order(order_id: OrderId, idempotency_key: IdempotencyKey = None) -> OrderCommandResult:
         """Cancel an open order (find ids with list_orders status='open'); locked funds are released.
 

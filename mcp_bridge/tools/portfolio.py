@@ -8,6 +8,7 @@ from fastmcp import FastMCP
 from pydantic import BaseModel
 
 from mcp_bridge.context import READ_ONLY, Bridge
+from mcp_bridge.schemas import tool
 from storage.values import Amount
 
 
@@ -42,7 +43,7 @@ class PositionsResult(BaseModel):
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
-    @mcp.tool(annotations=READ_ONLY)
+    @tool(mcp, annotations=READ_ONLY)
     async def get_account() -> AccountResult:
         """Balances of the paper account (total, locked by open orders, available) and whether trading
         is ACTIVE or HALTED. Use it to check funds before preview_order and to confirm a trade's effect.
@@ -55,7 +56,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
             balances=[BalanceLine(asset=b.asset, total=b.total, locked=b.locked, available=b.available)
                       for b in balances])
 
-    @mcp.tool(annotations=READ_ONLY)
+    @tool(mcp, annotations=READ_ONLY)
     async def get_positions() -> PositionsResult:
         """Open and closed positions (qty, average price, realized P&L) with a mark from the live quote.
 
