@@ -19,18 +19,13 @@ from typing import Any
 from sqlalchemy import any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import JSONB, array
 
+from jobs.booking import Decide, Finish, apply_venue_order
 from jobs.commands import CancelOrder, CommandResult, PlaceOrder
 from jobs.domain.instruments import Instrument, UnknownInstrumentError, get_instrument
 from jobs.domain.orders import OrderSpecError, client_order_id_for, normalize_order
 from jobs.domain.risk import check_order
 from jobs.effects import Effects, HeldPublish, effect
-from jobs.ledger import (
-    CLAIM,
-    apply_venue_order,
-    claim_command,
-    claim_params,
-    finish_command,
-)
+from jobs.ledger import CLAIM, claim_command, claim_params, finish_command
 from jobs.resources import Resources
 from jobs.venues.base import OrderRequest, VenueOrder, VenueTimeout, VenueUnavailable
 from storage.driver import Db, transaction
@@ -182,21 +177,27 @@ async def _mark_unknown(res: Resources, order_id: str, command_id: str, why: str
             "order_id": order.id}})
 
 
+def placed_outcome(command_id: str | None) -> Decide:
+    """What a place command's outcome is, given its order as booked (kept if it already has one)."""
+    def decide(order: Any) -> Finish | None:
+        cid = command_id or order.command_id
+        if order.status == "rejected":
+            return Finish(cid, "rejected", f"venue rejected the order: {order.reject_reason}", only_if_open=True,
+                          result={"order_id": order.id})
+        if order.status == "unknown":
+            return None
+        return Finish(cid, "succeeded", f"order {order.status}", only_if_open=True, result={
+            "order_id": order.id, "status": order.status, "filled_qty": str(order.filled_qty),
+            "avg_fill_price": str(order.avg_fill_price) if order.avg_fill_price else None})
+    return decide
+
+
 async def _apply(res: Resources, order_id: str, vo: VenueOrder, command_id: str | None, *, actor: str,
                  after: HeldPublish | None = None) -> CommandResult:
     async with effect(res, after=after) as (db, fx):
-        order = await apply_venue_order(db, fx, order_id, vo, fee_rate=res.fee_rate, actor=actor)
-        cid = command_id or order.command_id
-        finished = None
-        if order.status == "rejected":
-            finished = await finish_command(db, fx, cid, "rejected", f"venue rejected the order: {order.reject_reason}",
-                                            only_if_open=True, order_id=order.id)
-        elif order.status != "unknown":
-            finished = await finish_command(
-                db, fx, cid, "succeeded", f"order {order.status}", only_if_open=True, order_id=order.id,
-                status=order.status, filled_qty=str(order.filled_qty),
-                avg_fill_price=str(order.avg_fill_price) if order.avg_fill_price else None)
-        cmd_row = finished or await db.one(_COMMAND, {"p_id": cid})
+        order = await apply_venue_order(db, fx, order_id, vo, fee_rate=res.fee_rate, actor=actor,
+                                        decide=placed_outcome(command_id))
+        cmd_row = fx.command or await db.one(_COMMAND, {"p_id": command_id or order.command_id})
     return _result(cmd_row)
 
 
@@ -245,15 +246,20 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
                                  f"venue did not confirm the cancel of {order.id}; check get_order and retry",
                                  order_id=order.id)
         else:
-            row = await apply_venue_order(db, fx, order.id, vo, fee_rate=res.fee_rate, actor=cmd.source)
-            if row.status == "cancelled":
-                await finish_command(db, fx, cmd.command_id, "succeeded", f"order {row.id} cancelled",
-                                     order_id=row.id, filled_qty=str(row.filled_qty))
-            else:
-                await finish_command(db, fx, cmd.command_id, "rejected",
-                                     f"order {row.id} could not be cancelled: it is {row.status}", order_id=row.id)
+            await apply_venue_order(db, fx, order.id, vo, fee_rate=res.fee_rate, actor=cmd.source,
+                                    decide=cancel_outcome(cmd.command_id))
     assert fx.command is not None
     return _result(fx.command)
+
+
+def cancel_outcome(command_id: str) -> Decide:
+    def decide(order: Any) -> Finish:
+        if order.status == "cancelled":
+            return Finish(command_id, "succeeded", f"order {order.id} cancelled",
+                          result={"order_id": order.id, "filled_qty": str(order.filled_qty)})
+        return Finish(command_id, "rejected", f"order {order.id} could not be cancelled: it is {order.status}",
+                      result={"order_id": order.id})
+    return decide
 
 
 async def reconcile_open_orders(res: Resources) -> int:

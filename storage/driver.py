@@ -34,7 +34,10 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 Params = Mapping[str, Any]
 _DIALECT = PGDialect_asyncpg()
-_CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError)
+# the connection is gone (a restarted or failing-over server, a broken socket); InterfaceError only
+# when the connection did close (it also covers client-side misuse, which must fail loudly)
+_CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+                      asyncpg.InterfaceError, ConnectionError, OSError)
 
 
 class DatabaseConnectionLost(Exception):
@@ -176,9 +179,15 @@ class SessionDb:
 
 
 async def _decode_json_columns(conn: asyncpg.Connection) -> None:
-    """json/jsonb columns read as Python values; parameters are sent as JSON text (see `_args`)."""
-    for typename in ("json", "jsonb"):
-        await conn.set_type_codec(typename, schema="pg_catalog", encoder=str, decoder=orjson.loads, format="text")
+    """json/jsonb columns read as Python values; parameters are sent as JSON text (see `_args`).
+
+    Binary format (jsonb's is a version byte, 1, then the text), because a row read whole as a
+    composite value (jobs/booking.py) can only be decoded if every column's codec is binary.
+    """
+    await conn.set_type_codec("json", schema="pg_catalog", encoder=str.encode, decoder=orjson.loads,
+                              format="binary")
+    await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=lambda text: b"\x01" + text.encode(),
+                              decoder=lambda data: orjson.loads(data[1:]), format="binary")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -214,6 +223,13 @@ class RawPool:
             await pool.close()
 
 
+def _closed(conn: Any) -> bool:
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:  # handed back to the pool already, because it closed under us
+        return True
+
+
 @asynccontextmanager
 async def transaction(pool: RawPool, *, autocommit: bool = False) -> AsyncIterator[RawDb]:
     """A pooled connection as `RawDb`, in one transaction (or statement by statement with autocommit).
@@ -232,6 +248,8 @@ async def transaction(pool: RawPool, *, autocommit: bool = False) -> AsyncIterat
                 async with conn.transaction():
                     yield db
         except _CONNECTION_ERRORS as e:
+            if isinstance(e, asyncpg.InterfaceError) and not _closed(conn):
+                raise
             with contextlib.suppress(asyncpg.InterfaceError):  # closed already: the pool has it back
                 conn.terminate()
             await apool.expire_connections()

@@ -12,16 +12,16 @@ from arq.worker import Retry
 from sqlalchemy import func, select
 
 from jobs.accounts import ensure_paper_account
+from jobs.booking import apply_venue_order
 from jobs.commands import CancelOrder, PlaceOrder
 from jobs.effects import effect
-from jobs.ledger import apply_venue_order
-from jobs.orders import cancel_order, place_order, reconcile_open_orders
+from jobs.orders import cancel_order, place_order, placed_outcome, reconcile_open_orders
 from jobs.resources import Resources, build_resources
 from jobs.venues.base import VenueFill, VenueOrder
 from jobs.worker import FUNCTIONS
 from storage.audit import verify_chain
 from storage.driver import DatabaseConnectionLost, transaction
-from storage.models import AuditRow, BalanceRow, FillRow, OrderRow, PaperOrderRow, PositionRow
+from storage.models import AuditRow, BalanceRow, CommandRow, FillRow, OrderRow, PaperOrderRow, PositionRow
 from tests.conftest import ADMIN_DSN
 from tests.helpers import put_quote
 
@@ -199,3 +199,25 @@ async def test_venue_reports_seen_again_book_each_fill_once(res, redis):
     assert btc.total == Decimal("0.03")
     assert usdt.total == usdt_before - Decimal("590") - Decimal("1179.80") - Decimal("1.77")
     assert usdt.locked == 0  # the reserve went with the last fill
+
+
+async def test_a_command_with_an_outcome_keeps_it_when_a_later_report_is_booked(res, redis):
+    await put_quote(redis, "ETH/USDT", "3000.00", "3000.50")
+    placed = await place_order(res, PlaceOrder(command_id="t:kept", symbol="ETH/USDT", side="buy", type="limit",
+                                               qty=Decimal("0.1"), limit_price=Decimal("2900")))
+    assert placed.status == "succeeded" and placed.data["status"] == "open"
+    async with res.sessions() as s:
+        client_order_id = (await s.get(OrderRow, placed.order_id)).client_order_id
+    later = VenueOrder(client_order_id, "v-9", "rejected", Decimal(0), [], "venue withdrew the order")
+    async with effect(res) as (db, fx):
+        order = await apply_venue_order(db, fx, placed.order_id, later, fee_rate=res.fee_rate, actor="reconcile",
+                                        decide=placed_outcome(None))
+        assert fx.command is None  # nothing recorded for the command
+    assert order.status == "rejected"
+    async with res.sessions() as s:
+        command = await s.get(CommandRow, "t:kept")
+        actions = (await s.execute(select(AuditRow.action).where(AuditRow.subject == "t:kept"))).scalars().all()
+        usdt = await s.get(BalanceRow, ("paper", "USDT"))
+    assert command.status == "succeeded"
+    assert "command.rejected" not in actions
+    assert usdt.locked == 0  # the order stopped resting: its reserve is released
