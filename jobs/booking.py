@@ -27,6 +27,7 @@ from jobs.domain.instruments import Instrument, get_instrument
 from jobs.domain.portfolio import PositionState, apply_fill, balance_deltas, order_reserve
 from jobs.effects import Effects
 from jobs.venues.base import VenueFill, VenueOrder
+from storage.audit import AUDIT_APPEND_CTE, AUDIT_HEAD, CarriedAudit
 from storage.driver import Db
 from storage.values import FINAL_COMMAND_STATUSES, CommandStatus
 
@@ -57,14 +58,16 @@ WITH locked AS (
     RETURNING qty, avg_price, realized_pnl
 )
 SELECT o.*, ARRAY(SELECT venue_fill_id FROM new_fills) AS new_fill_ids, p.qty AS position_qty,
-       p.avg_price AS position_avg_price, p.realized_pnl AS position_realized_pnl
-FROM locked o LEFT JOIN position p ON true
+       p.avg_price AS position_avg_price, p.realized_pnl AS position_realized_pnl,
+       c.source AS command_source, c.kind AS command_kind
+FROM locked o LEFT JOIN position p ON true LEFT JOIN commands c ON c.id = o.command_id
 """)
 
 # Everything a booking writes, in one round trip; each part is skipped when its flag is off or
 # its list is empty. Balances change by addition (no read needed), in asset order so concurrent
 # writers lock rows in the same order. The command's outcome is kept if it already has one and
-# `only_if_open` is set. Returns the rows as written (whole-row composites), or NULL per part.
+# `only_if_open` is set; the audit entries (storage/audit.py) go in unless that happened.
+# Returns the rows as written (whole-row composites), or NULL per part.
 _BOOK = text("""
 WITH moved_position AS (
     UPDATE positions SET qty = :position_qty, avg_price = :position_avg, realized_pnl = :position_pnl,
@@ -91,10 +94,10 @@ WITH moved_position AS (
     WHERE CAST(:finish AS boolean) AND id = :command_id
       AND (NOT CAST(:only_if_open AS boolean) OR status <> ALL(CAST(:final_statuses AS varchar[])))
     RETURNING commands
-)
+), """ + AUDIT_APPEND_CTE.format(gate="(NOT CAST(:finish AS boolean) OR EXISTS (SELECT FROM finished))") + """
 SELECT (SELECT positions FROM moved_position) AS position, ARRAY(SELECT b FROM moved_balances) AS balances,
-       (SELECT orders FROM updated_order) AS updated_order, (SELECT commands FROM finished) AS command
-""")
+       (SELECT orders FROM updated_order) AS updated_order, (SELECT commands FROM finished) AS command,
+       """ + AUDIT_HEAD)  # noqa: S608 - constants joined; values are bound parameters
 _FINAL_STATUSES = sorted(FINAL_COMMAND_STATUSES)
 
 
@@ -105,6 +108,8 @@ class Finish:
     command_id: str
     status: CommandStatus
     message: str
+    actor: str  # who issued the command (its source), for the audit entry
+    kind: str
     only_if_open: bool = False  # keep an outcome the command already has
     result: dict[str, Any] = field(default_factory=dict)
 
@@ -182,7 +187,11 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
             "filled_qty": filled, "reason": reason})
         fx.events.append(("order", {"order_id": order.id, "status": after.status}))
     doc = finish.document() if finish else {}
-    booked = await db.one(_BOOK, {
+    if finish is not None:
+        fx.note(actor=finish.actor, action=f"command.{finish.status}", subject=finish.command_id,
+                payload={"kind": finish.kind, **doc})
+    audit = CarriedAudit.of(db, fx.drafts)
+    booked = await db.one(_BOOK, {**audit.params,
         "ts": datetime.now(UTC), "venue": order.venue, "symbol": order.symbol, "order_id": order.id,
         "move_position": pos is not None, "position_qty": pos.qty if pos else None,
         "position_avg": pos.avg_price if pos else None, "position_pnl": pos.realized_pnl if pos else None,
@@ -200,10 +209,13 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
     fx.balances.extend(_row(b) for b in booked.balances)
     stored = _row(booked.updated_order) if booked.updated_order is not None else order
     fx.order(stored)
-    if finish is not None and booked.command is not None:
-        command = fx.command = _row(booked.command)
-        fx.note(actor=command.source, action=f"command.{finish.status}", subject=command.id,
-                payload={"kind": command.kind, **doc})
+    kept = finish is not None and booked.command is None  # the command had an outcome already
+    if kept:
+        fx.drafts.pop()  # its audit entry did not go in, nor should it
+    elif finish is not None:
+        fx.command = _row(booked.command)
+    fx.audit += await audit.settle(db, booked, went_in=not kept, drafts=fx.drafts)
+    fx.drafts.clear()
     return stored
 
 

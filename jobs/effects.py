@@ -113,7 +113,7 @@ async def effect(res: Resources, *, after: HeldPublish | None = None,
     fx = Effects()
     async with transaction(res.db) as db:
         yield db, fx
-        fx.audit = await write_audit(db, fx.drafts)
+        fx.audit += await write_audit(db, fx.drafts)  # what a statement did not carry (jobs/booking.py)
     if hold:
         fx.published = HeldPublish(res, fx)
         return

@@ -181,12 +181,13 @@ def placed_outcome(command_id: str | None) -> Decide:
     """What a place command's outcome is, given its order as booked (kept if it already has one)."""
     def decide(order: Any) -> Finish | None:
         cid = command_id or order.command_id
+        actor, kind = order.command_source or "worker", order.command_kind or "place_order"
         if order.status == "rejected":
-            return Finish(cid, "rejected", f"venue rejected the order: {order.reject_reason}", only_if_open=True,
-                          result={"order_id": order.id})
+            return Finish(cid, "rejected", f"venue rejected the order: {order.reject_reason}", actor, kind,
+                          only_if_open=True, result={"order_id": order.id})
         if order.status == "unknown":
             return None
-        return Finish(cid, "succeeded", f"order {order.status}", only_if_open=True, result={
+        return Finish(cid, "succeeded", f"order {order.status}", actor, kind, only_if_open=True, result={
             "order_id": order.id, "status": order.status, "filled_qty": str(order.filled_qty),
             "avg_fill_price": str(order.avg_fill_price) if order.avg_fill_price else None})
     return decide
@@ -247,18 +248,18 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
                                  order_id=order.id)
         else:
             await apply_venue_order(db, fx, order.id, vo, fee_rate=res.fee_rate, actor=cmd.source,
-                                    decide=cancel_outcome(cmd.command_id))
+                                    decide=cancel_outcome(cmd))
     assert fx.command is not None
     return _result(fx.command)
 
 
-def cancel_outcome(command_id: str) -> Decide:
+def cancel_outcome(cmd: CancelOrder) -> Decide:
     def decide(order: Any) -> Finish:
         if order.status == "cancelled":
-            return Finish(command_id, "succeeded", f"order {order.id} cancelled",
+            return Finish(cmd.command_id, "succeeded", f"order {order.id} cancelled", cmd.source, cmd.kind,
                           result={"order_id": order.id, "filled_qty": str(order.filled_qty)})
-        return Finish(command_id, "rejected", f"order {order.id} could not be cancelled: it is {order.status}",
-                      result={"order_id": order.id})
+        return Finish(cmd.command_id, "rejected", f"order {order.id} could not be cancelled: it is {order.status}",
+                      cmd.source, cmd.kind, result={"order_id": order.id})
     return decide
 
 

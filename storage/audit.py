@@ -87,6 +87,53 @@ def _chain(drafts: list[AuditDraft], head: tuple[int, str]) -> list[AuditEntry]:
     return entries
 
 
+def _rows_json(entries: list[AuditEntry], head: tuple[int, str]) -> str:
+    return orjson.dumps([{"seq": e.seq, "ts": e.ts.isoformat(), "actor": e.actor, "action": e.action,
+                          "subject": e.subject, "payload": e.payload, "hash": e.hash,
+                          "prev_hash": entries[i - 1].hash if i else head[1]}
+                         for i, e in enumerate(entries)]).decode()
+
+
+# A statement of the caller's can carry the append as a CTE named `audit` (saving the round trip
+# of write_audit): `AUDIT_APPEND_CTE.format(gate=...)` in its WITH list, `AUDIT_HEAD` in its
+# final SELECT (which also makes Postgres run it), `CarriedAudit.params` among its parameters.
+# The gate is SQL that says whether the entries belong in (e.g. "the row they describe changed");
+# when it is false nothing is inserted and `CarriedAudit.settle` writes what belongs now.
+AUDIT_APPEND_CTE = (
+    "audit AS (SELECT head_seq, head_hash FROM audit_append(CAST(:audit_seq AS bigint), CAST(:audit_hash AS text), "
+    "CASE WHEN {gate} THEN CAST(:audit_entries AS jsonb) ELSE CAST('[]' AS jsonb) END) "
+    "WHERE CAST(:audit_any AS boolean) AND {gate})")
+AUDIT_HEAD = "(SELECT head_seq FROM audit) AS audit_head_seq, (SELECT head_hash FROM audit) AS audit_head_hash"
+
+
+@dataclass(frozen=True, slots=True)
+class CarriedAudit:
+    """Drafts chained onto the head last seen, for a statement to append (AUDIT_APPEND_CTE)."""
+
+    head: tuple[int, str]
+    entries: list[AuditEntry]
+
+    @classmethod
+    def of(cls, db: Db, drafts: list[AuditDraft]) -> CarriedAudit:
+        head = _last_head.get(db.database, (0, GENESIS_HASH))
+        return cls(head, _chain(drafts, head))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"audit_seq": self.head[0], "audit_hash": self.head[1], "audit_any": bool(self.entries),
+                "audit_entries": _rows_json(self.entries, self.head)}
+
+    async def settle(self, db: Db, row: Any, *, went_in: bool, drafts: list[AuditDraft]) -> list[AuditEntry]:
+        """After the statement: its entries if they went in (the gate held and the chain had not
+        moved); otherwise `drafts`, what belongs in the log now, written by write_audit."""
+        if row.audit_head_seq is not None:  # another process moved the chain: nothing was inserted
+            _last_head[db.database] = (row.audit_head_seq, row.audit_head_hash)
+        elif went_in and self.entries:
+            _last_head[db.database] = (self.entries[-1].seq, self.entries[-1].hash)
+            return self.entries
+        return await write_audit(db, drafts)
+
+
 async def write_audit(db: Db, drafts: list[AuditDraft]) -> list[AuditEntry]:
     """Chain `drafts` onto the log inside the caller's transaction; returns them as written."""
     if not drafts:
@@ -95,11 +142,7 @@ async def write_audit(db: Db, drafts: list[AuditDraft]) -> list[AuditEntry]:
     head = _last_head.get(database, (0, GENESIS_HASH))
     for _ in range(2):  # the second try cannot miss: the first took the lock, so the head stays put
         entries = _chain(drafts, head)
-        rows = orjson.dumps([{"seq": e.seq, "ts": e.ts.isoformat(), "actor": e.actor, "action": e.action,
-                              "subject": e.subject, "payload": e.payload, "hash": e.hash,
-                              "prev_hash": entries[i - 1].hash if i else head[1]}
-                             for i, e in enumerate(entries)]).decode()
-        moved = await db.first(_APPEND, {"seq": head[0], "hash": head[1], "entries": rows})
+        moved = await db.first(_APPEND, {"seq": head[0], "hash": head[1], "entries": _rows_json(entries, head)})
         if moved is None:
             _last_head[database] = (entries[-1].seq, entries[-1].hash)
             return entries

@@ -19,8 +19,9 @@ from jobs.orders import cancel_order, place_order, placed_outcome, reconcile_ope
 from jobs.resources import Resources, build_resources
 from jobs.venues.base import VenueFill, VenueOrder
 from jobs.worker import FUNCTIONS
-from storage.audit import verify_chain
-from storage.driver import DatabaseConnectionLost, transaction
+from storage import audit
+from storage.audit import audit_draft, verify_chain, write_audit
+from storage.driver import DatabaseConnectionLost, SessionDb, transaction
 from storage.models import AuditRow, BalanceRow, CommandRow, FillRow, OrderRow, PaperOrderRow, PositionRow
 from tests.conftest import ADMIN_DSN
 from tests.helpers import put_quote
@@ -221,3 +222,41 @@ async def test_a_command_with_an_outcome_keeps_it_when_a_later_report_is_booked(
     assert command.status == "succeeded"
     assert "command.rejected" not in actions
     assert usdt.locked == 0  # the order stopped resting: its reserve is released
+
+
+
+async def _another_process_appends(res: Resources, action: str) -> None:
+    """Append to the audit chain as another process would: this process keeps its older head."""
+    seen = dict(audit._last_head)
+    async with res.sessions.begin() as s:
+        await write_audit(SessionDb(s), [audit_draft(actor="other", action=action, subject="x", payload={})])
+    audit._last_head.update(seen)
+
+
+async def test_booking_after_another_process_moved_the_audit_chain_rechains_instead_of_forking(res, redis):
+    """The booking carries its audit entries in its own statement, hashed from the head this
+    process saw last; if another process appended since, they go in re-hashed, once. Both ways
+    out are taken: a report that only fills (the command already has its outcome) and a cancel."""
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    orders = []
+    for cid in ("t:moved-1", "t:moved-2"):
+        placed = await place_order(res, PlaceOrder(command_id=cid, symbol="BTC/USDT", side="buy", type="limit",
+                                                   qty=Decimal("0.01"), limit_price=Decimal("59000")))
+        assert placed.status == "succeeded" and placed.data["status"] == "open"
+        orders.append(placed.order_id)
+    async with res.sessions() as s:
+        client_order_id = (await s.get(OrderRow, orders[0])).client_order_id
+    await _another_process_appends(res, "elsewhere-1")
+    fill = VenueFill("vf-moved", Decimal("0.01"), Decimal("59000"), Decimal("0.59"), "USDT", "maker", datetime.now(UTC))
+    async with effect(res) as (db, fx):
+        await apply_venue_order(db, fx, orders[0], VenueOrder(client_order_id, "v-m", "filled", Decimal("0.01"),
+                                                               [fill]), fee_rate=res.fee_rate, actor="test",
+                                decide=placed_outcome(None))
+    await _another_process_appends(res, "elsewhere-2")
+    cancelled = await cancel_order(res, CancelOrder(command_id="t:moved-cx", order_id=orders[1]))
+    assert cancelled.status == "succeeded", cancelled.message
+    async with res.sessions() as s:
+        actions = (await s.execute(select(AuditRow.action).order_by(AuditRow.seq))).scalars().all()
+        assert (await verify_chain(s)).ok
+    assert actions[-6:] == ["elsewhere-1", "fill", "order.filled", "elsewhere-2", "order.cancelled",
+                            "command.succeeded"]
