@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import any_, bindparam, insert, select, update
+from sqlalchemy import BigInteger, String, any_, bindparam, column, insert, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, array
 
 from jobs.booking import Decide, Finish, apply_venue_order
@@ -28,6 +28,7 @@ from jobs.effects import Effects, HeldPublish, effect
 from jobs.ledger import CLAIM, claim_command, claim_params, finish_command
 from jobs.resources import Resources
 from jobs.venues.base import OrderRequest, VenueOrder, VenueTimeout, VenueUnavailable
+from storage.audit import AUDIT_APPEND_SELECT, CarriedAudit
 from storage.driver import Db, transaction
 from storage.state.views import QuoteView
 from storage.tables import BALANCES, COMMANDS, CONTROL, ORDERS
@@ -50,7 +51,16 @@ _claimed = CLAIM.cte("claimed")
 _CLAIM_WITH_RISK_INPUTS = select(
     _claimed, select(CONTROL.c.state).where(CONTROL.c.id == 1).scalar_subquery().label("trading_state"),
     _available("p_quote").label("free_quote"), _available("p_base").label("free_base"))
-_INSERT_ORDER = insert(ORDERS).returning(*ORDERS.c)
+# The new order with its audit entry: one round trip (storage/audit.py, AUDIT_APPEND_SELECT).
+_NEW_ORDER_COLUMNS = ("id", "client_order_id", "command_id", "venue", "symbol", "side", "type", "time_in_force",
+                      "qty", "notional", "limit_price", "stop_price", "status", "filled_qty", "fees", "schedule_id",
+                      "created_at", "updated_at")
+_new_order = (insert(ORDERS).values({name: bindparam(name, type_=ORDERS.c[name].type) for name in _NEW_ORDER_COLUMNS})
+              .returning(*ORDERS.c).cte("new_order"))
+_order_audit = (text(AUDIT_APPEND_SELECT.format(gate="true"))
+                .columns(column("head_seq", BigInteger), column("head_hash", String)).cte("audit"))
+_INSERT_ORDER = select(_new_order, select(_order_audit.c.head_seq).scalar_subquery().label("audit_head_seq"),
+                       select(_order_audit.c.head_hash).scalar_subquery().label("audit_head_hash"))
 _ORDER_OF_COMMAND = select(ORDERS).where(ORDERS.c.command_id == bindparam("p_id"))
 _ORDER_BY_CLIENT_ID = select(ORDERS).where(ORDERS.c.client_order_id == bindparam("p_id"))
 _ORDER = select(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
@@ -131,16 +141,20 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, inst: Ins
         await finish_command(db, fx, cmd.command_id, "rejected", "risk check refused the order: " + verdict.message)
         return None
     now = datetime.now(UTC)
+    order_id, client_order_id = "ord_" + uuid.uuid4().hex[:20], client_order_id_for(cmd.command_id)
+    fx.note(actor=cmd.source, action="order.submitting", subject=order_id, payload={
+        "command_id": cmd.command_id, "client_order_id": client_order_id, **spec.canonical(),
+        "risk": verdict.message})
+    audit = CarriedAudit.of(db, fx.drafts)
     order = await db.one(_INSERT_ORDER, {
-        "id": "ord_" + uuid.uuid4().hex[:20], "client_order_id": client_order_id_for(cmd.command_id),
+        "id": order_id, "client_order_id": client_order_id,
         "command_id": cmd.command_id, "venue": venue, "symbol": inst.symbol, "side": spec.side, "type": spec.type,
         "time_in_force": spec.time_in_force, "qty": spec.qty, "notional": spec.notional,
         "limit_price": spec.limit_price, "stop_price": spec.stop_price, "status": "submitting",
         "filled_qty": Decimal(0), "fees": Decimal(0), "schedule_id": cmd.schedule_id, "created_at": now,
-        "updated_at": now})
-    fx.note(actor=cmd.source, action="order.submitting", subject=order.id, payload={
-        "command_id": cmd.command_id, "client_order_id": order.client_order_id, **spec.canonical(),
-        "risk": verdict.message})
+        "updated_at": now, **audit.params})
+    fx.audit += await audit.settle(db, order, went_in=True, drafts=fx.drafts)
+    fx.drafts.clear()
     fx.order(order)
     return order
 

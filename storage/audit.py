@@ -99,10 +99,11 @@ def _rows_json(entries: list[AuditEntry], head: tuple[int, str]) -> str:
 # final SELECT (which also makes Postgres run it), `CarriedAudit.params` among its parameters.
 # The gate is SQL that says whether the entries belong in (e.g. "the row they describe changed");
 # when it is false nothing is inserted and `CarriedAudit.settle` writes what belongs now.
-AUDIT_APPEND_CTE = (
-    "audit AS (SELECT head_seq, head_hash FROM audit_append(CAST(:audit_seq AS bigint), CAST(:audit_hash AS text), "
+AUDIT_APPEND_SELECT = (
+    "SELECT head_seq, head_hash FROM audit_append(CAST(:audit_seq AS bigint), CAST(:audit_hash AS text), "
     "CASE WHEN {gate} THEN CAST(:audit_entries AS jsonb) ELSE CAST('[]' AS jsonb) END) "
-    "WHERE CAST(:audit_any AS boolean) AND {gate})")
+    "WHERE CAST(:audit_any AS boolean) AND {gate}")
+AUDIT_APPEND_CTE = "audit AS (" + AUDIT_APPEND_SELECT + ")"
 AUDIT_HEAD = "(SELECT head_seq FROM audit) AS audit_head_seq, (SELECT head_hash FROM audit) AS audit_head_hash"
 
 

@@ -255,8 +255,13 @@ async def test_booking_after_another_process_moved_the_audit_chain_rechains_inst
     await _another_process_appends(res, "elsewhere-2")
     cancelled = await cancel_order(res, CancelOrder(command_id="t:moved-cx", order_id=orders[1]))
     assert cancelled.status == "succeeded", cancelled.message
+    await _another_process_appends(res, "elsewhere-3")  # and before an order is recorded as submitting
+    bought = await place_order(res, PlaceOrder(command_id="t:moved-mkt", symbol="BTC/USDT", side="buy",
+                                               type="market", qty=Decimal("0.01")))
+    assert bought.status == "succeeded", bought.message
     async with res.sessions() as s:
         actions = (await s.execute(select(AuditRow.action).order_by(AuditRow.seq))).scalars().all()
         assert (await verify_chain(s)).ok
-    assert actions[-6:] == ["elsewhere-1", "fill", "order.filled", "elsewhere-2", "order.cancelled",
-                            "command.succeeded"]
+    assert actions[-11:] == ["elsewhere-1", "fill", "order.filled",  # the fill report
+                             "elsewhere-2", "order.cancelled", "command.succeeded",  # the cancel
+                             "elsewhere-3", "order.submitting", "fill", "order.filled", "command.succeeded"]
