@@ -114,6 +114,25 @@ async def wait_for_worker(settings: Settings, timeout: float = 20) -> None:
         await redis.aclose()
 
 
+def cpu_steal_snapshot() -> tuple[int, int]:
+    """(steal, total) CPU ticks of the whole machine from /proc/stat; (0, 0) where there is none.
+
+    Steal is time the hypervisor gave this VM's virtual CPUs to someone else: latency figures
+    from a run with much of it say more about the neighbours than about the code.
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def steal_percent(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total = after[1] - before[1]
+    return 100.0 * (after[0] - before[0]) / total if total > 0 else 0.0
+
+
 def cpu_percent(proc: subprocess.Popen[bytes], seconds: float) -> float:
     p = psutil.Process(proc.pid)
     p.cpu_percent(None)
