@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,29 +71,33 @@ class HeldPublish:
     def __init__(self, res: Resources, fx: Effects) -> None:
         self._res = res
         self.fx = fx
-        self._sent = False
+        self._state: Literal["held", "sending", "taken"] = "held"
         self._task = asyncio.ensure_future(self._send_after_hold())
+        res.held.add(self)  # flushed by Resources.close if still held at shutdown
 
     async def _send_after_hold(self) -> None:
         await asyncio.sleep(HOLD_S)
         await self._send()
 
     async def _send(self) -> None:
-        self._sent = True
+        self._state = "sending"
+        self._res.held.discard(self)
         await publish(self._res, self.fx)
 
     def take_over(self) -> Effects | None:
         """The held effects, for the caller to publish with its own; None if already going out."""
-        if self._sent:
+        if self._state != "held":
             return None
-        self._sent = True
+        self._state = "taken"
+        self._res.held.discard(self)
         self._task.cancel()
         return self.fx
 
     async def flush(self) -> None:
-        if self._sent:
+        """Publish now if still held; wait for it if already going out; nothing if taken over."""
+        if self._state == "sending":
             await self._task
-        else:
+        elif self._state == "held":
             self._task.cancel()
             await self._send()
 

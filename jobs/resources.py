@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 from datetime import UTC
 from decimal import Decimal
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -31,6 +33,7 @@ class Resources:
     writer: StateWriter
     venues: dict[str, Venue]
     paper: PaperVenue
+    held: set[Any] = field(default_factory=set)  # jobs.effects.HeldPublish not yet sent
 
     @property
     def default_venue(self) -> str:
@@ -46,6 +49,9 @@ class Resources:
         return self.paper.fee_rate
 
     async def close(self) -> None:
+        for pending in list(self.held):  # a job that stopped between its order's record and its outcome
+            with contextlib.suppress(Exception):  # the view is rebuilt from Postgres at the next start
+                await pending.flush()
         await self.db.close()
         await self.engine.dispose()
 

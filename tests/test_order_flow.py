@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from jobs.accounts import ensure_paper_account
 from jobs.booking import apply_venue_order
 from jobs.commands import CancelOrder, PlaceOrder
-from jobs.effects import effect
+from jobs.effects import HOLD_S, Effects, HeldPublish, effect
 from jobs.orders import cancel_order, place_order, placed_outcome, reconcile_open_orders
 from jobs.resources import Resources, build_resources
 from jobs.venues.base import VenueFill, VenueOrder
@@ -22,6 +23,7 @@ from jobs.worker import FUNCTIONS
 from storage import audit
 from storage.audit import audit_draft, verify_chain, write_audit
 from storage.driver import DatabaseConnectionLost, SessionDb, transaction
+from storage.state import keys
 from storage.models import AuditRow, BalanceRow, CommandRow, FillRow, OrderRow, PaperOrderRow, PositionRow
 from tests.conftest import ADMIN_DSN
 from tests.helpers import put_quote
@@ -265,3 +267,25 @@ async def test_booking_after_another_process_moved_the_audit_chain_rechains_inst
     assert actions[-11:] == ["elsewhere-1", "fill", "order.filled",  # the fill report
                              "elsewhere-2", "order.cancelled", "command.succeeded",  # the cancel
                              "elsewhere-3", "order.submitting", "fill", "order.filled", "command.succeeded"]
+
+
+async def _events(redis) -> list[bytes]:
+    return [fields[b"kind"] for _, fields in await redis.xrange(keys.EVENTS)]
+
+
+async def test_a_held_publish_goes_out_on_its_own_unless_taken_over_and_is_flushed_at_close(settings, redis):
+    """The "submitting" publish waits HOLD_S for the outcome to carry it; a slow venue call must not
+    keep it from the view, a fast one must not publish it twice, and shutdown must not drop it."""
+    res = build_resources(settings, redis, pool_size=1)
+    try:
+        alone = Effects(events=[("alone", {})])
+        HeldPublish(res, alone)
+        carried = Effects(events=[("carried", {})])
+        held = HeldPublish(res, carried)
+        assert held.take_over() is carried  # the next effect publishes it with its own
+        await asyncio.sleep(HOLD_S * 4)
+        assert await _events(redis) == [b"alone"]
+        HeldPublish(res, Effects(events=[("at-close", {})]))
+    finally:
+        await res.close()
+    assert await _events(redis) == [b"alone", b"at-close"]
