@@ -34,10 +34,12 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 Params = Mapping[str, Any]
 _DIALECT = PGDialect_asyncpg()
-# the connection is gone (a restarted or failing-over server, a broken socket); InterfaceError only
-# when the connection did close (it also covers client-side misuse, which must fail loudly)
+# The connection is gone (a restarted or failing-over server, a broken socket). InterfaceError only
+# when the connection did close: it also covers misuse, which must fail loudly. InternalClientError
+# (the protocol's state machine lost its way, seen when the server drops the connection mid-
+# statement) always: whatever caused it, that connection cannot be trusted again.
 _CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
-                      asyncpg.InterfaceError, ConnectionError, OSError)
+                      asyncpg.exceptions.InternalClientError, asyncpg.InterfaceError, ConnectionError, OSError)
 
 
 class DatabaseConnectionLost(Exception):
