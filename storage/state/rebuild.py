@@ -5,14 +5,19 @@ queue is left alone. Everything else is dropped and written again from the sourc
 
 A worker may commit and publish while the rebuild runs; its write can land between our read
 of Postgres and our write to Redis and be overwritten with older data. So after the full pass
-a repair pass re-reads every row changed since just before the rebuild began and writes it
-again: whatever a concurrent writer committed by then is in the view when we return.
+we settle: re-read every row changed since just before the rebuild began, compare it with
+what the view shows, rewrite the ones that differ, and repeat until a pass finds none. That
+last pass wrote nothing, so nothing older can land after it: every later write to the view is
+a worker publishing a newer commit. Under writes that keep racing us, settling gives up after
+SETTLE_PASSES and says so (`tradingd state rebuild` runs it again).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -36,11 +41,13 @@ from storage.state.from_rows import (
     schedule_view,
     trading_state_view,
 )
-from storage.state.writer import StateWriter
+from storage.state.writer import StateWriter, dumps
 
 REBUILD_ORDERS_LIMIT = 5000
 REBUILD_COMMANDS_SINCE = timedelta(days=7)
 REPAIR_MARGIN = timedelta(seconds=5)  # longer than any transaction on the order path
+SETTLE_PASSES = 5
+log = logging.getLogger("tradingd.rebuild")
 
 
 async def rebuild_state_view(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> dict[str, int]:
@@ -65,22 +72,60 @@ async def rebuild_state_view(sessions: async_sessionmaker[AsyncSession], redis: 
     await _write(w, redis, orders, positions, balances, schedules, commands)
     await w.push_audit(e.as_dict() for e in reversed(audit))
     await w.write_trading_state(trading_state_view(control))
-    await _repair(sessions, w, redis, since=began - REPAIR_MARGIN)
+    await settle(sessions, w, redis, since=began - REPAIR_MARGIN)
     await redis.set(keys.STATE_REBUILT_AT, datetime.now(UTC).isoformat())
     return {"orders": len(orders), "positions": len(positions), "balances": len(balances),
             "schedules": len(schedules), "commands": len(commands), "audit": len(audit)}
 
 
-async def _repair(sessions: async_sessionmaker[AsyncSession], w: StateWriter, redis: Redis, *,
-                  since: datetime) -> None:
-    """Write again every row changed since `since` (see the module docstring)."""
-    async with sessions() as s:
-        orders = (await s.scalars(select(OrderRow).where(OrderRow.updated_at >= since))).all()
-        positions = (await s.scalars(select(PositionRow).where(PositionRow.updated_at >= since))).all()
-        balances = (await s.scalars(select(BalanceRow).where(BalanceRow.updated_at >= since))).all()
-        schedules = (await s.scalars(select(DcaScheduleRow).where(DcaScheduleRow.updated_at >= since))).all()
-        commands = (await s.scalars(select(CommandRow).where(CommandRow.updated_at >= since))).all()
-    await _write(w, redis, orders, positions, balances, schedules, commands)
+async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, redis: Redis, *,
+                 since: datetime) -> int:
+    """Rewrite rows changed since `since` that the view shows differently, until a pass finds none
+    (see the module docstring); returns how many passes that took (0: gave up)."""
+    for n in range(1, SETTLE_PASSES + 1):
+        async with sessions() as s:
+            orders = (await s.scalars(select(OrderRow).where(OrderRow.updated_at >= since))).all()
+            positions = (await s.scalars(select(PositionRow).where(PositionRow.updated_at >= since))).all()
+            balances = (await s.scalars(select(BalanceRow).where(BalanceRow.updated_at >= since))).all()
+            schedules = (await s.scalars(select(DcaScheduleRow).where(DcaScheduleRow.updated_at >= since))).all()
+            commands = (await s.scalars(select(CommandRow).where(CommandRow.updated_at >= since))).all()
+        shown = await _shown(redis, orders, positions, balances, schedules, commands)
+        expected = ([dumps(order_view(o)) for o in orders] + [dumps(position_view(p)) for p in positions]
+                    + [dumps(balance_view(b)) for b in balances]
+                    + [None if sch.status == "deleted" else dumps(schedule_view(sch)) for sch in schedules]
+                    + [dumps(command_view(c)) for c in commands])
+        differ = [got != want for got, want in zip(shown, expected, strict=True)]
+        if not any(differ):
+            return n
+        marks = iter(differ)  # consumed in the order `expected` was built
+        await _write(w, redis, _pick(orders, marks), _pick(positions, marks), _pick(balances, marks),
+                     _pick(schedules, marks), _pick(commands, marks))
+    log.warning("state view still changing under the rebuild after %d passes; it may lag Postgres until "
+                "the next change of those rows (`tradingd state rebuild` settles it again)", SETTLE_PASSES)
+    return 0
+
+
+def _pick(rows: Sequence[Any], marks: Iterator[bool]) -> list[Any]:
+    return [r for r in rows if next(marks)]
+
+
+async def _shown(redis: Redis, orders: Sequence[OrderRow], positions: Sequence[PositionRow],
+                 balances: Sequence[BalanceRow], schedules: Sequence[DcaScheduleRow],
+                 commands: Sequence[CommandRow]) -> list[bytes | None]:
+    """What the view holds for each row, in the order of the arguments (None: nothing)."""
+    async with redis.pipeline(transaction=False) as p:
+        for o in orders:
+            p.get(keys.order(o.id))
+        p.hmget(keys.POSITIONS, [f"{r.venue}|{r.symbol}" for r in positions] or ["-"])
+        p.hmget(keys.BALANCES, [f"{r.venue}|{r.asset}" for r in balances] or ["-"])
+        p.hmget(keys.SCHEDULES, [r.id for r in schedules] or ["-"])
+        for c in commands:
+            p.get(keys.command(c.id))
+        got = await p.execute()
+    held_orders, (held_pos, held_bal, held_sch), held_cmds = (
+        got[:len(orders)], got[len(orders):len(orders) + 3], got[len(orders) + 3:])
+    return [*held_orders, *held_pos[:len(positions)], *held_bal[:len(balances)], *held_sch[:len(schedules)],
+            *held_cmds]
 
 
 async def _write(w: StateWriter, redis: Redis, orders: Sequence[OrderRow], positions: Sequence[PositionRow],
@@ -92,5 +137,5 @@ async def _write(w: StateWriter, redis: Redis, orders: Sequence[OrderRow], posit
         await w.write_schedule(schedule_view(sch))  # a deleted one is removed from the view
     async with redis.pipeline(transaction=False) as p:
         for c in commands:
-            p.set(keys.command(c.id), command_view(c).model_dump_json(), ex=keys.COMMAND_TTL_S)
+            p.set(keys.command(c.id), dumps(command_view(c)), ex=keys.COMMAND_TTL_S)
         await p.execute()
