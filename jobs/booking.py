@@ -42,12 +42,14 @@ _LOCK_ORDER_ADD_FILLS = text("""
 WITH locked AS (
     SELECT * FROM orders WHERE id = :order_id FOR UPDATE
 ), new_fills AS (
-    INSERT INTO fills (id, order_id, venue, venue_fill_id, symbol, side, qty, price, fee, fee_asset, liquidity, ts)
+    INSERT INTO fills (id, order_id, venue, venue_fill_id, symbol, side, qty, price, fee, fee_asset,
+                       liquidity, ts)
     SELECT f.id, o.id, o.venue, f.venue_fill_id, o.symbol, o.side, f.qty, f.price, f.fee, f.fee_asset,
            f.liquidity, f.ts
-    FROM locked o, unnest(CAST(:ids AS varchar[]), CAST(:venue_fill_ids AS varchar[]), CAST(:qtys AS numeric[]),
-                          CAST(:prices AS numeric[]), CAST(:fees AS numeric[]), CAST(:fee_assets AS varchar[]),
-                          CAST(:liquidities AS varchar[]), CAST(:tss AS timestamptz[]))
+    FROM locked o, unnest(CAST(:ids AS varchar[]), CAST(:venue_fill_ids AS varchar[]),
+                          CAST(:qtys AS numeric[]), CAST(:prices AS numeric[]), CAST(:fees AS numeric[]),
+                          CAST(:fee_assets AS varchar[]), CAST(:liquidities AS varchar[]),
+                          CAST(:tss AS timestamptz[]))
          AS f(id, venue_fill_id, qty, price, fee, fee_asset, liquidity, ts)
     ON CONFLICT (venue, venue_fill_id) DO NOTHING
     RETURNING venue_fill_id
@@ -149,8 +151,8 @@ def _row(record: Any) -> SimpleNamespace:
     return SimpleNamespace(**dict(record.items()))
 
 
-async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, *, fee_rate: Decimal, actor: str,
-                            decide: Decide | None = None) -> Any:
+async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, *, fee_rate: Decimal,
+                            actor: str, decide: Decide | None = None) -> Any:
     """Bring our order, fills, position and balances in line with what the venue reports, and
     record the command's outcome that `decide` gives for the order as booked (as `fx.command`).
 
@@ -221,7 +223,8 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
 
 def _fill_columns(fills: list[VenueFill]) -> dict[str, list[Any]]:
     """The venue's fills as the column arrays _LOCK_ORDER_ADD_FILLS unnests."""
-    return {"ids": ["fil_" + uuid.uuid4().hex[:20] for _ in fills], "venue_fill_ids": [f.fill_id for f in fills],
-            "qtys": [f.qty for f in fills], "prices": [f.price for f in fills], "fees": [f.fee for f in fills],
+    return {"ids": ["fil_" + uuid.uuid4().hex[:20] for _ in fills],
+            "venue_fill_ids": [f.fill_id for f in fills], "qtys": [f.qty for f in fills],
+            "prices": [f.price for f in fills], "fees": [f.fee for f in fills],
             "fee_assets": [f.fee_asset for f in fills], "liquidities": [f.liquidity for f in fills],
             "tss": [f.ts for f in fills]}

@@ -52,10 +52,11 @@ _CLAIM_WITH_RISK_INPUTS = select(
     _claimed, select(CONTROL.c.state).where(CONTROL.c.id == 1).scalar_subquery().label("trading_state"),
     _available("p_quote").label("free_quote"), _available("p_base").label("free_base"))
 # The new order with its audit entry: one round trip (storage/audit.py, AUDIT_APPEND_SELECT).
-_NEW_ORDER_COLUMNS = ("id", "client_order_id", "command_id", "venue", "symbol", "side", "type", "time_in_force",
-                      "qty", "notional", "limit_price", "stop_price", "status", "filled_qty", "fees", "schedule_id",
-                      "created_at", "updated_at")
-_new_order = (insert(ORDERS).values({name: bindparam(name, type_=ORDERS.c[name].type) for name in _NEW_ORDER_COLUMNS})
+_NEW_ORDER_COLUMNS = ("id", "client_order_id", "command_id", "venue", "symbol", "side", "type",
+                      "time_in_force", "qty", "notional", "limit_price", "stop_price", "status", "filled_qty",
+                      "fees", "schedule_id", "created_at", "updated_at")
+_new_order = (insert(ORDERS)
+              .values({name: bindparam(name, type_=ORDERS.c[name].type) for name in _NEW_ORDER_COLUMNS})
               .returning(*ORDERS.c).cte("new_order"))
 _order_audit = (text(AUDIT_APPEND_SELECT.format(gate="true"))
                 .columns(column("head_seq", BigInteger), column("head_hash", String)).cte("audit"))
@@ -272,8 +273,9 @@ def cancel_outcome(cmd: CancelOrder) -> Decide:
         if order.status == "cancelled":
             return Finish(cmd.command_id, "succeeded", f"order {order.id} cancelled", cmd.source, cmd.kind,
                           result={"order_id": order.id, "filled_qty": str(order.filled_qty)})
-        return Finish(cmd.command_id, "rejected", f"order {order.id} could not be cancelled: it is {order.status}",
-                      cmd.source, cmd.kind, result={"order_id": order.id})
+        return Finish(cmd.command_id, "rejected",
+                      f"order {order.id} could not be cancelled: it is {order.status}", cmd.source, cmd.kind,
+                      result={"order_id": order.id})
     return decide
 
 

@@ -70,4 +70,5 @@ def build_resources(settings: Settings, redis: Redis, *, pool_size: int = 10) ->
 
     paper = PaperVenue(db, quote_from_state, fee_bps=settings.paper_fee_bps,
                        slippage_bps=settings.paper_slippage_bps, stale_after_s=settings.quote_stale_after_s)
-    return Resources(settings, db, engine, sessions, redis, reader, StateWriter(redis), {"paper": paper}, paper)
+    return Resources(settings, db, engine, sessions, redis, reader, StateWriter(redis), {"paper": paper},
+                     paper)

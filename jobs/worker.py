@@ -153,7 +153,8 @@ class WakeableWorker(Worker):
         while True:
             self.iterations += 1
             now = time.monotonic()
-            if woken_by is not None and now - last_poll < self.poll_delay_s and self.job_counter < self.max_jobs:
+            poll_due = now - last_poll >= self.poll_delay_s
+            if woken_by is not None and not poll_due and self.job_counter < self.max_jobs:
                 await self.start_jobs([woken_by.encode()])  # the job just queued: no queue read needed
                 self._reap_finished_tasks()
             else:  # arq's own iteration: every ready job (retries, deferred, missed wake-ups), housekeeping
@@ -167,7 +168,8 @@ class WakeableWorker(Worker):
                 # what queued meanwhile (their wake-up tokens alone would be spent while still full)
                 running = [t for t in self.tasks.values() if not t.done()]
                 if running:
-                    await asyncio.wait(running, timeout=self.poll_delay_s, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(running, timeout=self.poll_delay_s,
+                                       return_when=asyncio.FIRST_COMPLETED)
                 woken_by = None
                 continue
             # one token per queued job, its id; start_jobs skips what already runs here or elsewhere

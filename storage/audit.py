@@ -104,7 +104,8 @@ AUDIT_APPEND_SELECT = (
     "CASE WHEN {gate} THEN CAST(:audit_entries AS jsonb) ELSE CAST('[]' AS jsonb) END) "
     "WHERE CAST(:audit_any AS boolean) AND {gate}")
 AUDIT_APPEND_CTE = "audit AS (" + AUDIT_APPEND_SELECT + ")"
-AUDIT_HEAD = "(SELECT head_seq FROM audit) AS audit_head_seq, (SELECT head_hash FROM audit) AS audit_head_hash"
+AUDIT_HEAD = ("(SELECT head_seq FROM audit) AS audit_head_seq, "
+              "(SELECT head_hash FROM audit) AS audit_head_hash")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,8 @@ async def write_audit(db: Db, drafts: list[AuditDraft]) -> list[AuditEntry]:
     head = _last_head.get(database, (0, GENESIS_HASH))
     for _ in range(2):  # the second try cannot miss: the first took the lock, so the head stays put
         entries = _chain(drafts, head)
-        moved = await db.first(_APPEND, {"seq": head[0], "hash": head[1], "entries": _rows_json(entries, head)})
+        moved = await db.first(_APPEND, {"seq": head[0], "hash": head[1],
+                                         "entries": _rows_json(entries, head)})
         if moved is None:
             _last_head[database] = (entries[-1].seq, entries[-1].hash)
             return entries

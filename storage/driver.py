@@ -39,7 +39,8 @@ _DIALECT = PGDialect_asyncpg()
 # (the protocol's state machine lost its way, seen when the server drops the connection mid-
 # statement) always: whatever caused it, that connection cannot be trusted again.
 _CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
-                      asyncpg.exceptions.InternalClientError, asyncpg.InterfaceError, ConnectionError, OSError)
+                      asyncpg.exceptions.InternalClientError, asyncpg.InterfaceError,
+                      ConnectionError, OSError)
 
 
 class DatabaseConnectionLost(Exception):

@@ -31,8 +31,8 @@ async def test_resting_limit_order_fills_when_a_quote_crosses_it(settings, redis
         reader = StateReader(redis)
         q = await eventually(lambda: reader.quote("BTC/USDT"))
         limit = (q.bid - Decimal("500")).quantize(Decimal("0.01"))
-        done = await queue.submit(PlaceOrder(command_id="stack:lim", symbol="BTC/USDT", side="buy", type="limit",
-                                             qty=Decimal("0.01"), limit_price=limit), 10)
+        done = await queue.submit(PlaceOrder(command_id="stack:lim", symbol="BTC/USDT", side="buy",
+                                             type="limit", qty=Decimal("0.01"), limit_price=limit), 10)
         assert done is not None and done.command.status == "succeeded", done
         view = done.command
         order = await reader.order(view.order_id)

@@ -19,12 +19,35 @@ from storage.state.views import OrderView
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 RESULT = OrderCommandResult(
-    command=CommandOutcome(command_id="place:1", kind="place_order", status="succeeded", command_status="succeeded",
-                           message="order filled", order_id="ord_1", details={"status": "filled"}),
-    order=OrderView(order_id="ord_1", client_order_id="td-1", command_id="place:1", venue="paper", symbol="BTC/USDT",
-                    side="buy", type="market", time_in_force="gtc", qty=Decimal("0.001"), notional=None,
-                    limit_price=None, stop_price=None, status="filled", filled_qty=Decimal("0.001"),
-                    avg_fill_price=Decimal("60000.1"), fees=Decimal("0.06"), created_at=NOW, updated_at=NOW),
+    command=CommandOutcome(
+        command_id="place:1",
+        kind="place_order",
+        status="succeeded",
+        command_status="succeeded",
+        message="order filled",
+        order_id="ord_1",
+        details={"status": "filled"},
+    ),
+    order=OrderView(
+        order_id="ord_1",
+        client_order_id="td-1",
+        command_id="place:1",
+        venue="paper",
+        symbol="BTC/USDT",
+        side="buy",
+        type="market",
+        time_in_force="gtc",
+        qty=Decimal("0.001"),
+        notional=None,
+        limit_price=None,
+        stop_price=None,
+        status="filled",
+        filled_qty=Decimal("0.001"),
+        avg_fill_price=Decimal("60000.1"),
+        fees=Decimal("0.06"),
+        created_at=NOW,
+        updated_at=NOW,
+    ),
 ).model_dump(mode="json")
 
 
@@ -67,7 +90,9 @@ async def test_tools_advertise_compact_output_schemas(settings) -> None:
         tools = {t.name: t for t in await client.list_tools()}
     schema = tools["place_order"].output_schema
     assert schema is not None
-    (order,) = [o for o in schema["properties"]["order"]["anyOf"] if o != {"type": "null"}]  # fastmcp inlines $defs
+    (order,) = [
+        o for o in schema["properties"]["order"]["anyOf"] if o != {"type": "null"}
+    ]  # fastmcp inlines $defs
     qty = order["properties"]["qty"]
     assert qty["type"] == ["string", "null"] and "anyOf" not in qty
     assert None in schema["properties"]["command"]["properties"]["command_status"]["enum"]

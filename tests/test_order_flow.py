@@ -23,8 +23,8 @@ from jobs.worker import FUNCTIONS
 from storage import audit
 from storage.audit import audit_draft, verify_chain, write_audit
 from storage.driver import DatabaseConnectionLost, SessionDb, transaction
-from storage.state import keys
 from storage.models import AuditRow, BalanceRow, CommandRow, FillRow, OrderRow, PaperOrderRow, PositionRow
+from storage.state import keys
 from tests.conftest import ADMIN_DSN
 from tests.helpers import put_quote
 
@@ -152,8 +152,8 @@ async def test_job_after_postgres_dropped_every_connection_places_one_order(res,
     """Postgres restarts under the worker: the job either runs on fresh connections or asks arq to
     retry (a connection that died mid-statement); either way the command places one order."""
     await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
-    warm = await place_order(res, PlaceOrder(command_id="t:warm", symbol="BTC/USDT", side="buy", type="market",
-                                             qty=Decimal("0.01")))
+    warm = await place_order(res, PlaceOrder(command_id="t:warm", symbol="BTC/USDT", side="buy",
+                                             type="market", qty=Decimal("0.01")))
     assert warm.status == "succeeded", warm.message
     assert await _terminate(database_url) >= 1
     job = next(f for f in FUNCTIONS if f.__name__ == "place_order_job")
@@ -174,8 +174,9 @@ async def test_venue_reports_seen_again_book_each_fill_once(res, redis):
     """A resting order filled in two parts; the venue's report arrives, then arrives again with
     one more fill (a reconcile after a re-run): each fill moves position and balances once."""
     await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
-    placed = await place_order(res, PlaceOrder(command_id="t:parts", symbol="BTC/USDT", side="buy", type="limit",
-                                               qty=Decimal("0.03"), limit_price=Decimal("59000")))
+    placed = await place_order(res, PlaceOrder(command_id="t:parts", symbol="BTC/USDT", side="buy",
+                                               type="limit", qty=Decimal("0.03"),
+                                               limit_price=Decimal("59000")))
     assert placed.status == "succeeded" and placed.data["status"] == "open"
     async with res.sessions() as s:
         usdt_before = (await s.get(BalanceRow, ("paper", "USDT"))).total
@@ -190,7 +191,8 @@ async def test_venue_reports_seen_again_book_each_fill_once(res, redis):
             await apply_venue_order(db, fx, placed.order_id, report, fee_rate=res.fee_rate, actor="test")
     async with res.sessions() as s:
         order = await s.get(OrderRow, placed.order_id)
-        fills = (await s.execute(select(FillRow.venue_fill_id).order_by(FillRow.venue_fill_id))).scalars().all()
+        fills = (await s.execute(
+            select(FillRow.venue_fill_id).order_by(FillRow.venue_fill_id))).scalars().all()
         pos = await s.get(PositionRow, ("paper", "BTC/USDT"))
         usdt = await s.get(BalanceRow, ("paper", "USDT"))
         btc = await s.get(BalanceRow, ("paper", "BTC"))
@@ -206,20 +208,21 @@ async def test_venue_reports_seen_again_book_each_fill_once(res, redis):
 
 async def test_a_command_with_an_outcome_keeps_it_when_a_later_report_is_booked(res, redis):
     await put_quote(redis, "ETH/USDT", "3000.00", "3000.50")
-    placed = await place_order(res, PlaceOrder(command_id="t:kept", symbol="ETH/USDT", side="buy", type="limit",
-                                               qty=Decimal("0.1"), limit_price=Decimal("2900")))
+    placed = await place_order(res, PlaceOrder(command_id="t:kept", symbol="ETH/USDT", side="buy",
+                                               type="limit", qty=Decimal("0.1"), limit_price=Decimal("2900")))
     assert placed.status == "succeeded" and placed.data["status"] == "open"
     async with res.sessions() as s:
         client_order_id = (await s.get(OrderRow, placed.order_id)).client_order_id
     later = VenueOrder(client_order_id, "v-9", "rejected", Decimal(0), [], "venue withdrew the order")
     async with effect(res) as (db, fx):
-        order = await apply_venue_order(db, fx, placed.order_id, later, fee_rate=res.fee_rate, actor="reconcile",
-                                        decide=placed_outcome(None))
+        order = await apply_venue_order(db, fx, placed.order_id, later, fee_rate=res.fee_rate,
+                                        actor="reconcile", decide=placed_outcome(None))
         assert fx.command is None  # nothing recorded for the command
     assert order.status == "rejected"
     async with res.sessions() as s:
         command = await s.get(CommandRow, "t:kept")
-        actions = (await s.execute(select(AuditRow.action).where(AuditRow.subject == "t:kept"))).scalars().all()
+        actions = (await s.execute(
+            select(AuditRow.action).where(AuditRow.subject == "t:kept"))).scalars().all()
         usdt = await s.get(BalanceRow, ("paper", "USDT"))
     assert command.status == "succeeded"
     assert "command.rejected" not in actions
@@ -242,17 +245,19 @@ async def test_booking_after_another_process_moved_the_audit_chain_rechains_inst
     await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
     orders = []
     for cid in ("t:moved-1", "t:moved-2"):
-        placed = await place_order(res, PlaceOrder(command_id=cid, symbol="BTC/USDT", side="buy", type="limit",
-                                                   qty=Decimal("0.01"), limit_price=Decimal("59000")))
+        placed = await place_order(res, PlaceOrder(command_id=cid, symbol="BTC/USDT", side="buy",
+                                                   type="limit", qty=Decimal("0.01"),
+                                                   limit_price=Decimal("59000")))
         assert placed.status == "succeeded" and placed.data["status"] == "open"
         orders.append(placed.order_id)
     async with res.sessions() as s:
         client_order_id = (await s.get(OrderRow, orders[0])).client_order_id
     await _another_process_appends(res, "elsewhere-1")
-    fill = VenueFill("vf-moved", Decimal("0.01"), Decimal("59000"), Decimal("0.59"), "USDT", "maker", datetime.now(UTC))
+    fill = VenueFill("vf-moved", Decimal("0.01"), Decimal("59000"), Decimal("0.59"), "USDT", "maker",
+                     datetime.now(UTC))
     async with effect(res) as (db, fx):
-        await apply_venue_order(db, fx, orders[0], VenueOrder(client_order_id, "v-m", "filled", Decimal("0.01"),
-                                                               [fill]), fee_rate=res.fee_rate, actor="test",
+        report = VenueOrder(client_order_id, "v-m", "filled", Decimal("0.01"), [fill])
+        await apply_venue_order(db, fx, orders[0], report, fee_rate=res.fee_rate, actor="test",
                                 decide=placed_outcome(None))
     await _another_process_appends(res, "elsewhere-2")
     cancelled = await cancel_order(res, CancelOrder(command_id="t:moved-cx", order_id=orders[1]))

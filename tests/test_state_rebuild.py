@@ -28,17 +28,31 @@ async def res(settings, redis) -> AsyncIterator[Resources]:
 
 async def _snapshot(redis) -> dict[str, object]:
     order_ids = sorted(m.decode() for m in await redis.zrange(keys.ORDERS_BY_TIME, 0, -1))
-    return {"orders": {oid: await redis.get(keys.order(oid)) for oid in order_ids},
-            "open": await redis.smembers(keys.ORDERS_OPEN), "positions": await redis.hgetall(keys.POSITIONS),
-            "balances": await redis.hgetall(keys.BALANCES)}
+    return {
+        "orders": {oid: await redis.get(keys.order(oid)) for oid in order_ids},
+        "open": await redis.smembers(keys.ORDERS_OPEN),
+        "positions": await redis.hgetall(keys.POSITIONS),
+        "balances": await redis.hgetall(keys.BALANCES),
+    }
 
 
 async def _place_two(res, redis) -> list[str]:
     await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
-    filled = await place_order(res, PlaceOrder(command_id="rb:mkt", symbol="BTC/USDT", side="buy", type="market",
-                                               qty=Decimal("0.01")))
-    resting = await place_order(res, PlaceOrder(command_id="rb:lim", symbol="BTC/USDT", side="buy", type="limit",
-                                                qty=Decimal("0.01"), limit_price=Decimal("50000")))
+    filled = await place_order(
+        res,
+        PlaceOrder(command_id="rb:mkt", symbol="BTC/USDT", side="buy", type="market", qty=Decimal("0.01")),
+    )
+    resting = await place_order(
+        res,
+        PlaceOrder(
+            command_id="rb:lim",
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            qty=Decimal("0.01"),
+            limit_price=Decimal("50000"),
+        ),
+    )
     assert filled.status == resting.status == "succeeded"
     return [filled.order_id, resting.order_id]
 

@@ -18,15 +18,24 @@ from tests.stack import command_queue, eventually, running_worker
 BURST = 8
 
 
-async def test_a_burst_larger_than_the_worker_slots_is_all_done_without_waiting_for_a_poll(settings: Settings,
-                                                                                          redis) -> None:
+async def test_a_burst_larger_than_the_worker_slots_is_all_done_without_waiting_for_a_poll(
+    settings: Settings, redis
+) -> None:
     slow_poll = settings.model_copy(update={"worker_poll_delay_s": 60.0, "worker_max_jobs": 2})
     await put_quote(redis, "ETH/USDT", "3000.00", "3000.50")
     async with running_worker(slow_poll), command_queue(slow_poll) as queue:
-        await queue.submit(PlaceOrder(command_id="wake:first", symbol="ETH/USDT", side="buy", type="market",
-                                      qty=Decimal("0.01")), timeout_s=10)  # worker up, paper account funded
-        cmds = [PlaceOrder(command_id=f"wake:{i}", symbol="ETH/USDT", side="buy", type="market",
-                           qty=Decimal("0.01")) for i in range(BURST)]
+        await queue.submit(
+            PlaceOrder(
+                command_id="wake:first", symbol="ETH/USDT", side="buy", type="market", qty=Decimal("0.01")
+            ),
+            timeout_s=10,
+        )  # worker up, paper account funded
+        cmds = [
+            PlaceOrder(
+                command_id=f"wake:{i}", symbol="ETH/USDT", side="buy", type="market", qty=Decimal("0.01")
+            )
+            for i in range(BURST)
+        ]
         for cmd in cmds:
             queued, _ = await queue.enqueue(cmd)
             assert queued
@@ -42,7 +51,9 @@ async def _no_tokens_left(redis) -> bool:
 
 async def test_a_repeat_enqueue_does_not_wake_the_worker(settings: Settings, redis) -> None:
     async with command_queue(settings) as queue:
-        cmd = PlaceOrder(command_id="wake:dup", symbol="ETH/USDT", side="buy", type="market", qty=Decimal("0.01"))
+        cmd = PlaceOrder(
+            command_id="wake:dup", symbol="ETH/USDT", side="buy", type="market", qty=Decimal("0.01")
+        )
         assert (await queue.enqueue(cmd))[0]
         assert not (await queue.enqueue(cmd))[0]
         assert await redis.lrange("td:worker:wakeup", 0, -1) == [b"wake:dup"]

@@ -87,7 +87,8 @@ async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, red
             orders = (await s.scalars(select(OrderRow).where(OrderRow.updated_at >= since))).all()
             positions = (await s.scalars(select(PositionRow).where(PositionRow.updated_at >= since))).all()
             balances = (await s.scalars(select(BalanceRow).where(BalanceRow.updated_at >= since))).all()
-            schedules = (await s.scalars(select(DcaScheduleRow).where(DcaScheduleRow.updated_at >= since))).all()
+            schedules = (await s.scalars(
+                select(DcaScheduleRow).where(DcaScheduleRow.updated_at >= since))).all()
             commands = (await s.scalars(select(CommandRow).where(CommandRow.updated_at >= since))).all()
         shown = await _shown(redis, orders, positions, balances, schedules, commands)
         expected = ([dumps(order_view(o)) for o in orders] + [dumps(position_view(p)) for p in positions]

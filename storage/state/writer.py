@@ -90,8 +90,8 @@ class StateWriter:
             else:
                 p.hset(keys.SCHEDULES, mapping={schedule.schedule_id: dumps(schedule)})
 
-    async def write_command(self, command: CommandView, *, notify: bool = False, order: OrderView | None = None,
-                            pipe: Pipeline | None = None) -> None:
+    async def write_command(self, command: CommandView, *, notify: bool = False,
+                            order: OrderView | None = None, pipe: Pipeline | None = None) -> None:
         """Store a command's status; with notify, hand it (and `order`, the order it placed or changed)
         to whoever waits on it (see queue.wait)."""
         async with self.batch(pipe) as p:
