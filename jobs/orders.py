@@ -93,19 +93,29 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
         inst: Instrument | str = get_instrument(cmd.symbol)
     except UnknownInstrumentError as e:
         inst = str(e)  # the command is rejected with this reason, once claimed
-    quote = await res.reader.quote(inst.symbol) if isinstance(inst, Instrument) else None
-    async with effect(res, hold=True) as (db, fx):  # claim, validate, risk-check and record: one transaction
-        cmd_row = await db.one(_CLAIM_WITH_RISK_INPUTS, {
-            **claim_params(cmd), "p_venue": res.default_venue,
-            "p_quote": inst.quote if isinstance(inst, Instrument) else "",
-            "p_base": inst.base if isinstance(inst, Instrument) else ""})
-        if cmd_row.status in FINAL_COMMAND_STATUSES:
-            fx.command = cmd_row  # publish it again: a run that died before publishing left the view behind
-            return _result(cmd_row)
-        # the order is written in the claim's transaction, so only a repeat run can find one
-        existing = await db.first(_ORDER_OF_COMMAND, {"p_id": cmd.command_id}) \
-            if cmd_row.attempts > 1 else None
-        order = None if existing else await _admit(res, db, fx, cmd, inst, cmd_row, quote)
+    # the risk check's reference price, read from Redis while Postgres claims the command
+    quote_read = (asyncio.ensure_future(res.reader.quote(inst.symbol)) if isinstance(inst, Instrument)
+                  else None)
+    try:
+        # claim, validate, risk-check and record: one transaction
+        async with effect(res, hold=True) as (db, fx):
+            cmd_row = await db.one(_CLAIM_WITH_RISK_INPUTS, {
+                **claim_params(cmd), "p_venue": res.default_venue,
+                "p_quote": inst.quote if isinstance(inst, Instrument) else "",
+                "p_base": inst.base if isinstance(inst, Instrument) else ""})
+            if cmd_row.status in FINAL_COMMAND_STATUSES:
+                fx.command = cmd_row  # publish again: a run that died before publishing left the view behind
+                return _result(cmd_row)
+            # the order is written in the claim's transaction, so only a repeat run can find one
+            existing = await db.first(_ORDER_OF_COMMAND, {"p_id": cmd.command_id}) \
+                if cmd_row.attempts > 1 else None
+            quote = await quote_read if quote_read is not None and not existing else None
+            order = None if existing else await _admit(res, db, fx, cmd, inst, cmd_row, quote)
+    finally:
+        if quote_read is not None and not quote_read.done():
+            quote_read.cancel()  # not needed after all (a repeat run, or the claim failed)
+        elif quote_read is not None and not quote_read.cancelled():
+            quote_read.exception()  # an error of a read we did not use is not an error of the job
     published = fx.published
     assert published is not None
     if existing is not None:
