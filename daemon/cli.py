@@ -119,26 +119,53 @@ def up(migrate_first: bool = typer.Option(True, "--migrate/--no-migrate")) -> No
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Walk the audit chain; report the first edited, inserted or deleted row (exit 1 if any)."""
-    from storage.audit import verify_chain
+    from storage.audit import check_witnessed, verify_chain
     from storage.db import make_engine, make_sessionmaker
 
     s = _settings()
 
     async def main() -> int:
+        witnessed, witness_note = await _witnessed_audit(s.redis_url)
         engine = make_engine(s.database_url, pool_size=1)
         try:
             async with make_sessionmaker(engine)() as session:
                 report = await verify_chain(session)
+                seen = await check_witnessed(session, witnessed) if report.ok else report
         finally:
             await engine.dispose()
-        if report.ok:
-            console.print(f"[green]audit log intact[/]: {report.rows_checked} rows verified")
-            return 0
-        console.print(f"[bold red]audit log tampered[/]: first bad row {report.first_bad_seq} "
-                      f"({report.problem}): {report.detail}; {report.rows_checked} rows before it are intact")
-        return 1
+        if not report.ok:
+            console.print(f"[bold red]audit log tampered[/]: first bad row {report.first_bad_seq} "
+                          f"({report.problem}): {report.detail}; "
+                          f"{report.rows_checked} rows before it are intact")
+            return 1
+        if not seen.ok:
+            console.print(f"[bold red]audit log tampered[/]: the chain is whole but differs from what "
+                          f"the state view saw written ({seen.problem}): {seen.detail}")
+            return 1
+        console.print(f"[green]audit log intact[/]: {report.rows_checked} rows verified; {witness_note}")
+        return 0
 
     raise typer.Exit(asyncio.run(main()))
+
+
+async def _witnessed_audit(redis_url: str) -> tuple[list[tuple[int, str]], str]:
+    """The newest audit entries as the state view saw them written (Redis), to check the table's
+    tail against; none, with the reason, if Redis cannot be read."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from storage.state import keys
+    from storage.state.reader import StateReader
+
+    redis = Redis.from_url(redis_url)
+    try:
+        recent = await StateReader(redis).audit_recent(keys.AUDIT_RECENT_MAX)
+    except (RedisError, OSError) as e:
+        return [], f"the newest rows were not checked against the state view ({type(e).__name__})"
+    finally:
+        await redis.aclose()
+    pairs = [(int(e["seq"]), str(e["hash"])) for e in recent if "seq" in e and "hash" in e]
+    return pairs, f"the newest {len(pairs)} match what the state view saw written"
 
 
 @state_app.command("rebuild")

@@ -11,12 +11,13 @@ another process moved the chain, the function returns the real head and we re-ha
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.driver import Db
@@ -199,6 +200,32 @@ async def verify_chain(session: AsyncSession, *, batch: int = 5000) -> VerifyRep
                                     f"row {row.seq} does not chain to row {row.seq - 1}")
             prev_hash, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
             checked += 1
+
+
+async def check_witnessed(session: AsyncSession, witnessed: Sequence[tuple[int, str]]) -> VerifyReport:
+    """Compare the table with entries someone else saw written: (seq, hash) pairs, e.g. the
+    state view's recent audit feed, which every effect pushes to Redis as it commits.
+
+    The chain alone cannot show its newest rows deleted, or a tail rewritten and re-hashed:
+    what is left is a valid chain. A witness outside Postgres can: a row it saw must still be
+    there with the hash it saw.
+    """
+    if not witnessed:
+        return VerifyReport(True, 0)
+    seqs = sorted({seq for seq, _ in witnessed})
+    result = await session.execute(select(AuditRow.seq, AuditRow.hash).where(AuditRow.seq.in_(seqs)))
+    rows: dict[int, str] = {seq: digest for seq, digest in result}
+    for seq, digest in sorted(witnessed):
+        if seq not in rows:
+            last = await session.scalar(select(func.max(AuditRow.seq)))
+            return VerifyReport(False, len(rows), seq, "deleted",
+                                f"row {seq}, seen written (hash {digest[:12]}…), is missing; "
+                                f"the log now ends at row {last or 0}")
+        if rows[seq] != digest:
+            return VerifyReport(False, len(rows), seq, "edited",
+                                f"row {seq} has hash {rows[seq][:12]}…, "
+                                f"but was seen written with {digest[:12]}…")
+    return VerifyReport(True, len(rows))
 
 
 async def recent_audit(session: AsyncSession, limit: int = 50) -> list[AuditEntry]:

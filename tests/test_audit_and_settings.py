@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from sqlalchemy import text
 
 from storage import audit
-from storage.audit import audit_draft, verify_chain, write_audit
+from storage.audit import audit_draft, check_witnessed, recent_audit, verify_chain, write_audit
 from storage.db import make_engine, make_sessionmaker
 from storage.driver import SessionDb
 from storage.settings import SettingsError, load_settings
+from storage.state.writer import StateWriter
+from tests.conftest import TEST_REDIS_URL
 
 
 @pytest.fixture
@@ -113,3 +119,51 @@ async def test_a_stale_remembered_head_is_corrected_not_forked(sessions):
     async with sessions() as s:
         report = await verify_chain(s)
     assert report.ok and report.rows_checked == 6, report
+
+
+async def _written(sm) -> list[tuple[int, str]]:
+    async with sm() as s:
+        return [(e.seq, e.hash) for e in await recent_audit(s, 100)]
+
+
+async def test_deleted_newest_rows_are_caught_by_the_witness_not_by_the_chain(sessions):
+    witnessed = await _written(sessions)
+    async with sessions() as s:
+        assert (await check_witnessed(s, witnessed)).ok
+    await _tamper(sessions, "DELETE FROM audit_log WHERE seq >= 4")
+    async with sessions() as s:
+        assert (await verify_chain(s)).ok  # what is left is a valid chain
+        report = await check_witnessed(s, witnessed)
+    assert not report.ok and report.first_bad_seq == 4 and report.problem == "deleted", report
+    assert "ends at row 3" in report.detail
+
+
+async def test_a_rewritten_and_rehashed_tail_is_caught_by_the_witness(sessions):
+    witnessed = await _written(sessions)
+    await _tamper(sessions, "DELETE FROM audit_log WHERE seq = 5")
+    audit._last_head.clear()  # the forger appends a different row 5 through the real function
+    async with sessions.begin() as s:
+        forged = audit_draft(actor="forger", action="thing", subject="s4", payload={})
+        await write_audit(SessionDb(s), [forged])
+    async with sessions() as s:
+        assert (await verify_chain(s)).ok
+        report = await check_witnessed(s, witnessed)
+    assert not report.ok and report.first_bad_seq == 5 and report.problem == "edited", report
+
+
+async def test_audit_verify_command_reports_deleted_newest_rows(sessions, database_url, redis):
+    """`tradingd audit verify` checks the chain, then its tail against the state view's audit feed."""
+    async with sessions() as s:
+        entries = await recent_audit(s, 100)
+    await StateWriter(redis).push_audit(e.as_dict() for e in reversed(entries))  # as effects publish them
+    env = {**os.environ, "TRADINGD_DATABASE_URL": database_url, "TRADINGD_REDIS_URL": TEST_REDIS_URL,
+           "COLUMNS": "300"}
+    command = [sys.executable, "-m", "daemon.cli", "audit", "verify"]
+    intact = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    said = intact.stdout + intact.stderr
+    assert intact.returncode == 0 and "the newest 5 match" in said, said
+    await _tamper(sessions, "DELETE FROM audit_log WHERE seq = 5")
+    tampered = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    said = tampered.stdout + tampered.stderr
+    assert tampered.returncode == 1, said
+    assert "row 5" in said and "deleted" in said, said
