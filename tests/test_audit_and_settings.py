@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -94,8 +95,6 @@ def test_token_value_is_never_echoed():
 
 async def test_concurrent_writers_form_one_chain(sessions):
     """Many transactions appending at once (several entries each) still form one unbroken chain."""
-    import asyncio
-
     async def writer(n: int) -> None:
         async with sessions.begin() as s:
             await write_audit(SessionDb(s), [audit_draft(actor="w", action="thing", subject=f"w{n}", payload={"k": 0})])
@@ -159,11 +158,13 @@ async def test_audit_verify_command_reports_deleted_newest_rows(sessions, databa
     env = {**os.environ, "TRADINGD_DATABASE_URL": database_url, "TRADINGD_REDIS_URL": TEST_REDIS_URL,
            "COLUMNS": "300"}
     command = [sys.executable, "-m", "daemon.cli", "audit", "verify"]
-    intact = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    intact = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True,
+                                     timeout=60)
     said = intact.stdout + intact.stderr
     assert intact.returncode == 0 and "the newest 5 match" in said, said
     await _tamper(sessions, "DELETE FROM audit_log WHERE seq = 5")
-    tampered = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    tampered = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True,
+                                       timeout=60)
     said = tampered.stdout + tampered.stderr
     assert tampered.returncode == 1, said
     assert "row 5" in said and "deleted" in said, said
