@@ -10,7 +10,6 @@ from pydantic import BaseModel
 
 from jobs.preview import InputRejected, resolve_symbol
 from mcp_bridge.context import READ_ONLY, Bridge, Symbol
-from mcp_bridge.schemas import tool
 from storage.values import Amount
 
 
@@ -30,7 +29,7 @@ class QuoteResult(BaseModel):
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
-    @tool(mcp, annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY)
     async def get_quote(symbol: Symbol) -> QuoteResult:
         """Current best bid/ask for a symbol from the live feed (paper market).
 

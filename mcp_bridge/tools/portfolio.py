@@ -8,7 +8,6 @@ from fastmcp import FastMCP
 from pydantic import BaseModel
 
 from mcp_bridge.context import READ_ONLY, Bridge
-from mcp_bridge.schemas import tool
 from storage.values import Amount
 
 
@@ -43,7 +42,7 @@ class PositionsResult(BaseModel):
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
-    @tool(mcp, annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY)
     async def get_account() -> AccountResult:
         """Balances of the paper account (total, locked by open orders, available) and whether trading
         is ACTIVE or HALTED. Use it to check funds before preview_order and to confirm a trade's effect.
@@ -56,7 +55,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
             balances=[BalanceLine(asset=b.asset, total=b.total, locked=b.locked, available=b.available)
                       for b in balances])
 
-    @tool(mcp, annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY)
     async def get_positions() -> PositionsResult:
         """Open and closed positions (qty, average price, realized P&L) with a mark from the live quote.
 

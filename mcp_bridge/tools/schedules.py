@@ -12,7 +12,6 @@ from pydantic import BaseModel, Field
 from jobs.commands import CreateDcaSchedule, DeleteDcaSchedule, UpdateDcaSchedule, new_command_id
 from jobs.preview import InputRejected, check_schedule_input
 from mcp_bridge.context import READ_ONLY, Bridge, CommandOutcome, PositiveDecimal, Symbol, writes
-from mcp_bridge.schemas import tool
 from storage.state.views import ScheduleView
 
 ScheduleId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^sch_[A-Za-z0-9]+$",
@@ -55,7 +54,7 @@ async def _with_view(bridge: Bridge, result: CommandOutcome) -> ScheduleResult:
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
-    @tool(mcp, annotations=writes(destructive=False, idempotent=False))
+    @mcp.tool(annotations=writes(destructive=False, idempotent=False))
     async def create_dca_schedule(
         symbol: Symbol,
         quote_amount: Annotated[PositiveDecimal, Field(
@@ -79,13 +78,13 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
             misfire_grace_s=misfire_grace_s, max_price=max_price)
         return await _with_view(bridge, await bridge.run(cmd))
 
-    @tool(mcp, annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY)
     async def list_dca_schedules() -> SchedulesResult:
         """All DCA schedules that are not deleted (active or paused), with their next fire time (UTC)."""
         schedules = await bridge.reader.schedules()
         return SchedulesResult(schedules=schedules, count=len(schedules))
 
-    @tool(mcp, annotations=writes(destructive=False, idempotent=False))
+    @mcp.tool(annotations=writes(destructive=False, idempotent=False))
     async def update_dca_schedule(
         schedule_id: ScheduleId,
         action: Annotated[Literal["pause", "resume", "change"], Field(
@@ -117,7 +116,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
                                 misfire_grace_s=misfire_grace_s, max_price=max_price)
         return await _with_view(bridge, await bridge.run(cmd))
 
-    @tool(mcp, annotations=writes(destructive=True, idempotent=True))
+    @mcp.tool(annotations=writes(destructive=True, idempotent=True))
     async def delete_dca_schedule(schedule_id: ScheduleId) -> ScheduleResult:
         """Delete a DCA schedule for good. Only when the operator enabled destructive tools
         (TRADINGD_DESTRUCTIVE_TOOLS=true); otherwise pause it with update_dca_schedule(action='pause')."""

@@ -10,7 +10,6 @@ from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from mcp_bridge.context import READ_ONLY, Bridge, CommandIdParam
-from mcp_bridge.schemas import tool
 from storage.state.views import CommandView
 
 COMPONENTS = ["daemon", "worker"]
@@ -71,7 +70,7 @@ async def health_report(bridge: Bridge) -> HealthResult:
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
-    @tool(mcp, annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY)
     async def get_command_status(command_id: CommandIdParam) -> CommandView:
         """Status of a command a tool queued (e.g. a place_order that came back 'pending').
 
@@ -85,7 +84,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
                             f"carry the command_id to ask about")
         return view
 
-    @tool(mcp, annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY)
     async def get_audit_log(
         limit: Annotated[int, Field(ge=1, le=500, description="how many entries, newest first")] = 50,
     ) -> AuditResult:
@@ -94,7 +93,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         entries = await bridge.reader.audit_recent(limit)
         return AuditResult(entries=entries, count=len(entries))
 
-    @tool(mcp, annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY)
     async def health() -> HealthResult:
         """Is the system able to trade? Heartbeats of the daemon and worker, trading state (ACTIVE or
         HALTED) and how fresh each symbol's quote is. Check it when orders are rejected unexpectedly."""
