@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,8 +24,7 @@ from jobs.accounts import ensure_paper_account
 from jobs.commands import PlaceOrder
 from jobs.orders import place_order
 from jobs.resources import build_resources
-from storage.state.views import QuoteView
-from storage.state.writer import StateWriter
+from tests.helpers import put_quote  # the bench runs from the repository, like the tests
 
 N = 200
 counts: Counter[str] = Counter()
@@ -47,12 +45,6 @@ def _count_round_trips() -> None:
         "redis", AbstractConnection.send_packed_command)
 
 
-async def _fresh_quote(redis: Redis) -> None:
-    await StateWriter(redis).write_quote(QuoteView(
-        symbol="BTC/USDT", bid=Decimal("60000.00"), ask=Decimal("60010.00"), bid_size=Decimal(1),
-        ask_size=Decimal(1), last=Decimal("60000.00"), ts=datetime.now(UTC), stale=False))
-
-
 async def main() -> None:
     _count_round_trips()
     async with bench_env() as settings:
@@ -60,7 +52,7 @@ async def main() -> None:
         res = build_resources(settings, redis, pool_size=2)
         try:
             await ensure_paper_account(res)
-            await _fresh_quote(redis)
+            await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
             for i in range(20):  # warm-up: connections, prepared statements, type introspection
                 await place_order(res, PlaceOrder(command_id=f"warm:{i}", symbol="BTC/USDT", side="buy",
                                                   type="market", qty=Decimal("0.001")))
@@ -68,7 +60,7 @@ async def main() -> None:
             cpu = 0.0
             for i in range(N):
                 if i % 50 == 0:
-                    await _fresh_quote(redis)
+                    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
                     counts["redis"] -= 1  # the bench's own write
                 started = time.process_time()
                 outcome = await place_order(res, PlaceOrder(command_id=f"cost:{i}", symbol="BTC/USDT",

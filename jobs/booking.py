@@ -26,8 +26,9 @@ from sqlalchemy import text
 from jobs.domain.instruments import Instrument, get_instrument
 from jobs.domain.portfolio import PositionState, apply_fill, balance_deltas, order_reserve
 from jobs.effects import Effects
+from jobs.ledger import note_outcome, outcome_document, outcome_error
 from jobs.venues.base import VenueFill, VenueOrder
-from storage.audit import AUDIT_APPEND_CTE, AUDIT_HEAD, CarriedAudit
+from storage.audit import AUDIT_APPEND_CTE, AUDIT_HEAD
 from storage.driver import Db
 from storage.values import FINAL_COMMAND_STATUSES, CommandStatus
 
@@ -116,7 +117,7 @@ class Finish:
     result: dict[str, Any] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
-        return {"message": self.message, **{k: v for k, v in self.result.items() if v is not None}}
+        return outcome_document(self.message, self.result)
 
 
 Decide = Callable[[Any], Finish | None]  # the order as it will be stored → the command's outcome, if any
@@ -190,9 +191,9 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
         fx.events.append(("order", {"order_id": order.id, "status": after.status}))
     doc = finish.document() if finish else {}
     if finish is not None:
-        fx.note(actor=finish.actor, action=f"command.{finish.status}", subject=finish.command_id,
-                payload={"kind": finish.kind, **doc})
-    audit = CarriedAudit.of(db, fx.drafts)
+        note_outcome(fx, actor=finish.actor, command_id=finish.command_id, kind=finish.kind,
+                     cmd_status=finish.status, document=doc)
+    audit = fx.carry_audit(db)
     booked = await db.one(_BOOK, {**audit.params,
         "ts": datetime.now(UTC), "venue": order.venue, "symbol": order.symbol, "order_id": order.id,
         "move_position": pos is not None, "position_qty": pos.qty if pos else None,
@@ -204,7 +205,7 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
         "finish": finish is not None, "command_id": finish.command_id if finish else None,
         "command_status": finish.status if finish else None,
         "command_result": orjson.dumps(doc, default=str).decode() if finish else None,
-        "command_error": finish.message if finish and finish.status in ("rejected", "failed") else None,
+        "command_error": outcome_error(finish.status, finish.message) if finish else None,
         "only_if_open": finish.only_if_open if finish else False, "final_statuses": _FINAL_STATUSES})
     if booked.position is not None:
         fx.positions.append(_row(booked.position))
@@ -216,8 +217,7 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
         fx.drafts.pop()  # its audit entry did not go in, nor should it
     elif finish is not None:
         fx.command = _row(booked.command)
-    fx.audit += await audit.settle(db, booked, went_in=not kept, drafts=fx.drafts)
-    fx.drafts.clear()
+    await fx.settle_audit(db, audit, booked, went_in=not kept)
     return stored
 
 

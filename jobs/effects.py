@@ -18,8 +18,8 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs.resources import Resources
-from storage.audit import AuditDraft, AuditEntry, audit_draft, write_audit
-from storage.driver import RawDb, SessionDb, transaction
+from storage.audit import AuditDraft, AuditEntry, CarriedAudit, audit_draft, write_audit
+from storage.driver import Db, RawDb, SessionDb, transaction
 from storage.models import DcaScheduleRow
 from storage.state.from_rows import balance_view, command_view, order_view, position_view, schedule_view
 
@@ -47,6 +47,15 @@ class Effects:
     def note(self, *, actor: str, action: str, subject: str, payload: dict[str, Any]) -> None:
         """Audit this change; the entry is written with the transaction that makes it."""
         self.drafts.append(audit_draft(actor=actor, action=action, subject=subject, payload=payload))
+
+    def carry_audit(self, db: Db) -> CarriedAudit:
+        """The drafts so far, for the next statement to append itself (storage/audit.py)."""
+        return CarriedAudit.of(db, self.drafts)
+
+    async def settle_audit(self, db: Db, carried: CarriedAudit, row: Any, *, went_in: bool = True) -> None:
+        """After the statement that carried them: keep what went in, write what belongs but did not."""
+        self.audit += await carried.settle(db, row, went_in=went_in, drafts=self.drafts)
+        self.drafts.clear()
 
     def __bool__(self) -> bool:
         return bool(self.orders or self.positions or self.balances or self.schedules or self.audit

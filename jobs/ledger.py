@@ -8,6 +8,7 @@ each returns the rows it wrote (RETURNING), so the state view is fed the committ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,16 +45,31 @@ def claim_params(cmd: AnyCommand) -> dict[str, Any]:
             "p_payload": cmd.model_dump(mode="json")}
 
 
+def outcome_document(message: str, result: Mapping[str, Any]) -> dict[str, Any]:
+    """A command's `result` column: the message and the outcome's details that have a value."""
+    return {"message": message, **{k: v for k, v in result.items() if v is not None}}
+
+
+def outcome_error(cmd_status: CommandStatus, message: str) -> str | None:
+    """A command's `error` column: the message, when the outcome is a failure."""
+    return message if cmd_status in ("rejected", "failed") else None
+
+
+def note_outcome(fx: Effects, *, actor: str, command_id: str, kind: str, cmd_status: CommandStatus,
+                 document: dict[str, Any]) -> None:
+    fx.note(actor=actor, action=f"command.{cmd_status}", subject=command_id, payload={"kind": kind, **document})
+
+
 async def finish_command(db: Db, fx: Effects, command_id: str, cmd_status: CommandStatus, message: str,
                          **result: Any) -> Any | None:
     """Store the command's outcome and audit it (the outcome of a booked order: jobs/booking.py)."""
-    doc = {"message": message, **{k: v for k, v in result.items() if v is not None}}
+    doc = outcome_document(message, result)
     row = await db.first(_FINISH, {
         "p_id": command_id, "p_status": cmd_status, "p_result": doc,
-        "p_error": message if cmd_status in ("rejected", "failed") else None, "p_ts": datetime.now(UTC),
+        "p_error": outcome_error(cmd_status, message), "p_ts": datetime.now(UTC),
     })
     if row is None:
         return None
     fx.command = row
-    fx.note(actor=row.source, action=f"command.{cmd_status}", subject=row.id, payload={"kind": row.kind, **doc})
+    note_outcome(fx, actor=row.source, command_id=row.id, kind=row.kind, cmd_status=cmd_status, document=doc)
     return row

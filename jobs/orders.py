@@ -28,7 +28,7 @@ from jobs.effects import Effects, HeldPublish, effect
 from jobs.ledger import CLAIM, claim_command, claim_params, finish_command
 from jobs.resources import Resources
 from jobs.venues.base import OrderRequest, VenueOrder, VenueTimeout, VenueUnavailable
-from storage.audit import AUDIT_APPEND_SELECT, CarriedAudit
+from storage.audit import AUDIT_APPEND_SELECT
 from storage.driver import Db, transaction
 from storage.state.views import QuoteView
 from storage.tables import BALANCES, COMMANDS, CONTROL, ORDERS
@@ -156,7 +156,7 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, inst: Ins
     fx.note(actor=cmd.source, action="order.submitting", subject=order_id, payload={
         "command_id": cmd.command_id, "client_order_id": client_order_id, **spec.canonical(),
         "risk": verdict.message})
-    audit = CarriedAudit.of(db, fx.drafts)
+    audit = fx.carry_audit(db)
     order = await db.one(_INSERT_ORDER, {
         "id": order_id, "client_order_id": client_order_id,
         "command_id": cmd.command_id, "venue": venue, "symbol": inst.symbol, "side": spec.side, "type": spec.type,
@@ -164,8 +164,7 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, inst: Ins
         "limit_price": spec.limit_price, "stop_price": spec.stop_price, "status": "submitting",
         "filled_qty": Decimal(0), "fees": Decimal(0), "schedule_id": cmd.schedule_id, "created_at": now,
         "updated_at": now, **audit.params})
-    fx.audit += await audit.settle(db, order, went_in=True, drafts=fx.drafts)
-    fx.drafts.clear()
+    await fx.settle_audit(db, audit, order)
     fx.order(order)
     return order
 

@@ -277,8 +277,9 @@ async def _refuse(redis: Redis, preview_id: str, command_id: str, reason: str) -
     return PreviewRefused(reason)
 
 
-async def consume_preview(redis: Redis, token: str, spec: OrderFields | OrderSpec) -> str:
-    """Burn the token and return the command id to place `spec` with; PreviewRefused otherwise.
+async def consume_preview(redis: Redis, token: str, spec: OrderFields | OrderSpec) -> tuple[str, OrderSpec]:
+    """Burn the token and return the command id to place `spec` with, and `spec` normalized as it
+    was compared with the preview; PreviewRefused otherwise.
 
     The token is single use: whatever the outcome (placed, or refused because the order differs
     from the preview or the preview was denied), it cannot be used again.
@@ -317,4 +318,4 @@ async def consume_preview(redis: Redis, token: str, spec: OrderFields | OrderSpe
                             "the preview was denied by the risk check: "
                             + "; ".join(stored.get("reasons") or [])
                             + "; change the order and call preview_order again")
-    return command_id
+    return command_id, normalized

@@ -15,6 +15,8 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from jobs.accounts import ensure_paper_account
+from jobs.resources import Resources, build_resources
 from storage.settings import Settings, load_settings
 
 ADMIN_DSN = os.environ.get("TRADINGD_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -74,3 +76,12 @@ def settings(database_url: str, redis: Redis) -> Settings:
         # tests at fixed instants (test_market_sessions.py)
         enforce_market_hours=False,
     )
+
+
+@pytest.fixture
+async def res(settings: Settings, redis: Redis) -> AsyncIterator[Resources]:
+    """The worker's resources (pools, venue, state writer), the paper account funded."""
+    r = build_resources(settings, redis, pool_size=2)
+    await ensure_paper_account(r)
+    yield r
+    await r.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -12,13 +12,13 @@ import pytest
 from arq.worker import Retry
 from sqlalchemy import func, select
 
-from jobs.accounts import ensure_paper_account
 from jobs.booking import apply_venue_order
 from jobs.commands import CancelOrder, PlaceOrder
 from jobs.effects import HOLD_S, Effects, HeldPublish, effect
 from jobs.orders import cancel_order, place_order, placed_outcome, reconcile_open_orders
 from jobs.resources import Resources, build_resources
 from jobs.venues.base import VenueFill, VenueOrder
+from jobs.venues.paper.venue import _INSERT_ORDER_AND_FILL, BookOrder, _fill_params
 from jobs.worker import FUNCTIONS
 from storage import audit
 from storage.audit import audit_draft, verify_chain, write_audit
@@ -27,14 +27,6 @@ from storage.models import AuditRow, BalanceRow, CommandRow, FillRow, OrderRow, 
 from storage.state import keys
 from tests.conftest import ADMIN_DSN
 from tests.helpers import put_quote
-
-
-@pytest.fixture
-async def res(settings, redis) -> AsyncIterator[Resources]:
-    r = build_resources(settings, redis, pool_size=2)
-    await ensure_paper_account(r)
-    yield r
-    await r.close()
 
 
 async def test_market_buy_fills_at_ask_with_slippage_and_fee(res, redis):
@@ -294,3 +286,13 @@ async def test_a_held_publish_goes_out_on_its_own_unless_taken_over_and_is_flush
     finally:
         await res.close()
     assert await _events(redis) == [b"alone", b"at-close"]
+
+
+async def test_the_paper_venues_book_write_does_not_wait_for_the_wal_flush(res):
+    """Its commit needs no flush of its own: the booking's commit right after flushes past it."""
+    order = BookOrder("td-nowait", "paper-nowait", "BTC/USDT", "buy", "market", Decimal("0.001"), None, None,
+                      None, "filled", Decimal("0.001"))
+    async with transaction(res.db) as db:  # a transaction of our own, to read the setting afterwards
+        assert await db.scalar(select(func.current_setting("synchronous_commit"))) == "on"
+        assert await db.scalar(_INSERT_ORDER_AND_FILL, {**asdict(order), **_fill_params(None)}) == "td-nowait"
+        assert await db.scalar(select(func.current_setting("synchronous_commit"))) == "off"

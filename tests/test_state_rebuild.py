@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
-
-from jobs.accounts import ensure_paper_account
 from jobs.commands import PlaceOrder
 from jobs.orders import place_order
-from jobs.resources import Resources, build_resources
 from storage.state import keys
 from storage.state.rebuild import rebuild_state_view, settle
 from storage.state.writer import StateWriter
 from tests.helpers import put_quote
-
-
-@pytest.fixture
-async def res(settings, redis) -> AsyncIterator[Resources]:
-    r = build_resources(settings, redis, pool_size=2)
-    await ensure_paper_account(r)
-    yield r
-    await r.close()
 
 
 async def _snapshot(redis) -> dict[str, object]:

@@ -15,10 +15,8 @@ from jobs.preview import (
     PreviewResult,
     consume_preview,
     make_preview,
-    normalized_order,
 )
 from mcp_bridge.context import READ_ONLY, Bridge, CommandOutcome, PositiveDecimal, Symbol, writes
-from mcp_bridge.schemas import tool
 from storage.state.views import OrderView
 
 OrderId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^(ord_|td-)[A-Za-z0-9_\-]+$",
@@ -63,7 +61,7 @@ async def _resolve_order_id(bridge: Bridge, order_id: str) -> str:
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
-    @tool(mcp, annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY)
     async def list_orders(
         status: Annotated[Literal["open", "all"],
                           Field(description="open: only orders still working")] = "all",
@@ -74,7 +72,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         orders = await bridge.reader.orders(open_only=status == "open", limit=limit)
         return OrdersResult(orders=orders, count=len(orders))
 
-    @tool(mcp, annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY)
     async def get_order(order_id: OrderId) -> OrderView:
         """One order by its id ('ord_...') or client order id ('td-...'): status, filled qty, average
         fill price, fees, reject reason."""
@@ -84,7 +82,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
             raise ToolError(f"no order {order_id!r}; list_orders shows the ids")
         return view
 
-    @tool(mcp, annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY)
     async def preview_order(symbol: Symbol, side: SideParam, type: TypeParam, qty: Qty = None,
                             notional: Notional = None, limit_price: LimitPrice = None,
                             stop_price: StopPrice = None, time_in_force: Tif = "gtc") -> PreviewResult:
@@ -102,7 +100,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         except (InputRejected, PreviewRefused) as e:
             raise ToolError(str(e)) from None
 
-    @tool(mcp, annotations=writes(destructive=False, idempotent=False))
+    @mcp.tool(annotations=writes(destructive=False, idempotent=False))
     async def place_order(token: Token, symbol: Symbol, side: SideParam, type: TypeParam, qty: Qty = None,
                           notional: Notional = None, limit_price: LimitPrice = None,
                           stop_price: StopPrice = None, time_in_force: Tif = "gtc") -> OrderCommandResult:
@@ -116,17 +114,16 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         order = OrderFields(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
                            limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force)
         try:
-            command_id = await consume_preview(bridge.redis, token, order)
+            command_id, spec = await consume_preview(bridge.redis, token, order)
         except PreviewRefused as e:
             raise ToolError(str(e)) from None
-        _, spec = normalized_order(order)
         cmd = PlaceOrder(command_id=command_id, symbol=spec.symbol, side=spec.side, type=spec.type,
                          qty=spec.qty, notional=spec.notional, limit_price=spec.limit_price,
                          stop_price=spec.stop_price, time_in_force=spec.time_in_force)
         result, view = await bridge.run_order_command(cmd)
         return OrderCommandResult(command=result, order=view)
 
-    @tool(mcp, annotations=writes(destructive=True, idempotent=True))
+    @mcp.tool(annotations=writes(destructive=True, idempotent=True))
     async def cancel_order(order_id: OrderId, idempotency_key: IdempotencyKey = None) -> OrderCommandResult:
         """Cancel an open order (find ids with list_orders status='open'); locked funds are released.
 

@@ -69,7 +69,7 @@ async def rebuild_state_view(sessions: async_sessionmaker[AsyncSession], redis: 
     await redis.delete(keys.ORDERS_BY_TIME, keys.ORDERS_OPEN, keys.ORDERS_BY_CLIENT_ID, keys.POSITIONS,
                        keys.BALANCES, keys.SCHEDULES, keys.AUDIT_RECENT)
     w = StateWriter(redis)
-    await _write(w, redis, orders, positions, balances, schedules, commands)
+    await _write(w, orders, positions, balances, schedules, commands)
     await w.push_audit(e.as_dict() for e in reversed(audit))
     await w.write_trading_state(trading_state_view(control))
     await settle(sessions, w, redis, since=began - REPAIR_MARGIN)
@@ -99,7 +99,7 @@ async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, red
         if not any(differ):
             return n
         marks = iter(differ)  # consumed in the order `expected` was built
-        await _write(w, redis, _pick(orders, marks), _pick(positions, marks), _pick(balances, marks),
+        await _write(w, _pick(orders, marks), _pick(positions, marks), _pick(balances, marks),
                      _pick(schedules, marks), _pick(commands, marks))
     log.warning("state view still changing under the rebuild after %d passes; it may lag Postgres until "
                 "the next change of those rows (`tradingd state rebuild` settles it again)", SETTLE_PASSES)
@@ -129,14 +129,13 @@ async def _shown(redis: Redis, orders: Sequence[OrderRow], positions: Sequence[P
             *held_cmds]
 
 
-async def _write(w: StateWriter, redis: Redis, orders: Sequence[OrderRow], positions: Sequence[PositionRow],
+async def _write(w: StateWriter, orders: Sequence[OrderRow], positions: Sequence[PositionRow],
                  balances: Sequence[BalanceRow], schedules: Sequence[DcaScheduleRow],
                  commands: Sequence[CommandRow]) -> None:
     await w.write_orders(order_view(o) for o in orders)
     await w.write_portfolio((position_view(p) for p in positions), (balance_view(b) for b in balances))
     for sch in schedules:
         await w.write_schedule(schedule_view(sch))  # a deleted one is removed from the view
-    async with redis.pipeline(transaction=False) as p:
+    async with w.batch() as p:
         for c in commands:
-            p.set(keys.command(c.id), dumps(command_view(c)), ex=keys.COMMAND_TTL_S)
-        await p.execute()
+            await w.write_command(command_view(c), pipe=p)
