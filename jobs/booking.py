@@ -5,8 +5,8 @@ Fills are keyed by (venue, venue fill id), so a report seen twice (a re-run job,
 after a timeout) changes the books once. A booking is two statements inside the caller's
 transaction: one reads (`_LOCK_ORDER_ADD_FILLS`), then Python works out the new position,
 balances and order state, and one writes them all with the command's outcome (`_BOOK`).
-Written as separate statements, that was eight round trips with BEGIN and COMMIT; it is now
-five with the audit entries (jobs.effects).
+Written as separate statements, that was ten round trips with BEGIN, COMMIT and the audit
+entries; it is now four, the audit entries carried by the write (storage/audit.py).
 """
 
 from __future__ import annotations
