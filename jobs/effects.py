@@ -10,6 +10,7 @@ Postgres does not hold; if publishing fails, the next rebuild repairs the view.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs.resources import Resources
 from storage.audit import AuditDraft, AuditEntry, CarriedAudit, audit_draft, write_audit
-from storage.driver import Db, RawDb, SessionDb, transaction
+from storage.driver import DatabaseConnectionLost, Db, RawDb, SessionDb, transaction, wait_for_wal_flush
 from storage.models import DcaScheduleRow
 from storage.state.from_rows import balance_view, command_view, order_view, position_view, schedule_view
 
+log = logging.getLogger("tradingd.effects")
 HOLD_S = 0.05  # how long a held publish waits for the next effect to carry it (see HeldPublish)
 
 
@@ -40,6 +42,10 @@ class Effects:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     command: Any = None
     published: HeldPublish | None = None  # see effect(hold=True)
+    # False when the transaction committed without waiting for the WAL flush (an order's record
+    # before a venue that keeps its book in the ledger, jobs/orders.py): its held publish then
+    # waits for the flush before it shows the effect on its own
+    durable_at_commit: bool = True
 
     def order(self, row: Any) -> None:
         self.orders[row.id] = row
@@ -86,7 +92,24 @@ class HeldPublish:
 
     async def _send_after_hold(self) -> None:
         await asyncio.sleep(HOLD_S)
-        await self._send()
+        # still "held" while it waits for the flush: the next effect can take it over meanwhile
+        if await self._flushed():
+            await self._send()
+
+    async def _flushed(self) -> bool:
+        """Whether the effect's commit is on disk, waiting for it if it committed without waiting."""
+        if self.fx.durable_at_commit:
+            return True
+        try:
+            await wait_for_wal_flush(self._res.db)
+            return True
+        except (TimeoutError, DatabaseConnectionLost) as e:
+            # not shown rather than shown before it is safe: the next effect's publish, or a
+            # rebuild, shows the order as Postgres holds it
+            log.warning("held publish not sent: its commit was not flushed (%s)", type(e).__name__)
+            self._state = "taken"
+            self._res.held.discard(self)
+            return False
 
     async def _send(self) -> None:
         self._state = "sending"
@@ -108,7 +131,8 @@ class HeldPublish:
             await self._task
         elif self._state == "held":
             self._task.cancel()
-            await self._send()
+            if await self._flushed():
+                await self._send()
 
     def __await__(self) -> Generator[Any, None, None]:
         return self.flush().__await__()

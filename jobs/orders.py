@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, String, any_, bindparam, column, insert, select, text, update
+from sqlalchemy import BigInteger, String, any_, bindparam, column, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, array
 
 from jobs.booking import Decide, Finish, apply_venue_order
@@ -52,6 +52,11 @@ _CLAIM_WITH_RISK_INPUTS = select(
     _claimed, select(CONTROL.c.state).where(CONTROL.c.id == 1).scalar_subquery().label("trading_state"),
     _available("p_quote").label("free_quote"), _available("p_base").label("free_base"))
 # The new order with its audit entry: one round trip (storage/audit.py, AUDIT_APPEND_SELECT).
+# p_commit_wait "off" lets its transaction commit without waiting for the WAL flush: only for a
+# venue that keeps its book in the ledger's Postgres (Venue.keeps_book_in_ledger). Postgres
+# flushes its WAL in order, so a crash that lost this record lost the venue's record of the
+# order too, and the booking's synchronous commit after the venue call flushes both before
+# any outcome is shown. A venue outside the database needs the record on disk before the call.
 _NEW_ORDER_COLUMNS = ("id", "client_order_id", "command_id", "venue", "symbol", "side", "type",
                       "time_in_force", "qty", "notional", "limit_price", "stop_price", "status", "filled_qty",
                       "fees", "schedule_id", "created_at", "updated_at")
@@ -60,8 +65,10 @@ _new_order = (insert(ORDERS)
               .returning(*ORDERS.c).cte("new_order"))
 _order_audit = (text(AUDIT_APPEND_SELECT.format(gate="true"))
                 .columns(column("head_seq", BigInteger), column("head_hash", String)).cte("audit"))
+_commit_wait = func.set_config("synchronous_commit", bindparam("p_commit_wait", type_=String), True)
 _INSERT_ORDER = select(_new_order, select(_order_audit.c.head_seq).scalar_subquery().label("audit_head_seq"),
-                       select(_order_audit.c.head_hash).scalar_subquery().label("audit_head_hash"))
+                       select(_order_audit.c.head_hash).scalar_subquery().label("audit_head_hash"),
+                       select(_commit_wait).scalar_subquery().label("commit_wait"))
 _ORDER_OF_COMMAND = select(ORDERS).where(ORDERS.c.command_id == bindparam("p_id"))
 _ORDER_BY_CLIENT_ID = select(ORDERS).where(ORDERS.c.client_order_id == bindparam("p_id"))
 _ORDER = select(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
@@ -157,13 +164,14 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, inst: Ins
         "command_id": cmd.command_id, "client_order_id": client_order_id, **spec.canonical(),
         "risk": verdict.message})
     audit = fx.carry_audit(db)
+    fx.durable_at_commit = not res.venues[venue].keeps_book_in_ledger
     order = await db.one(_INSERT_ORDER, {
         "id": order_id, "client_order_id": client_order_id,
         "command_id": cmd.command_id, "venue": venue, "symbol": inst.symbol, "side": spec.side, "type": spec.type,
         "time_in_force": spec.time_in_force, "qty": spec.qty, "notional": spec.notional,
         "limit_price": spec.limit_price, "stop_price": spec.stop_price, "status": "submitting",
         "filled_qty": Decimal(0), "fees": Decimal(0), "schedule_id": cmd.schedule_id, "created_at": now,
-        "updated_at": now, **audit.params})
+        "updated_at": now, "p_commit_wait": "on" if fx.durable_at_commit else "off", **audit.params})
     await fx.settle_audit(db, audit, order)
     fx.order(order)
     return order

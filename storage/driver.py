@@ -257,3 +257,23 @@ async def transaction(pool: RawPool, *, autocommit: bool = False) -> AsyncIterat
                 conn.terminate()
             await apool.expire_connections()
             raise DatabaseConnectionLost(f"database connection lost: {type(e).__name__}") from e
+
+
+WAL_FLUSH_POLL_S = 0.005
+_WAL_FLUSHED_UP_TO = "SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn"
+
+
+async def wait_for_wal_flush(pool: RawPool, timeout_s: float = 2.0) -> None:
+    """Return once every commit made so far is on disk; TimeoutError if that takes over timeout_s.
+
+    For an effect that committed without waiting for the flush (synchronous_commit off) and is
+    about to be shown outside Postgres: until the flush, a crash would lose it. Postgres's WAL
+    writer flushes such commits within a few wal_writer_delay (200 ms by default); this waits
+    for that rather than writing a row to force it, so it needs no privilege and leaves no trace.
+    """
+    async with transaction(pool, autocommit=True) as db:
+        target = await db.conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
+        async with asyncio.timeout(timeout_s):
+            while not await db.conn.fetchval(_WAL_FLUSHED_UP_TO, target):
+                await asyncio.sleep(WAL_FLUSH_POLL_S)  # noqa: ASYNC110 - polls Postgres: no event to wait on
+

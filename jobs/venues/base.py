@@ -60,6 +60,11 @@ class VenueOrder:
 
 class Venue(Protocol):
     name: str
+    # True only for a venue whose book is written in the ledger's own Postgres (the paper venue).
+    # Postgres makes its WAL durable in order, so such a venue cannot keep an order whose record
+    # a crash lost: the order's record need not wait for the WAL flush before the venue call
+    # (jobs/orders.py). Every venue outside the database must leave it False.
+    keeps_book_in_ledger: bool
 
     async def submit_order(self, req: OrderRequest) -> VenueOrder: ...
 

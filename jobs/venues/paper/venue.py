@@ -100,6 +100,7 @@ class PaperFaults:
 
 class PaperVenue:
     name = "paper"
+    keeps_book_in_ledger = True  # its book is in the ledger's Postgres (see Venue)
 
     def __init__(self, db: RawPool, quotes: QuoteSource, *,
                  fee_bps: Decimal, slippage_bps: Decimal, stale_after_s: float) -> None:
