@@ -274,6 +274,6 @@ async def wait_for_wal_flush(pool: RawPool, timeout_s: float = 2.0) -> None:
     async with transaction(pool, autocommit=True) as db:
         target = await db.conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
         async with asyncio.timeout(timeout_s):
-            while not await db.conn.fetchval(_WAL_FLUSHED_UP_TO, target):
-                await asyncio.sleep(WAL_FLUSH_POLL_S)  # noqa: ASYNC110 - polls Postgres: no event to wait on
+            while not await db.conn.fetchval(_WAL_FLUSHED_UP_TO, target):  # noqa: ASYNC110 - polls Postgres
+                await asyncio.sleep(WAL_FLUSH_POLL_S)
 
