@@ -74,17 +74,17 @@ FROM locked o LEFT JOIN position p ON true LEFT JOIN commands c ON c.id = o.comm
 _BOOK = text("""
 WITH moved_position AS (
     UPDATE positions SET qty = :position_qty, avg_price = :position_avg, realized_pnl = :position_pnl,
-           updated_at = :ts
+           updated_at = :ts, version = positions.version + 1
     WHERE CAST(:move_position AS boolean) AND venue = :venue AND symbol = :symbol
     RETURNING positions
 ), moved_balances AS (
-    INSERT INTO balances AS b (venue, asset, total, locked, updated_at)
-    SELECT :venue, d.asset, d.total, d.locked, now()
+    INSERT INTO balances AS b (venue, asset, total, locked, updated_at, version)
+    SELECT :venue, d.asset, d.total, d.locked, now(), 1
     FROM unnest(CAST(:assets AS varchar[]), CAST(:totals AS numeric[]), CAST(:lockeds AS numeric[]))
          AS d(asset, total, locked)
     ORDER BY d.asset
     ON CONFLICT (venue, asset) DO UPDATE SET total = b.total + excluded.total,
-        locked = greatest(0, b.locked + excluded.locked), updated_at = now()
+        locked = greatest(0, b.locked + excluded.locked), updated_at = now(), version = b.version + 1
     RETURNING b
 ), updated_order AS (
     UPDATE orders SET venue_order_id = :venue_order_id, status = :status, reject_reason = :reason,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, String, func
+from sqlalchemy import BigInteger, DateTime, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models.base import Base, Money, utcnow
@@ -19,6 +19,8 @@ class PositionRow(Base):
     qty: Mapped[Money] = mapped_column(default=Decimal(0))
     avg_price: Mapped[Money] = mapped_column(default=Decimal(0))
     realized_pnl: Mapped[Money] = mapped_column(default=Decimal(0))
+    # raised by every change, under the row's lock: the state view keeps the newest (migration 0003)
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now(), onupdate=utcnow
     )
@@ -31,6 +33,8 @@ class BalanceRow(Base):
     asset: Mapped[str] = mapped_column(String(16), primary_key=True)
     total: Mapped[Money] = mapped_column(default=Decimal(0))
     locked: Mapped[Money] = mapped_column(default=Decimal(0))  # reserved by resting orders
+    # raised by every change, under the row's lock: the state view keeps the newest (migration 0003)
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now(), onupdate=utcnow
     )

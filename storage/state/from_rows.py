@@ -35,11 +35,11 @@ def order_view(r: OrderRow) -> OrderView:
 
 def position_view(r: PositionRow) -> PositionView:
     return PositionView(venue=r.venue, symbol=r.symbol, qty=r.qty, avg_price=r.avg_price,
-                        realized_pnl=r.realized_pnl, updated_at=r.updated_at)
+                        realized_pnl=r.realized_pnl, updated_at=r.updated_at, version=r.version)
 
 
 def balance_view(r: BalanceRow) -> BalanceView:
-    return BalanceView(venue=r.venue, asset=r.asset, total=r.total, locked=r.locked)
+    return BalanceView(venue=r.venue, asset=r.asset, total=r.total, locked=r.locked, version=r.version)
 
 
 def schedule_view(r: DcaScheduleRow) -> ScheduleView:

@@ -59,6 +59,7 @@ class PositionView(_View):
     avg_price: Amount
     realized_pnl: Amount
     updated_at: datetime
+    version: int = 0  # raised by every change: of two records of one position, the higher is newer
 
 
 class BalanceView(_View):
@@ -66,6 +67,7 @@ class BalanceView(_View):
     asset: str
     total: Amount
     locked: Amount
+    version: int = 0  # raised by every change: of two records of one balance, the higher is newer
 
     @property
     def available(self) -> Amount:

@@ -33,6 +33,21 @@ from storage.state.views import (
 )
 from storage.values import FINAL_ORDER_STATUSES
 
+# KEYS[1]: a hash of records. ARGV: field, version, record JSON, repeated. Writes each record
+# unless the hash holds one with a higher version: two effects on one position commit in the
+# order the row lock gives them, but their publishes can reach Redis in the other order. The
+# same version is written again (a repeated publish, a rebuild). EVAL rather than EVALSHA: a
+# pipeline would check the script cache first, one more round trip; Redis caches it anyway.
+_KEEP_NEWEST = """
+for i = 1, #ARGV, 3 do
+    local shown = redis.call('hget', KEYS[1], ARGV[i])
+    if not shown or (cjson.decode(shown)['version'] or 0) <= tonumber(ARGV[i + 1]) then
+        redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 2])
+    end
+end
+return 0
+"""
+
 
 def dumps(model: Any) -> bytes:
     if hasattr(model, "model_dump_json"):
@@ -77,11 +92,15 @@ class StateWriter:
 
     async def write_portfolio(self, positions: Iterable[PositionView], balances: Iterable[BalanceView],
                               pipe: Pipeline | None = None) -> None:
+        """Each record unless the view holds a newer version of it (see _KEEP_NEWEST)."""
+        # Any: redis-py annotates EVAL's arguments as str, but sends bytes and ints as they are
+        pos_args: list[Any] = [a for v in positions for a in (f"{v.venue}|{v.symbol}", v.version, dumps(v))]
+        bal_args: list[Any] = [a for v in balances for a in (f"{v.venue}|{v.asset}", v.version, dumps(v))]
         async with self.batch(pipe) as p:
-            for pos in positions:
-                p.hset(keys.POSITIONS, mapping={f"{pos.venue}|{pos.symbol}": dumps(pos)})
-            for bal in balances:
-                p.hset(keys.BALANCES, mapping={f"{bal.venue}|{bal.asset}": dumps(bal)})
+            if pos_args:
+                p.eval(_KEEP_NEWEST, 1, keys.POSITIONS, *pos_args)
+            if bal_args:
+                p.eval(_KEEP_NEWEST, 1, keys.BALANCES, *bal_args)
 
     async def write_schedule(self, schedule: ScheduleView, pipe: Pipeline | None = None) -> None:
         async with self.batch(pipe) as p:
