@@ -190,6 +190,27 @@ async def test_token_for_a_different_qty_is_refused_and_burned(client, redis):
     assert (await call(client, "list_orders"))["count"] == 0
 
 
+async def test_an_invalid_order_with_a_valid_token_is_refused_and_burns_it(client, redis):
+    pv = await preview(client, redis, BTC_MARKET_BUY)
+    msg = await tool_error(client, "place_order", token=pv["token"], **{**BTC_MARKET_BUY, "qty": "0.0000001"})
+    assert "the order differs from the preview" in msg and "minimum" in msg and "preview_order" in msg
+    msg = await tool_error(client, "place_order", token=pv["token"], **BTC_MARKET_BUY)
+    assert "already used up" in msg
+    assert (await call(client, "list_orders"))["count"] == 0
+
+
+async def test_one_token_used_twice_at_once_places_one_order(client, redis):
+    pv = await preview(client, redis, BTC_MARKET_BUY)
+    results = await asyncio.gather(
+        *(client.call_tool("place_order", {"token": pv["token"], **BTC_MARKET_BUY}, raise_on_error=False)
+          for _ in range(2)))
+    placed = [r for r in results if not r.is_error]
+    refused = [r.content[0].text for r in results if r.is_error]
+    assert len(placed) == 1 and placed[0].structured_content["command"]["status"] == "succeeded"
+    assert len(refused) == 1 and "already used for command order:" + pv["token"] in refused[0]
+    assert (await call(client, "list_orders"))["count"] == 1
+
+
 async def test_same_order_in_other_spellings_matches_the_preview(client, redis):
     pv = await preview(client, redis, {**BTC_MARKET_BUY, "qty": "0.0100"})
     placed = await place(client, redis, pv["token"], {**BTC_MARKET_BUY, "symbol": "BTC-USDT", "qty": 0.01})
