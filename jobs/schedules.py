@@ -7,6 +7,7 @@ is enqueued twice or re-run after a crash places one order.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -22,9 +23,12 @@ from jobs.resources import Resources
 from storage.driver import SessionDb
 from storage.models import DcaRunRow, DcaScheduleRow
 from storage.state import keys
+from storage.state.views import QuoteView
 from storage.values import FINAL_COMMAND_STATUSES
 
 ScheduleCommand = CreateDcaSchedule | UpdateDcaSchedule | DeleteDcaSchedule
+QUOTE_WAIT_S = 10.0  # how long a fire waits for a fresh quote (see fresh_quote)
+QUOTE_POLL_S = 0.1
 
 
 def fire_command_id(schedule_id: str, fire_time: datetime) -> str:
@@ -124,7 +128,7 @@ async def run_scheduled_buy(res: Resources, run_id: str) -> CommandResult | None
         return None
     cmd = PlaceOrder(command_id=fire_command_id(sch.id, run.fire_time), source="scheduler", symbol=sch.symbol,
                      side="buy", type="market", notional=sch.quote_amount, schedule_id=sch.id)
-    quote = await res.reader.quote(sch.symbol)
+    quote = await fresh_quote(res, sch.symbol, wait_s=QUOTE_WAIT_S)
     if sch.max_price is not None and quote is not None and quote.ask > sch.max_price:
         await _finish_run(res, run_id, "failed", None,
                           f"ask {quote.ask} above max_price {sch.max_price}; no buy for this fire")
@@ -133,6 +137,26 @@ async def run_scheduled_buy(res: Resources, run_id: str) -> CommandResult | None
     status = "ordered" if result.status in ("succeeded", "unknown", "running") else "failed"
     await _finish_run(res, run_id, status, result.order_id, result.message)
     return result
+
+
+async def fresh_quote(res: Resources, symbol: str, *, wait_s: float) -> QuoteView | None:
+    """The symbol's quote once it is fresh enough to trade on, waiting up to wait_s for that;
+    after that, whatever the view holds (the buy is then refused, and says why).
+
+    Why wait: a fire due while the daemon was down is caught up as it starts (docs/dca-schedules.md),
+    which can be before its feed has delivered a first quote; the last one is then older than
+    quote_stale_after_s, and a market buy on it would be refused for a gap of a second or two.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        quote = await res.reader.quote(symbol)
+        if quote is not None and not quote.stale and (
+                (datetime.now(UTC) - quote.ts).total_seconds() < res.settings.quote_stale_after_s):
+            return quote
+        if loop.time() >= deadline:
+            return quote
+        await asyncio.sleep(QUOTE_POLL_S)
 
 
 async def _finish_run(res: Resources, run_id: str, status: str, order_id: str | None, note: str) -> None:
