@@ -88,7 +88,8 @@ WITH moved_position AS (
     RETURNING b
 ), updated_order AS (
     UPDATE orders SET venue_order_id = :venue_order_id, status = :status, reject_reason = :reason,
-           filled_qty = :filled, avg_fill_price = :avg, fees = :fees_total, updated_at = :ts
+           filled_qty = :filled, avg_fill_price = :avg, fees = :fees_total, updated_at = :ts,
+           version = orders.version + 1
     WHERE CAST(:update_order AS boolean) AND id = :order_id
     RETURNING orders
 ), finished AS (

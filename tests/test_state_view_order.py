@@ -1,4 +1,5 @@
-"""The state view keeps the newest record of a position or balance, whatever order publishes arrive in.
+"""The state view keeps the newest record of an order, position or balance, whatever order publishes
+arrive in; a full rebuild makes Postgres the truth again.
 
 Two effects on one position commit in the order the row lock gives them, but each publishes
 after its own commit, so the later commit's publish can reach Redis first; the delayed one must
@@ -11,6 +12,8 @@ from decimal import Decimal
 
 from jobs.commands import PlaceOrder
 from jobs.orders import place_order
+from storage.state import keys
+from storage.state.rebuild import rebuild_state_view
 from storage.state.views import BalanceView, PositionView
 from tests.helpers import put_quote
 
@@ -54,3 +57,37 @@ async def test_the_same_version_is_written_again(res, redis):
     edited = pos.model_copy(update={"realized_pnl": Decimal("1")})
     await res.writer.write_portfolio([edited], [])
     assert _position(await res.reader.positions()) == edited
+
+
+async def test_a_delayed_publish_of_an_older_order_state_does_not_overwrite_a_newer_one(res, redis):
+    """A "submitting" publish that went out late (a slow venue, a reconciliation booking the order
+    meanwhile) must not show the order as submitting again once it is filled."""
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    await _buy(res, "order:late")
+    (order_id,) = [o.order_id for o in await res.reader.orders()]
+    filled = await res.reader.order(order_id)
+    assert filled is not None and filled.status == "filled" and filled.version >= 1
+    submitting = filled.model_copy(update={"status": "submitting", "filled_qty": Decimal(0), "version": 0})
+
+    await res.writer.write_orders([submitting])
+
+    assert await res.reader.order(order_id) == filled
+    assert order_id.encode() not in await redis.smembers(keys.ORDERS_OPEN)
+
+
+async def test_a_full_rebuild_makes_postgres_the_truth_even_over_a_higher_version(res, redis):
+    """After Postgres was restored from a backup, the view may hold versions it no longer has."""
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    await _buy(res, "order:restored")
+    (order_id,) = [o.order_id for o in await res.reader.orders()]
+    held = await res.reader.order(order_id)
+    assert held is not None
+    newer_than_postgres = held.model_copy(update={"status": "cancelled", "version": held.version + 5})
+    await res.writer.write_orders([newer_than_postgres])
+    await res.writer.write_portfolio([_position(await res.reader.positions()).model_copy(
+        update={"qty": Decimal(7), "version": 99})], [])
+
+    await rebuild_state_view(res.sessions, redis)
+
+    assert await res.reader.order(order_id) == held
+    assert _position(await res.reader.positions()).qty == Decimal("0.01")

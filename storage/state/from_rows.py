@@ -29,7 +29,7 @@ def order_view(r: OrderRow) -> OrderView:
         qty=r.qty, notional=r.notional, limit_price=r.limit_price, stop_price=r.stop_price,
         status=r.status, filled_qty=r.filled_qty, avg_fill_price=r.avg_fill_price,  # type: ignore[arg-type]
         fees=r.fees, reject_reason=r.reject_reason, schedule_id=r.schedule_id,
-        created_at=r.created_at, updated_at=r.updated_at,
+        created_at=r.created_at, updated_at=r.updated_at, version=r.version,
     )
 
 

@@ -69,7 +69,8 @@ async def rebuild_state_view(sessions: async_sessionmaker[AsyncSession], redis: 
     await redis.delete(keys.ORDERS_BY_TIME, keys.ORDERS_OPEN, keys.ORDERS_BY_CLIENT_ID, keys.POSITIONS,
                        keys.BALANCES, keys.SCHEDULES, keys.AUDIT_RECENT)
     w = StateWriter(redis)
-    await _write(w, orders, positions, balances, schedules, commands)
+    await w.write_orders((order_view(o) for o in orders), force=True)  # Postgres is the truth again
+    await _write(w, [], positions, balances, schedules, commands)
     await w.push_audit(e.as_dict() for e in reversed(audit))
     await w.write_trading_state(trading_state_view(control))
     await settle(sessions, w, redis, since=began - REPAIR_MARGIN)

@@ -50,6 +50,7 @@ class OrderView(_View):
     schedule_id: str | None = None
     created_at: datetime
     updated_at: datetime
+    version: int = 0  # raised by every change: of two records of one order, the higher is newer
 
 
 class PositionView(_View):

@@ -48,6 +48,28 @@ end
 return 0
 """
 
+# The same for orders, whose records are keys of their own with three indexes. KEYS: by time,
+# by client order id, open set, then one key per order. ARGV: force ("1": write whatever the
+# view holds), then per order: version, record JSON, order id, created (epoch s), client order
+# id, open ("1"/"0").
+_KEEP_NEWEST_ORDER = """
+for j = 4, #KEYS do
+    local a = 2 + (j - 4) * 6
+    local shown = redis.call('get', KEYS[j])
+    if ARGV[1] == '1' or not shown or (cjson.decode(shown)['version'] or 0) <= tonumber(ARGV[a]) then
+        redis.call('set', KEYS[j], ARGV[a + 1])
+        redis.call('zadd', KEYS[1], ARGV[a + 3], ARGV[a + 2])
+        redis.call('hset', KEYS[2], ARGV[a + 4], ARGV[a + 2])
+        if ARGV[a + 5] == '1' then
+            redis.call('sadd', KEYS[3], ARGV[a + 2])
+        else
+            redis.call('srem', KEYS[3], ARGV[a + 2])
+        end
+    end
+end
+return 0
+"""
+
 
 def dumps(model: Any) -> bytes:
     if hasattr(model, "model_dump_json"):
@@ -79,16 +101,21 @@ class StateWriter:
     async def write_quote(self, quote: QuoteView, pipe: Pipeline | None = None) -> None:
         await self.write_quotes([quote], pipe)
 
-    async def write_orders(self, orders: Iterable[OrderView], pipe: Pipeline | None = None) -> None:
+    async def write_orders(self, orders: Iterable[OrderView], pipe: Pipeline | None = None, *,
+                           force: bool = False) -> None:
+        """Each order and its indexes unless the view holds a newer version of it (see _KEEP_NEWEST_ORDER);
+        force: whatever the view holds (a full rebuild, which makes Postgres's rows the truth again)."""
+        views = list(orders)
+        if not views:
+            return
+        order_keys = [keys.order(o.order_id) for o in views]
+        args: list[Any] = ["1" if force else "0"]
+        for o in views:
+            args += [o.version, dumps(o), o.order_id, o.created_at.timestamp(), o.client_order_id,
+                     "0" if o.status in FINAL_ORDER_STATUSES else "1"]
         async with self.batch(pipe) as p:
-            for o in orders:
-                p.set(keys.order(o.order_id), dumps(o))
-                p.zadd(keys.ORDERS_BY_TIME, {o.order_id: o.created_at.timestamp()})
-                p.hset(keys.ORDERS_BY_CLIENT_ID, o.client_order_id, o.order_id)
-                if o.status in FINAL_ORDER_STATUSES:
-                    p.srem(keys.ORDERS_OPEN, o.order_id)
-                else:
-                    p.sadd(keys.ORDERS_OPEN, o.order_id)
+            p.eval(_KEEP_NEWEST_ORDER, 3 + len(order_keys), keys.ORDERS_BY_TIME, keys.ORDERS_BY_CLIENT_ID,
+                   keys.ORDERS_OPEN, *order_keys, *args)
 
     async def write_portfolio(self, positions: Iterable[PositionView], balances: Iterable[BalanceView],
                               pipe: Pipeline | None = None) -> None:
