@@ -7,10 +7,12 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 import psutil
@@ -54,6 +56,7 @@ async def bench_env(**overrides: object) -> AsyncIterator[Settings]:
     redis = Redis.from_url(REDIS_URL)
     await redis.flushdb()
     settings = load_settings(database_url=url, redis_url=REDIS_URL, simulator_port=0, daemon_http_port=0,
+                             audit_anchor_path=Path(tempfile.gettempdir()) / f"{db}-audit-anchors.jsonl",
                              queue_name=f"tradingd:bench:{uuid.uuid4().hex[:6]}", max_order_notional=Decimal(10**6),
                              paper_starting_balances={"USDT": Decimal(10**7), "USD": Decimal(10**7)}, **overrides)
     try:
@@ -69,7 +72,7 @@ async def bench_env(**overrides: object) -> AsyncIterator[Settings]:
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     for name in ("database_url", "redis_url", "queue_name", "simulator_port", "daemon_http_port",
-                 "worker_wakeup", "max_order_notional"):
+                 "worker_wakeup", "max_order_notional", "audit_anchor_path"):
         env[f"TRADINGD_{name.upper()}"] = str(getattr(settings, name))
     env["TRADINGD_PAPER_STARTING_BALANCES"] = '{"USDT": "10000000", "USD": "10000000"}'
     env["TRADINGD_LOG_LEVEL"] = "WARNING"

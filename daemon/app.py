@@ -2,9 +2,9 @@
 
 Start-up (ARCHITECTURE.md flow 7): rebuild the Redis state view from Postgres → reconcile
 open orders with the venue (as a worker job) → start market data and paper matching → start
-the DCA clock → serve /health and /metrics. Shutdown runs the same steps backwards; every
-effect is written in its own transaction, so stopping between two effects leaves nothing
-half-written.
+the DCA clock → anchor the audit chain outside Postgres → serve /health and /metrics. Shutdown
+runs the same steps backwards; every effect is written in its own transaction, so stopping
+between two effects leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from daemon.anchors import AuditAnchorer
 from daemon.dca_clock import DcaClock
 from daemon.http import HttpServer, build_app
 from daemon.market import MarketHub
@@ -41,6 +42,7 @@ class Daemon:
         self.paper: PaperHost | None = None
         self.clock: DcaClock | None = None
         self.http: HttpServer | None = None
+        self.anchors: AuditAnchorer | None = None
         self._loops: list[asyncio.Task[None]] = []
         self.started_at: float | None = None
 
@@ -62,6 +64,9 @@ class Daemon:
         await self.market.start()
         self.clock = DcaClock(self.res, self.queue)
         await self.clock.start()
+        if s.audit_anchor_path is not None:
+            self.anchors = AuditAnchorer(self.res.sessions, s.audit_anchor_path, s.audit_anchor_every_s)
+            await self.anchors.start()
         self.http = HttpServer(build_app(self.health), s.daemon_http_host, s.daemon_http_port)
         await self.http.start()
         self._loops = [asyncio.create_task(self._heartbeat(), name="heartbeat"),
@@ -74,7 +79,7 @@ class Daemon:
         for t in self._loops:
             t.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-        for part in (self.http, self.clock, self.market, self.paper):
+        for part in (self.http, self.anchors, self.clock, self.market, self.paper):
             if part is not None:
                 try:
                     await part.stop()

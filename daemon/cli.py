@@ -120,6 +120,7 @@ def up(migrate_first: bool = typer.Option(True, "--migrate/--no-migrate")) -> No
 def audit_verify() -> None:
     """Walk the audit chain; report the first edited, inserted or deleted row (exit 1 if any)."""
     from storage.audit import check_witnessed, verify_chain
+    from storage.audit_anchor import database_name, read_anchors
     from storage.db import make_engine, make_sessionmaker
 
     s = _settings()
@@ -131,6 +132,9 @@ def audit_verify() -> None:
             async with make_sessionmaker(engine)() as session:
                 report = await verify_chain(session)
                 seen = await check_witnessed(session, witnessed) if report.ok else report
+                path = s.audit_anchor_path
+                anchors = read_anchors(path, await database_name(session)) if path is not None else []
+                anchored = await check_witnessed(session, anchors) if seen.ok else seen
         finally:
             await engine.dispose()
         if not report.ok:
@@ -142,7 +146,16 @@ def audit_verify() -> None:
             console.print(f"[bold red]audit log tampered[/]: the chain is whole but differs from what "
                           f"the state view saw written ({seen.problem}): {seen.detail}")
             return 1
-        console.print(f"[green]audit log intact[/]: {report.rows_checked} rows verified; {witness_note}")
+        if not anchored.ok:
+            console.print(f"[bold red]audit log tampered[/]: the chain is whole but differs from its anchors "
+                          f"in {path} ({anchored.problem}): {anchored.detail}. If this database was reset or "
+                          f"replaced on purpose, move that file away")
+            return 1
+        anchor_note = (f"{len(anchors)} anchors in {path} match" if anchors else
+                       f"no anchors in {path} yet (the daemon writes them)" if path is not None else
+                       "anchors off (TRADINGD_AUDIT_ANCHOR_PATH is empty)")
+        console.print(f"[green]audit log intact[/]: {report.rows_checked} rows verified; {witness_note}; "
+                      f"{anchor_note}")
         return 0
 
     raise typer.Exit(asyncio.run(main()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -73,6 +74,11 @@ class Settings(BaseSettings):
     dca_misfire_grace_s: int = Field(3600, ge=0)  # default grace for fires missed while down
     reconcile_interval_s: float = Field(30.0, gt=0)
 
+    # --- audit
+    # the chain head's (seq, hash), appended here as it moves (storage/audit_anchor.py); empty: off
+    audit_anchor_path: Path | None = Path(".tradingd/audit-anchors.jsonl")
+    audit_anchor_every_s: float = Field(60.0, gt=0)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
 
@@ -84,6 +90,11 @@ class Settings(BaseSettings):
         if not v.startswith("postgresql+asyncpg://"):
             raise ValueError("must be a PostgreSQL URL, e.g. postgresql+asyncpg://user@host:5432/db")
         return v
+
+    @field_validator("audit_anchor_path", mode="before")
+    @classmethod
+    def _empty_is_off(cls, v: object) -> object:
+        return None if v == "" else v
 
     @field_validator("redis_url")
     @classmethod

@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -67,8 +68,8 @@ async def redis() -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-def settings(database_url: str, redis: Redis) -> Settings:
-    return load_settings(
+def settings(database_url: str, redis: Redis, tmp_path: Path) -> Settings:
+    return load_settings(audit_anchor_path=tmp_path / "audit-anchors.jsonl",
         database_url=database_url, redis_url=TEST_REDIS_URL, simulator_port=0, daemon_http_port=0,
         simulator_tick_ms=20, queue_name=f"tradingd:test:{uuid.uuid4().hex[:8]}", command_wait_s=5.0,
         worker_poll_delay_s=0.5, reconcile_interval_s=3600,

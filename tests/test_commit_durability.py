@@ -91,6 +91,7 @@ async def test_a_held_publish_of_an_unflushed_commit_waits_for_the_flush(res, re
         else:
             raise AssertionError("the held publish never went out")
         async with transaction(res.db, autocommit=True) as db:
-            flushed = await db.conn.fetchval("SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn", committed_at)
+            flushed = await db.conn.fetchval("SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn",
+                                             committed_at)
         assert flushed, f"attempt {attempt}: the event was shown before its commit reached the disk"
 

@@ -58,7 +58,8 @@ async def test_downtime_across_fire_times(settings, redis, grace_s, expect_catch
     assert len(skipped) == catch_up.payload["skipped"]
     if expect_catch_up:
         caught_up = [r for r in runs if r.fire_time.isoformat() == run_fire_time]
-        assert len(caught_up) == 1 and caught_up[0].status == "ordered", [(r.fire_time, r.status, r.note) for r in runs]
+        assert len(caught_up) == 1 and caught_up[0].status == "ordered", [
+            (r.fire_time, r.status, r.note) for r in runs]
         assert caught_up[0].fire_time > max(r.fire_time for r in skipped)  # the latest missed fire is bought
         assert len(skipped) == missed_total - 1
     else:

@@ -15,7 +15,8 @@ from tests.helpers import put_quote
 
 async def _old_quote(redis, symbol: str, age_s: float) -> None:
     q = await put_quote(redis, symbol, "60000.00", "60010.00")
-    await StateWriter(redis).write_quote(q.model_copy(update={"ts": datetime.now(UTC) - timedelta(seconds=age_s)}))
+    aged = q.model_copy(update={"ts": datetime.now(UTC) - timedelta(seconds=age_s)})
+    await StateWriter(redis).write_quote(aged)
 
 
 async def test_a_quote_older_than_the_limit_is_waited_for_until_the_feed_delivers(res, redis):
@@ -45,7 +46,7 @@ async def test_without_a_fresh_quote_it_gives_up_after_the_wait_with_what_the_vi
     started = loop.time()
     quote = await fresh_quote(res, "BTC/USDT", wait_s=0.3)
     assert 0.3 <= loop.time() - started < 2
-    assert quote is not None and quote.ask == Decimal("60010.00")  # the old one: the buy is then refused, saying why
+    assert quote is not None and quote.ask == Decimal("60010.00")  # the old one: the buy is refused
 
 
 async def test_a_fresh_quote_is_returned_at_once(res, redis):

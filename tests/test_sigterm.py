@@ -44,7 +44,7 @@ EXIT_TIMEOUT_S = 15.0
 # settings the subprocesses must share with the test (the rest are the defaults)
 _SHARED = ("database_url", "redis_url", "queue_name", "simulator_port", "daemon_http_port",
            "simulator_tick_ms", "worker_wakeup", "worker_poll_delay_s", "reconcile_interval_s",
-           "max_order_notional", "command_wait_s")
+           "max_order_notional", "command_wait_s", "audit_anchor_path")
 
 
 class Processes:

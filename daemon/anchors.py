@@ -1,0 +1,63 @@
+"""The daemon's audit anchoring: the chain head, appended to the anchor file whenever it moved.
+
+See storage/audit_anchor.py for why. Every `every_s` and once more at shutdown; the file write
+(with its fsync) runs in a thread so the event loop never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.audit_anchor import Anchor, append_anchor, chain_head, database_name, read_anchors
+
+log = logging.getLogger("tradingd.anchors")
+
+
+class AuditAnchorer:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], path: Path, every_s: float) -> None:
+        self.sessions = sessions
+        self.path = path
+        self.every_s = every_s
+        self.anchored = 0
+        self._last: Anchor | None = None
+        self._database = ""
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        async with self.sessions() as s:
+            self._database = await database_name(s)
+        known = await asyncio.to_thread(read_anchors, self.path, self._database)
+        self._last = known[-1] if known else None
+        await self.anchor()
+        self._task = asyncio.create_task(self._loop(), name="audit-anchors")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.anchor()  # the head as the daemon leaves it
+
+    async def anchor(self) -> bool:
+        """Append the chain head if it moved since the last anchor; True if it did."""
+        async with self.sessions() as s:
+            head = await chain_head(s)
+        if head is None or head == self._last:
+            return False
+        await asyncio.to_thread(append_anchor, self.path, self._database, head)
+        self._last = head
+        self.anchored += 1
+        return True
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            try:
+                await self.anchor()
+            except Exception:  # a full disk, a lost connection: log it, keep trying
+                log.exception("audit anchor not written to %s", self.path)
