@@ -151,7 +151,7 @@ def audit_verify() -> None:
                           f"in {path} ({anchored.problem}): {anchored.detail}. If this database was reset or "
                           f"replaced on purpose, move that file away")
             return 1
-        anchor_note = (f"{len(anchors)} anchors in {path} match" if anchors else
+        anchor_note = (f"anchors in {path}: {len(anchors)}, all match" if anchors else
                        f"no anchors in {path} yet (the daemon writes them)" if path is not None else
                        "anchors off (TRADINGD_AUDIT_ANCHOR_PATH is empty)")
         console.print(f"[green]audit log intact[/]: {report.rows_checked} rows verified; {witness_note}; "
