@@ -1,7 +1,8 @@
 """The daemon's audit anchoring: the chain head, appended to the anchor file whenever it moved.
 
-See storage/audit_anchor.py for why. Every `every_s` and once more at shutdown; the file write
-(with its fsync) runs in a thread so the event loop never waits on the disk.
+See storage/audit_anchor.py for why. At start, every `every_s` and once more at shutdown; the file
+write (with its fsync) runs in a thread so the event loop never waits on the disk. The file is
+not read back at start (it only grows): a restart appends the head once more, which is harmless.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.audit_anchor import Anchor, append_anchor, chain_head, database_name, read_anchors
+from storage.audit_anchor import Anchor, append_anchor, chain_head, database_name
 
 log = logging.getLogger("tradingd.anchors")
 
@@ -23,16 +24,13 @@ class AuditAnchorer:
         self.sessions = sessions
         self.path = path
         self.every_s = every_s
-        self.anchored = 0
+        self.database = ""  # current_database(), what anchors are kept under
         self._last: Anchor | None = None
-        self._database = ""
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         async with self.sessions() as s:
-            self._database = await database_name(s)
-        known = await asyncio.to_thread(read_anchors, self.path, self._database)
-        self._last = known[-1] if known else None
+            self.database = await database_name(s)
         await self.anchor()
         self._task = asyncio.create_task(self._loop(), name="audit-anchors")
 
@@ -49,9 +47,8 @@ class AuditAnchorer:
             head = await chain_head(s)
         if head is None or head == self._last:
             return False
-        await asyncio.to_thread(append_anchor, self.path, self._database, head)
+        await asyncio.to_thread(append_anchor, self.path, self.database, head)
         self._last = head
-        self.anchored += 1
         return True
 
     async def _loop(self) -> None:

@@ -183,8 +183,8 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
     if quote is None:
         raise PreviewRefused(f"feed has not delivered a quote for {inst.symbol} yet; retry in a few seconds")
     now = datetime.now(UTC)
-    age = max(0.0, (now - quote.ts).total_seconds())
-    stale = quote.stale or age > settings.quote_stale_after_s
+    age = quote.age_s(now)
+    stale = quote.too_old(now, settings.quote_stale_after_s)
 
     price, execution = _estimate(spec, inst, quote, settings.paper_slippage_bps)
     fee_rate = settings.paper_fee_bps / BPS

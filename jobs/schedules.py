@@ -151,8 +151,7 @@ async def fresh_quote(res: Resources, symbol: str, *, wait_s: float) -> QuoteVie
     deadline = loop.time() + wait_s
     while True:
         quote = await res.reader.quote(symbol)
-        if quote is not None and not quote.stale and (
-                (datetime.now(UTC) - quote.ts).total_seconds() < res.settings.quote_stale_after_s):
+        if quote is not None and not quote.too_old(datetime.now(UTC), res.settings.quote_stale_after_s):
             return quote
         if loop.time() >= deadline:
             return quote

@@ -83,7 +83,7 @@ async def cancel_order_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict
 
 _SCHEDULE_KINDS: dict[str, type[CreateDcaSchedule] | type[UpdateDcaSchedule] | type[DeleteDcaSchedule]] = {
     "create_dca_schedule": CreateDcaSchedule, "update_dca_schedule": UpdateDcaSchedule,
-                   "delete_dca_schedule": DeleteDcaSchedule}
+    "delete_dca_schedule": DeleteDcaSchedule}
 
 
 async def schedule_command_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:

@@ -85,11 +85,8 @@ class Bridge:
             self._reader = StateReader(self.queue.pool)
         return self._reader
 
-    def quote_age_s(self, quote: QuoteView, now: datetime) -> float:
-        return max(0.0, (now - quote.ts).total_seconds())
-
     def quote_is_stale(self, quote: QuoteView, now: datetime) -> bool:
-        return quote.stale or self.quote_age_s(quote, now) > self.settings.quote_stale_after_s
+        return quote.too_old(now, self.settings.quote_stale_after_s)
 
     async def run(self, cmd: AnyCommand) -> CommandOutcome:
         """Queue the command and wait (bounded by command_wait_s) for the worker's verdict."""

@@ -45,7 +45,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
             raise ToolError(f"feed has not delivered a quote for {canonical} yet; retry in a few seconds")
         now = datetime.now(UTC)
         stale = bridge.quote_is_stale(q, now)
-        age = bridge.quote_age_s(q, now)
+        age = q.age_s(now)
         return QuoteResult(
             symbol=q.symbol, bid=q.bid, ask=q.ask, mid=(q.bid + q.ask) / 2, spread=q.ask - q.bid,
             bid_size=q.bid_size, ask_size=q.ask_size, last=q.last, ts=q.ts, age_s=round(age, 3), stale=stale,

@@ -57,7 +57,7 @@ async def health_report(bridge: Bridge) -> HealthResult:
             problems.append(f"no quote for {symbol} yet")
             continue
         stale = bridge.quote_is_stale(q, now)
-        feeds.append(FeedHealth(symbol=symbol, has_quote=True, age_s=round(bridge.quote_age_s(q, now), 3),
+        feeds.append(FeedHealth(symbol=symbol, has_quote=True, age_s=round(q.age_s(now), 3),
                                 stale=stale))
         if stale:
             problems.append(f"quote for {symbol} is stale")

@@ -4,8 +4,10 @@ Quotes are live data and previews are deliberately ephemeral, so neither is rebu
 queue is left alone. Everything else is dropped and written again from the source of truth.
 
 A worker may commit and publish while the rebuild runs; its write can land between our read
-of Postgres and our write to Redis and be overwritten with older data. So after the full pass
-we settle: re-read every row changed since just before the rebuild began, compare it with
+of Postgres and our write to Redis. Positions and balances carry a version the writer checks,
+so our older copy cannot overwrite theirs; orders carry one too, but the full pass writes them
+regardless (a restored database may hold lower versions than the view), and commands and
+schedules carry none. So after the full pass we settle: re-read every row changed since just before the rebuild began, compare it with
 what the view shows, rewrite the ones that differ, and repeat until a pass finds none. That
 last pass wrote nothing, so nothing older can land after it: every later write to the view is
 a worker publishing a newer commit. Under writes that keep racing us, settling gives up after

@@ -26,7 +26,14 @@ class QuoteView(_View):
     ask_size: Amount
     last: Amount | None = None
     ts: datetime
-    stale: bool = False
+    stale: bool = False  # flagged by the feed: no quote for the symbol lately
+
+    def age_s(self, now: datetime) -> float:
+        return max(0.0, (now - self.ts).total_seconds())
+
+    def too_old(self, now: datetime, stale_after_s: float) -> bool:
+        """Stale to trade on: flagged by the feed, or older than the limit (the venue refuses it then)."""
+        return self.stale or self.age_s(now) > stale_after_s
 
 
 class OrderView(_View):

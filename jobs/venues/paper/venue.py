@@ -37,8 +37,9 @@ _AMOUNT = Numeric(38, 18)
 # Its commit does not wait for the WAL flush (synchronous_commit off, for this statement only):
 # the worker's booking, committed right after, flushes the WAL up to and past it. Should
 # Postgres itself crash in between, the venue has no record of the order, which is what a
-# venue that never received it looks like: the order stays "submitting" on our books and
-# reconciliation settles it as never sent (jobs/orders.py).
+# venue that never received it looks like: if our record of the order survived (it is older
+# in the WAL), it stays "submitting" and reconciliation settles it as never sent; if it did
+# not, neither side has the order and the job's re-run places it (jobs/orders.py).
 _INSERT_ORDER_AND_FILL = text("""
 WITH new_order AS (
     INSERT INTO paper_orders (client_order_id, venue_order_id, symbol, side, type, qty, notional, limit_price,
