@@ -15,9 +15,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from jobs.accounts import ensure_paper_account
 from jobs.resources import Resources, build_resources
+from storage.db import make_engine, make_sessionmaker
 from storage.settings import Settings, load_settings
 
 ADMIN_DSN = os.environ.get("TRADINGD_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -86,3 +88,13 @@ async def res(settings: Settings, redis: Redis) -> AsyncIterator[Resources]:
     await ensure_paper_account(r)
     yield r
     await r.close()
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """ORM sessions on the test's database, to read (or tamper with) what the code under test wrote."""
+    engine = make_engine(database_url, pool_size=2)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()

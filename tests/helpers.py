@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.state import keys
 from storage.state.views import QuoteView
 from storage.state.writer import StateWriter
 
@@ -16,3 +23,25 @@ async def put_quote(redis: Redis, symbol: str, bid: str, ask: str, *, stale: boo
                   last=Decimal(bid), ts=datetime.now(UTC), stale=stale)
     await StateWriter(redis).write_quote(q)
     return q
+
+
+async def events(redis: Redis) -> list[bytes]:
+    """The kinds of the events on the state view's event stream, oldest first."""
+    return [fields[b"kind"] for _, fields in await redis.xrange(keys.EVENTS)]
+
+
+async def tamper_audit(sessions: async_sessionmaker[AsyncSession], sql: str) -> None:
+    """Change the audit table behind the append-only trigger's back, as an intruder with the
+    database's owner role could."""
+    async with sessions.begin() as s:
+        await s.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
+        await s.execute(text(sql))
+        await s.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
+
+
+async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    """`tradingd ARGS` as a subprocess with `env` over this process's environment: (exit code, output)."""
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "daemon.cli", *args],
+                                   env={**os.environ, "COLUMNS": "300", **env}, capture_output=True,
+                                   text=True, timeout=60)
+    return done.returncode, done.stdout + done.stderr

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 
 import pytest
 from sqlalchemy import text
@@ -17,6 +14,7 @@ from storage.driver import SessionDb
 from storage.settings import SettingsError, load_settings
 from storage.state.writer import StateWriter
 from tests.conftest import TEST_REDIS_URL
+from tests.helpers import run_cli, tamper_audit
 
 
 @pytest.fixture
@@ -28,13 +26,6 @@ async def sessions(database_url):
                               for i in range(5)])
     yield sm
     await engine.dispose()
-
-
-async def _tamper(sm, sql):
-    async with sm.begin() as s:
-        await s.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
-        await s.execute(text(sql))
-        await s.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
 
 
 async def test_intact_chain_verifies(sessions):
@@ -56,7 +47,7 @@ async def test_update_and_delete_are_refused_by_the_database(sessions):
      "SELECT 6, now(), 'evil', 'thing', 's', '{}', repeat('a', 64), repeat('b', 64)", 6, "edited"),
 ])
 async def test_tampering_is_reported_at_the_first_bad_row(sessions, sql, seq, problem):
-    await _tamper(sessions, sql)
+    await tamper_audit(sessions, sql)
     async with sessions() as s:
         report = await verify_chain(s)
     assert not report.ok and report.first_bad_seq == seq and report.problem == problem, report
@@ -68,8 +59,9 @@ async def test_forged_row_with_valid_hash_but_wrong_link_is_inserted(sessions):
     from storage.audit import entry_hash
     ts = datetime.now(UTC)
     h = entry_hash(6, ts, "evil", "thing", "s", {}, "c" * 64)
-    await _tamper(sessions, "INSERT INTO audit_log (seq, ts, actor, action, subject, payload, prev_hash, hash) "
-                            f"VALUES (6, '{ts.isoformat()}', 'evil', 'thing', 's', '{{}}', '{'c' * 64}', '{h}')")
+    await tamper_audit(sessions,
+                       "INSERT INTO audit_log (seq, ts, actor, action, subject, payload, prev_hash, hash) "
+                       f"VALUES (6, '{ts.isoformat()}', 'evil', 'thing', 's', '{{}}', '{'c' * 64}', '{h}')")
     async with sessions() as s:
         report = await verify_chain(s)
     assert not report.ok and report.first_bad_seq == 6 and report.problem == "inserted", report
@@ -129,7 +121,7 @@ async def test_deleted_newest_rows_are_caught_by_the_witness_not_by_the_chain(se
     witnessed = await _written(sessions)
     async with sessions() as s:
         assert (await check_witnessed(s, witnessed)).ok
-    await _tamper(sessions, "DELETE FROM audit_log WHERE seq >= 4")
+    await tamper_audit(sessions, "DELETE FROM audit_log WHERE seq >= 4")
     async with sessions() as s:
         assert (await verify_chain(s)).ok  # what is left is a valid chain
         report = await check_witnessed(s, witnessed)
@@ -139,8 +131,8 @@ async def test_deleted_newest_rows_are_caught_by_the_witness_not_by_the_chain(se
 
 async def test_a_rewritten_and_rehashed_tail_is_caught_by_the_witness(sessions):
     witnessed = await _written(sessions)
-    await _tamper(sessions, "DELETE FROM audit_log WHERE seq = 5")
-    audit._last_head.clear()  # the forger appends a different row 5 through the real function
+    await tamper_audit(sessions, "DELETE FROM audit_log WHERE seq = 5")
+    # the forger appends a different row 5 through the real function
     async with sessions.begin() as s:
         forged = audit_draft(actor="forger", action="thing", subject="s4", payload={})
         await write_audit(SessionDb(s), [forged])
@@ -150,21 +142,16 @@ async def test_a_rewritten_and_rehashed_tail_is_caught_by_the_witness(sessions):
     assert not report.ok and report.first_bad_seq == 5 and report.problem == "edited", report
 
 
-async def test_audit_verify_command_reports_deleted_newest_rows(sessions, database_url, redis):
+async def test_audit_verify_command_reports_deleted_newest_rows(sessions, database_url, redis, tmp_path):
     """`tradingd audit verify` checks the chain, then its tail against the state view's audit feed."""
     async with sessions() as s:
         entries = await recent_audit(s, 100)
     await StateWriter(redis).push_audit(e.as_dict() for e in reversed(entries))  # as effects publish them
-    env = {**os.environ, "TRADINGD_DATABASE_URL": database_url, "TRADINGD_REDIS_URL": TEST_REDIS_URL,
-           "COLUMNS": "300"}
-    command = [sys.executable, "-m", "daemon.cli", "audit", "verify"]
-    intact = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True,
-                                     timeout=60)
-    said = intact.stdout + intact.stderr
-    assert intact.returncode == 0 and "the newest 5 match" in said, said
-    await _tamper(sessions, "DELETE FROM audit_log WHERE seq = 5")
-    tampered = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True,
-                                       timeout=60)
-    said = tampered.stdout + tampered.stderr
-    assert tampered.returncode == 1, said
+    env = {"TRADINGD_DATABASE_URL": database_url, "TRADINGD_REDIS_URL": TEST_REDIS_URL,
+           "TRADINGD_AUDIT_ANCHOR_PATH": str(tmp_path / "anchors.jsonl")}  # none: the Redis feed alone
+    code, said = await run_cli("audit", "verify", env=env)
+    assert code == 0 and "the newest 5 match" in said, said
+    await tamper_audit(sessions, "DELETE FROM audit_log WHERE seq = 5")
+    code, said = await run_cli("audit", "verify", env=env)
+    assert code == 1, said
     assert "row 5" in said and "deleted" in said, said

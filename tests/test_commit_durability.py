@@ -8,7 +8,6 @@ it outside Postgres before the booking's synchronous commit must wait for the fl
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -20,8 +19,8 @@ from jobs.effects import Effects, HeldPublish
 from jobs.ledger import claim_command
 from jobs.orders import _admit, place_order
 from storage.driver import transaction
-from storage.state import keys
-from tests.helpers import put_quote
+from tests.helpers import events, put_quote
+from tests.stack import eventually
 
 
 class _VenueElsewhere:
@@ -82,14 +81,13 @@ async def test_a_held_publish_of_an_unflushed_commit_waits_for_the_flush(res, re
             await db.conn.execute("INSERT INTO wal_probe VALUES (1)")  # less than a WAL page
         async with transaction(res.db, autocommit=True) as db:
             committed_at = await db.conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
-        HeldPublish(res, Effects(events=[(f"unflushed-{attempt}", {})], durable_at_commit=False))
-        for _ in range(400):
-            kinds = [f[b"kind"] for _, f in await redis.xrange(keys.EVENTS)]
-            if f"unflushed-{attempt}".encode() in kinds:
-                break
-            await asyncio.sleep(0.001)
-        else:
-            raise AssertionError("the held publish never went out")
+        kind = f"unflushed-{attempt}".encode()
+        HeldPublish(res, Effects(events=[(kind.decode(), {})], durable_at_commit=False))
+
+        async def shown(kind: bytes = kind) -> bool:
+            return kind in await events(redis)
+
+        await eventually(shown, timeout=10, every=0.001)  # read the flush position the moment it shows
         async with transaction(res.db, autocommit=True) as db:
             flushed = await db.conn.fetchval("SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn",
                                              committed_at)

@@ -34,9 +34,14 @@ async def test_a_quote_older_than_the_limit_is_waited_for_until_the_feed_deliver
 
 async def test_a_quote_marked_stale_is_waited_for_too(res, redis):
     await put_quote(redis, "ETH/USDT", "3000.00", "3000.50", stale=True)
-    asyncio.get_running_loop().call_later(0.2, lambda: asyncio.ensure_future(
-        put_quote(redis, "ETH/USDT", "3001.00", "3001.50")))
+
+    async def feed_recovers() -> None:
+        await asyncio.sleep(0.2)
+        await put_quote(redis, "ETH/USDT", "3001.00", "3001.50")
+
+    recovery = asyncio.create_task(feed_recovers())
     quote = await fresh_quote(res, "ETH/USDT", wait_s=5)
+    await recovery
     assert quote is not None and not quote.stale and quote.ask == Decimal("3001.50")
 
 
@@ -45,7 +50,7 @@ async def test_without_a_fresh_quote_it_gives_up_after_the_wait_with_what_the_vi
     loop = asyncio.get_running_loop()
     started = loop.time()
     quote = await fresh_quote(res, "BTC/USDT", wait_s=0.3)
-    assert 0.3 <= loop.time() - started < 2
+    assert loop.time() - started >= 0.3
     assert quote is not None and quote.ask == Decimal("60010.00")  # the old one: the buy is refused
 
 
@@ -53,5 +58,5 @@ async def test_a_fresh_quote_is_returned_at_once(res, redis):
     await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
     loop = asyncio.get_running_loop()
     started = loop.time()
-    quote = await fresh_quote(res, "BTC/USDT", wait_s=5)
-    assert quote is not None and loop.time() - started < 0.1
+    quote = await fresh_quote(res, "BTC/USDT", wait_s=30)
+    assert quote is not None and loop.time() - started < 5  # not the wait

@@ -24,9 +24,9 @@ from storage import audit
 from storage.audit import audit_draft, verify_chain, write_audit
 from storage.driver import DatabaseConnectionLost, SessionDb, transaction
 from storage.models import AuditRow, BalanceRow, CommandRow, FillRow, OrderRow, PaperOrderRow, PositionRow
-from storage.state import keys
 from tests.conftest import ADMIN_DSN
-from tests.helpers import put_quote
+from tests.helpers import events, put_quote
+from tests.stack import eventually
 
 
 async def test_market_buy_fills_at_ask_with_slippage_and_fee(res, redis):
@@ -266,10 +266,6 @@ async def test_booking_after_another_process_moved_the_audit_chain_rechains_inst
                              "elsewhere-3", "order.submitting", "fill", "order.filled", "command.succeeded"]
 
 
-async def _events(redis) -> list[bytes]:
-    return [fields[b"kind"] for _, fields in await redis.xrange(keys.EVENTS)]
-
-
 async def test_a_held_publish_goes_out_on_its_own_unless_taken_over_and_is_flushed_at_close(settings, redis):
     """The "submitting" publish waits HOLD_S for the outcome to carry it; a slow venue call must not
     keep it from the view, a fast one must not publish it twice, and shutdown must not drop it."""
@@ -280,16 +276,19 @@ async def test_a_held_publish_goes_out_on_its_own_unless_taken_over_and_is_flush
         carried = Effects(events=[("carried", {})])
         held = HeldPublish(res, carried)
         assert held.take_over() is carried  # the next effect publishes it with its own
-        await asyncio.sleep(HOLD_S * 4)
-        assert await _events(redis) == [b"alone"]
+        await eventually(lambda: events(redis))
+        await asyncio.sleep(HOLD_S * 2)  # time for the taken-over one to go out, were it to
+        assert await events(redis) == [b"alone"]
         HeldPublish(res, Effects(events=[("at-close", {})]))
     finally:
         await res.close()
-    assert await _events(redis) == [b"alone", b"at-close"]
+    assert await events(redis) == [b"alone", b"at-close"]
 
 
-async def test_the_paper_venues_book_write_does_not_wait_for_the_wal_flush(res):
-    """Its commit needs no flush of its own: the booking's commit right after flushes past it."""
+async def test_the_paper_book_statement_turns_off_the_flush_wait_for_its_own_transaction(res):
+    """The statement PaperVenue writes a new order with sets synchronous_commit off, locally: its
+    commit needs no flush of its own, the booking's right after flushes past it. (Run in a
+    transaction of our own, the only way to read the setting it leaves.)"""
     order = BookOrder("td-nowait", "paper-nowait", "BTC/USDT", "buy", "market", Decimal("0.001"), None, None,
                       None, "filled", Decimal("0.001"))
     async with transaction(res.db) as db:  # a transaction of our own, to read the setting afterwards

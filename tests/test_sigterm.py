@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from jobs.commands import PlaceOrder
 from jobs.queue import FINAL_COMMAND_STATUSES, CommandQueue
 from storage.audit import verify_chain
-from storage.db import make_engine, make_sessionmaker
 from storage.models import AuditRow, BalanceRow, CommandRow, FillRow, OrderRow, PositionRow
 from storage.settings import Settings
 from storage.state.reader import StateReader
@@ -147,7 +146,7 @@ async def _sigterm_mid_stream(procs: Processes, queue: CommandQueue, sessions: S
     the worker is then claiming and starting jobs as the signal lands. The stream goes on after
     the signal: those commands must wait in the queue, not be lost.
     """
-    i, signalled_at, signal_time = 0, None, 0.0
+    i, signalled_at, signal_time, final_at_signal = 0, None, 0.0, 0
     reserve = BIG_BURST + 8  # ids kept for the burst at the signal and the stream after it
     give_up_at = asyncio.get_running_loop().time() + 20
     while i < len(ids):
@@ -165,10 +164,13 @@ async def _sigterm_mid_stream(procs: Processes, queue: CommandQueue, sessions: S
             for p in victims:
                 p.send_signal(signal.SIGTERM)
             signalled_at, signal_time = i, asyncio.get_running_loop().time()
+            final_at_signal = await _n_final(sessions, ids)
         await asyncio.sleep(0.05)
     assert signalled_at is not None and signalled_at < len(ids), "the signal was not sent mid-stream"
     codes = {procs.name(p): await procs.wait_exit(p, signal_time) for p in victims}
     assert all(code == 0 for code in codes.values()), f"not a clean exit on SIGTERM: {codes}"
+    # the signal landed while jobs ran (else this tests an idle stop): they finished before the exit
+    assert await _n_final(sessions, ids) > final_at_signal, "no job was in flight when SIGTERM landed"
 
 
 async def _assert_nothing_half_done(sessions: Sessions, ids: list[str]) -> None:
@@ -255,15 +257,6 @@ async def _wait_drained(settings: Settings, redis: Redis, sessions: Sessions, id
                               "job": bool(await redis.exists(f"arq:job:{cid}")),
                               "tries": await redis.get(f"arq:retry:{cid}")}
         raise AssertionError(f"not drained within {within}s: {stuck}") from None
-
-
-@pytest.fixture
-async def sessions(settings: Settings) -> AsyncIterator[Sessions]:
-    engine = make_engine(settings.database_url, pool_size=2)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 async def test_sigterm_worker_mid_stream(settings, redis, procs, queue, sessions):

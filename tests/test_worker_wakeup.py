@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from jobs.commands import PlaceOrder
 from storage.settings import Settings
+from storage.state import keys
 from tests.helpers import put_quote
 from tests.stack import command_queue, eventually, running_worker
 
@@ -46,7 +47,7 @@ async def test_a_burst_larger_than_the_worker_slots_is_all_done_without_waiting_
 
 
 async def _no_tokens_left(redis) -> bool:
-    return await redis.llen("td:worker:wakeup") == 0
+    return await redis.llen(keys.WORKER_WAKEUP) == 0
 
 
 async def test_a_repeat_enqueue_does_not_wake_the_worker(settings: Settings, redis) -> None:
@@ -56,4 +57,4 @@ async def test_a_repeat_enqueue_does_not_wake_the_worker(settings: Settings, red
         )
         assert (await queue.enqueue(cmd))[0]
         assert not (await queue.enqueue(cmd))[0]
-        assert await redis.lrange("td:worker:wakeup", 0, -1) == [b"wake:dup"]
+        assert await redis.lrange(keys.WORKER_WAKEUP, 0, -1) == [b"wake:dup"]
