@@ -8,6 +8,7 @@ COPY storage ./storage
 COPY mcp_bridge ./mcp_bridge
 COPY migrations ./migrations
 COPY bench ./bench
+COPY tests ./tests
 RUN pip install --no-cache-dir -e . && useradd --create-home tradingd \
     && mkdir -p /app/.tradingd && chown tradingd /app/.tradingd
 USER tradingd
