@@ -22,6 +22,11 @@ from storage.state.views import (
 )
 
 
+class ViewRebuilding(Exception):
+    """The state view is missing or being rebuilt from Postgres: answer "retry shortly", not from
+    an empty view."""
+
+
 class StateReader:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
