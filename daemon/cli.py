@@ -168,12 +168,12 @@ async def _witnessed_audit(redis_url: str) -> tuple[list[tuple[int, str]], str]:
     from redis.exceptions import RedisError
 
     from storage.state import keys
-    from storage.state.reader import StateReader
+    from storage.state.reader import StateReader, ViewRebuilding
 
     redis = Redis.from_url(redis_url)
     try:
         recent = await StateReader(redis).audit_recent(keys.AUDIT_RECENT_MAX)
-    except (RedisError, OSError) as e:
+    except (RedisError, OSError, ViewRebuilding) as e:
         return [], f"the newest rows were not checked against the state view ({type(e).__name__})"
     finally:
         await redis.aclose()

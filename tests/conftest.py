@@ -21,6 +21,9 @@ from jobs.accounts import ensure_paper_account
 from jobs.resources import Resources, build_resources
 from storage.db import make_engine, make_sessionmaker
 from storage.settings import Settings, load_settings
+from storage.state import keys
+from storage.state.views import TradingStateView
+from storage.state.writer import StateWriter
 
 ADMIN_DSN = os.environ.get("TRADINGD_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_HOSTPART = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -60,8 +63,13 @@ async def database_url(template_db: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def redis() -> AsyncIterator[Redis]:
+    """A flushed Redis database whose state view counts as ready (storage/state/keys.STATE_READY)
+    and holds the template database's trading state, as a rebuild of the empty database would:
+    tests that read the view without a daemon (which rebuilds it) need not rebuild it themselves."""
     client = Redis.from_url(TEST_REDIS_URL)
     await client.flushdb()
+    await client.set(keys.STATE_READY, b'{"at": "test fixture"}')
+    await StateWriter(client).write_trading_state(TradingStateView(state="ACTIVE"))
     try:
         yield client
     finally:

@@ -62,4 +62,7 @@ def command_view(r: CommandRow) -> CommandView:
 
 
 def trading_state_view(r: TradingControlRow | None) -> TradingStateView:
-    return TradingStateView(state=r.state, reason=r.reason) if r else TradingStateView()
+    """Without the control row (a damaged database) trading is halted, not assumed ACTIVE."""
+    if r is None:
+        return TradingStateView(state="HALTED", reason="no trading_control row in Postgres")
+    return TradingStateView(state=r.state, reason=r.reason)

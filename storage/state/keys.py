@@ -63,10 +63,27 @@ def heartbeat(component: str) -> str:
 
 
 WORKER_WAKEUP = f"{PREFIX}:worker:wakeup"
+WORKER_INFLIGHT = f"{PREFIX}:worker:inflight"  # hash job id -> id of the worker running it
+WORKER_ALIVE_PREFIX = f"{PREFIX}:worker:alive:"  # + worker id: refreshed while the worker lives
+
+
+def worker_alive(worker_id: str) -> str:
+    return WORKER_ALIVE_PREFIX + worker_id
+
+
 EVENTS = f"{PREFIX}:events"  # stream of quote/order/fill/schedule events
 EVENTS_MAXLEN = 10_000
 SCHEDULES_CHANGED = f"{PREFIX}:schedules:changed"  # pub/sub channel the daemon listens on
-STATE_REBUILT_AT = f"{PREFIX}:state:rebuilt_at"
+
+# The view's own state. READY is written last by a completed rebuild (JSON {"at", "redis_run_id"})
+# and is the only proof that the view holds Postgres's data: a FLUSHDB or a restarted Redis without
+# persistence removes it, and no worker write ever sets it, so reads refuse to answer from a view
+# without it (reader.ViewRebuilding). REBUILDING holds the token of the rebuild under way; the
+# rebuild sets READY only if its token is still there, so a flush in the middle of a rebuild
+# leaves the view not ready (and the daemon's view guard rebuilds again).
+STATE_READY = f"{PREFIX}:state:ready"
+STATE_REBUILDING = f"{PREFIX}:state:rebuilding"
+STATE_REBUILDING_TTL_S = 120  # a rebuild that died with its process does not block readiness for ever
 
 
 def preview_used(preview_id: str) -> str:

@@ -7,20 +7,29 @@ A worker may commit and publish while the rebuild runs; its write can land betwe
 of Postgres and our write to Redis. Positions and balances carry a version the writer checks,
 so our older copy cannot overwrite theirs; orders carry one too, but the full pass writes them
 regardless (a restored database may hold lower versions than the view), and commands and
-schedules carry none. So after the full pass we settle: re-read every row changed since just before the rebuild began, compare it with
-what the view shows, rewrite the ones that differ, and repeat until a pass finds none. That
-last pass wrote nothing, so nothing older can land after it: every later write to the view is
-a worker publishing a newer commit. Under writes that keep racing us, settling gives up after
-SETTLE_PASSES and says so (`tradingd state rebuild` runs it again).
+schedules carry none. So after the full pass we settle: re-read every row changed since just
+before the rebuild began, compare it with what the view shows, rewrite the ones that differ,
+and repeat until a pass finds none. That last pass wrote nothing, so nothing older can land
+after it: every later write to the view is a worker publishing a newer commit. Under writes
+that keep racing us, settling gives up after SETTLE_PASSES and says so (`tradingd state
+rebuild` runs it again).
+
+Readiness: the rebuild first removes keys.STATE_READY (reads then raise ViewRebuilding rather
+than answer from a half-written view) and writes it last, only if Redis still holds the token
+it started with. The daemon's view guard (daemon/view_guard.py) runs it whenever the marker is
+gone or Redis restarted, and runs `settle` over a recent window every few seconds, which
+publishes an effect whose process died between its commit and its publish.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,7 +61,52 @@ SETTLE_PASSES = 5
 log = logging.getLogger("tradingd.rebuild")
 
 
-async def rebuild_state_view(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> dict[str, int]:
+class RebuildInterrupted(Exception):
+    """Redis lost our rebuild's token while it ran (flushed or restarted): the view is not ready."""
+
+
+# KEYS: rebuilding, ready. ARGV: our token, the ready record. Ready only if the token survived.
+_FINISH = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    redis.call('set', KEYS[2], ARGV[2])
+    redis.call('del', KEYS[1])
+    return 1
+end
+return 0
+"""
+
+
+async def begin_rebuild(redis: Redis) -> str:
+    """Mark the view not ready (reads raise ViewRebuilding) and rebuilding under a fresh token."""
+    token = uuid.uuid4().hex
+    async with redis.pipeline(transaction=True) as p:
+        p.delete(keys.STATE_READY)
+        p.set(keys.STATE_REBUILDING, token, ex=keys.STATE_REBUILDING_TTL_S)
+        await p.execute()
+    return token
+
+
+async def finish_rebuild(redis: Redis, token: str) -> bool:
+    """Mark the view ready, written last; False if Redis lost `token` meanwhile (flush, restart,
+    or a later rebuild took over), and then the view stays not ready."""
+    ready = orjson.dumps({"at": datetime.now(UTC).isoformat()})
+    return bool(await redis.eval(_FINISH, 2, keys.STATE_REBUILDING, keys.STATE_READY, token, ready))
+
+
+async def rebuild_state_view(sessions: async_sessionmaker[AsyncSession], redis: Redis, *,
+                             attempts: int = 3) -> dict[str, int]:
+    """Rebuild the whole view and mark it ready; again if Redis was flushed while we wrote
+    (RebuildInterrupted after `attempts`)."""
+    for _ in range(attempts):
+        token = await begin_rebuild(redis)
+        counts = await _rebuild(sessions, redis)
+        if await finish_rebuild(redis, token):
+            return counts
+        log.warning("Redis was flushed or restarted while the state view was rebuilt; rebuilding again")
+    raise RebuildInterrupted(f"the state view was lost during {attempts} rebuilds in a row")
+
+
+async def _rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> dict[str, int]:
     began = datetime.now(UTC)
     async with sessions() as s:
         orders = (await s.execute(
@@ -76,23 +130,25 @@ async def rebuild_state_view(sessions: async_sessionmaker[AsyncSession], redis: 
     await w.push_audit(e.as_dict() for e in reversed(audit))
     await w.write_trading_state(trading_state_view(control))
     await settle(sessions, w, redis, since=began - REPAIR_MARGIN)
-    await redis.set(keys.STATE_REBUILT_AT, datetime.now(UTC).isoformat())
     return {"orders": len(orders), "positions": len(positions), "balances": len(balances),
             "schedules": len(schedules), "commands": len(commands), "audit": len(audit)}
 
 
 async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, redis: Redis, *,
-                 since: datetime) -> int:
-    """Rewrite rows changed since `since` that the view shows differently, until a pass finds none
-    (see the module docstring); returns how many passes that took (0: gave up)."""
+                 since: datetime, until: datetime | None = None) -> int:
+    """Rewrite rows changed since `since` (and before `until`, if given) that the view shows
+    differently, until a pass finds none (see the module docstring); returns how many passes that
+    took (0: gave up). A first pass that finds nothing costs one read of those rows and one
+    pipelined read of the view."""
     for n in range(1, SETTLE_PASSES + 1):
         async with sessions() as s:
-            orders = (await s.scalars(select(OrderRow).where(OrderRow.updated_at >= since))).all()
-            positions = (await s.scalars(select(PositionRow).where(PositionRow.updated_at >= since))).all()
-            balances = (await s.scalars(select(BalanceRow).where(BalanceRow.updated_at >= since))).all()
+            orders = (await s.scalars(select(OrderRow).where(*_window(OrderRow, since, until)))).all()
+            positions = (await s.scalars(
+                select(PositionRow).where(*_window(PositionRow, since, until)))).all()
+            balances = (await s.scalars(select(BalanceRow).where(*_window(BalanceRow, since, until)))).all()
             schedules = (await s.scalars(
-                select(DcaScheduleRow).where(DcaScheduleRow.updated_at >= since))).all()
-            commands = (await s.scalars(select(CommandRow).where(CommandRow.updated_at >= since))).all()
+                select(DcaScheduleRow).where(*_window(DcaScheduleRow, since, until)))).all()
+            commands = (await s.scalars(select(CommandRow).where(*_window(CommandRow, since, until)))).all()
         shown = await _shown(redis, orders, positions, balances, schedules, commands)
         expected = ([dumps(order_view(o)) for o in orders] + [dumps(position_view(p)) for p in positions]
                     + [dumps(balance_view(b)) for b in balances]
@@ -101,12 +157,19 @@ async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, red
         differ = [got != want for got, want in zip(shown, expected, strict=True)]
         if not any(differ):
             return n
+        if until is not None and n == 1:  # a periodic pass: these were committed but never published
+            log.warning("state view was missing %d committed change(s) older than %s (a process stopped "
+                        "between commit and publish?); published them now", sum(differ), until.isoformat())
         marks = iter(differ)  # consumed in the order `expected` was built
         await _write(w, _pick(orders, marks), _pick(positions, marks), _pick(balances, marks),
                      _pick(schedules, marks), _pick(commands, marks))
     log.warning("state view still changing under the rebuild after %d passes; it may lag Postgres until "
                 "the next change of those rows (`tradingd state rebuild` settles it again)", SETTLE_PASSES)
     return 0
+
+
+def _window(row: Any, since: datetime, until: datetime | None) -> list[Any]:
+    return [row.updated_at >= since] + ([row.updated_at < until] if until is not None else [])
 
 
 def _pick(rows: Sequence[Any], marks: Iterator[bool]) -> list[Any]:

@@ -118,5 +118,7 @@ class CommandDone(_View):
 
 
 class TradingStateView(_View):
-    state: str = "ACTIVE"
+    """No default state: ACTIVE is said only by Postgres's trading_control row, never assumed."""
+
+    state: str
     reason: str | None = None
