@@ -6,17 +6,61 @@ order id, so the same command run twice has one effect.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from jobs.domain.orders import OrderSpec
+from jobs.domain.orders import (
+    MAX_DECIMALS,
+    MAX_NOTIONAL,
+    MAX_PRICE,
+    OrderSpec,
+    OrderSpecError,
+    check_amount,
+    shown,
+)
 from storage.values import CommandStatus, OrderType, Side, TimeInForce
 
 CommandId = Annotated[str, Field(min_length=1, max_length=160, pattern=r"^[A-Za-z0-9:_\-.]+$")]
+
+
+def plain_text(value: str) -> str:
+    """Refuse control characters (NUL, newlines, escapes) and lone surrogates in free text.
+
+    Why: Postgres text and JSONB cannot hold NUL, and a lone surrogate cannot be encoded as
+    UTF-8 at all; such a value used to be acknowledged and then fail in the worker, leaving its
+    command unanswered. Refusing them when the command is built keeps that from ever queueing.
+    """
+    for i, ch in enumerate(value):
+        if unicodedata.category(ch) in ("Cc", "Cs"):
+            raise ValueError(f"contains a control character ({ch!r} at position {i}) in "
+                             f"{shown(value)!r}; use printable text only")
+    return value
+
+
+def _quote_amount(value: Decimal) -> Decimal:
+    return _amount("quote_amount", value, MAX_NOTIONAL)
+
+
+def _max_price(value: Decimal) -> Decimal:
+    return _amount("max_price", value, MAX_PRICE)
+
+
+def _amount(name: str, value: Decimal, limit: Decimal) -> Decimal:
+    try:
+        check_amount(name, value, limit, max_decimals=MAX_DECIMALS)
+    except OrderSpecError as e:
+        raise ValueError(str(e)) from None
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(plain_text)]
+QuoteAmount = Annotated[Decimal, AfterValidator(_quote_amount)]
+MaxPrice = Annotated[Decimal, AfterValidator(_max_price)]
 
 
 def new_command_id(prefix: str) -> str:
@@ -33,7 +77,7 @@ class OrderFields(BaseModel):
     """An order as given (before rounding to the instrument's increments); previews take this too."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    symbol: str
+    symbol: PlainText
     side: Side
     type: OrderType
     qty: Decimal | None = None
@@ -59,25 +103,25 @@ class CancelOrder(_Command):
 
 class CreateDcaSchedule(_Command):
     kind: Literal["create_dca_schedule"] = "create_dca_schedule"
-    name: str
-    symbol: str
-    quote_amount: Decimal
-    cron: str | None = None
+    name: PlainText
+    symbol: PlainText
+    quote_amount: QuoteAmount
+    cron: PlainText | None = None
     interval_s: int | None = None
     misfire_grace_s: int | None = None
-    max_price: Decimal | None = None
+    max_price: MaxPrice | None = None
 
 
 class UpdateDcaSchedule(_Command):
     kind: Literal["update_dca_schedule"] = "update_dca_schedule"
     schedule_id: str
     action: Literal["pause", "resume", "change"]
-    name: str | None = None
-    quote_amount: Decimal | None = None
-    cron: str | None = None
+    name: PlainText | None = None
+    quote_amount: QuoteAmount | None = None
+    cron: PlainText | None = None
     interval_s: int | None = None
     misfire_grace_s: int | None = None
-    max_price: Decimal | None = None
+    max_price: MaxPrice | None = None
 
 
 class DeleteDcaSchedule(_Command):

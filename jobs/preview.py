@@ -26,7 +26,15 @@ from redis.asyncio import Redis
 from jobs.commands import OrderFields
 from jobs.domain.instruments import Instrument, UnknownInstrumentError, all_instruments, get_instrument
 from jobs.domain.matching import BPS, fill_price, taker_price
-from jobs.domain.orders import OrderSpec, OrderSpecError, normalize_order
+from jobs.domain.orders import (
+    MAX_DECIMALS,
+    MAX_NOTIONAL,
+    MAX_PRICE,
+    OrderSpec,
+    OrderSpecError,
+    check_amount,
+    normalize_order,
+)
 from jobs.domain.risk import RiskLimits, check_order
 from jobs.domain.schedule_clock import ScheduleSpecError, validate_spec
 from storage.settings import Settings
@@ -38,8 +46,6 @@ from storage.values import Amount, OrderType, Quote, Side, TimeInForce
 FEE_QUANTUM = Decimal("0.00000001")
 PREVIEW_ID_RE = re.compile(r"^pv_[A-Za-z0-9_-]{16,64}$")
 VENUE = "paper"
-
-
 
 
 class PreviewRefused(Exception):
@@ -75,9 +81,21 @@ def normalized_order(order: OrderFields | OrderSpec) -> tuple[Instrument, OrderS
 
 
 def check_schedule_input(symbol: str | None, quote_amount: Decimal | None, cron: str | None,
-                         interval_s: int | None, *, timing_required: bool = True) -> str | None:
-    """Validate DCA schedule input before it is queued. Returns the canonical symbol (if given)."""
+                         interval_s: int | None, *, timing_required: bool = True,
+                         max_price: Decimal | None = None) -> str | None:
+    """Validate DCA schedule input before it is queued. Returns the canonical symbol (if given).
+
+    Everything the worker would refuse or could not store is refused here, before the command is
+    acknowledged: amounts beyond the ledger's NUMERIC(38, 18), crons that never fire.
+    """
     canonical = resolve_symbol(symbol) if symbol is not None else None
+    try:
+        if quote_amount is not None:
+            check_amount("quote_amount", quote_amount, MAX_NOTIONAL, max_decimals=MAX_DECIMALS)
+        if max_price is not None:
+            check_amount("max_price", max_price, MAX_PRICE, max_decimals=MAX_DECIMALS)
+    except OrderSpecError as e:
+        raise InputRejected(str(e)) from None
     if timing_required or cron is not None or interval_s is not None:
         try:
             validate_spec(cron, interval_s)

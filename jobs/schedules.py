@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from jobs.commands import CommandResult, CreateDcaSchedule, DeleteDcaSchedule, PlaceOrder, UpdateDcaSchedule
 from jobs.domain.instruments import UnknownInstrumentError, get_instrument
+from jobs.domain.orders import MAX_DECIMALS, MAX_NOTIONAL, MAX_PRICE, OrderSpecError, check_amount
 from jobs.domain.schedule_clock import ScheduleSpecError, next_fire_after, validate_spec
 from jobs.effects import effect_session
 from jobs.ledger import claim_command, finish_command
@@ -45,6 +46,13 @@ def _spec_error(cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaScheduleRow 
     except (UnknownInstrumentError, ScheduleSpecError) as e:
         return str(e)
     amount = cmd.quote_amount
+    try:  # the command model checks these too; a payload queued before that still gets a reason
+        if amount is not None:
+            check_amount("quote_amount", amount, MAX_NOTIONAL, max_decimals=MAX_DECIMALS)
+        if cmd.max_price is not None:
+            check_amount("max_price", cmd.max_price, MAX_PRICE, max_decimals=MAX_DECIMALS)
+    except OrderSpecError as e:
+        return str(e)
     if amount is not None and amount < inst.min_notional:
         return f"quote_amount {amount} is below the minimum order value {inst.min_notional} {inst.quote}"
     return None
@@ -74,15 +82,16 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResul
             elif isinstance(cmd, CreateDcaSchedule):
                 inst = get_instrument(cmd.symbol)
                 row = DcaScheduleRow(
-                    id="sch_" + uuid.uuid4().hex[:16], name=cmd.name, venue=res.default_venue, symbol=inst.symbol,
+                    id="sch_" + uuid.uuid4().hex[:16], name=cmd.name, venue=res.default_venue,
+                    symbol=inst.symbol,
                     quote_amount=cmd.quote_amount, cron=cmd.cron, interval_s=cmd.interval_s, status="active",
                     misfire_grace_s=cmd.misfire_grace_s if cmd.misfire_grace_s is not None
                     else res.settings.dca_misfire_grace_s,
                     max_price=cmd.max_price, command_id=cmd.command_id, created_at=now, updated_at=now)
                 row.next_fire_at = next_fire_after(now, cron=row.cron, interval_s=row.interval_s, anchor=now)
                 s.add(row)
-                await finish_command(db, fx, cmd.command_id, "succeeded", f"schedule {row.id} created", schedule_id=row.id,
-                                     next_fire_at=row.next_fire_at.isoformat())
+                await finish_command(db, fx, cmd.command_id, "succeeded", f"schedule {row.id} created",
+                                     schedule_id=row.id, next_fire_at=row.next_fire_at.isoformat())
             else:
                 assert row is not None
                 _apply_update(row, cmd, now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from typing import Any
 
 import uvicorn
 from fastmcp import FastMCP
-from fastmcp.exceptions import ToolError
+from fastmcp.exceptions import FastMCPError, NotFoundError, ToolError
 from fastmcp.exceptions import ValidationError as ArgumentsError
 from fastmcp.server.auth import AccessToken, TokenVerifier
 from fastmcp.server.lifespan import lifespan
@@ -34,8 +35,10 @@ from mcp_bridge.context import Bridge
 from mcp_bridge.tools import market, orders, portfolio, schedules, system
 from storage.heap import settle_heap
 from storage.settings import Settings, SettingsError
+from storage.state.reader import ViewRebuilding
 
 MCP_PATH = "/mcp"
+log = logging.getLogger("tradingd.mcp")
 
 INSTRUCTIONS = """\
 tradingd: a trading daemon. It trades a simulated PAPER account by default (no real money).
@@ -63,45 +66,84 @@ class BearerTokenVerifier(TokenVerifier):
         return None
 
 
+SHOWN_CHARS = 40  # an error quotes at most this much of a bad value (then "…")
+VIEW_REBUILDING = "the state view is being rebuilt from Postgres; retry in a second or two"
+
+
+def _prefix(text: str, limit: int = SHOWN_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _shown(value: Any) -> str:
+    """A bad value as an error quotes it: a string's first SHOWN_CHARS characters in quotes."""
+    return repr(_prefix(value)) if isinstance(value, str) else _prefix(repr(value))
+
+
 def _describe_arguments(tool: str, err: PydanticValidationError) -> str:
-    """One line per bad parameter, naming it: what pydantic found wrong and the value given."""
+    """One line per bad parameter, naming it: what pydantic found wrong and (a prefix of) the value
+    given. Why a prefix: a 10,000-character input echoed back helps no one and floods the log."""
     by_param: dict[str, list[str]] = {}
     for e in err.errors(include_url=False):
         loc = e.get("loc") or ("arguments",)
-        param = str(loc[0])
+        param = _prefix(str(loc[0]))
         if e["type"] == "none_required" and by_param.get(param):
             continue
         given = e.get("input")
-        shown = "" if e["type"] in ("missing_argument", "missing") else f" (got {given!r})"
-        msg = f"{e['msg']}{shown}"
+        shown = "" if e["type"] in ("missing_argument", "missing") else f" (got {_shown(given)})"
+        msg = f"{_prefix(e['msg'], 200)}{shown}"
         msgs = by_param.setdefault(param, [])
         if msg not in msgs:
             msgs.append(msg)
     # a union member that only says "should be None" adds nothing when the real problem is also listed
     parts = []
-    for param, msgs in by_param.items():
+    for param, msgs in list(by_param.items())[:8]:
         useful = [m for m in msgs if not m.startswith("Input should be None")] or msgs
-        parts.append(f"{param}: {'; '.join(useful)}")
+        parts.append(f"{param}: {'; '.join(useful[:3])}")
     return f"invalid arguments for {tool}: " + " | ".join(parts) + ". Fix these parameters and call again."
 
 
 class ErrorTranslation(Middleware):
-    """Argument errors become a ToolError naming each parameter; a lost Redis says so plainly."""
+    """Every failure of a tool reaches the client as a ToolError with a reason.
+
+    Argument errors name each parameter; a lost Redis and a state view being rebuilt say so
+    plainly (retry shortly); anything else unexpected becomes a short "internal error" naming the
+    tool, with the traceback logged here, never sent (it may carry connection strings).
+    """
 
     async def on_call_tool(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
-        name = getattr(context.message, "name", "tool")
+        name = _prefix(str(getattr(context.message, "name", "tool")))
         try:
             return await call_next(context)
         except ArgumentsError as e:
             cause = e.__cause__
             if isinstance(cause, PydanticValidationError):
                 raise ToolError(_describe_arguments(name, cause)) from None
-            raise ToolError(f"invalid arguments for {name}: {e}") from None
+            raise ToolError(f"invalid arguments for {name}: {_prefix(str(e), 200)}") from None
         except ToolError as e:
-            if isinstance(e.__cause__, RedisConnectionError | RedisTimeoutError):
+            cause = e.__cause__
+            if isinstance(cause, RedisConnectionError | RedisTimeoutError):
                 raise ToolError("the state store (Redis) is unreachable; retry in a few seconds, or ask the "
                                 "operator to check the daemon") from None
+            if isinstance(cause, ViewRebuilding):
+                raise ToolError(VIEW_REBUILDING) from None
+            if cause is not None and str(e).startswith("Error calling tool"):  # fastmcp masked a crash
+                raise _internal(name, cause, logged=True) from None
             raise
+        except ViewRebuilding:
+            raise ToolError(VIEW_REBUILDING) from None
+        except (NotFoundError, FastMCPError):
+            raise
+        except Exception as e:
+            raise _internal(name, e) from None
+
+
+def _internal(tool: str, exc: BaseException, *, logged: bool = False) -> ToolError:
+    """The short answer for a crash; the traceback goes to the log (once: fastmcp logs the ones it masks)."""
+    log.error("internal error in tool %s (%s)", tool, type(exc).__name__,
+              exc_info=None if logged else (type(exc), exc, exc.__traceback__))
+    return ToolError(f"{tool} failed with an internal error ({type(exc).__name__}), logged for the operator; "
+                     f"before retrying a change, check list_orders or list_dca_schedules; call health if it "
+                     f"persists")
 
 
 def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastMCP:

@@ -64,7 +64,8 @@ def get_instrument(symbol: str) -> Instrument:
         return _INSTRUMENTS[canonical]
     except KeyError:
         known = ", ".join(sorted(_INSTRUMENTS))
-        raise UnknownInstrumentError(f"unknown symbol {symbol!r}; use one of: {known}") from None
+        given = symbol if len(symbol) <= 40 else symbol[:40] + "…"  # never echo a huge input back
+        raise UnknownInstrumentError(f"unknown symbol {given!r}; use one of: {known}") from None
 
 
 def normalize_symbol(symbol: str) -> str:

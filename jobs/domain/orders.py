@@ -17,6 +17,37 @@ class OrderSpecError(ValueError):
     """The order as given cannot be placed; the message says what to change."""
 
 
+# Bounds on what an order may say. Why these: every amount lands in a NUMERIC(38, 18) column (at
+# most 20 integer digits) and goes through Decimal arithmetic at the default 28-digit precision
+# (rounding to a lot or tick, fee quantized to 1e-8). A price of at most 1e9 times a quantity of
+# at most 1e12 keeps every product, fee and balance inside both; real orders are far below.
+MAX_QTY = Decimal(10) ** 12  # base units
+MAX_NOTIONAL = Decimal(10) ** 12  # quote units (orders and DCA quote_amount)
+MAX_PRICE = Decimal(10) ** 9  # limit, stop and DCA max_price
+MAX_DECIMALS = 18  # the ledger's scale: more decimal places would be silently rounded away
+SHOWN_CHARS = 40
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """The value as an error message quotes it: at most `limit` characters, then "…".
+
+    Errors go back to an assistant (and into logs); echoing a 10,000-character input in full
+    helps nobody, so a message quotes a prefix that is enough to recognise the value.
+    """
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def check_amount(name: str, value: Decimal, limit: Decimal, *, max_decimals: int | None = None) -> None:
+    """A positive, finite amount no larger than `limit` (and with at most `max_decimals` places)."""
+    if not value.is_finite() or value <= 0:
+        raise OrderSpecError(f"{name} must be a positive number, got {shown(value)}")
+    if value > limit:
+        raise OrderSpecError(f"{name} {shown(value)} is too large: give at most {limit:f}")
+    if max_decimals is not None and -value.normalize().as_tuple().exponent > max_decimals:  # type: ignore[operator]
+        raise OrderSpecError(f"{name} {shown(value)} has more than {max_decimals} decimal places; round it")
+
+
 @dataclass(frozen=True, slots=True)
 class OrderSpec:
     symbol: str
@@ -60,25 +91,34 @@ def normalize_order(spec: OrderSpec, inst: Instrument) -> OrderSpec:
         raise OrderSpecError("time_in_force=ioc is only for limit orders")
 
     out = replace(spec, symbol=inst.symbol)
-    for name in ("qty", "notional", "limit_price", "stop_price"):
+    # bounds first: rounding an out-of-range Decimal raises InvalidOperation instead of a reason
+    for name, limit in (("qty", MAX_QTY), ("notional", MAX_NOTIONAL), ("limit_price", MAX_PRICE),
+                        ("stop_price", MAX_PRICE)):
         v = getattr(spec, name)
-        if v is not None and (not v.is_finite() or v <= 0):
-            raise OrderSpecError(f"{name} must be a positive number, got {v}")
+        if v is not None:
+            check_amount(name, v, limit)
     if spec.qty is not None:
         q = inst.round_qty(spec.qty)
         if q < inst.min_qty:
-            raise OrderSpecError(
-                f"qty {spec.qty} rounds to {q}, below the minimum {inst.min_qty} {inst.base} for {inst.symbol}")
+            raise OrderSpecError(f"qty {shown(spec.qty)} rounds to {q}, below the minimum {inst.min_qty} "
+                                 f"{inst.base} for {inst.symbol}")
         out = replace(out, qty=q)
     if spec.notional is not None:
         n = spec.notional.quantize(inst.tick_size)
         if n < inst.min_notional:
-            raise OrderSpecError(f"notional {spec.notional} is below the minimum {inst.min_notional} {inst.quote}")
+            raise OrderSpecError(f"notional {shown(spec.notional)} is below the minimum {inst.min_notional} "
+                                 f"{inst.quote}")
         out = replace(out, notional=n)
-    if spec.limit_price is not None:
-        out = replace(out, limit_price=inst.round_price(spec.limit_price))
-    if spec.stop_price is not None:
-        out = replace(out, stop_price=inst.round_price(spec.stop_price))
+    # a price that rounds to zero ticks passed a preview once and was refused at placement (the
+    # worker re-checks the rounded order): refuse it here, where preview and worker both look
+    for name in ("limit_price", "stop_price"):
+        v = getattr(spec, name)
+        if v is not None:
+            p = inst.round_price(v)
+            if p <= 0:
+                raise OrderSpecError(f"{name} {shown(v)} rounds to {p} at the tick size {inst.tick_size} of "
+                                     f"{inst.symbol}; give at least {inst.tick_size}")
+            out = replace(out, **{name: p})
     return out
 
 

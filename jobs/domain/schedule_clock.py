@@ -25,22 +25,41 @@ class ScheduleSpecError(ValueError):
     pass
 
 
+FIRE_HORIZON = timedelta(days=5 * 366)  # a cron must fire within this long from now to be accepted
+
+
 def parse_cron(expr: str) -> CronTrigger:
     try:
         return CronTrigger.from_crontab(expr, timezone=UTC)
     except ValueError as e:
         raise ScheduleSpecError(
-            f"cron {expr!r} is not a valid 5-field crontab ({e}); e.g. '0 9 * * mon' is Mondays 09:00 UTC"
-        ) from None
+            f"cron {_shown(expr)!r} is not a valid 5-field crontab ({_shown(str(e), 80)}); "
+            f"e.g. '0 9 * * mon' is Mondays 09:00 UTC") from None
 
 
-def validate_spec(cron: str | None, interval_s: int | None) -> None:
+def validate_spec(cron: str | None, interval_s: int | None, *, now: datetime | None = None) -> None:
+    """Refuse timing that cannot be stored or run: both or neither given, a cron that does not
+    parse, or one that never fires (e.g. '0 0 30 2 *', February 30th) within FIRE_HORIZON.
+
+    Why the horizon check here: a schedule whose next fire time cannot be computed used to be
+    accepted by the bridge and then fail in the worker, leaving its command without an answer.
+    """
     if (cron is None) == (interval_s is None):
         raise ScheduleSpecError("give exactly one of cron (5-field crontab, UTC) or interval_s")
     if cron is not None:
-        parse_cron(cron)
+        trigger = parse_cron(cron)
+        start = datetime.now(UTC) if now is None else now
+        first = trigger.get_next_fire_time(None, start)
+        if first is None or first - start > FIRE_HORIZON:
+            raise ScheduleSpecError(
+                f"cron {_shown(cron)!r} does not fire within {FIRE_HORIZON.days // 366} years (a date that "
+                f"does not exist, such as February 30th?); give a day and month that occur")
     if interval_s is not None and interval_s < 1:
         raise ScheduleSpecError("interval_s must be at least 1 second")
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def next_fire_after(after: datetime, *, cron: str | None, interval_s: int | None,

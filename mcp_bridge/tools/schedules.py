@@ -9,14 +9,14 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from jobs.commands import CreateDcaSchedule, DeleteDcaSchedule, UpdateDcaSchedule, new_command_id
+from jobs.commands import CreateDcaSchedule, DeleteDcaSchedule, PlainText, UpdateDcaSchedule, new_command_id
 from jobs.preview import InputRejected, check_schedule_input
 from mcp_bridge.context import READ_ONLY, Bridge, CommandOutcome, PositiveDecimal, Symbol, writes
 from storage.state.views import ScheduleView
 
 ScheduleId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^sch_[A-Za-z0-9]+$",
                                   description="a schedule id ('sch_...') from list_dca_schedules")]
-Cron = Annotated[str | None, Field(
+Cron = Annotated[PlainText | None, Field(
     min_length=9, max_length=120,
     description="5-field crontab in UTC: minute hour day-of-month month day-of-week, "
                 "e.g. '0 9 * * mon' = Mondays 09:00 UTC; give cron or interval_s, not both")]
@@ -27,7 +27,8 @@ MisfireGrace = Annotated[int | None, Field(
                                     "default 3600")]
 MaxPrice = Annotated[PositiveDecimal | None,
                      Field(description="skip a fire when the ask is above this price")]
-Name = Annotated[str | None, Field(min_length=1, max_length=100, description="a label for the schedule")]
+Name = Annotated[PlainText | None, Field(min_length=1, max_length=100,
+                                         description="a label for the schedule (printable text)")]
 
 
 class ScheduleResult(BaseModel):
@@ -41,9 +42,10 @@ class SchedulesResult(BaseModel):
 
 
 def _check(symbol: str | None, quote_amount: Decimal | None, cron: str | None, interval_s: int | None, *,
-           timing_required: bool) -> str | None:
+           timing_required: bool, max_price: Decimal | None) -> str | None:
     try:
-        return check_schedule_input(symbol, quote_amount, cron, interval_s, timing_required=timing_required)
+        return check_schedule_input(symbol, quote_amount, cron, interval_s, timing_required=timing_required,
+                                    max_price=max_price)
     except InputRejected as e:
         raise ToolError(str(e)) from None
 
@@ -70,7 +72,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         misfire_grace_s (default 3600 s) is bought, once; older missed fires are recorded as skipped.
         Each buy passes the normal risk checks. Manage it with list_dca_schedules / update_dca_schedule.
         """
-        canonical = _check(symbol, quote_amount, cron, interval_s, timing_required=True)
+        canonical = _check(symbol, quote_amount, cron, interval_s, timing_required=True, max_price=max_price)
         assert canonical is not None
         cmd = CreateDcaSchedule(
             command_id=new_command_id("schedule"), name=name or f"DCA {quote_amount} into {canonical}",
@@ -110,7 +112,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
             if quote_amount is not None:
                 current = await bridge.reader.schedule(schedule_id)
                 symbol = current.symbol if current else None
-            _check(symbol, quote_amount, cron, interval_s, timing_required=False)
+            _check(symbol, quote_amount, cron, interval_s, timing_required=False, max_price=max_price)
         cmd = UpdateDcaSchedule(command_id=new_command_id("schedule"), schedule_id=schedule_id, action=action,
                                 name=name, quote_amount=quote_amount, cron=cron, interval_s=interval_s,
                                 misfire_grace_s=misfire_grace_s, max_price=max_price)
