@@ -37,9 +37,11 @@ end
 return {queued, view}
 """
 
-# KEYS: in-progress, queue. ARGV: job id, now ms, in-progress ttl ms.
+# KEYS: in-progress, queue, in-flight hash. ARGV: job id, now ms, in-progress ttl ms, worker id.
 # Returns the job's score if this worker may start it, else nil (running elsewhere, finished,
-# or deferred to later), exactly the conditions of arq's Worker.start_jobs.
+# or deferred to later), exactly the conditions of arq's Worker.start_jobs. The in-progress key
+# holds the worker's id (arq only tests that it exists), and the in-flight hash maps the job to
+# that worker, so RECLAIM can free the jobs of a worker that died.
 CLAIM = """
 if redis.call('exists', KEYS[1]) == 1 then
     return false
@@ -48,8 +50,32 @@ local score = redis.call('zscore', KEYS[2], ARGV[1])
 if not score or tonumber(score) > tonumber(ARGV[2]) then
     return false
 end
-redis.call('psetex', KEYS[1], ARGV[3], '1')
+redis.call('psetex', KEYS[1], ARGV[3], ARGV[4])
+redis.call('hset', KEYS[3], ARGV[1], ARGV[4])
 return score
+"""
+
+# KEYS: in-flight hash. ARGV: alive-key prefix, in-progress key prefix.
+# Why: a worker killed with kill -9 leaves its jobs' in-progress keys behind, and arq would wait
+# for them to expire (job timeout + 10 s, 40 s here) before running the jobs again. Every live
+# worker refreshes a short-lived alive key (jobs/worker.py); an in-flight job whose worker's key
+# has expired is freed here at once (its in-progress key deleted), so the next poll re-runs it.
+# Entries whose in-progress key is gone (the job ended) are dropped. Returns the freed job ids.
+RECLAIM = """
+local entries = redis.call('hgetall', KEYS[1])
+local freed = {}
+for i = 1, #entries, 2 do
+    local job, owner = entries[i], entries[i + 1]
+    local holder = redis.call('get', ARGV[2] .. job)
+    if not holder then
+        redis.call('hdel', KEYS[1], job)
+    elseif holder == owner and redis.call('exists', ARGV[1] .. owner) == 0 then
+        redis.call('del', ARGV[2] .. job)
+        redis.call('hdel', KEYS[1], job)
+        table.insert(freed, job)
+    end
+end
+return freed
 """
 
 

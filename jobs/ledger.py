@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, case, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from jobs.commands import AnyCommand
@@ -21,12 +21,15 @@ from storage.driver import Db
 from storage.tables import COMMANDS
 from storage.values import CommandStatus
 
-# The first run inserts the command as "running"; a repeat run only counts the attempt. Either
-# way the row comes back locked until the caller's transaction ends.
+# A run claims the command: a row the intake recorded (jobs/intake.py, "received", 0 attempts)
+# becomes "running"; a command the intake could not confirm is inserted here; a repeat run only
+# counts the attempt. Either way the row comes back locked until the caller's transaction ends.
 CLAIM = (insert(COMMANDS)
           .values(id=bindparam("p_id"), kind=bindparam("p_kind"), source=bindparam("p_source"),
                   payload=bindparam("p_payload", type_=JSONB), status="running", attempts=1)
-          .on_conflict_do_update(index_elements=[COMMANDS.c.id], set_={"attempts": COMMANDS.c.attempts + 1})
+          .on_conflict_do_update(index_elements=[COMMANDS.c.id], set_={
+              "attempts": COMMANDS.c.attempts + 1,
+              "status": case((COMMANDS.c.status == "received", "running"), else_=COMMANDS.c.status)})
           .returning(*COMMANDS.c))
 _FINISH = (update(COMMANDS).where(COMMANDS.c.id == bindparam("p_id"))
            .values(status=bindparam("p_status"), result=bindparam("p_result", type_=JSONB),

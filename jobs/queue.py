@@ -17,10 +17,14 @@ from arq.connections import RedisSettings
 from arq.constants import expires_extra_ms
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs import arq_scripts
 from jobs.commands import JOB_FOR_KIND, AnyCommand
+from jobs.intake import CommandIntake, NotAccepted
 from storage.state import keys
+from storage.state.from_rows import command_view
 from storage.state.reader import StateReader
 from storage.state.views import CommandDone, CommandView
 from storage.values import FINAL_COMMAND_STATUSES
@@ -31,10 +35,16 @@ async def connect_queue(redis_url: str) -> ArqRedis:
 
 
 class CommandQueue:
-    def __init__(self, pool: ArqRedis, queue_name: str, *, wakeup: bool = True) -> None:
+    """Commands in, outcomes out. With an `intake`, a command is recorded in Postgres before it is
+    queued (jobs/intake.py), so whoever is told "pending" can rely on it; without one (the daemon,
+    which only queues jobs whose own rows are already in Postgres) it only queues."""
+
+    def __init__(self, pool: ArqRedis, queue_name: str, *, wakeup: bool = True,
+                 intake: CommandIntake | None = None) -> None:
         self.pool = pool
         self.queue_name = queue_name
         self.wakeup = wakeup
+        self.intake = intake
         self.reader = StateReader(pool)
         self._enqueue = pool.register_script(arq_scripts.ENQUEUE)
 
@@ -57,6 +67,11 @@ class CommandQueue:
                                message="queued", updated_at=datetime.now(UTC))
         return await self._put(JOB_FOR_KIND[cmd.kind], (cmd.model_dump(mode="json"),), cmd.command_id, received)
 
+    async def redeliver(self, command_id: str, kind: str, payload: dict[str, object]) -> bool:
+        """Queue a recorded command again (its job was lost with Redis); False if Redis has its job."""
+        queued, _ = await self._put(JOB_FOR_KIND[kind], (payload,), command_id)
+        return queued
+
     async def enqueue_job(self, function: str, *args: object, job_id: str) -> bool:
         """Queue a non-command job (scheduler fires, order syncs) under an idempotent id."""
         queued, _ = await self._put(function, args, job_id)
@@ -73,7 +88,27 @@ class CommandQueue:
         return CommandDone(command=view) if view else None
 
     async def submit(self, cmd: AnyCommand, timeout_s: float) -> CommandDone | None:
-        queued, view = await self.enqueue(cmd)
+        """Record (with an intake), queue and wait up to timeout_s; NotAccepted if nothing was kept.
+
+        Once the command is recorded, a Redis that is down only delays it: the daemon queues it
+        again when Redis is back (daemon/redelivery.py), so the answer is still "pending".
+        """
+        intake = await self.intake.record(cmd) if self.intake is not None else None
+        if intake is not None and intake.row is not None and intake.row.status in FINAL_COMMAND_STATUSES:
+            return CommandDone(command=command_view(intake.row))  # a repeat of a finished command
+        try:
+            queued, view = await self.enqueue(cmd)
+        except (RedisConnectionError, RedisTimeoutError):
+            if intake is None:
+                raise
+            if intake.outcome == "unknown":
+                raise NotAccepted(
+                    f"{cmd.kind} uncertain: the database did not answer and Redis is unreachable, so it may "
+                    f"or may not have been recorded. Do not repeat it yet: call get_command_status("
+                    f"command_id={cmd.command_id!r}) once the system is healthy") from None
+            return CommandDone(command=CommandView(
+                command_id=cmd.command_id, kind=cmd.kind, status="received", updated_at=datetime.now(UTC),
+                message="recorded in Postgres; it is queued for the worker as soon as Redis is reachable"))
         if not queued and view is not None and view.status in FINAL_COMMAND_STATUSES:
             return CommandDone(command=view)  # a repeat of a finished command: its stored outcome
         return await self.wait(cmd.command_id, timeout_s)

@@ -12,65 +12,42 @@ idle worker makes one cheap blocking call per poll_delay.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
+import os
+import socket
 import time
-from collections.abc import Awaitable, Callable
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from arq import Retry, Worker
+from arq import Worker
 from arq.connections import RedisSettings
 from arq.utils import timestamp_ms
 from arq.worker import func
-from sqlalchemy.exc import DBAPIError
 
 from jobs import arq_scripts
 from jobs.accounts import ensure_paper_account
 from jobs.commands import CancelOrder, CreateDcaSchedule, DeleteDcaSchedule, PlaceOrder, UpdateDcaSchedule
 from jobs.domain.instruments import all_instruments
 from jobs.domain.sessions import load_calendars
+from jobs.job_guard import JobHealth, guarded
 from jobs.orders import cancel_order, place_order, reconcile_open_orders, sync_order
 from jobs.resources import Resources, build_resources
 from jobs.schedules import run_scheduled_buy, schedule_command
-from storage.driver import DatabaseConnectionLost
 from storage.heap import settle_heap
+from storage.outage import OutageLog, unavailable
 from storage.settings import Settings, get_settings
 from storage.state import keys
 from storage.state.writer import StateWriter
 
 log = logging.getLogger("tradingd.worker")
-HEARTBEAT_EVERY_S = 5.0
-DB_RETRY_DELAY_S = 0.5
+HEARTBEAT_EVERY_S = 1.0  # also how often the alive key is refreshed and dead workers' jobs freed
+ALIVE_TTL_MS = 3000
 
 
 def _res(ctx: dict[str, Any]) -> Resources:
     res: Resources = ctx["res"]
     return res
-
-
-JobFunction = Callable[..., Awaitable[Any]]
-
-
-def retry_when_database_dropped(job: JobFunction) -> JobFunction:
-    """Re-run the job shortly if Postgres dropped its connection (a restart, a failover).
-
-    The pools have already discarded the dead connections (storage/driver.py, storage/db.py);
-    the re-run is safe because every command is idempotent. Any other error fails the job as usual.
-    """
-    @functools.wraps(job)
-    async def run(ctx: dict[str, Any], *args: Any) -> Any:
-        try:
-            return await job(ctx, *args)
-        except DatabaseConnectionLost as e:
-            log.warning("%s: %s; retrying", job.__name__, e)
-            raise Retry(defer=DB_RETRY_DELAY_S) from e
-        except DBAPIError as e:
-            if not e.connection_invalidated:
-                raise
-            log.warning("%s lost its database connection (%s); retrying", job.__name__, type(e.orig).__name__)
-            raise Retry(defer=DB_RETRY_DELAY_S) from e
-    return run
 
 
 async def place_order_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
@@ -104,15 +81,30 @@ async def reconcile_job(ctx: dict[str, Any]) -> int:
     return await reconcile_open_orders(_res(ctx))
 
 
-FUNCTIONS = [retry_when_database_dropped(f) for f in (
-    place_order_job, cancel_order_job, schedule_command_job, scheduled_buy_job, sync_order_job, reconcile_job)]
+JOB_HEALTH = JobHealth()  # one worker per process; its heartbeat reports these
+FUNCTIONS = [guarded(f, JOB_HEALTH) for f in (place_order_job, cancel_order_job, schedule_command_job,
+                                               scheduled_buy_job, sync_order_job, reconcile_job)]
+# arq fails a job after max_tries starts. A database outage retries a job every few seconds for
+# as long as it lasts (jobs/job_guard.py), and a worker killed mid-job restarts it, so no count
+# is right; every other failure ends the command with its reason instead.
+MAX_TRIES = 1_000_000
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     res = build_resources(settings, ctx["redis"])
     ctx["res"] = res
-    await ensure_paper_account(res)
+    outage = OutageLog("database (worker start-up)", log)
+    while True:  # a worker started during an outage waits for the database instead of exiting
+        try:
+            await ensure_paper_account(res)
+            break
+        except Exception as e:
+            if not unavailable(e):
+                raise
+            outage.failed(e)
+            await asyncio.sleep(outage.delay())
+    outage.ok()
     load_calendars(all_instruments(), datetime.now(UTC))
     settle_heap()
     log.info("worker ready (mode=%s, queue=%s)", settings.mode, settings.queue_name)
@@ -132,6 +124,9 @@ class WakeableWorker(Worker):
         self.wakeup = wakeup
         self.iterations = 0
         self.starting_jobs = False  # in start_jobs, claiming: graceful_close waits until it is out
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._woken_by: str | None = None
+        self._last_poll = 0.0
 
     async def main(self) -> None:
         if not self.wakeup:
@@ -145,36 +140,62 @@ class WakeableWorker(Worker):
                                            expires_extra_ms=self.expires_extra_ms)
         self.ctx["redis"] = self.pool
         self._claim = self.pool.register_script(arq_scripts.CLAIM)
+        self._reclaim = self.pool.register_script(arq_scripts.RECLAIM)
+        await self._keep_alive()  # before start-up: a slow start must not look like a dead worker
         if self.on_startup:
             await self.on_startup(self.ctx)
-        writer = StateWriter(self.pool)
-        last_beat = last_poll = 0.0
-        woken_by: str | None = None
+        self._writer = StateWriter(self.pool)
+        self._last_beat = 0.0
+        redis_outage = OutageLog("Redis (worker queue)", log)
         while True:
-            self.iterations += 1
-            now = time.monotonic()
-            poll_due = now - last_poll >= self.poll_delay_s
-            if woken_by is not None and not poll_due and self.job_counter < self.max_jobs:
-                await self.start_jobs([woken_by.encode()])  # the job just queued: no queue read needed
-                self._reap_finished_tasks()
-            else:  # arq's own iteration: every ready job (retries, deferred, missed wake-ups), housekeeping
-                await self._poll_iteration()
-                last_poll = now
-            if now - last_beat >= HEARTBEAT_EVERY_S:
-                await writer.heartbeat("worker", jobs_complete=self.jobs_complete, jobs_failed=self.jobs_failed)
-                last_beat = now
-            if self.job_counter >= self.max_jobs:
-                # every slot busy: nothing can start until a job ends, so wait for that, then poll for
-                # what queued meanwhile (their wake-up tokens alone would be spent while still full)
-                running = [t for t in self.tasks.values() if not t.done()]
-                if running:
-                    await asyncio.wait(running, timeout=self.poll_delay_s,
-                                       return_when=asyncio.FIRST_COMPLETED)
-                woken_by = None
-                continue
-            # one token per queued job, its id; start_jobs skips what already runs here or elsewhere
-            popped = await self.pool.blpop([keys.WORKER_WAKEUP], timeout=self.poll_delay_s)  # type: ignore[arg-type]
-            woken_by = popped[1].decode() if popped and popped[1] != b"1" else None
+            try:
+                await self._iteration()
+                redis_outage.ok()
+            except Exception as e:  # Redis restarting or flushed: wait for it, never exit
+                if not unavailable(e):
+                    raise
+                redis_outage.failed(e)
+                self._woken_by = None
+                await asyncio.sleep(redis_outage.delay())
+
+    async def _iteration(self) -> None:
+        self.iterations += 1
+        now = time.monotonic()
+        poll_due = now - self._last_poll >= self.poll_delay_s
+        if self._woken_by is not None and not poll_due and self.job_counter < self.max_jobs:
+            await self.start_jobs([self._woken_by.encode()])  # the job just queued: no queue read needed
+            self._reap_finished_tasks()
+        else:  # arq's own iteration: every ready job (retries, deferred, missed wake-ups), housekeeping
+            await self._poll_iteration()
+            self._last_poll = now
+        if now - self._last_beat >= HEARTBEAT_EVERY_S:
+            self._last_beat = now
+            await self._keep_alive()
+            await self._writer.heartbeat("worker", jobs_complete=self.jobs_complete,
+                                         jobs_failed=self.jobs_failed, worker_id=self.worker_id,
+                                         **JOB_HEALTH.fields())
+            freed = await self._reclaim(keys=[keys.WORKER_INFLIGHT],
+                                        args=[keys.WORKER_ALIVE_PREFIX, arq_scripts.in_progress_key("")])
+            if freed:
+                log.warning("freed %d job(s) of a worker that stopped without finishing them: %s", len(freed),
+                            ", ".join(j.decode() for j in freed[:5]))
+                self._last_poll = 0.0  # run them now
+        if self.job_counter >= self.max_jobs:
+            # every slot busy: nothing can start until a job ends, so wait for that, then poll for
+            # what queued meanwhile (their wake-up tokens alone would be spent while still full)
+            running = [t for t in self.tasks.values() if not t.done()]
+            if running:
+                await asyncio.wait(running, timeout=self.poll_delay_s,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            self._woken_by = None
+            return
+        # one token per queued job, its id; start_jobs skips what already runs here or elsewhere
+        popped = await self.pool.blpop([keys.WORKER_WAKEUP], timeout=self.poll_delay_s)  # type: ignore[arg-type]
+        self._woken_by = popped[1].decode() if popped and popped[1] != b"1" else None
+
+    async def _keep_alive(self) -> None:
+        """Refresh this worker's alive key (arq_scripts.RECLAIM frees the jobs of one that lapsed)."""
+        await self.pool.set(keys.worker_alive(self.worker_id), b"1", px=ALIVE_TTL_MS)
 
     def _reap_finished_tasks(self) -> None:
         """What arq's poll iteration does with finished jobs: forget them, surface run_job's errors."""
@@ -204,8 +225,14 @@ class WakeableWorker(Worker):
                 self.sem.release()
                 return
             self.job_counter += 1
-            score = await self._claim(keys=[arq_scripts.in_progress_key(job_id), self.queue_name],
-                                      args=[job_id, timestamp_ms(), int(self.in_progress_timeout_s * 1000)])
+            try:
+                score = await self._claim(
+                    keys=[arq_scripts.in_progress_key(job_id), self.queue_name, keys.WORKER_INFLIGHT],
+                    args=[job_id, timestamp_ms(), int(self.in_progress_timeout_s * 1000), self.worker_id])
+            except BaseException:
+                self.job_counter -= 1
+                self.sem.release()
+                raise
             if score is None:  # running elsewhere, finished, or deferred
                 self.job_counter -= 1
                 self.sem.release()
@@ -226,7 +253,7 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
         "job_timeout": settings.job_timeout_s,
         "poll_delay": settings.worker_poll_delay_s,
         "keep_result": 3600,
-        "max_tries": 5,
+        "max_tries": MAX_TRIES,
         "retry_jobs": True,
         "handle_signals": False,
         "job_completion_wait": settings.job_timeout_s,
@@ -247,7 +274,7 @@ class WorkerSettings:
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
     queue_name = get_settings().queue_name
     job_timeout = get_settings().job_timeout_s
-    max_tries = 5
+    max_tries = MAX_TRIES
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:

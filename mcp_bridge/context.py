@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
 from jobs.commands import AnyCommand
+from jobs.intake import NotAccepted
 from jobs.queue import CommandQueue
 from storage.settings import Settings
 from storage.state.reader import StateReader
@@ -40,7 +41,8 @@ CommandIdParam = Annotated[str, Field(min_length=1, max_length=160, pattern=r"^[
 
 
 class CommandOutcome(BaseModel):
-    """What happened to a queued command. status 'pending' means the worker has not finished yet."""
+    """What happened to a queued command. status 'pending' means recorded durably (it runs exactly
+    once, whatever restarts) and the worker has not finished yet."""
 
     command_id: str
     kind: str
@@ -95,7 +97,10 @@ class Bridge:
     async def run_order_command(self, cmd: AnyCommand, order_id: str | None = None
                                 ) -> tuple[CommandOutcome, OrderView | None]:
         """`run`, and the order the command placed or changed (`order_id` if known), as committed."""
-        done = await self.queue.submit(cmd, self.settings.command_wait_s)
+        try:
+            done = await self.queue.submit(cmd, self.settings.command_wait_s)
+        except NotAccepted as e:
+            raise ToolError(str(e)) from None
         result = outcome(cmd.command_id, cmd.kind, done.command if done else None,
                          waited_s=self.settings.command_wait_s)
         order = done.order if done else None
@@ -112,7 +117,8 @@ def outcome(command_id: str, kind: str, view: CommandView | None, *, waited_s: f
             command_id=command_id, kind=kind, status="pending",
             command_status=view.status if view else None, message=view.message if view else "queued",
             order_id=view.order_id if view else None, schedule_id=view.schedule_id if view else None,
-            next_step=(f"the worker did not finish within {waited_s:g} s; do NOT repeat the request: call "
+            next_step=(f"accepted and recorded durably; the worker did not finish within {waited_s:g} s. It "
+                       f"will run exactly once, even across restarts: do NOT repeat the request; call "
                        f"get_command_status(command_id={command_id!r}) in a few seconds"))
     if view.status in ("rejected", "failed"):
         raise ToolError(f"{kind} {view.status}: {view.message} (command {command_id})")

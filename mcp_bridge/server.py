@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from jobs.domain.instruments import all_instruments
 from jobs.domain.sessions import load_calendars
+from jobs.intake import CommandIntake
 from jobs.queue import CommandQueue, connect_queue
 from mcp_bridge.context import Bridge
 from mcp_bridge.tools import market, orders, portfolio, schedules, system
@@ -157,12 +158,14 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
             yield {"bridge": bridge}
             return
         pool = await connect_queue(settings.redis_url)
-        bridge.queue = CommandQueue(pool, settings.queue_name, wakeup=settings.worker_wakeup)
+        intake = CommandIntake(settings.database_url)
+        bridge.queue = CommandQueue(pool, settings.queue_name, wakeup=settings.worker_wakeup, intake=intake)
         try:
             yield {"bridge": bridge}
         finally:
             bridge.queue = None
             await pool.aclose()
+            await intake.close()
 
     auth = None
     if settings.mcp_http_token is not None:

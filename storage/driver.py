@@ -43,6 +43,14 @@ _CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.exceptions.Operat
                       ConnectionError, OSError)
 
 
+# Bounds that turn a silent server (a dead host, a cut network: no refusal, no answer) into an
+# error the worker retries (jobs/worker.py) instead of a job that hangs until arq's job timeout
+# fails it. A statement on the order path takes milliseconds; ten seconds is a stuck server.
+CONNECT_TIMEOUT_S = 3.0
+STATEMENT_TIMEOUT_S = 10.0
+ACQUIRE_TIMEOUT_S = 10.0
+
+
 class DatabaseConnectionLost(Exception):
     """The connection broke mid-statement; it has been discarded, and the work may be retried."""
 
@@ -216,6 +224,7 @@ class RawPool:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
                         self._dsn, min_size=1, max_size=self._size, init=_decode_json_columns,
+                        timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S,
                         reset=_keep_session, max_inactive_connection_lifetime=1800,
                         server_settings={"application_name": "tradingd", "timezone": "UTC"})
         return self._pool
@@ -242,7 +251,7 @@ async def transaction(pool: RawPool, *, autocommit: bool = False) -> AsyncIterat
     as DatabaseConnectionLost, for the caller to retry.
     """
     apool = await pool.pool()
-    async with apool.acquire() as conn:
+    async with apool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
         db = RawDb(conn, pool.database)
         try:
             if autocommit:

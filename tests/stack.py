@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from daemon.app import Daemon
+from jobs.intake import CommandIntake
 from jobs.queue import CommandQueue, connect_queue
 from jobs.worker import run_worker
 from storage.settings import Settings
@@ -51,8 +52,11 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float
 
 @asynccontextmanager
 async def command_queue(settings: Settings) -> AsyncIterator[CommandQueue]:
+    """The bridge's queue: commands recorded in Postgres first (jobs/intake.py), then queued."""
     pool = await connect_queue(settings.redis_url)
+    intake = CommandIntake(settings.database_url, pool_size=2)
     try:
-        yield CommandQueue(pool, settings.queue_name)
+        yield CommandQueue(pool, settings.queue_name, intake=intake)
     finally:
         await pool.aclose()
+        await intake.close()

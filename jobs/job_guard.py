@@ -1,0 +1,148 @@
+"""Whatever a job raises, it ends in a retry or a final, stated outcome: never a silent failure.
+
+Two kinds of failure, two answers:
+- The database or Redis is unreachable (refused, dropped, silent): the job is retried with
+  backoff, for as long as the outage lasts (arq's try limit is set out of reach in
+  jobs/worker.py). Every command is idempotent, so a re-run is safe. The outage is logged once
+  when it starts and once when it ends (storage/outage.py), not per attempt.
+- Anything else (a bug, a payload the worker cannot read, a value Postgres cannot store): a
+  command job ends its command as "failed" with the reason, which get_command_status shows and
+  whoever waits on it receives. If the command already recorded an order, the order may have
+  reached the venue, so the command becomes "unknown" and reconciliation settles it instead.
+
+Each job also runs under a deadline a little shorter than arq's job timeout: arq treats its own
+timeout as a plain failure, which would leave the command "running" forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from arq import Retry
+from sqlalchemy import bindparam, func, literal_column, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
+
+from jobs.effects import effect
+from jobs.ledger import note_outcome, outcome_document
+from jobs.resources import Resources
+from storage.outage import OutageLog, backoff_s, unavailable
+from storage.tables import COMMANDS, ORDERS
+from storage.values import FINAL_COMMAND_STATUSES, OPEN_ORDER_STATUSES
+
+log = logging.getLogger("tradingd.worker")
+JobFunction = Callable[..., Awaitable[Any]]
+DEADLINE_MARGIN_S = 2.0
+RETRY_BASE_S = 0.25
+RETRY_CAP_S = 5.0
+COMMAND_JOBS = frozenset({"place_order_job", "cancel_order_job", "schedule_command_job"})
+MESSAGE_MAX = 300
+
+# The failed (or unknown) outcome, recorded even if no run ever claimed the command; a command
+# that already has a final outcome keeps it (the WHERE of the conflict clause).
+_FAIL = (insert(COMMANDS)
+         .values(id=bindparam("p_id"), kind=bindparam("p_kind"), source=bindparam("p_source"),
+                 payload=bindparam("p_payload", type_=JSONB), status=bindparam("p_status"),
+                 result=bindparam("p_result", type_=JSONB), error=bindparam("p_error"), attempts=1,
+                 updated_at=bindparam("p_ts"))
+         .on_conflict_do_update(
+             index_elements=[COMMANDS.c.id],
+             set_={name: literal_column(f"excluded.{name}") for name in ("status", "result", "error", "updated_at")},
+             where=COMMANDS.c.status.not_in(sorted(FINAL_COMMAND_STATUSES)))
+         .returning(*COMMANDS.c))
+_OPEN_ORDER_OF_COMMAND = select(func.count()).select_from(ORDERS).where(
+    ORDERS.c.command_id == bindparam("p_id"), ORDERS.c.status.in_(sorted(OPEN_ORDER_STATUSES)))
+
+
+class JobHealth:
+    """What the worker's heartbeat says about its jobs: retrying through an outage, and failing."""
+
+    def __init__(self) -> None:
+        self.stores = OutageLog("database or Redis (worker jobs)", log)
+        self.retrying: set[str] = set()
+        self.internal_errors = 0
+        self.last_error: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        down = self.stores.down_for_s
+        since = None if down is None else (datetime.now(UTC) - timedelta(seconds=down)).isoformat()
+        return {"jobs_retrying": len(self.retrying), "internal_errors": self.internal_errors,
+                "db_down_since": since, "last_error": self.last_error}
+
+
+def guarded(job: JobFunction, health: JobHealth) -> JobFunction:
+    """`job`, retried through outages and, for a command, ended with a reason on any other error."""
+    name = job.__name__
+
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any) -> Any:
+        res: Resources = ctx["res"]
+        job_id = str(ctx.get("job_id", "?"))
+        try:
+            async with asyncio.timeout(max(1.0, res.settings.job_timeout_s - DEADLINE_MARGIN_S)):
+                result = await job(ctx, *args)
+        except Exception as e:
+            if unavailable(e):
+                raise _retry(health, job_id, e, ctx) from None
+            health.internal_errors += 1
+            health.last_error = f"{name}: {type(e).__name__}"
+            if name not in COMMAND_JOBS:
+                raise
+            log.exception("%s %s failed; ending its command as failed", name, job_id)
+            try:
+                return await fail_command(res, job_id, args[0] if args else None, e)
+            except Exception as e2:
+                if unavailable(e2):
+                    raise _retry(health, job_id, e2, ctx) from None
+                raise
+        health.retrying.discard(job_id)
+        health.stores.ok()
+        return result
+
+    return run
+
+
+def _retry(health: JobHealth, job_id: str, e: BaseException, ctx: dict[str, Any]) -> Retry:
+    health.stores.failed(e)
+    health.retrying.add(job_id)
+    return Retry(defer=backoff_s(int(ctx.get("job_try", 1)), base=RETRY_BASE_S, cap=RETRY_CAP_S))
+
+
+def _clean(text: str) -> str:
+    """A message Postgres can store and a person can read: no NULs, bounded."""
+    text = text.replace("\x00", "")
+    return text if len(text) <= MESSAGE_MAX else text[:MESSAGE_MAX] + "…"
+
+
+async def fail_command(res: Resources, command_id: str, payload: Any, error: BaseException) -> dict[str, Any]:
+    """End the command with the error as its reason (see the module docstring); returns its result."""
+    body = payload if isinstance(payload, dict) else {}
+    kind = _clean(str(body.get("kind") or "command"))[:40]
+    source = _clean(str(body.get("source") or "mcp"))[:40]
+    async with effect(res) as (db, fx):
+        has_order = bool(await db.scalar(_OPEN_ORDER_OF_COMMAND, {"p_id": command_id}))
+        status = "unknown" if has_order else "failed"
+        message = (f"internal error ({type(error).__name__}) after the order was recorded; its outcome is "
+                   "being reconciled with the venue, do not repeat it" if has_order else
+                   f"internal error ({type(error).__name__}: {_clean(str(error))}); nothing was done. "
+                   "Check the request's values and try again")
+        doc = outcome_document(_clean(message), {})
+        params = {"p_id": command_id, "p_kind": kind, "p_source": source, "p_status": status, "p_result": doc,
+                  "p_error": doc["message"] if status == "failed" else None, "p_ts": datetime.now(UTC)}
+        try:
+            async with db.conn.transaction():  # a savepoint: a payload Postgres rejects is stored without
+                row = await db.first(_FAIL, {**params, "p_payload": body})
+        except (asyncpg.DataError, ValueError, TypeError):
+            row = await db.first(_FAIL, {**params, "p_payload": {"unstorable": True}})
+        if row is not None:
+            fx.command = row
+            note_outcome(fx, actor=row.source, command_id=row.id, kind=row.kind, cmd_status=status,
+                         document=doc)
+    stored = fx.command
+    return {"command_id": command_id, "kind": kind, "message": doc["message"],
+            "status": stored.status if stored is not None else "already final"}
