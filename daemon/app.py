@@ -10,27 +10,32 @@ between two effects leaves nothing half-written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
-
 from daemon.anchors import AuditAnchorer
+from daemon.db_probe import DbProbe
 from daemon.dca_clock import DcaClock
 from daemon.http import HttpServer, build_app
 from daemon.market import MarketHub
 from daemon.metrics import RECONCILES
+from daemon.outages import LoopErrors, StoreOutages
 from daemon.paper_host import PaperHost
+from daemon.redelivery import Redelivery
+from daemon.view_guard import ViewGuard
 from jobs.accounts import ensure_paper_account
 from jobs.queue import CommandQueue, connect_queue
 from jobs.resources import Resources, build_resources
 from storage.heap import settle_heap
 from storage.settings import Settings
-from storage.state.rebuild import rebuild_state_view
+from storage.state.health import evaluate, inputs_or_outage
 
 log = logging.getLogger("tradingd.daemon")
+HEARTBEAT_EVERY_S = 1.0  # health reports see a change within about a second (storage/state/health.py)
+PROBE_EVERY_S = 0.5
 
 
 class Daemon:
@@ -43,6 +48,11 @@ class Daemon:
         self.clock: DcaClock | None = None
         self.http: HttpServer | None = None
         self.anchors: AuditAnchorer | None = None
+        self.guard: ViewGuard | None = None
+        self.probe: DbProbe | None = None
+        self.outages = StoreOutages(log)  # one outage log per store for all the daemon's loops
+        self._beat_now = asyncio.Event()
+        self.redelivery: Redelivery | None = None
         self._loops: list[asyncio.Task[None]] = []
         self.started_at: float | None = None
 
@@ -54,22 +64,29 @@ class Daemon:
         # the daemon starts first and owns the paper account: funded (once, idempotent) before the
         # rebuild reads Postgres, so the view has balances before any order can be previewed
         await ensure_paper_account(self.res)
-        counts = await rebuild_state_view(self.res.sessions, pool)
-        log.info("state view rebuilt from Postgres: %s", counts)
+        self.probe = DbProbe(s.database_url, self.outages.db)
+        await self.probe.probe()
+        # rebuilds the view now, then watches it: rebuilt again if Redis is flushed or restarted
+        self.guard = ViewGuard(self.res.sessions, pool, outages=self.outages)
+        await self.guard.start()
         await self._enqueue_reconcile("startup")
-        self.market = MarketHub(s, self.res.writer)
-        self.paper = PaperHost(self.res.paper, self.queue)
+        self.market = MarketHub(s, self.res.writer, outages=self.outages)
+        self.paper = PaperHost(self.res.paper, self.queue, outages=self.outages)
         await self.paper.start()
         self.market.subscribers.append(self.paper.on_quotes)
         await self.market.start()
-        self.clock = DcaClock(self.res, self.queue)
+        self.clock = DcaClock(self.res, self.queue, outages=self.outages)
         await self.clock.start()
+        self.redelivery = Redelivery(self.res, self.queue)
+        await self.redelivery.start()
         if s.audit_anchor_path is not None:
-            self.anchors = AuditAnchorer(self.res.sessions, s.audit_anchor_path, s.audit_anchor_every_s)
+            self.anchors = AuditAnchorer(self.res.sessions, s.audit_anchor_path, s.audit_anchor_every_s,
+                                         outages=self.outages)
             await self.anchors.start()
         self.http = HttpServer(build_app(self.health), s.daemon_http_host, s.daemon_http_port)
         await self.http.start()
         self._loops = [asyncio.create_task(self._heartbeat(), name="heartbeat"),
+                       asyncio.create_task(self._probe_loop(), name="db-probe"),
                        asyncio.create_task(self._reconcile_loop(), name="reconcile")]
         self.started_at = time.monotonic()
         settle_heap()
@@ -79,12 +96,15 @@ class Daemon:
         for t in self._loops:
             t.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-        for part in (self.http, self.anchors, self.clock, self.market, self.paper):
+        for part in (self.http, self.anchors, self.redelivery, self.clock, self.market, self.paper,
+                     self.guard):
             if part is not None:
                 try:
                     await part.stop()
                 except Exception:
                     log.exception("stopping %s failed", type(part).__name__)
+        if self.probe is not None:
+            await self.probe.close()
         if self.res is not None:
             await self.res.close()
             await self.res.redis.aclose()
@@ -95,44 +115,72 @@ class Daemon:
         await self.queue.enqueue_job("reconcile_job", job_id=f"reconcile:{why}:{int(time.time())}")
 
     async def _reconcile_loop(self) -> None:
+        errors = LoopErrors("periodic reconciliation", self.outages, log)
+        delay = self.settings.reconcile_interval_s
         while True:
-            await asyncio.sleep(self.settings.reconcile_interval_s)
-            await self._enqueue_reconcile("periodic")
+            await asyncio.sleep(delay)
+            try:
+                await self._enqueue_reconcile("periodic")
+                errors.ok(redis=True)
+                delay = self.settings.reconcile_interval_s
+            except Exception as e:
+                delay = errors.failed(e)
+
+    async def _probe_loop(self) -> None:
+        """Probe Postgres every PROBE_EVERY_S (bounded, never raises); beat at once on a change."""
+        assert self.probe is not None
+        while True:
+            was = self.probe.ok
+            await self.probe.probe()
+            if self.probe.ok != was:
+                self._beat_now.set()
+            await asyncio.sleep(PROBE_EVERY_S)
 
     async def _heartbeat(self) -> None:
+        """Every HEARTBEAT_EVERY_S: what the daemon knows (database probe, feed, view) into Redis,
+        where the bridge's health report reads it."""
         assert self.res is not None
+        errors = LoopErrors("daemon heartbeat", self.outages, log)
         while True:
             try:
-                h = await self.health()
-                await self.res.writer.heartbeat("daemon", status=h["status"], feed=h["feed"])
-            except Exception:
-                log.exception("heartbeat failed")
-            await asyncio.sleep(5)
+                await self.res.writer.heartbeat("daemon", ttl_s=10, **self._beat())
+                errors.ok(redis=True)
+            except Exception as e:
+                errors.failed(e)
+            self._beat_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), HEARTBEAT_EVERY_S)
 
-    async def health(self) -> dict[str, Any]:
-        assert self.res is not None
-        checks: dict[str, Any] = {}
-        try:
-            async with self.res.sessions() as s:
-                await s.execute(text("SELECT 1"))
-            checks["postgres"] = "ok"
-        except Exception as e:
-            checks["postgres"] = f"error: {type(e).__name__}"
-        try:
-            await self.res.redis.ping()
-            checks["redis"] = "ok"
-        except Exception as e:
-            checks["redis"] = f"error: {type(e).__name__}"
+    def _beat(self) -> dict[str, Any]:
+        """The daemon's heartbeat body (without "at", which the writer adds)."""
         feed = self.market.feed if self.market else None
         stale = [sym for sym in self.settings.symbols if feed is None or feed.is_stale(sym)]
-        body = {
-            "status": "ok" if checks["postgres"] == checks["redis"] == "ok" and feed and feed.connected else "degraded",
-            "mode": self.settings.mode, "checks": checks,
-            "feed": {"connected": bool(feed and feed.connected), "connections": feed.connections if feed else 0,
-                     "stale": stale, "quotes": self.market.quotes_seen if self.market else 0},
+        return {"mode": self.settings.mode, "pid": os.getpid(),
+                "db": self.probe.as_dict() if self.probe else {"ok": None},
+                "feed": {"connected": bool(feed and feed.connected), "stale": stale},
+                "view": self.guard.state if self.guard else "unknown"}
+
+    async def health(self) -> dict[str, Any]:
+        """The same judgement as the MCP `health` tool (storage/state/health.py), with this
+        process's own state in place of its last heartbeat."""
+        assert self.res is not None
+        inputs = await inputs_or_outage(self.res.redis, symbols=list(self.settings.symbols),
+                                        queue_name=self.settings.queue_name)
+        beat = self._beat()
+        if inputs.redis_error is None:
+            inputs = inputs.model_copy(update={"daemon": {"at": inputs.now.isoformat(), **beat}})
+        report = evaluate(inputs, stale_after_s=self.settings.quote_stale_after_s)
+        feed = self.market.feed if self.market else None
+        body = report.model_dump(mode="json")
+        body.update({
+            "mode": self.settings.mode,
+            "feed": {**beat["feed"], "connections": feed.connections if feed else 0,
+                     "quotes": self.market.quotes_seen if self.market else 0},
+            "db": beat["db"],
+            "view": {"state": beat["view"], "rebuilds": self.guard.rebuilds if self.guard else 0,
+                     "last_rebuild_s": self.guard.last_rebuild_s if self.guard else None},
             "scheduler": {"fires": self.clock.fires if self.clock else 0},
-            "time": datetime.now(UTC).isoformat(),
-        }
+        })
         return body
 
 

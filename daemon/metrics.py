@@ -6,9 +6,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 REGISTRY = CollectorRegistry()
 QUOTES = Counter("tradingd_quotes_total", "Quotes received from the feed", ["symbol"], registry=REGISTRY)
-STALE = Gauge("tradingd_symbol_stale", "1 while a symbol's quotes have stopped", ["symbol"], registry=REGISTRY)
+STALE = Gauge("tradingd_symbol_stale", "1 while a symbol's quotes have stopped", ["symbol"],
+              registry=REGISTRY)
 FEED_CONNECTIONS = Gauge("tradingd_feed_connections_total", "Feed (re)connections so far", registry=REGISTRY)
 PAPER_FILLS = Counter("tradingd_paper_resting_fills_total", "Resting paper orders filled on ticks",
                       registry=REGISTRY)
 SCHEDULE_FIRES = Counter("tradingd_schedule_fires_total", "DCA schedule fires", ["kind"], registry=REGISTRY)
 RECONCILES = Counter("tradingd_reconcile_runs_total", "Reconciliation passes enqueued", registry=REGISTRY)
+REDELIVERED = Counter("tradingd_redelivered_jobs_total",
+                      "Recorded commands and DCA runs queued again after Redis lost their job",
+                      registry=REGISTRY)

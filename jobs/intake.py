@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
-from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import any_, bindparam, select
+from sqlalchemy.dialects.postgresql import JSONB, array, insert
 
 from jobs.commands import AnyCommand
 from storage.driver import DatabaseConnectionLost, RawPool, transaction
@@ -34,6 +35,7 @@ from storage.tables import COMMANDS
 
 log = logging.getLogger("tradingd.intake")
 INTAKE_TIMEOUT_S = 3.0  # a caller waits at most this long for the database before hearing why
+UNFINISHED_BATCH = 500
 
 _RECORD = (insert(COMMANDS)
            .values(id=bindparam("p_id"), kind=bindparam("p_kind"), source=bindparam("p_source"),
@@ -106,3 +108,17 @@ class CommandIntake:
 
     async def close(self) -> None:
         await self.db.close()
+
+
+# Recorded commands that are not finished and have not changed for a while: the candidates for
+# re-delivery when their job is missing from Redis (daemon/redelivery.py).
+_UNFINISHED = (select(COMMANDS.c.id, COMMANDS.c.kind, COMMANDS.c.payload)
+               .where(COMMANDS.c.status == any_(array(["received", "running"])),
+                      COMMANDS.c.updated_at < bindparam("p_before"))
+               .order_by(COMMANDS.c.created_at).limit(UNFINISHED_BATCH))
+
+
+async def unfinished_commands(pool: RawPool, before: datetime) -> list[Any]:
+    """(id, kind, payload) of commands received or running, last changed before `before`."""
+    async with transaction(pool, autocommit=True) as db:
+        return await db.all(_UNFINISHED, {"p_before": before})

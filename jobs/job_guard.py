@@ -25,8 +25,8 @@ from typing import Any
 
 import asyncpg
 from arq import Retry
-from sqlalchemy import bindparam, func, literal_column, select
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import all_, any_, bindparam, func, literal_column, select
+from sqlalchemy.dialects.postgresql import JSONB, array, insert
 
 from jobs.effects import effect
 from jobs.ledger import note_outcome, outcome_document
@@ -53,10 +53,10 @@ _FAIL = (insert(COMMANDS)
          .on_conflict_do_update(
              index_elements=[COMMANDS.c.id],
              set_={name: literal_column(f"excluded.{name}") for name in ("status", "result", "error", "updated_at")},
-             where=COMMANDS.c.status.not_in(sorted(FINAL_COMMAND_STATUSES)))
+             where=COMMANDS.c.status != all_(array(sorted(FINAL_COMMAND_STATUSES))))
          .returning(*COMMANDS.c))
 _OPEN_ORDER_OF_COMMAND = select(func.count()).select_from(ORDERS).where(
-    ORDERS.c.command_id == bindparam("p_id"), ORDERS.c.status.in_(sorted(OPEN_ORDER_STATUSES)))
+    ORDERS.c.command_id == bindparam("p_id"), ORDERS.c.status == any_(array(sorted(OPEN_ORDER_STATUSES))))
 
 
 class JobHealth:

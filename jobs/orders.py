@@ -112,7 +112,10 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
                 "p_quote": inst.quote if isinstance(inst, Instrument) else "",
                 "p_base": inst.base if isinstance(inst, Instrument) else ""})
             if cmd_row.status in FINAL_COMMAND_STATUSES:
-                fx.command = cmd_row  # publish again: a run that died before publishing left the view behind
+                # publish again, with its order: a run that died before publishing left the view behind
+                fx.command = cmd_row
+                if (placed := await db.first(_ORDER_OF_COMMAND, {"p_id": cmd.command_id})) is not None:
+                    fx.order(placed)
                 return _result(cmd_row)
             # the order is written in the claim's transaction, so only a repeat run can find one
             existing = await db.first(_ORDER_OF_COMMAND, {"p_id": cmd.command_id}) \

@@ -1,0 +1,97 @@
+"""Re-delivery: every recorded command, and every recorded DCA fire, reaches the worker.
+
+Why: Postgres holds the truth about what was accepted (jobs/intake.py records a command before
+anyone is told "pending"; the DCA clock records each fire as a run), while the jobs that carry
+them live in Redis, which can be flushed, or restarted without persistence, at any moment. Once
+a second this loop looks for commands still received or running, and runs still enqueued, that
+have not changed for a few seconds, and queues again those whose job Redis no longer holds
+(neither queued, running, nor finished). Queueing is idempotent (the job id is the command id)
+and so is every job, so a command found twice is still executed once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from daemon.metrics import REDELIVERED
+from jobs.arq_scripts import in_progress_key, job_key, result_key
+from jobs.intake import unfinished_commands
+from jobs.queue import CommandQueue
+from jobs.resources import Resources
+from jobs.schedules import pending_runs
+from storage.outage import OutageLog, unavailable
+
+log = logging.getLogger("tradingd.redelivery")
+EVERY_S = 1.0
+QUIET_FOR = timedelta(seconds=3)  # younger rows are still on their way to the queue
+
+
+class Redelivery:
+    def __init__(self, res: Resources, queue: CommandQueue, *, every_s: float = EVERY_S,
+                 quiet_for: timedelta = QUIET_FOR) -> None:
+        self.res = res
+        self.queue = queue
+        self.every_s = every_s
+        self.quiet_for = quiet_for
+        self.outage = OutageLog("database or Redis (re-delivery)", log)
+        self.redelivered = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="redelivery")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.pass_once()
+                self.outage.ok()
+                await asyncio.sleep(self.every_s)
+            except Exception as e:
+                if not unavailable(e):
+                    log.exception("re-delivery pass failed")
+                    await asyncio.sleep(self.every_s)
+                    continue
+                self.outage.failed(e)
+                await asyncio.sleep(max(self.every_s, self.outage.delay()))
+
+    async def pass_once(self) -> int:
+        """Queue again what Redis lost; returns how many jobs were queued."""
+        before = datetime.now(UTC) - self.quiet_for
+        rows = await unfinished_commands(self.res.db, before)
+        runs = await pending_runs(self.res)
+        jobs = [r.id for r in rows] + [f"dca-run:{run_id}" for run_id in runs]
+        if not jobs:
+            return 0
+        known = await self._known(jobs)
+        count = 0
+        for r in rows:
+            if r.id not in known and await self.queue.redeliver(r.id, r.kind, r.payload):
+                count += 1
+                log.warning("command %s (%s) was recorded but its job was missing from Redis; queued again",
+                            r.id, r.kind)
+        for run_id in runs:
+            job_id = f"dca-run:{run_id}"
+            if job_id in known:
+                continue
+            if await self.queue.enqueue_job("scheduled_buy_job", run_id, job_id=job_id):
+                count += 1
+                log.warning("DCA run %s was recorded but its job was missing from Redis; queued again",
+                            run_id)
+        self.redelivered += count
+        REDELIVERED.inc(count)
+        return count
+
+    async def _known(self, job_ids: list[str]) -> set[str]:
+        """The job ids Redis still knows: queued, running or finished."""
+        async with self.res.redis.pipeline(transaction=False) as p:
+            for job_id in job_ids:
+                p.exists(job_key(job_id), in_progress_key(job_id), result_key(job_id))
+            found = await p.execute()
+        return {job_id for job_id, n in zip(job_ids, found, strict=True) if n}
