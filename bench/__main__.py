@@ -1,22 +1,31 @@
-"""`python -m bench NAME`: roundtrip | state_read | order_cost. The last line is `NAME: key=value ...`."""
+"""`python -m bench NAME`: roundtrip | state_read | order_cost | faults. The last line is
+`NAME: key=value ...`.
+
+`faults` takes options (`python -m bench faults --help`) and exits 1 when a check fails.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
+from bench.faults.suite import main as faults
 from bench.order_cost import main as order_cost
 from bench.roundtrip import main as roundtrip
 from bench.state_read import main as state_read
 
 BENCHES = {"roundtrip": roundtrip, "state_read": state_read, "order_cost": order_cost}
+WITH_OPTIONS = {"faults": faults}
 
 
 def run() -> int:
-    if len(sys.argv) != 2 or sys.argv[1] not in BENCHES:
-        print(f"usage: python -m bench {{{'|'.join(BENCHES)}}}", file=sys.stderr)
+    name = sys.argv[1] if len(sys.argv) > 1 else ""
+    if name in WITH_OPTIONS:
+        return asyncio.run(WITH_OPTIONS[name](sys.argv[2:]))
+    if len(sys.argv) != 2 or name not in BENCHES:
+        print(f"usage: python -m bench {{{'|'.join([*BENCHES, *WITH_OPTIONS])}}}", file=sys.stderr)
         return 2
-    asyncio.run(BENCHES[sys.argv[1]]())
+    asyncio.run(BENCHES[name]())
     return 0
 
 

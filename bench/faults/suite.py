@@ -1,0 +1,183 @@
+"""`python -m bench faults [--quick] [--outage-s S] [--fuzz-examples N] ...`: the fault suite.
+
+One stack (bench/faults/stack.py), 8 MCP clients placing orders (drive.py), and the faults of
+inject.py in turn. Around each fault the clients run; after it they pause, whatever died is
+restarted, and checks.py compares Postgres, the venue's book, the view and the audit chain.
+Findings accumulate as sets over the phases. The last line is
+
+    faults: acknowledged=N lost=N duplicates=N stuck=N view_diffs=N rebuild_s=X internal_errors=N
+
+and the exit status is 1 if any of lost, duplicates, stuck, view_diffs, internal_errors is not 0
+(or the audit chain does not verify, or the fuzzer could not run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from fastmcp import Client
+
+from bench.faults import inject
+from bench.faults.checks import Findings, check
+from bench.faults.drive import Driver
+from bench.faults.fuzz import fuzz
+from bench.faults.stack import STARTING_BALANCES, Stack
+
+PHASES = ("warmup", "worker_kill", "daemon_kill", "pg_refused", "pg_silent", "redis_flush", "redis_restart",
+          "fuzz")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench faults", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="short outages, fewer kills and fuzz cases (~3 min)")
+    p.add_argument("--outage-s", type=float, help="each Postgres outage, seconds (30; quick 5; <= 600)")
+    p.add_argument("--worker-kills", type=int, help="worker kill -9 count (6; quick 2)")
+    p.add_argument("--fuzz-examples", type=int, help="hypothesis cases over all tools (10000; quick 1000)")
+    p.add_argument("--settle-s", type=float, default=60.0, help="bound for acknowledged commands to be final")
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--pace-s", type=float, help="pause between one client's orders (1.0; quick 0.5)")
+    p.add_argument("--seed", type=int, default=20261130)
+    p.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
+    p.add_argument("--keep", action="store_true", help="keep the database for a post-mortem")
+    a = p.parse_args(argv)
+    a.outage_s = a.outage_s if a.outage_s is not None else (5.0 if a.quick else 30.0)
+    if not 0 < a.outage_s <= 600:
+        p.error("--outage-s must be in (0, 600]")
+    a.worker_kills = a.worker_kills if a.worker_kills is not None else (2 if a.quick else 6)
+    a.fuzz_examples = a.fuzz_examples if a.fuzz_examples is not None else (1000 if a.quick else 10_000)
+    a.pace_s = a.pace_s if a.pace_s is not None else (0.5 if a.quick else 1.0)
+    a.phases = [x for x in a.phases.split(",") if x]
+    unknown = set(a.phases) - set(PHASES)
+    if unknown:
+        p.error(f"unknown phases {sorted(unknown)}")
+    return a
+
+
+async def _health_during(stack: Stack, after_s: float) -> str:
+    """What the daemon's /health and the MCP health tool say `after_s` into a fault."""
+    await asyncio.sleep(after_s)
+    said = []
+    try:
+        async with httpx.AsyncClient(timeout=3) as http:
+            r = await http.get(f"http://127.0.0.1:{stack.daemon_http_port}/health")
+            said.append(f"daemon /health {r.status_code} {r.json().get('status')}")
+    except Exception as e:
+        said.append(f"daemon /health: {type(e).__name__}")
+    try:
+        async with Client(stack.mcp_url, auth=stack.token, timeout=5) as client:
+            res = await client.call_tool("health", {})
+            said.append(f"mcp health {(res.structured_content or {}).get('status')}")
+    except Exception as e:
+        said.append(f"mcp health: {type(e).__name__}")
+    return "; ".join(said)
+
+
+class Suite:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.a = args
+        self.rng = random.Random(args.seed)
+        self.stack = Stack()
+        self.total = Findings()
+        self.rebuilds: list[float] = []
+        self.internal_errors: int | None = None  # None: the fuzz did not run (or could not)
+        self.crashes: list[str] = []
+
+    async def run(self) -> int:
+        print(f"stack in {self.stack.workdir} (logs, redis AOF); database {self.stack.db}", flush=True)
+        await self.stack.start()
+        driver = Driver(self.stack.mcp_url, self.stack.token, clients=self.a.clients, pace_s=self.a.pace_s,
+                        seed=self.a.seed)
+        driver.start()
+        try:
+            for name in self.a.phases:
+                for i, fault in enumerate(self._faults(name)):
+                    label = f"{name}#{i + 1}" if name == "worker_kill" else name
+                    await self._phase(label, driver, fault)
+        finally:
+            await driver.close()
+            await self.stack.stop(keep_database=self.a.keep)
+        return self._report(driver)
+
+    def _faults(self, name: str) -> list[Callable[[], Awaitable[dict[str, Any]]]]:
+        s, a = self.stack, self.a
+        return {
+            "warmup": [lambda: asyncio.sleep(3, {})],
+            "worker_kill": [lambda: inject.kill_worker(s, self.rng) for _ in range(a.worker_kills)],
+            "daemon_kill": [lambda: inject.kill_daemon(s, self.rng)],
+            "pg_refused": [lambda: self._with_health(inject.postgres_outage(s, "refuse", a.outage_s))],
+            "pg_silent": [lambda: self._with_health(inject.postgres_outage(s, "blackhole", a.outage_s))],
+            "redis_flush": [lambda: inject.redis_flush(s)],
+            "redis_restart": [lambda: inject.redis_restart(s)],
+            "fuzz": [self._fuzz],
+        }[name]
+
+    async def _with_health(self, fault: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+        health = asyncio.create_task(_health_during(self.stack, 3.0))
+        measured = await fault
+        return {**measured, "health_at_3s": await health}
+
+    async def _fuzz(self) -> dict[str, Any]:
+        bound = max(900.0, self.a.fuzz_examples * 0.2)
+        out = await asyncio.wait_for(fuzz(self.stack.mcp_url, self.stack.token, examples=self.a.fuzz_examples,
+                                          seed=self.a.seed), bound)
+        self.internal_errors = out["internal_errors"]
+        return {"internal_errors": out["internal_errors"], "report": out["report"]}
+
+    async def _phase(self, label: str, driver: Driver,
+                     fault: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        t0 = time.monotonic()
+        if label == "fuzz":
+            await driver.pause()  # the fuzz is its own load
+        else:
+            driver.resume()
+            await asyncio.sleep(1.0)
+        measured = await fault()
+        if label != "fuzz":
+            await asyncio.sleep(2.0)
+            await asyncio.wait_for(driver.pause(), 90)
+        await self._restart_crashed(label)
+        for key in ("rebuild_s",):
+            if key in measured:
+                self.rebuilds.append(float(measured[key]))
+        found = await check(self.stack.direct_url, self.stack.r, sorted(driver.ledger.acknowledged),
+                            starting={k: Decimal(v) for k, v in STARTING_BALANCES.items()},
+                            settle_within=self.a.settle_s)
+        self.total.merge(found)
+        print(f"phase {label} ({time.monotonic() - t0:.0f}s): {measured} | acknowledged="
+              f"{len(driver.ledger.acknowledged)} | {found.summary()}", flush=True)
+
+    async def _restart_crashed(self, label: str) -> None:
+        """A process that exited by itself during a fault is a finding; it is restarted to go on."""
+        assert self.stack.procs is not None
+        for role, code in self.stack.procs.exited().items():
+            self.crashes.append(f"{role} exited {code} during {label}")
+            await self.stack.restart(role)
+
+    def _report(self, driver: Driver) -> int:
+        led, t = driver.ledger, self.total
+        print(f"calls: {dict(sorted(led.outcomes.items()))}")
+        for kind, msg in sorted(led.sample_errors.items()):
+            print(f"  first {kind}: {msg}")
+        print(f"refused with a reason (final, not counted as acknowledged): {len(led.refused)}")
+        print(f"crashes: {self.crashes or 'none'}; audit chain: {t.audit_problem or 'verifies'}")
+        if not self.a.keep:
+            print(f"logs kept in {self.stack.workdir / 'logs'}")
+        rebuild = max(self.rebuilds) if self.rebuilds else 0.0
+        ie = "n/a" if self.internal_errors is None else str(self.internal_errors)
+        print(f"faults: acknowledged={len(led.acknowledged)} lost={len(t.lost)} "
+              f"duplicates={len(t.duplicates)} stuck={len(t.stuck)} view_diffs={len(t.view_diffs)} "
+              f"rebuild_s={rebuild:.2f} internal_errors={ie}")
+        fuzz_failed = "fuzz" in self.a.phases and self.internal_errors != 0
+        bad = not t.ok or fuzz_failed or self.crashes
+        return 1 if bad else 0
+
+
+async def main(argv: list[str]) -> int:
+    return await Suite(parse(argv)).run()
