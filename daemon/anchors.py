@@ -14,14 +14,17 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from daemon.outages import LoopErrors, StoreOutages
 from storage.audit_anchor import Anchor, append_anchor, chain_head, database_name
 
 log = logging.getLogger("tradingd.anchors")
 
 
 class AuditAnchorer:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], path: Path, every_s: float) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], path: Path, every_s: float,
+                 outages: StoreOutages | None = None) -> None:
         self.sessions = sessions
+        self.errors = LoopErrors(f"audit anchoring to {path}", outages or StoreOutages(log), log)
         self.path = path
         self.every_s = every_s
         self.database = ""  # current_database(), what anchors are kept under
@@ -52,9 +55,12 @@ class AuditAnchorer:
         return True
 
     async def _loop(self) -> None:
+        delay = self.every_s
         while True:
-            await asyncio.sleep(self.every_s)
+            await asyncio.sleep(delay)
             try:
                 await self.anchor()
-            except Exception:  # a full disk, a lost connection: log it, keep trying
-                log.exception("audit anchor not written to %s", self.path)
+                self.errors.ok(db=True)
+                delay = self.every_s
+            except Exception as e:  # a full disk, a lost connection: logged once, retried
+                delay = min(self.every_s, self.errors.failed(e))

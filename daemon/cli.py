@@ -81,14 +81,14 @@ def worker() -> None:
 
 
 @app.command()
-def mcp(http: bool = typer.Option(False, "--http", help="Serve streamable HTTP (bearer token) instead of stdio.")
-        ) -> None:
-    """Run the MCP bridge (stdio by default)."""
-    from mcp_bridge.server import run_http, run_stdio
+def mcp(http: bool = typer.Option(False, "--http",
+                                  help="Serve streamable HTTP (bearer token) instead of stdio.")) -> None:
+    """Run the MCP bridge (stdio by default). SIGTERM and SIGINT stop it cleanly, with exit 0."""
+    from mcp_bridge.server import serve_http, serve_stdio
 
     s = _settings()
     try:
-        run_http(s) if http else run_stdio(s)
+        _run(lambda stop: serve_http(s, stop=stop) if http else serve_stdio(s, stop=stop))
     except SettingsError as e:
         console.print(f"[bold red]tradingd mcp will not start[/]: {e}")
         raise typer.Exit(2) from None

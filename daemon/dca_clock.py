@@ -11,6 +11,7 @@ schedule's grace window; the rest are recorded as skipped_missed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from daemon.metrics import SCHEDULE_FIRES
+from daemon.outages import LoopErrors, StoreOutages
 from jobs.domain.schedule_clock import next_fire_after, plan_catch_up
 from jobs.effects import effect_session
 from jobs.queue import CommandQueue
@@ -34,8 +36,12 @@ log = logging.getLogger("tradingd.dca")
 
 
 class DcaClock:
-    def __init__(self, res: Resources, queue: CommandQueue, resync_s: float = 30.0) -> None:
+    def __init__(self, res: Resources, queue: CommandQueue, resync_s: float = 30.0,
+                 outages: StoreOutages | None = None) -> None:
         self.res = res
+        outages = outages or StoreOutages(log)
+        self._resync_errors = LoopErrors("DCA schedule resync", outages, log)
+        self._listen_errors = LoopErrors("DCA schedule change listener", outages, log)
         self.queue = queue
         self.resync_s = resync_s
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -60,21 +66,40 @@ class DcaClock:
 
     async def _active_ids(self) -> list[str]:
         async with self.res.sessions() as s:
-            return list((await s.execute(select(DcaScheduleRow.id).where(DcaScheduleRow.status == "active"))).scalars())
+            return list((await s.execute(
+                select(DcaScheduleRow.id).where(DcaScheduleRow.status == "active"))).scalars())
 
     async def _resync_all(self) -> None:
-        for sid in await self._active_ids():
-            await self.resync(sid)
+        """Every resync_s (an APScheduler job): also catches up a fire that failed in an outage."""
+        try:
+            for sid in await self._active_ids():
+                await self.resync(sid)
+            self._resync_errors.ok(db=True)
+        except Exception as e:  # logged once per outage, not a traceback per run; the next run retries
+            self._resync_errors.failed(e)
 
     async def _listen(self) -> None:
+        """Resync a schedule when the worker says it changed; subscribes again after losing Redis
+        (a change missed meanwhile is picked up by the periodic resync)."""
+        while True:
+            try:
+                await self._listen_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                await asyncio.sleep(self._listen_errors.failed(e, cap=2.0))
+
+    async def _listen_once(self) -> None:
         pubsub = self.res.redis.pubsub()
-        await pubsub.subscribe(keys.SCHEDULES_CHANGED)
         try:
+            await pubsub.subscribe(keys.SCHEDULES_CHANGED)
+            self._listen_errors.ok(redis=True)
             async for msg in pubsub.listen():
                 if msg.get("type") == "message":
                     await self.resync(msg["data"].decode())
         finally:
-            await pubsub.aclose()
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
 
     async def resync(self, schedule_id: str) -> None:
         """Bring the in-memory alarm in line with the schedule row (and catch up if overdue)."""
@@ -87,8 +112,9 @@ class DcaClock:
         if row.next_fire_at <= datetime.now(UTC):
             await self._catch_up(schedule_id)
             return
-        self.scheduler.add_job(self._fire, DateTrigger(run_date=row.next_fire_at), args=[schedule_id, row.next_fire_at],
-                               id=schedule_id, replace_existing=True, misfire_grace_time=None)
+        self.scheduler.add_job(self._fire, DateTrigger(run_date=row.next_fire_at),
+                               args=[schedule_id, row.next_fire_at], id=schedule_id, replace_existing=True,
+                               misfire_grace_time=None)
 
     async def _fire(self, schedule_id: str, fire_time: datetime) -> None:
         run_id: str | None = None
@@ -117,8 +143,8 @@ class DcaClock:
                                  anchor=row.created_at, grace_s=row.misfire_grace_s)
             for t in plan.skipped:
                 await _record_run(s, row, t, "skipped_missed",
-                                  f"missed while the daemon was down; outside the {row.misfire_grace_s}s grace "
-                                  "or coalesced into a later fire")
+                                  f"missed while the daemon was down; outside the {row.misfire_grace_s}s "
+                                  "grace or coalesced into a later fire")
             if plan.run is not None:
                 run_id = await _record_run(s, row, plan.run, "enqueued", "caught up after downtime")
                 row.last_fire_at = plan.run
@@ -142,7 +168,8 @@ class DcaClock:
         await self.queue.enqueue_job("scheduled_buy_job", run_id, job_id=f"dca-run:{run_id}")
 
 
-async def _record_run(s: AsyncSession, row: DcaScheduleRow, fire_time: datetime, status: str, note: str) -> str | None:
+async def _record_run(s: AsyncSession, row: DcaScheduleRow, fire_time: datetime, status: str,
+                      note: str) -> str | None:
     """Insert the run for (schedule, fire time) once; returns its id, or None if it existed."""
     return (await s.execute(insert(DcaRunRow).values(
         id="run_" + uuid.uuid4().hex[:16], schedule_id=row.id, fire_time=fire_time, status=status,

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from daemon.feeds.binance import BinanceFeedClient
 from daemon.metrics import FEED_CONNECTIONS, QUOTES, STALE
+from daemon.outages import LoopErrors, StoreOutages
 from daemon.simulator.server import MarketSimulator
 from storage.settings import Settings
 from storage.state.views import QuoteView
@@ -25,14 +26,16 @@ QuoteSubscriber = Callable[[list[Quote]], Awaitable[None]]
 
 
 def quote_view(q: Quote, stale: bool = False) -> QuoteView:
-    return QuoteView(symbol=q.symbol, bid=q.bid, ask=q.ask, bid_size=q.bid_size, ask_size=q.ask_size, last=q.last,
-                     ts=q.ts, stale=stale)
+    return QuoteView(symbol=q.symbol, bid=q.bid, ask=q.ask, bid_size=q.bid_size, ask_size=q.ask_size,
+                     last=q.last, ts=q.ts, stale=stale)
 
 
 class MarketHub:
-    def __init__(self, settings: Settings, writer: StateWriter) -> None:
+    def __init__(self, settings: Settings, writer: StateWriter, outages: StoreOutages | None = None) -> None:
         self.settings = settings
         self.writer = writer
+        # a Redis outage is logged once for the daemon, not a traceback per tick
+        self.errors = LoopErrors("quote flush", outages or StoreOutages(log), log)
         self.simulator: MarketSimulator | None = None
         self.feed: BinanceFeedClient | None = None
         self.subscribers: list[QuoteSubscriber] = []
@@ -45,7 +48,8 @@ class MarketHub:
         url = self.settings.feed_url
         if url is None:
             self.simulator = MarketSimulator(self.settings.symbols, seed=self.settings.simulator_seed,
-                                             host=self.settings.simulator_host, port=self.settings.simulator_port,
+                                             host=self.settings.simulator_host,
+                                             port=self.settings.simulator_port,
                                              tick_ms=self.settings.simulator_tick_ms)
             await self.simulator.start()
             url = self.simulator.url
@@ -72,11 +76,14 @@ class MarketHub:
 
     async def _on_stale(self, symbol: str, stale: bool) -> None:
         STALE.labels(symbol).set(1 if stale else 0)
-        last = self.feed.last_quote(symbol) if self.feed else None
-        if last is not None:
-            await self.writer.write_quote(quote_view(last, stale=stale))
-        await self.writer.publish_event("feed.stale" if stale else "feed.fresh", {"symbol": symbol})
         log.warning("%s quotes %s", symbol, "stopped (stale)" if stale else "resumed")
+        last = self.feed.last_quote(symbol) if self.feed else None
+        try:
+            if last is not None:
+                await self.writer.write_quote(quote_view(last, stale=stale))
+            await self.writer.publish_event("feed.stale" if stale else "feed.fresh", {"symbol": symbol})
+        except Exception as e:  # readers judge a quote's age themselves; the flag is a hint
+            self.errors.failed(e)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -87,7 +94,8 @@ class MarketHub:
                 FEED_CONNECTIONS.set(self.feed.connections)
             try:
                 await self.writer.write_quotes(quote_view(q) for q in batch)
+                self.errors.ok(redis=True)
                 for sub in self.subscribers:
                     await sub(batch)
-            except Exception:  # keep streaming; the next tick writes again
-                log.exception("quote flush failed")
+            except Exception as e:  # keep streaming; the next tick writes again (latest quotes, conflated)
+                await asyncio.sleep(self.errors.failed(e, cap=1.0))

@@ -13,6 +13,7 @@ import asyncio
 import logging
 
 from daemon.metrics import PAPER_FILLS
+from daemon.outages import LoopErrors, StoreOutages
 from jobs.domain.matching import fill_price
 from jobs.queue import CommandQueue
 from jobs.venues.paper.venue import BookOrder, PaperVenue
@@ -22,10 +23,13 @@ log = logging.getLogger("tradingd.paper")
 
 
 class PaperHost:
-    def __init__(self, venue: PaperVenue, queue: CommandQueue, refresh_s: float = 0.25) -> None:
+    def __init__(self, venue: PaperVenue, queue: CommandQueue, refresh_s: float = 0.25,
+                 outages: StoreOutages | None = None) -> None:
         self.venue = venue
         self.queue = queue
         self.refresh_s = refresh_s
+        # a Postgres outage is logged once for the daemon, not a traceback every refresh_s
+        self.errors = LoopErrors("paper book refresh", outages or StoreOutages(log), log)
         self.book: dict[str, list[BookOrder]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -45,18 +49,22 @@ class PaperHost:
         self.book = book
 
     async def _refresh_loop(self) -> None:
+        delay = self.refresh_s
         while True:
-            await asyncio.sleep(self.refresh_s)
+            await asyncio.sleep(delay)
             try:
                 await self.refresh()
-            except Exception:
-                log.exception("paper book refresh failed")
+                self.errors.ok(db=True)
+                delay = self.refresh_s
+            except Exception as e:  # the book stays as last read; matching re-checks under a row lock
+                delay = max(self.refresh_s, self.errors.failed(e, cap=2.0))
 
     async def on_quotes(self, quotes: list[Quote]) -> None:
         for q in quotes:
             for order in list(self.book.get(q.symbol, ())):
                 hit = fill_price(order.side, order.type, q, limit_price=order.limit_price,  # type: ignore[arg-type]
-                                 stop_price=order.stop_price, slippage_bps=self.venue.slippage_bps, resting=True)
+                                 stop_price=order.stop_price, slippage_bps=self.venue.slippage_bps,
+                                 resting=True)
                 if hit is None:
                     continue
                 state = await self.venue.fill_resting(order.client_order_id, q)

@@ -21,7 +21,10 @@ async def test_quotes_from_the_simulator_reach_the_state_view(settings, redis):
             q = await eventually(lambda s=sym: reader.quote(s))
             assert q.ask > q.bid > 0 and not q.stale
         health = await d.health()
-        assert health["status"] == "ok" and health["feed"]["connected"]
+        assert health["feed"]["connected"] and health["checks"]["database"] == "ok"
+        # no worker runs in this test, and health says so (storage/state/health.py), nothing else
+        assert health["status"] == "degraded" and health["checks"]["worker"] == "down"
+        assert [p for p in health["problems"] if "worker" not in p] == []
         events = await redis.xrange("td:events", count=5)
         assert isinstance(events, list)
 

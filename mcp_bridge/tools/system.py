@@ -10,9 +10,8 @@ from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from mcp_bridge.context import READ_ONLY, Bridge, CommandIdParam
+from storage.state.health import FeedStatus, HealthInputs, evaluate, inputs_or_outage
 from storage.state.views import CommandView
-
-COMPONENTS = ["daemon", "worker"]
 
 
 class AuditResult(BaseModel):
@@ -26,47 +25,38 @@ class ComponentHealth(BaseModel):
     info: dict[str, Any] | None
 
 
-class FeedHealth(BaseModel):
-    symbol: str
-    has_quote: bool
-    age_s: float | None
-    stale: bool
-
-
 class HealthResult(BaseModel):
-    status: Literal["ok", "degraded"]
+    status: Literal["ok", "degraded", "down"] = Field(
+        description="ok; degraded (works, with the problems listed); down (a store is unreachable: "
+                    "nothing can be accepted)")
     mode: str
-    trading_state: str
+    trading_state: str | None
     trading_state_reason: str | None
     components: dict[str, ComponentHealth]
-    feeds: list[FeedHealth]
+    checks: dict[str, str]
+    feeds: list[FeedStatus]
+    commands_waiting: int
+    oldest_waiting_s: float | None
     problems: list[str]
 
 
 async def health_report(bridge: Bridge) -> HealthResult:
-    now = datetime.now(UTC)
-    beats = await bridge.reader.heartbeats(COMPONENTS)
-    components = {name: ComponentHealth(alive=beat is not None, last_seen=(beat or {}).get("at"), info=beat)
+    """The shared judgement (storage/state/health.py) of what Redis holds, the same the daemon's
+    /health makes; answers "down" rather than raising when Redis is unreachable."""
+    if not bridge.connected:
+        inputs = HealthInputs(now=datetime.now(UTC), redis_error="the bridge is not connected to Redis yet")
+    else:
+        inputs = await inputs_or_outage(bridge.redis, symbols=list(bridge.settings.symbols),
+                                        queue_name=bridge.settings.queue_name)
+    report = evaluate(inputs, stale_after_s=bridge.settings.quote_stale_after_s)
+    beats = {"daemon": inputs.daemon, "worker": inputs.worker}
+    components = {name: ComponentHealth(alive=report.checks.get(name) not in (None, "down"),
+                                        last_seen=(beat or {}).get("at"), info=beat)
                   for name, beat in beats.items()}
-    problems = [f"no recent heartbeat from the {name}" for name, c in components.items() if not c.alive]
-    feeds = []
-    for symbol in bridge.settings.symbols:
-        q = await bridge.reader.quote(symbol)
-        if q is None:
-            feeds.append(FeedHealth(symbol=symbol, has_quote=False, age_s=None, stale=True))
-            problems.append(f"no quote for {symbol} yet")
-            continue
-        stale = bridge.quote_is_stale(q, now)
-        feeds.append(FeedHealth(symbol=symbol, has_quote=True, age_s=round(q.age_s(now), 3),
-                                stale=stale))
-        if stale:
-            problems.append(f"quote for {symbol} is stale")
-    state = await bridge.reader.trading_state()
-    if state.state != "ACTIVE":
-        problems.append(f"trading is {state.state}" + (f": {state.reason}" if state.reason else ""))
-    return HealthResult(status="degraded" if problems else "ok", mode=bridge.settings.mode,
-                        trading_state=state.state, trading_state_reason=state.reason, components=components,
-                        feeds=feeds, problems=problems)
+    return HealthResult(status=report.status, mode=bridge.settings.mode, trading_state=report.trading_state,
+                        trading_state_reason=report.trading_state_reason, components=components,
+                        checks=report.checks, feeds=report.feeds, commands_waiting=report.commands_waiting,
+                        oldest_waiting_s=report.oldest_waiting_s, problems=report.problems)
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
@@ -95,6 +85,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
 
     @mcp.tool(annotations=READ_ONLY)
     async def health() -> HealthResult:
-        """Is the system able to trade? Heartbeats of the daemon and worker, trading state (ACTIVE or
-        HALTED) and how fresh each symbol's quote is. Check it when orders are rejected unexpectedly."""
+        """Is the system able to trade? Status ok / degraded / down with the problems in plain words:
+        database or Redis unreachable, state view rebuilding, daemon or worker down, worker failing
+        jobs, stale quotes, commands waiting too long, trading HALTED. Check it when orders are
+        rejected or commands stay pending unexpectedly."""
         return await health_report(bridge)
