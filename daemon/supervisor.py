@@ -11,6 +11,8 @@ import asyncio
 from pathlib import Path
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -18,7 +20,7 @@ from rich.table import Table
 from daemon.app import Daemon
 from jobs.worker import run_worker
 from storage.settings import Settings
-from storage.state.reader import StateReader
+from storage.state.reader import StateReader, ViewRebuilding
 
 
 def connect_help(s: Settings, token_file: Path) -> str:
@@ -50,6 +52,16 @@ async def _status_table(reader: StateReader, d: Daemon) -> Table:
     return t
 
 
+async def _status_or_why_not(reader: StateReader, d: Daemon) -> Table | str:
+    """The live table, or a line saying why it cannot be read now: an outage must not stop `up`."""
+    try:
+        return await _status_table(reader, d)
+    except ViewRebuilding:
+        return "[yellow]state view is being rebuilt from Postgres…[/]"
+    except (RedisConnectionError, RedisTimeoutError):
+        return "[red]Redis is unreachable; waiting for it…[/]"
+
+
 async def run_all(s: Settings, stop: asyncio.Event, console: Console, token_file: Path) -> None:
     from mcp_bridge.server import serve_http
 
@@ -62,13 +74,13 @@ async def run_all(s: Settings, stop: asyncio.Event, console: Console, token_file
     redis = Redis.from_url(s.redis_url)
     reader = StateReader(redis)
     try:
-        with Live(await _status_table(reader, daemon), console=console, refresh_per_second=1,
+        with Live(await _status_or_why_not(reader, daemon), console=console, refresh_per_second=1,
                   transient=not console.is_terminal) as live:
             while not stop.is_set():
                 try:
                     await asyncio.wait_for(stop.wait(), 1.0)
                 except TimeoutError:
-                    live.update(await _status_table(reader, daemon))
+                    live.update(await _status_or_why_not(reader, daemon))
                 for task in (worker_task, mcp_task):
                     if task.done():
                         stop.set()

@@ -33,7 +33,7 @@ from jobs.ledger import note_outcome, outcome_document
 from jobs.resources import Resources
 from storage.outage import OutageLog, backoff_s, unavailable
 from storage.tables import COMMANDS, ORDERS
-from storage.values import FINAL_COMMAND_STATUSES, OPEN_ORDER_STATUSES
+from storage.values import FINAL_COMMAND_STATUSES, OPEN_ORDER_STATUSES, CommandStatus
 
 log = logging.getLogger("tradingd.worker")
 JobFunction = Callable[..., Awaitable[Any]]
@@ -126,7 +126,7 @@ async def fail_command(res: Resources, command_id: str, payload: Any, error: Bas
     source = _clean(str(body.get("source") or "mcp"))[:40]
     async with effect(res) as (db, fx):
         has_order = bool(await db.scalar(_OPEN_ORDER_OF_COMMAND, {"p_id": command_id}))
-        status = "unknown" if has_order else "failed"
+        status: CommandStatus = "unknown" if has_order else "failed"
         message = (f"internal error ({type(error).__name__}) after the order was recorded; its outcome is "
                    "being reconciled with the venue, do not repeat it" if has_order else
                    f"internal error ({type(error).__name__}: {_clean(str(error))}); nothing was done. "
