@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB, array, insert
 from jobs.effects import effect
 from jobs.ledger import note_outcome, outcome_document
 from jobs.resources import Resources
+from jobs.schedules import _finish_run as finish_run
 from storage.outage import OutageLog, backoff_s, unavailable
 from storage.tables import COMMANDS, ORDERS
 from storage.values import FINAL_COMMAND_STATUSES, OPEN_ORDER_STATUSES, CommandStatus
@@ -52,7 +53,7 @@ _FAIL = (insert(COMMANDS)
                  updated_at=bindparam("p_ts"))
          .on_conflict_do_update(
              index_elements=[COMMANDS.c.id],
-             set_={name: literal_column(f"excluded.{name}") for name in ("status", "result", "error", "updated_at")},
+             set_={c: literal_column(f"excluded.{c}") for c in ("status", "result", "error", "updated_at")},
              where=COMMANDS.c.status != all_(array(sorted(FINAL_COMMAND_STATUSES))))
          .returning(*COMMANDS.c))
 _OPEN_ORDER_OF_COMMAND = select(func.count()).select_from(ORDERS).where(
@@ -91,10 +92,14 @@ def guarded(job: JobFunction, health: JobHealth) -> JobFunction:
                 raise _retry(health, job_id, e, ctx) from None
             health.internal_errors += 1
             health.last_error = f"{name}: {type(e).__name__}"
-            if name not in COMMAND_JOBS:
+            if name not in COMMAND_JOBS and name != "scheduled_buy_job":
                 raise
-            log.exception("%s %s failed; ending its command as failed", name, job_id)
+            log.exception("%s %s failed; ending it as failed", name, job_id)
             try:
+                if name == "scheduled_buy_job":  # the run ends failed (its buy, if recorded, is re-delivered)
+                    await finish_run(res, str(args[0]), "failed", None,
+                                     f"internal error ({type(e).__name__}); this fire did not buy")
+                    return None
                 return await fail_command(res, job_id, args[0] if args else None, e)
             except Exception as e2:
                 if unavailable(e2):
