@@ -8,9 +8,12 @@ and `run_http` (streamable HTTP at /mcp, bearer-token protected, plus an open GE
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
+import os
 import socket
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -20,8 +23,10 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import FastMCPError, NotFoundError, ToolError
 from fastmcp.exceptions import ValidationError as ArgumentsError
 from fastmcp.server.auth import AccessToken, TokenVerifier
+from fastmcp.server.context import reset_transport, set_transport
 from fastmcp.server.lifespan import lifespan
 from fastmcp.server.middleware import Middleware, MiddlewareContext
+from mcp.server.stdio import stdio_server
 from pydantic import ValidationError as PydanticValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -184,6 +189,8 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
             report = await system.health_report(bridge)
         except (RedisConnectionError, RedisTimeoutError, OSError):
             return JSONResponse({"status": "unavailable"}, status_code=503)
+        except ViewRebuilding:
+            return JSONResponse({"status": "rebuilding"}, status_code=503)
         return JSONResponse({"status": report.status})
 
     return mcp
@@ -191,10 +198,77 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
 
 def run_stdio(settings: Settings) -> None:
     """Serve MCP over stdin/stdout (what desktop assistants launch). Blocks until stdin closes."""
+    asyncio.run(serve_stdio(settings))
+
+
+async def serve_stdio(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Serve MCP over stdin/stdout until stdin closes or `stop` is set (SIGTERM, in the CLI).
+
+    Why not fastmcp's own stdio runner: it reads stdin in a worker thread that cannot be
+    cancelled, so SIGTERM either killed the process (exit 143, the Redis pool never closed) or,
+    with a stop event, waited until the client closed stdin. Here a daemon thread feeds the
+    lines, so stopping closes the session and the lifespan at once and exits 0.
+    """
     server = build_server(settings)
     load_calendars(all_instruments(), datetime.now(UTC))
     settle_heap()
-    server.run(transport="stdio", show_banner=False)
+    serving = asyncio.create_task(_run_stdio(server))
+    if stop is None:
+        await serving
+        return
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not serving.done():
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+    if not serving.cancelled():
+        serving.result()  # an error of the transport itself is still an error
+
+
+async def _run_stdio(server: FastMCP) -> None:
+    """fastmcp's run_stdio_async (4.1.2) with stdin read by `_StdinLines` instead of a thread pool."""
+    token = set_transport("stdio")
+    try:
+        async with server._lifespan_manager():
+            async with stdio_server(stdin=_StdinLines()) as (read_stream, write_stream):  # type: ignore[arg-type]
+                await server._mcp_server.run(read_stream, write_stream,
+                                             server._mcp_server.create_initialization_options())
+    finally:
+        reset_transport(token)
+
+
+class _StdinLines:
+    """The lines of stdin as an async iterator, read by a daemon thread (which never holds up an
+    exit: it is abandoned blocked in read() when the bridge stops before the client hangs up)."""
+
+    def __init__(self) -> None:
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        fd = os.dup(0)
+
+        def pump() -> None:
+            try:
+                with open(fd, encoding="utf-8", errors="replace", closefd=True) as stdin:
+                    for line in stdin:
+                        loop.call_soon_threadsafe(self._lines.put_nowait, line)
+                loop.call_soon_threadsafe(self._lines.put_nowait, None)
+            except RuntimeError:  # the loop closed: the bridge is exiting
+                return
+
+        threading.Thread(target=pump, name="mcp-stdin", daemon=True).start()
+
+    def __aiter__(self) -> _StdinLines:
+        return self
+
+    async def __anext__(self) -> str:
+        line = await self._lines.get()
+        if line is None:
+            raise StopAsyncIteration
+        return line
 
 
 def _require_token(settings: Settings) -> None:
