@@ -12,6 +12,7 @@ import asyncio
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -50,12 +51,19 @@ def _order(rng: random.Random, quote: dict[str, Any] | None, symbol: str) -> dic
     return {"symbol": symbol, "side": side, "type": "market", "qty": qty}
 
 
+def http_client(url: str, token: str) -> Callable[[], Client[Any]]:
+    """A factory of MCP clients over streamable HTTP with the bearer token."""
+    return lambda: Client(url, auth=token, timeout=CALL_TIMEOUT_S)
+
+
 class Driver:
     """`clients` MCP clients placing preview+place pairs while running; pause() to let checks read
-    a quiet system (pause waits for the calls in flight, each bounded by CALL_TIMEOUT_S)."""
+    a quiet system (pause waits for the calls in flight, each bounded by CALL_TIMEOUT_S).
+    `connect` makes a client: over HTTP (http_client) or in memory (Client(build_server(...)))."""
 
-    def __init__(self, url: str, token: str, *, clients: int = 8, pace_s: float = 0.5, seed: int = 7) -> None:
-        self.url, self.token = url, token
+    def __init__(self, connect: Callable[[], Client[Any]], *, clients: int = 8, pace_s: float = 0.5,
+                 seed: int = 7) -> None:
+        self.connect = connect
         self.clients, self.pace_s = clients, pace_s
         self.ledger = Ledger()
         self._rng = random.Random(seed)
@@ -88,7 +96,7 @@ class Driver:
         rng = random.Random(self._rng.random())
         while not self._closing:
             try:
-                async with Client(self.url, auth=self.token, timeout=CALL_TIMEOUT_S) as client:
+                async with self.connect() as client:
                     while not self._closing:
                         await self._go.wait()
                         self._idle[i].clear()

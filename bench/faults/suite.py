@@ -26,7 +26,7 @@ from fastmcp import Client
 
 from bench.faults import inject
 from bench.faults.checks import Findings, check
-from bench.faults.drive import Driver
+from bench.faults.drive import Driver, http_client
 from bench.faults.fuzz import fuzz
 from bench.faults.stack import STARTING_BALANCES, Stack
 
@@ -92,8 +92,8 @@ class Suite:
     async def run(self) -> int:
         print(f"stack in {self.stack.workdir} (logs, redis AOF); database {self.stack.db}", flush=True)
         await self.stack.start()
-        driver = Driver(self.stack.mcp_url, self.stack.token, clients=self.a.clients, pace_s=self.a.pace_s,
-                        seed=self.a.seed)
+        driver = Driver(http_client(self.stack.mcp_url, self.stack.token), clients=self.a.clients,
+                        pace_s=self.a.pace_s, seed=self.a.seed)
         driver.start()
         try:
             for name in self.a.phases:
