@@ -86,7 +86,9 @@ class StateReader:
                 lambda p: p.zrevrange(keys.ORDERS_BY_TIME, 0, limit - 1))]
         if not ids:
             return []
-        raws = await self.redis.mget([keys.order(i) for i in ids])
+        ready, *raws = await self.redis.mget([keys.STATE_READY, *(keys.order(i) for i in ids)])
+        if ready is None:  # flushed between the two reads: a partial list would look complete
+            raise ViewRebuilding()
         found = [OrderView.model_validate_json(r) for r in raws if r]
         found.sort(key=lambda o: o.created_at, reverse=True)
         return found[:limit]
