@@ -39,7 +39,7 @@ class RedisServer:
                 "--save", "", "--protected-mode", "no",
                 "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always"]
         with (self.dir / "redis.log").open("ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)  # noqa: ASYNC220  # returns at once
         client = Redis.from_url(self.url)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + bound_s

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from jobs.commands import PlaceOrder
 from jobs.orders import place_order
 from storage.state import keys
-from storage.state.rebuild import rebuild_state_view, settle
+from storage.state.reader import StateReader, ViewRebuilding
+from storage.state.rebuild import begin_rebuild, finish_rebuild, rebuild_state_view, settle
+from storage.state.views import CommandView, TradingStateView
 from storage.state.writer import StateWriter
 from tests.helpers import put_quote
 
@@ -67,3 +71,37 @@ async def test_settling_rewrites_what_a_racing_write_left_older_and_stops_when_n
     assert await settle(res.sessions, w, redis, since=since) == 2  # one pass rewrites, the next finds nothing
     assert await redis.get(keys.order(filled_id)) == right
     assert await redis.hexists(keys.BALANCES, "paper|BTC")
+
+
+async def test_a_flushed_view_is_not_ready_and_worker_writes_do_not_make_it_ready(res, redis):
+    reader = StateReader(redis)
+    assert (await reader.trading_state()).state == "ACTIVE"
+    await redis.flushdb()
+    # what a worker publishes after the flush lands in the view, but the view is still not ready
+    await StateWriter(redis).write_command(CommandView(command_id="c1", kind="place_order",
+                                                       status="succeeded", updated_at=datetime.now(UTC)))
+    await StateWriter(redis).write_trading_state(TradingStateView(state="ACTIVE"))
+    for read in (reader.command("c1"), reader.orders(), reader.balances(), reader.positions(),
+                 reader.schedules(), reader.trading_state(), reader.audit_recent()):
+        with pytest.raises(ViewRebuilding):
+            await read
+    await rebuild_state_view(res.sessions, redis)
+    assert [b.asset for b in await reader.balances()]  # the paper account is back
+    assert (await reader.trading_state()).state == "ACTIVE"
+
+
+async def test_a_ready_view_without_the_trading_state_is_not_read_as_active(redis):
+    await redis.delete(keys.TRADING_STATE)
+    with pytest.raises(ViewRebuilding):
+        await StateReader(redis).trading_state()
+
+
+async def test_a_rebuild_that_loses_its_token_to_a_flush_does_not_mark_the_view_ready(res, redis):
+    token = await begin_rebuild(redis)
+    assert not await redis.exists(keys.STATE_READY)  # reads refuse while it runs
+    await redis.flushdb()  # Redis flushed (or restarted) in the middle of the rebuild
+    assert await finish_rebuild(redis, token) is False
+    assert not await redis.exists(keys.STATE_READY)
+    token = await begin_rebuild(redis)
+    assert await finish_rebuild(redis, token) is True
+    assert await redis.exists(keys.STATE_READY)

@@ -38,7 +38,8 @@ async def _halt(settings: Settings, redis: Redis) -> None:
     """HALTED in Postgres and in the view: a flushed view must come back HALTED, not ACTIVE."""
     conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
     try:
-        await conn.execute("UPDATE trading_control SET state = 'HALTED', reason = 'healing test' WHERE id = 1")
+        await conn.execute("UPDATE trading_control SET state = 'HALTED', reason = 'healing test' "
+                           "WHERE id = 1")
     finally:
         await conn.close()
     await StateWriter(redis).write_trading_state(TradingStateView(state="HALTED", reason="healing test"))
