@@ -26,6 +26,7 @@ from storage.outage import OutageLog, unavailable
 log = logging.getLogger("tradingd.redelivery")
 EVERY_S = 1.0
 QUIET_FOR = timedelta(seconds=3)  # younger rows are still on their way to the queue
+ENDED_UNFINISHED = timedelta(seconds=30)  # a job ended this long ago, its command still unfinished
 
 
 class Redelivery:
@@ -69,7 +70,11 @@ class Redelivery:
         jobs = [r.id for r in rows] + [f"dca-run:{run_id}" for run_id in runs]
         if not jobs:
             return 0
-        known = await self._known(jobs)
+        known, finished = await self._known(jobs)
+        stale = [r.id for r in rows if r.id in finished and r.updated_at < before - ENDED_UNFINISHED]
+        if stale:  # the job ended but left its command unfinished (arq's own timeout): run it again
+            await self.res.redis.delete(*(result_key(job_id) for job_id in stale))
+            known -= set(stale)
         count = 0
         for r in rows:
             if r.id not in known and await self.queue.redeliver(r.id, r.kind, r.payload):
@@ -88,10 +93,13 @@ class Redelivery:
         REDELIVERED.inc(count)
         return count
 
-    async def _known(self, job_ids: list[str]) -> set[str]:
-        """The job ids Redis still knows: queued, running or finished."""
+    async def _known(self, job_ids: list[str]) -> tuple[set[str], set[str]]:
+        """The job ids Redis still knows (queued, running or finished), and those only finished."""
         async with self.res.redis.pipeline(transaction=False) as p:
             for job_id in job_ids:
-                p.exists(job_key(job_id), in_progress_key(job_id), result_key(job_id))
+                p.exists(job_key(job_id), in_progress_key(job_id))
+                p.exists(result_key(job_id))
             found = await p.execute()
-        return {job_id for job_id, n in zip(job_ids, found, strict=True) if n}
+        live, ended = found[0::2], found[1::2]
+        known = {j for j, a, b in zip(job_ids, live, ended, strict=True) if a or b}
+        return known, {j for j, a, b in zip(job_ids, live, ended, strict=True) if b and not a}

@@ -112,13 +112,13 @@ class CommandIntake:
 
 # Recorded commands that are not finished and have not changed for a while: the candidates for
 # re-delivery when their job is missing from Redis (daemon/redelivery.py).
-_UNFINISHED = (select(COMMANDS.c.id, COMMANDS.c.kind, COMMANDS.c.payload)
+_UNFINISHED = (select(COMMANDS.c.id, COMMANDS.c.kind, COMMANDS.c.payload, COMMANDS.c.updated_at)
                .where(COMMANDS.c.status == any_(array(["received", "running"])),
                       COMMANDS.c.updated_at < bindparam("p_before"))
                .order_by(COMMANDS.c.created_at).limit(UNFINISHED_BATCH))
 
 
 async def unfinished_commands(pool: RawPool, before: datetime) -> list[Any]:
-    """(id, kind, payload) of commands received or running, last changed before `before`."""
+    """(id, kind, payload, updated_at) of commands received or running, last changed before `before`."""
     async with transaction(pool, autocommit=True) as db:
         return await db.all(_UNFINISHED, {"p_before": before})

@@ -10,8 +10,9 @@ Two kinds of failure, two answers:
   whoever waits on it receives. If the command already recorded an order, the order may have
   reached the venue, so the command becomes "unknown" and reconciliation settles it instead.
 
-Each job also runs under a deadline a little shorter than arq's job timeout: arq treats its own
-timeout as a plain failure, which would leave the command "running" forever.
+Each job also runs under its own deadline (settings.job_timeout_s), set well inside arq's job
+timeout (jobs/worker.py): arq treats its own timeout as a plain failure, which would leave the
+command "running" until re-delivery noticed.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from storage.values import FINAL_COMMAND_STATUSES, OPEN_ORDER_STATUSES, CommandS
 
 log = logging.getLogger("tradingd.worker")
 JobFunction = Callable[..., Awaitable[Any]]
-DEADLINE_MARGIN_S = 2.0
 RETRY_BASE_S = 0.25
 RETRY_CAP_S = 5.0
 COMMAND_JOBS = frozenset({"place_order_job", "cancel_order_job", "schedule_command_job"})
@@ -85,7 +85,7 @@ def guarded(job: JobFunction, health: JobHealth) -> JobFunction:
         res: Resources = ctx["res"]
         job_id = str(ctx.get("job_id", "?"))
         try:
-            async with asyncio.timeout(max(1.0, res.settings.job_timeout_s - DEADLINE_MARGIN_S)):
+            async with asyncio.timeout(res.settings.job_timeout_s):
                 result = await job(ctx, *args)
         except Exception as e:
             if unavailable(e):

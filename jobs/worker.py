@@ -43,6 +43,10 @@ from storage.state.writer import StateWriter
 log = logging.getLogger("tradingd.worker")
 HEARTBEAT_EVERY_S = 1.0  # also how often the alive key is refreshed and dead workers' jobs freed
 ALIVE_TTL_MS = 3000
+# arq fails a job that outlives its timeout, with no retry. Each job has its own deadline at
+# settings.job_timeout_s (jobs/job_guard.py), which retries it; this much longer lets a job cut
+# off by that deadline finish cleaning up (a rollback on a connection that went silent).
+CLEANUP_GRACE_S = 15
 
 
 def _res(ctx: dict[str, Any]) -> Resources:
@@ -250,7 +254,7 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
         "on_startup": startup,
         "on_shutdown": shutdown,
         "max_jobs": settings.worker_max_jobs,
-        "job_timeout": settings.job_timeout_s,
+        "job_timeout": settings.job_timeout_s + CLEANUP_GRACE_S,  # the job's own deadline comes first
         "poll_delay": settings.worker_poll_delay_s,
         "keep_result": 3600,
         "max_tries": MAX_TRIES,
@@ -273,7 +277,7 @@ class WorkerSettings:
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
     queue_name = get_settings().queue_name
-    job_timeout = get_settings().job_timeout_s
+    job_timeout = get_settings().job_timeout_s + CLEANUP_GRACE_S
     max_tries = MAX_TRIES
 
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from daemon.redelivery import Redelivery
 from jobs.commands import PlaceOrder
@@ -126,3 +126,19 @@ async def test_the_daemon_redelivers_in_the_background(settings, redis, res, ses
             await redelivery.stop()
     assert redelivery.redelivered >= 1
     await asyncio.sleep(0)
+
+
+async def test_a_job_that_ended_without_finishing_its_command_is_delivered_again(settings, redis, res,
+                                                                                 sessions):
+    """arq's own timeout ends a job as failed with no retry, leaving its command running and a result
+    in Redis; once that result is old, re-delivery clears it and queues the command again."""
+    async with command_queue(settings) as queue:
+        await queue.intake.record(_buy("t:ended"))
+        await redis.set("arq:result:t:ended", b"x")
+        redelivery = Redelivery(res, queue, quiet_for=timedelta(0))
+        assert await redelivery.pass_once() == 0  # the result is recent: the job may be finishing
+        async with sessions.begin() as s:
+            await s.execute(text("UPDATE commands SET updated_at = now() - interval '1 minute' "
+                                 "WHERE id = 't:ended'"))
+        assert await redelivery.pass_once() == 1
+    assert await redis.zscore(settings.queue_name, "t:ended") is not None
