@@ -88,12 +88,13 @@ class Suite:
         self.rebuilds: list[float] = []
         self.internal_errors: int | None = None  # None: the fuzz did not run (or could not)
         self.crashes: list[str] = []
+        self.driver = Driver(http_client(self.stack.mcp_url, self.stack.token), clients=args.clients,
+                             pace_s=args.pace_s, seed=args.seed)
 
     async def run(self) -> int:
         print(f"stack in {self.stack.workdir} (logs, redis AOF); database {self.stack.db}", flush=True)
         await self.stack.start()
-        driver = Driver(http_client(self.stack.mcp_url, self.stack.token), clients=self.a.clients,
-                        pace_s=self.a.pace_s, seed=self.a.seed)
+        driver = self.driver
         driver.start()
         try:
             for name in self.a.phases:
@@ -125,10 +126,18 @@ class Suite:
 
     async def _fuzz(self) -> dict[str, Any]:
         bound = max(900.0, self.a.fuzz_examples * 0.2)
-        out = await asyncio.wait_for(fuzz(self.stack.mcp_url, self.stack.token, examples=self.a.fuzz_examples,
-                                          seed=self.a.seed), bound)
+        try:
+            out = await asyncio.wait_for(fuzz(self.stack.mcp_url, self.stack.token,
+                                              examples=self.a.fuzz_examples, seed=self.a.seed), bound)
+        except Exception as e:  # the fuzzer itself broke: no verdict on internal errors
+            self.internal_errors = None
+            return {"fuzz": f"did not complete: {type(e).__name__}: {str(e)[:200]}"}
         self.internal_errors = out["internal_errors"]
-        return {"internal_errors": out["internal_errors"], "report": out["report"]}
+        for cid in out["acknowledged"]:
+            self.driver.ledger.acknowledged.setdefault(cid, "fuzz")
+        for example in out["examples"]:
+            print(f"  fuzz internal error: {example}", flush=True)
+        return {"fuzz": out["summary"], "fuzz_acknowledged": len(out["acknowledged"])}
 
     async def _phase(self, label: str, driver: Driver,
                      fault: Callable[[], Awaitable[dict[str, Any]]]) -> None:
