@@ -55,13 +55,20 @@ redis.call('hset', KEYS[3], ARGV[1], ARGV[4])
 return score
 """
 
-# KEYS: in-flight hash. ARGV: alive-key prefix, in-progress key prefix.
+# KEYS: in-flight hash. ARGV: alive-key prefix, in-progress key prefix, the caller's worker id,
+# then the ids of the jobs the caller is running.
 # Why: a worker killed with kill -9 leaves its jobs' in-progress keys behind, and arq would wait
 # for them to expire (job timeout + 10 s, 40 s here) before running the jobs again. Every live
 # worker refreshes a short-lived alive key (jobs/worker.py); an in-flight job whose worker's key
 # has expired is freed here at once (its in-progress key deleted), so the next poll re-runs it.
-# Entries whose in-progress key is gone (the job ended) are dropped. Returns the freed job ids.
+# So is a job the caller holds but no longer runs (its end could not be recorded: Redis went
+# away as it finished, and came back from its append-only file with the key). Entries whose
+# in-progress key is gone (the job ended) are dropped. Returns the freed job ids.
 RECLAIM = """
+local running = {}
+for i = 4, #ARGV do
+    running[ARGV[i]] = true
+end
 local entries = redis.call('hgetall', KEYS[1])
 local freed = {}
 for i = 1, #entries, 2 do
@@ -69,7 +76,8 @@ for i = 1, #entries, 2 do
     local holder = redis.call('get', ARGV[2] .. job)
     if not holder then
         redis.call('hdel', KEYS[1], job)
-    elseif holder == owner and redis.call('exists', ARGV[1] .. owner) == 0 then
+    elseif holder == owner and ((owner == ARGV[3] and not running[job])
+                                or redis.call('exists', ARGV[1] .. owner) == 0) then
         redis.call('del', ARGV[2] .. job)
         redis.call('hdel', KEYS[1], job)
         table.insert(freed, job)

@@ -178,11 +178,12 @@ class WakeableWorker(Worker):
             await self._writer.heartbeat("worker", jobs_complete=self.jobs_complete,
                                          jobs_failed=self.jobs_failed, worker_id=self.worker_id,
                                          **JOB_HEALTH.fields())
-            freed = await self._reclaim(keys=[keys.WORKER_INFLIGHT],
-                                        args=[keys.WORKER_ALIVE_PREFIX, arq_scripts.in_progress_key("")])
+            running = [job_id for job_id, t in self.tasks.items() if not t.done()]
+            freed = await self._reclaim(keys=[keys.WORKER_INFLIGHT], args=[
+                keys.WORKER_ALIVE_PREFIX, arq_scripts.in_progress_key(""), self.worker_id, *running])
             if freed:
-                log.warning("freed %d job(s) of a worker that stopped without finishing them: %s", len(freed),
-                            ", ".join(j.decode() for j in freed[:5]))
+                log.warning("freed %d job(s) left claimed by a worker that no longer runs them: %s",
+                            len(freed), ", ".join(j.decode() for j in freed[:5]))
                 self._last_poll = 0.0  # run them now
         if self.job_counter >= self.max_jobs:
             # every slot busy: nothing can start until a job ends, so wait for that, then poll for

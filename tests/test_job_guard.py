@@ -99,3 +99,23 @@ async def test_a_dead_workers_job_runs_again_within_seconds_not_after_its_claim_
     assert done.status == "succeeded"
     assert took < 10, took  # the claim would have held it for 40 s
     assert await redis.hget(keys.WORKER_INFLIGHT, "t:orphan") != b"ghost-worker"  # claimed by the live one
+
+
+async def test_reclaim_frees_jobs_of_dead_workers_and_jobs_the_caller_no_longer_runs(redis):
+    reclaim = redis.register_script(arq_scripts.RECLAIM)
+    owners = {"mine-idle": "me", "mine-running": "me", "dead": "gone", "alive": "other"}
+    for job, owner in owners.items():
+        await redis.set(arq_scripts.in_progress_key(job), owner)
+        await redis.hset(keys.WORKER_INFLIGHT, job, owner)
+    await redis.hset(keys.WORKER_INFLIGHT, "ended", "other")  # its in-progress key is gone
+    await redis.set(keys.worker_alive("me"), b"1")
+    await redis.set(keys.worker_alive("other"), b"1")
+    freed = await reclaim(keys=[keys.WORKER_INFLIGHT],
+                          args=[keys.WORKER_ALIVE_PREFIX, arq_scripts.in_progress_key(""), "me",
+                                "mine-running"])
+    assert sorted(j.decode() for j in freed) == ["dead", "mine-idle"]
+    for job in ("dead", "mine-idle"):
+        assert not await redis.exists(arq_scripts.in_progress_key(job))
+    for job in ("mine-running", "alive"):
+        assert await redis.exists(arq_scripts.in_progress_key(job))
+    assert sorted(k.decode() for k in await redis.hkeys(keys.WORKER_INFLIGHT)) == ["alive", "mine-running"]
