@@ -100,12 +100,13 @@ class ViewGuard:
             self.run_id = run_id
             await self.rebuild(why)
             self._last_settle = time.monotonic()
+            self.errors.ok(db=True)
         elif time.monotonic() - self._last_settle >= self.settle_every_s:
             now = datetime.now(UTC)
             await settle(self.sessions, StateWriter(self.redis), self.redis, since=now - self.settle_window,
                          until=now - self.settle_lag)
             self._last_settle = time.monotonic()
-        self.errors.ok(db=True)
+            self.errors.ok(db=True)  # only when Postgres answered: not "back" on a Redis-only look
 
     async def _loop(self) -> None:
         delay = self.every_s
