@@ -21,7 +21,6 @@ from jobs.domain.orders import (
     OrderSpec,
     OrderSpecError,
     check_amount,
-    shown,
 )
 from storage.values import CommandStatus, OrderType, Side, TimeInForce
 
@@ -37,8 +36,7 @@ def plain_text(value: str) -> str:
     """
     for i, ch in enumerate(value):
         if unicodedata.category(ch) in ("Cc", "Cs"):
-            raise ValueError(f"contains a control character ({ch!r} at position {i}) in "
-                             f"{shown(value)!r}; use printable text only")
+            raise ValueError(f"contains a control character ({ch!r} at position {i}); use printable text")
     return value
 
 
