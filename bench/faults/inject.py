@@ -45,7 +45,7 @@ async def _final_all(stack: Stack, ids: set[str]) -> bool:
 
 
 async def kill_worker(stack: Stack, rng: random.Random, *, down_s: float = 1.0,
-                      bound_s: float = 60) -> dict[str, float]:
+                      bound_s: float = 60) -> dict[str, object]:
     """kill -9 the worker at a random instant; restart; seconds from the new worker being up
     until every command the killed one held is final (the bound as infinity if not)."""
     await asyncio.sleep(rng.uniform(0.2, 2.5))
@@ -62,7 +62,7 @@ async def kill_worker(stack: Stack, rng: random.Random, *, down_s: float = 1.0,
             resumed = float("inf")
             break
         await asyncio.sleep(0.1)
-    return {"held": float(len(held)), "resume_s": round(resumed, 2)}
+    return {"held": float(len(held)), "resume_s": round(resumed, 2), "held_ids": sorted(held)}
 
 
 async def kill_daemon(stack: Stack, rng: random.Random, *, down_s: float = 2.0) -> dict[str, float]:
