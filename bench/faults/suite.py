@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -29,11 +30,21 @@ from bench.faults import inject
 from bench.faults.checks import Findings, check
 from bench.faults.drive import Driver, http_client
 from bench.faults.fuzz import fuzz
-from bench.faults.stack import STARTING_BALANCES, Stack
+from bench.faults.stack import REPO, STARTING_BALANCES, Stack
 
 RESUME_BOUND_S = 5.0  # issue 8: a killed worker's in-flight commands resume within 5 s of a worker
 PHASES = ("warmup", "worker_kill", "daemon_kill", "pg_refused", "pg_silent", "redis_flush", "redis_restart",
           "fuzz")
+
+
+def code_version() -> str:
+    """The commit the processes run, and whether the working tree differs from it (figures from
+    a run say which code produced them)."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+    changed = [line for line in git("status", "--porcelain", "--untracked-files=no").splitlines() if line]
+    return git("rev-parse", "--short", "HEAD") + (f" + {len(changed)} uncommitted file(s)" if changed else "")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -95,7 +106,8 @@ class Suite:
                              pace_s=args.pace_s, seed=args.seed)
 
     async def run(self) -> int:
-        print(f"stack in {self.stack.workdir} (logs, redis AOF); database {self.stack.db}", flush=True)
+        print(f"code {code_version()}; stack in {self.stack.workdir} (logs, redis AOF); "
+              f"database {self.stack.db}", flush=True)
         await self.stack.start()
         driver = self.driver
         driver.start()
