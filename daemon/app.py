@@ -5,6 +5,11 @@ open orders with the venue (as a worker job) → start market data and paper mat
 the DCA clock → anchor the audit chain outside Postgres → serve /health and /metrics. Shutdown
 runs the same steps backwards; every effect is written in its own transaction, so stopping
 between two effects leaves nothing half-written.
+
+While it runs, the view guard (daemon/view_guard.py) rebuilds the view whenever Redis was
+flushed or restarted, the database probe and heartbeat feed the health judgement both /health
+and the MCP `health` tool make (storage/state/health.py), and every loop logs a store outage
+once for the whole process (daemon/outages.py).
 """
 
 from __future__ import annotations
