@@ -31,7 +31,7 @@ from jobs.domain.portfolio import balance_deltas
 from storage.audit import verify_chain
 from storage.db import make_engine, make_sessionmaker
 from storage.state import keys
-from storage.values import FINAL_COMMAND_STATUSES
+from storage.values import FINAL_COMMAND_STATUSES, FINAL_ORDER_STATUSES
 
 
 @dataclass
@@ -132,7 +132,7 @@ def _dec(v: Any) -> Decimal | None:
 async def view_vs_postgres(conn: asyncpg.Connection, redis: Redis) -> set[str]:
     """Orders, balances and positions whose view record is missing, extra or different."""
     diffs: set[str] = set()
-    orders = await conn.fetch("SELECT id, status, filled_qty, fees, version FROM orders")
+    orders = await conn.fetch("SELECT id, client_order_id, status, filled_qty, fees, version FROM orders")
     raws = await redis.mget([keys.order(r["id"]) for r in orders]) if orders else []
     for row, raw in zip(orders, raws, strict=True):
         if raw is None:
@@ -146,6 +146,12 @@ async def view_vs_postgres(conn: asyncpg.Connection, redis: Redis) -> set[str]:
     listed = {m.decode() for m in await redis.zrange(keys.ORDERS_BY_TIME, 0, -1)}
     diffs |= {f"order-unlisted:{r['id']}" for r in orders if r["id"] not in listed}
     diffs |= {f"order-extra:{i}" for i in listed - {r["id"] for r in orders}}
+    # the indexes list_orders(status='open') and get_order('td-...') read
+    shown_open = {m.decode() for m in await redis.smembers(keys.ORDERS_OPEN)}
+    is_open = {r["id"] for r in orders if r["status"] not in FINAL_ORDER_STATUSES}
+    diffs |= {f"order-open-index:{i}" for i in shown_open ^ is_open}
+    by_cid = {k.decode(): v.decode() for k, v in (await redis.hgetall(keys.ORDERS_BY_CLIENT_ID)).items()}
+    diffs |= {f"order-cid-index:{r['id']}" for r in orders if by_cid.get(r["client_order_id"]) != r["id"]}
 
     for name, sql, hash_key, fields in (
         ("balance", "SELECT venue || '|' || asset AS k, total, locked FROM balances", keys.BALANCES,
