@@ -9,6 +9,7 @@ started again on the same port (tests/redis_server.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,8 @@ from storage.state.views import TradingStateView
 from storage.state.writer import StateWriter
 from tests.redis_server import RedisServer
 from tests.stack import command_queue, eventually, running_daemon, running_worker
+
+log = logging.getLogger("tests.view_healing")
 
 
 async def _snapshot(reader: StateReader, order_id: str) -> tuple[Any, ...]:
@@ -82,6 +85,8 @@ async def test_flushdb_with_the_daemon_running_is_rebuilt_and_never_read_empty(s
             # any answer at all is the rebuilt view: never empty, never ACTIVE by default
             assert got == before
             break
+        log.info("view readable again %.3f s after FLUSHDB (%d reads said rebuilding)",
+                 asyncio.get_running_loop().time() - started, refused)
         assert refused >= 1  # the first read after the flush said "rebuilding"
         assert d.guard.rebuilds == rebuilds + 1
         # the command's status is back too (get_command_status after a flush)
