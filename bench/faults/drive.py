@@ -32,6 +32,8 @@ class Ledger:
     refused: dict[str, str] = field(default_factory=dict)  # command_id -> final refusal the tool reported
     outcomes: Counter[str] = field(default_factory=Counter)  # every call's outcome class, for the report
     sample_errors: dict[str, str] = field(default_factory=dict)  # first message per outcome class
+    places_started: int = 0  # place_order calls sent, and answered (or given up on): a fault
+    places_ended: int = 0  # window saw a call if one started before its end and ended after its start
 
     def note(self, kind: str, message: str = "") -> None:
         self.outcomes[kind] += 1
@@ -131,6 +133,7 @@ class Driver:
         if not preview.get("risk", {}).get("allowed", False):
             self.ledger.note("preview_risk_refused", str(preview.get("risk")))
             return
+        self.ledger.places_started += 1
         try:
             placed = await self._call(client, "place_order", {"token": preview["token"], **order})
         except ToolError as e:
@@ -139,6 +142,8 @@ class Driver:
         except TimeoutError as e:
             self.ledger.note("place_unanswered", f"no answer within {CALL_TIMEOUT_S}s: {e}")
             raise
+        finally:
+            self.ledger.places_ended += 1
         command = placed.get("command", {})
         status, cid = command.get("status"), command.get("command_id")
         if status in ("succeeded", "pending") and cid:
