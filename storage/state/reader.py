@@ -51,7 +51,7 @@ class StateReader:
         ready, raw = await self.redis.mget([keys.STATE_READY, key])
         if ready is None:
             raise ViewRebuilding()
-        return raw  # type: ignore[no-any-return]
+        return raw
 
     async def _ready_and(self, stage: Callable[[Pipeline], object]) -> Any:
         """Run the command `stage` adds, atomically with the readiness check (MULTI/EXEC)."""

@@ -89,8 +89,9 @@ async def begin_rebuild(redis: Redis) -> str:
 async def finish_rebuild(redis: Redis, token: str) -> bool:
     """Mark the view ready, written last; False if Redis lost `token` meanwhile (flush, restart,
     or a later rebuild took over), and then the view stays not ready."""
-    ready = orjson.dumps({"at": datetime.now(UTC).isoformat()})
-    return bool(await redis.eval(_FINISH, 2, keys.STATE_REBUILDING, keys.STATE_READY, token, ready))
+    ready = orjson.dumps({"at": datetime.now(UTC).isoformat()}).decode()
+    finished = redis.eval(_FINISH, 2, keys.STATE_REBUILDING, keys.STATE_READY, token, ready)
+    return bool(await finished)  # type: ignore[misc]  # redis-py types it Awaitable[str] | str
 
 
 async def rebuild_state_view(sessions: async_sessionmaker[AsyncSession], redis: Redis, *,
