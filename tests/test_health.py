@@ -131,8 +131,12 @@ async def test_a_failing_worker_and_commands_waiting_are_named_by_both_reports(s
     async with running_daemon(settings) as d, Client(build_server(settings)) as c:
         daemon, mcp = await _both(d, c)
         assert daemon["checks"]["commands"] == mcp["checks"]["commands"] == "ok"
-        # a job queued 30 s ago that nobody took, and a worker whose jobs keep failing
-        await redis.zadd(settings.queue_name, {"order:pv_waiting": int(time.time() * 1000) - 30_000})
+        # a job queued 30 s ago that nobody took, one as old that a worker runs (not waiting), and
+        # a worker whose jobs keep failing
+        now_ms = int(time.time() * 1000)
+        await redis.zadd(settings.queue_name, {"order:pv_waiting": now_ms - 30_000,
+                                               "order:pv_running": now_ms - 40_000})
+        await redis.set(keys.ARQ_IN_PROGRESS_PREFIX + "order:pv_running", b"1", ex=60)
         await redis.set(keys.heartbeat("worker"), orjson.dumps({
             "at": (await _mcp_health(c))["components"]["daemon"]["last_seen"], "jobs_retrying": 2,
             "last_error": "DatabaseUnavailable: connection refused", "db_down_since": None}))

@@ -184,6 +184,21 @@ def evaluate(inp: HealthInputs, *, stale_after_s: float, heartbeat_stale_s: floa
                         time=now)
 
 
+# KEYS: the arq queue. ARGV: now (ms), arq's in-progress key prefix. Among the jobs due by now
+# (oldest first, at most 1000), those no worker runs: how many, and the oldest one's score.
+_WAITING = """
+local due = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, 1000)
+local waiting, oldest = 0, false
+for i = 1, #due, 2 do
+    if redis.call('exists', ARGV[2] .. due[i]) == 0 then
+        waiting = waiting + 1
+        if not oldest then oldest = due[i + 1] end
+    end
+end
+return {waiting, oldest}
+"""
+
+
 async def read_inputs(redis: Redis, *, symbols: list[str], queue_name: str) -> HealthInputs:
     """What `evaluate` needs, in one round trip. Raises what Redis raises (the caller reports
     Redis unreachable: see `inputs_or_outage`)."""
@@ -193,13 +208,11 @@ async def read_inputs(redis: Redis, *, symbols: list[str], queue_name: str) -> H
     now_ms = int(now.timestamp() * 1000)
     async with redis.pipeline(transaction=False) as p:
         p.mget([*fixed, *(keys.quote(s) for s in symbols)])
-        p.zcount(queue_name, "-inf", now_ms)  # deferred jobs (scored in the future) are not waiting
-        p.zrange(queue_name, 0, 0, withscores=True)
-        raws, waiting, oldest = await p.execute()
+        # deferred jobs (scored in the future) are not waiting yet, running ones no longer
+        p.eval(_WAITING, 1, queue_name, now_ms, keys.ARQ_IN_PROGRESS_PREFIX)
+        raws, (waiting, oldest) = await p.execute()
     daemon, worker, ready, rebuilding, trading = raws[:5]
-    oldest_s = None
-    if waiting and oldest:
-        oldest_s = max(0.0, (now_ms - float(oldest[0][1])) / 1000)
+    oldest_s = None if oldest is None else max(0.0, (now_ms - float(oldest)) / 1000)
     return HealthInputs(
         now=now, daemon=orjson.loads(daemon) if daemon else None,
         worker=orjson.loads(worker) if worker else None,

@@ -63,6 +63,9 @@ def heartbeat(component: str) -> str:
 
 
 WORKER_WAKEUP = f"{PREFIX}:worker:wakeup"
+# arq's own key (arq.constants.in_progress_key_prefix), set while a worker runs the job: a queued
+# job with it is running, not waiting (storage/state/health.py)
+ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"
 WORKER_INFLIGHT = f"{PREFIX}:worker:inflight"  # hash job id -> id of the worker running it
 WORKER_ALIVE_PREFIX = f"{PREFIX}:worker:alive:"  # + worker id: refreshed while the worker lives
 
