@@ -209,7 +209,7 @@ async def read_inputs(redis: Redis, *, symbols: list[str], queue_name: str) -> H
     async with redis.pipeline(transaction=False) as p:
         p.mget([*fixed, *(keys.quote(s) for s in symbols)])
         # deferred jobs (scored in the future) are not waiting yet, running ones no longer
-        p.eval(_WAITING, 1, queue_name, now_ms, keys.ARQ_IN_PROGRESS_PREFIX)
+        p.eval(_WAITING, 1, queue_name, str(now_ms), keys.ARQ_IN_PROGRESS_PREFIX)
         raws, (waiting, oldest) = await p.execute()
     daemon, worker, ready, rebuilding, trading = raws[:5]
     oldest_s = None if oldest is None else max(0.0, (now_ms - float(oldest)) / 1000)
