@@ -9,7 +9,7 @@ Findings accumulate as sets over the phases. The last line is
 
 and the exit status is 1 if any of lost, duplicates, stuck, view_diffs, internal_errors is not 0
 (or the audit chain does not verify, the fuzzer could not run, a process exited by itself, or a
-killed worker's jobs took longer than 5 s to finish once a new worker was up).
+killed worker's jobs took longer than 5 s to finish once a new worker was up, or the run aborted).
 """
 
 from __future__ import annotations
@@ -102,20 +102,25 @@ class Suite:
         self.internal_errors: int | None = None  # None: the fuzz did not run (or could not)
         self.crashes: list[str] = []
         self.resumes: list[float] = []
+        self.aborted = ""
         self.driver = Driver(http_client(self.stack.mcp_url, self.stack.token), clients=args.clients,
                              pace_s=args.pace_s, seed=args.seed)
 
     async def run(self) -> int:
         print(f"code {code_version()}; stack in {self.stack.workdir} (logs, redis AOF); "
               f"database {self.stack.db}", flush=True)
-        await self.stack.start()
         driver = self.driver
-        driver.start()
+        label = "start-up"
         try:
+            await self.stack.start()
+            driver.start()
             for name in self.a.phases:
                 for i, fault in enumerate(self._faults(name)):
                     label = f"{name}#{i + 1}" if name == "worker_kill" else name
                     await self._phase(label, driver, fault)
+        except Exception as e:  # a process that will not come back, say: report what was seen so far
+            self.aborted = f"aborted in {label}: {type(e).__name__}: {e}"
+            print(self.aborted, flush=True)
         finally:
             await driver.close()
             await self.stack.stop(keep_database=self.a.keep)
@@ -203,7 +208,7 @@ class Suite:
               f"duplicates={len(t.duplicates)} stuck={len(t.stuck)} view_diffs={len(t.view_diffs)} "
               f"rebuild_s={rebuild:.2f} internal_errors={ie}")
         fuzz_failed = "fuzz" in self.a.phases and self.internal_errors != 0
-        bad = not t.ok or fuzz_failed or self.crashes or slow
+        bad = not t.ok or fuzz_failed or self.crashes or slow or self.aborted
         return 1 if bad else 0
 
 
