@@ -200,8 +200,11 @@ class Suite:
         slow = [r for r in self.resumes if r > RESUME_BOUND_S]
         print(f"worker kill -9: held jobs final within {self.resumes} s of the new worker "
               f"(bound {RESUME_BOUND_S:g} s: {'EXCEEDED ' + str(len(slow)) + 'x' if slow else 'met'})")
-        if not self.a.keep:
-            print(f"logs kept in {self.stack.workdir / 'logs'}")
+        logs = self.stack.workdir / "logs"
+        tracebacks = {f.name: f.read_text(errors="replace").count("Traceback (most recent call last)")
+                      for f in sorted(logs.glob("*.log"))}
+        print(f"tracebacks in the process logs (issue 8 wants an outage logged once, without them): "
+              f"{ {k: v for k, v in tracebacks.items() if v} or 'none'}; logs in {logs}")
         rebuild = max(self.rebuilds) if self.rebuilds else 0.0
         ie = "n/a" if self.internal_errors is None else str(self.internal_errors)
         print(f"faults: acknowledged={len(led.acknowledged)} lost={len(t.lost)} "
