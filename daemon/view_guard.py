@@ -95,8 +95,9 @@ class ViewGuard:
         if run_id != self.run_id or not ready:
             why = ("Redis restarted (new run_id)" if run_id != self.run_id
                    else "its ready marker is gone (Redis flushed?)")
+            if self.state != "rebuilding":  # once, not on every retry while Postgres is down
+                log.warning("state view needs a rebuild: %s", why)
             self.state = "rebuilding"
-            log.warning("state view needs a rebuild: %s", why)
             self.run_id = run_id
             await self.rebuild(why)
             self._last_settle = time.monotonic()

@@ -27,6 +27,7 @@ from storage.state.views import TradingStateView
 from storage.state.writer import StateWriter
 from tests.redis_server import RedisServer
 from tests.stack import command_queue, eventually, running_daemon, running_worker
+from tests.tcp_proxy import TcpProxy
 
 log = logging.getLogger("tests.view_healing")
 
@@ -148,3 +149,36 @@ async def test_an_order_committed_but_never_published_reaches_the_view(settings,
         assert await eventually(lambda: reader.order(order_id), timeout=5) == order
         assert [o.order_id for o in await reader.orders(open_only=True)] == [order_id]
         assert await reader.order_id_for_client_id(order.client_order_id) == order_id
+
+
+async def test_a_flush_while_postgres_is_down_waits_for_it_then_rebuilds(settings, redis, caplog):
+    """No answer from an empty view while nothing can rebuild it, and one log line, not one per try."""
+    caplog.set_level(logging.INFO)
+    proxy = TcpProxy("127.0.0.1", 5432)
+    port = await proxy.start()
+    s = settings.model_copy(update={"database_url": settings.database_url.replace(
+        "@127.0.0.1:5432/", f"@127.0.0.1:{port}/")})
+    try:
+        async with running_daemon(s):
+            reader = StateReader(redis)
+            before = (await reader.balances(), await reader.trading_state())
+            await proxy.set_mode("refuse")
+            await redis.flushdb()
+            await asyncio.sleep(2.5)  # the guard tries several times; Postgres refuses
+            for read in (reader.balances(), reader.trading_state(), reader.orders()):
+                with pytest.raises(ViewRebuilding):
+                    await read
+            assert await redis.exists(keys.STATE_REBUILDING)  # what health reports as "rebuilding"
+            await proxy.set_mode("pass")
+
+            async def rebuilt() -> Any:
+                try:
+                    return (await reader.balances(), await reader.trading_state())
+                except ViewRebuilding:
+                    return None
+
+            assert await eventually(rebuilt, timeout=5) == before
+    finally:
+        await proxy.close()
+    needs = [r for r in caplog.records if r.getMessage().startswith("state view needs a rebuild")]
+    assert len(needs) == 1
