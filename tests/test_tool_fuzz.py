@@ -54,7 +54,7 @@ async def client(settings: Settings, redis) -> AsyncIterator[Client]:
 
 
 async def test_no_tool_answers_with_an_internal_error_and_every_acknowledged_command_ends(client):
-    report = await fuzz_all_tools(client, examples=EXAMPLES, seed=SEED)
+    report = await fuzz_all_tools(client, examples=EXAMPLES, seed=SEED, in_memory=True)
     details = "\n".join(f"  {e.tool} {e.args}\n    -> {e.error}" for e in report.examples)
     assert report.internal_errors == 0, f"{report.summary()} (seed {SEED})\n{details}"
     assert report.calls == EXAMPLES
