@@ -131,7 +131,14 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
     assert published is not None
     if existing is not None:
         await published
-        log.info("command %s re-run: reconciling order %s instead of sending it again", cmd.command_id, existing.id)
+        if existing.status == "submitting" and await _venue_never_received(res, existing):
+            # the run before died between recording the order and the venue call (kill -9): send it
+            # now, under the same client order id, which the venue refuses to book twice
+            log.info("command %s re-run: the venue never received order %s; sending it now",
+                     cmd.command_id, existing.id)
+            return await _submit(res, cmd, existing, None)
+        log.info("command %s re-run: reconciling order %s instead of sending it again", cmd.command_id,
+                 existing.id)
         return await sync_order(res, existing.client_order_id, command_id=cmd.command_id)
     if order is None:
         await published
@@ -181,7 +188,16 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, inst: Ins
     return order
 
 
-async def _submit(res: Resources, cmd: PlaceOrder, order: Any, published: HeldPublish) -> CommandResult:
+async def _venue_never_received(res: Resources, order: Any) -> bool:
+    """Whether the venue says it has no order under this client order id (not: it did not answer)."""
+    try:
+        return await asyncio.wait_for(res.venues[order.venue].get_order(order.client_order_id),
+                                      VENUE_CALL_TIMEOUT_S) is None
+    except (VenueTimeout, VenueUnavailable, TimeoutError):
+        return False
+
+
+async def _submit(res: Resources, cmd: PlaceOrder, order: Any, published: HeldPublish | None) -> CommandResult:
     """The venue call, with the client order id derived from the command; then book the outcome.
 
     The "submitting" order reaches the state view with the outcome, or on its own if the venue

@@ -223,7 +223,9 @@ class RawPool:
             async with self._opening:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=1, max_size=self._size, init=_decode_json_columns,
+                        # min_size 0: with a floor, asyncpg reconnects in the background during an
+                        # outage and logs a traceback for every failed attempt
+                        self._dsn, min_size=0, max_size=self._size, init=_decode_json_columns,
                         timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S,
                         reset=_keep_session, max_inactive_connection_lifetime=1800,
                         server_settings={"application_name": "tradingd", "timezone": "UTC"})

@@ -18,7 +18,7 @@ from jobs.effects import HOLD_S, Effects, HeldPublish, effect
 from jobs.orders import cancel_order, place_order, placed_outcome, reconcile_open_orders
 from jobs.resources import Resources, build_resources
 from jobs.venues.base import VenueFill, VenueOrder
-from jobs.venues.paper.venue import _INSERT_ORDER_AND_FILL, BookOrder, _fill_params
+from jobs.venues.paper.venue import _INSERT_ORDER_AND_FILL, BookOrder, SimulatedCrash, _fill_params
 from jobs.worker import FUNCTIONS
 from storage import audit
 from storage.audit import audit_draft, verify_chain, write_audit
@@ -295,3 +295,20 @@ async def test_the_paper_book_statement_turns_off_the_flush_wait_for_its_own_tra
         assert await db.scalar(select(func.current_setting("synchronous_commit"))) == "on"
         assert await db.scalar(_INSERT_ORDER_AND_FILL, {**asdict(order), **_fill_params(None)}) == "td-nowait"
         assert await db.scalar(select(func.current_setting("synchronous_commit"))) == "off"
+
+
+async def test_a_rerun_sends_an_order_the_venue_never_received(res, redis):
+    """The run before died between recording the order ("submitting") and the venue call: the re-run
+    asks the venue, hears it has no such client order id, and sends it, once."""
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    cmd = PlaceOrder(command_id="t:died", symbol="BTC/USDT", side="buy", type="market", qty=Decimal("0.01"))
+    res.paper.faults.crashes_before_accept = 1
+    with pytest.raises(SimulatedCrash):
+        await place_order(res, cmd)
+    async with res.sessions() as s:
+        assert (await s.execute(select(OrderRow.status))).scalar_one() == "submitting"
+    result = await place_order(res, cmd)
+    assert result.status == "succeeded", result.message
+    async with res.sessions() as s:
+        assert (await s.execute(select(OrderRow.status))).scalar_one() == "filled"
+        assert (await s.execute(select(func.count()).select_from(PaperOrderRow))).scalar_one() == 1

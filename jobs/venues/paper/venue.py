@@ -92,11 +92,17 @@ class BookOrder:
         return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
+class SimulatedCrash(BaseException):
+    """What `PaperFaults.crashes_before_accept` raises: like a kill -9, nothing handles it."""
+
+
 class PaperFaults:
-    """Test hooks: the next N submits are accepted by the venue but answer with a timeout."""
+    """Test hooks: the next N submits are accepted by the venue but answer with a timeout; the next
+    M die before the venue sees them (the worker killed between its record and the venue call)."""
 
     def __init__(self) -> None:
         self.timeouts_after_accept = 0
+        self.crashes_before_accept = 0
 
 
 class PaperVenue:
@@ -119,6 +125,9 @@ class PaperVenue:
         return q
 
     async def submit_order(self, req: OrderRequest) -> VenueOrder:
+        if self.faults.crashes_before_accept > 0:
+            self.faults.crashes_before_accept -= 1
+            raise SimulatedCrash(f"paper venue: simulated crash before {req.client_order_id} was sent")
         order = BookOrder(req.client_order_id, "paper-" + uuid.uuid4().hex[:20], req.symbol, req.side, req.type,
                           req.qty, req.notional, req.limit_price, req.stop_price, "open", Decimal(0))
         quote = await self._fresh_quote(req.symbol)
