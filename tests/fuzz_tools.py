@@ -292,7 +292,11 @@ class _Seen:
             return
         if tool == "preview_order" and isinstance(data.get("token"), str):
             order = {k: v for k, v in args.items() if k != "token"}
-            self.tokens.append((data["token"], order))
+            allowed = bool((data.get("risk") or {}).get("allowed"))
+            if allowed:
+                self.tokens.append((data["token"], order))
+            else:  # kept behind the allowed ones: placing it must be refused, once in a while
+                self.tokens.insert(0, (data["token"], order))
             del self.tokens[:-50]
         command = data.get("command")
         if isinstance(command, dict):
@@ -318,8 +322,9 @@ class _Seen:
     def substitute(self, tool: str, args: dict[str, Any], rng: random.Random) -> dict[str, Any]:
         """Half the time, a seen id in place of a generated one; a place_order half the time
         places a previewed order exactly as previewed (so the worker runs it)."""
-        if tool == "place_order" and self.tokens and rng.random() < 0.5:
-            token, order = self.tokens.pop(rng.randrange(len(self.tokens)))
+        if tool == "place_order" and self.tokens and rng.random() < 0.7:
+            # mostly the newest preview (tokens live 30 s), now and then an older or a denied one
+            token, order = self.tokens.pop(-1 if rng.random() < 0.8 else rng.randrange(len(self.tokens)))
             return {**order, "token": token}
         out = dict(args)
         for name, pool_name in POOLED.items():
