@@ -42,6 +42,7 @@ class DcaClock:
         outages = outages or StoreOutages(log)
         self._resync_errors = LoopErrors("DCA schedule resync", outages, log)
         self._listen_errors = LoopErrors("DCA schedule change listener", outages, log)
+        self._fire_errors = LoopErrors("DCA fire", outages, log)
         self.queue = queue
         self.resync_s = resync_s
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -117,6 +118,15 @@ class DcaClock:
                                misfire_grace_time=None)
 
     async def _fire(self, schedule_id: str, fire_time: datetime) -> None:
+        """An APScheduler job: a fire that fails in an outage is logged once (not a traceback per
+        fire) and caught up by the next resync once the stores are back."""
+        try:
+            await self._fire_now(schedule_id, fire_time)
+            self._fire_errors.ok(db=True)
+        except Exception as e:
+            self._fire_errors.failed(e)
+
+    async def _fire_now(self, schedule_id: str, fire_time: datetime) -> None:
         run_id: str | None = None
         async with effect_session(self.res) as (s, fx):
             row = await s.get(DcaScheduleRow, schedule_id, with_for_update=True)
