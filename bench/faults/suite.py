@@ -55,7 +55,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fuzz-examples", type=int, help="hypothesis cases over all tools (10000; quick 1000)")
     p.add_argument("--settle-s", type=float, default=60.0, help="bound for acknowledged commands to be final")
     p.add_argument("--clients", type=int, default=8)
-    p.add_argument("--pace-s", type=float, help="pause between one client's orders (1.0; quick 0.5)")
+    p.add_argument("--pace-s", type=float, help="pause between one client's orders (0.5; quick 1.0)")
     p.add_argument("--seed", type=int, default=20261130)
     p.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
     p.add_argument("--keep", action="store_true", help="keep the database for a post-mortem")
@@ -65,7 +65,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         p.error("--outage-s must be in (0, 600]")
     a.worker_kills = a.worker_kills if a.worker_kills is not None else (2 if a.quick else 6)
     a.fuzz_examples = a.fuzz_examples if a.fuzz_examples is not None else (1000 if a.quick else 10_000)
-    a.pace_s = a.pace_s if a.pace_s is not None else (0.5 if a.quick else 1.0)
+    a.pace_s = a.pace_s if a.pace_s is not None else (1.0 if a.quick else 0.5)
     a.phases = [x for x in a.phases.split(",") if x]
     unknown = set(a.phases) - set(PHASES)
     if unknown:
