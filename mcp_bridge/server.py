@@ -216,11 +216,9 @@ async def serve_stdio(settings: Settings, *, stop: asyncio.Event | None = None) 
     if stop is None:
         await serving
         return
-    stopper = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        await _until_done_or_stopped(serving, stop)
     finally:
-        stopper.cancel()
         if not serving.done():
             serving.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -296,13 +294,20 @@ async def serve_http(settings: Settings, *, queue: CommandQueue | None = None,
     if stop is None:
         await serving
         return
+    try:
+        await _until_done_or_stopped(serving, stop)
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def _until_done_or_stopped(serving: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Wait until the server task ends by itself or `stop` is set, whichever comes first."""
     stopper = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        server.should_exit = True
         stopper.cancel()
-        await serving
 
 
 def run_http(settings: Settings) -> None:

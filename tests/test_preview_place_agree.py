@@ -29,17 +29,13 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from jobs.worker import run_worker
-from mcp_bridge.server import build_server
 from storage.settings import Settings
-from storage.state import keys
 from tests.fuzz_tools import unfinished_commands
 from tests.helpers import put_quote
-from tests.stack import eventually
+from tests.stack import FRESH_QUOTES, bridge_with_worker
 
 AGREE_EXAMPLES = int(os.environ.get("TRADINGD_AGREE_EXAMPLES", "60"))
-QUOTES = {"BTC/USDT": ("60000.00", "60010.00"), "ETH/USDT": ("3000.00", "3000.50"),
-          "SPY": ("500.00", "500.02")}
+QUOTES = FRESH_QUOTES
 _REDIS: dict[int, Any] = {}  # the test Redis of each client the fixture made
 GOOD_ORDER = {"symbol": "BTC/USDT", "side": "buy", "type": "market", "qty": "0.0001"}
 
@@ -83,26 +79,10 @@ ORDERS = st.one_of(
 @pytest.fixture
 async def client(settings: Settings, redis) -> AsyncIterator[Client]:
     """The bridge with a worker behind it and a feed that keeps every quote fresh."""
-    stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(settings, stop))
-
-    async def feed() -> None:
-        while True:
-            for symbol, (bid, ask) in QUOTES.items():
-                await put_quote(redis, symbol, bid, ask)
-            await asyncio.sleep(0.5)
-
-    quotes = asyncio.create_task(feed())
-    try:
-        await eventually(lambda: redis.hlen(keys.BALANCES), timeout=20)
-        async with Client(build_server(settings)) as c:
-            _REDIS[id(c)] = redis
-            yield c
-            _REDIS.pop(id(c), None)
-    finally:
-        quotes.cancel()
-        stop.set()
-        await asyncio.wait_for(worker, 40)
+    async with bridge_with_worker(settings, redis, QUOTES) as c:
+        _REDIS[id(c)] = redis
+        yield c
+        _REDIS.pop(id(c), None)
 
 
 async def _call(c: Client, tool: str, args: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:

@@ -8,49 +8,25 @@ TRADINGD_FUZZ_EXAMPLES and TRADINGD_FUZZ_SEED for a bigger or another run.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 
 import pytest
 from fastmcp import Client
 
-from jobs.worker import run_worker
-from mcp_bridge.server import build_server
 from storage.settings import Settings
-from storage.state import keys
 from tests.fuzz_tools import fuzz_all_tools, unfinished_commands
-from tests.helpers import put_quote
-from tests.stack import eventually
+from tests.stack import bridge_with_worker
 
 EXAMPLES = int(os.environ.get("TRADINGD_FUZZ_EXAMPLES", "300"))
 SEED = int(os.environ.get("TRADINGD_FUZZ_SEED", "8"))
 FINAL_WITHIN_S = 30.0
-QUOTES = {"BTC/USDT": ("60000.00", "60010.00"), "ETH/USDT": ("3000.00", "3000.50"),
-          "SPY": ("500.00", "500.02")}
 
 
 @pytest.fixture
 async def client(settings: Settings, redis) -> AsyncIterator[Client]:
-    """The bridge with a worker behind it and a feed that keeps every quote fresh."""
-    stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(settings, stop))
-
-    async def feed() -> None:
-        while True:
-            for symbol, (bid, ask) in QUOTES.items():
-                await put_quote(redis, symbol, bid, ask)
-            await asyncio.sleep(0.5)
-
-    quotes = asyncio.create_task(feed())
-    try:
-        await eventually(lambda: redis.hlen(keys.BALANCES), timeout=20)
-        async with Client(build_server(settings)) as c:
-            yield c
-    finally:
-        quotes.cancel()
-        stop.set()
-        await asyncio.wait_for(worker, 40)
+    async with bridge_with_worker(settings, redis) as c:
+        yield c
 
 
 async def test_no_tool_answers_with_an_internal_error_and_every_acknowledged_command_ends(client):
