@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +45,7 @@ RETRY_BASE_S = 0.25
 RETRY_CAP_S = 5.0
 COMMAND_JOBS = frozenset({"place_order_job", "cancel_order_job", "schedule_command_job"})
 MESSAGE_MAX = 300
+RECENT_S = 60.0  # the heartbeat counts internal errors over this window
 
 # The failed (or unknown) outcome, recorded even if no run ever claimed the command; a command
 # that already has a final outcome keeps it (the WHERE of the conflict clause).
@@ -67,12 +70,20 @@ class JobHealth:
         self.stores = OutageLog("database or Redis (worker jobs)", log)
         self.retrying: set[str] = set()
         self.internal_errors = 0
+        self.recent_errors: deque[float] = deque(maxlen=1000)  # monotonic times of internal errors
         self.last_error: str | None = None
+
+    def internal_error(self, what: str) -> None:
+        self.internal_errors += 1
+        self.recent_errors.append(time.monotonic())
+        self.last_error = what
 
     def fields(self) -> dict[str, Any]:
         down = self.stores.down_for_s
         since = None if down is None else (datetime.now(UTC) - timedelta(seconds=down)).isoformat()
+        cutoff = time.monotonic() - RECENT_S
         return {"jobs_retrying": len(self.retrying), "internal_errors": self.internal_errors,
+                "internal_errors_last_min": sum(t >= cutoff for t in self.recent_errors),
                 "db_down_since": since, "last_error": self.last_error}
 
 
@@ -90,8 +101,7 @@ def guarded(job: JobFunction, health: JobHealth) -> JobFunction:
         except Exception as e:
             if unavailable(e):
                 raise _retry(health, job_id, e, ctx) from None
-            health.internal_errors += 1
-            health.last_error = f"{name}: {type(e).__name__}"
+            health.internal_error(f"{name}: {type(e).__name__}")
             if name not in COMMAND_JOBS and name != "scheduled_buy_job":
                 raise
             log.exception("%s %s failed; ending it as failed", name, job_id)
@@ -114,6 +124,7 @@ def guarded(job: JobFunction, health: JobHealth) -> JobFunction:
 
 def _retry(health: JobHealth, job_id: str, e: BaseException, ctx: dict[str, Any]) -> Retry:
     health.stores.failed(e)
+    health.last_error = health.stores.last_error
     health.retrying.add(job_id)
     return Retry(defer=backoff_s(int(ctx.get("job_try", 1)), base=RETRY_BASE_S, cap=RETRY_CAP_S))
 

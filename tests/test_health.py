@@ -152,6 +152,18 @@ async def test_a_failing_worker_and_commands_waiting_are_named_by_both_reports(s
         assert daemon["problems"] == mcp["problems"]
 
 
+async def test_a_worker_ending_jobs_with_internal_errors_is_named_by_both_reports(settings, redis):
+    async with running_daemon(settings) as d, Client(build_server(settings)) as c:
+        await redis.set(keys.heartbeat("worker"), orjson.dumps({
+            "at": (await _mcp_health(c))["components"]["daemon"]["last_seen"], "jobs_retrying": 0,
+            "internal_errors": 7, "internal_errors_last_min": 3, "last_error": "place_order_job: KeyError",
+            "db_down_since": None}))
+        daemon, mcp = await _both(d, c)
+        for report in (daemon, mcp):
+            assert report["checks"]["worker"] == "failing jobs"
+            assert any("3 job(s) with an internal error" in p and "KeyError" in p for p in report["problems"])
+
+
 async def test_without_a_daemon_the_mcp_health_says_it_is_down(bare_settings_client):
     report = await _mcp_health(bare_settings_client)
     assert report["status"] != "ok" and report["checks"]["daemon"] == "down"

@@ -122,6 +122,11 @@ def evaluate(inp: HealthInputs, *, stale_after_s: float, heartbeat_stale_s: floa
             checks["worker"] = "failing jobs"
             last = f" (last error: {str(w['last_error'])[:200]})" if w.get("last_error") else ""
             problems.append(f"the worker is failing jobs: {retrying} waiting to retry{last}")
+        elif int(w.get("internal_errors_last_min") or 0):
+            checks["worker"] = "failing jobs"
+            problems.append(f"the worker ended {w['internal_errors_last_min']} job(s) with an internal "
+                            f"error in the last minute (last: {str(w.get('last_error'))[:200]}); their "
+                            "commands say why")
         else:
             checks["worker"] = "ok"
         if w.get("db_down_since"):
