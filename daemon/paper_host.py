@@ -20,6 +20,7 @@ from jobs.venues.paper.venue import BookOrder, PaperVenue
 from storage.values import Quote
 
 log = logging.getLogger("tradingd.paper")
+MAX_BACKLOG = 100_000  # quotes waiting for matching (~3 hours of this simulator's ticks)
 
 
 class PaperHost:
@@ -30,17 +31,21 @@ class PaperHost:
         self.refresh_s = refresh_s
         # a Postgres outage is logged once for the daemon, not a traceback every refresh_s
         self.errors = LoopErrors("paper book refresh", outages or StoreOutages(log), log)
+        self.match_errors = LoopErrors("paper matching", self.errors.outages, log)
         self.book: dict[str, list[BookOrder]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._backlog: list[Quote] = []
+        self._arrived = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.refresh()
-        self._task = asyncio.create_task(self._refresh_loop(), name="paper-book-refresh")
+        self._tasks = [asyncio.create_task(self._refresh_loop(), name="paper-book-refresh"),
+                       asyncio.create_task(self._match_loop(), name="paper-matching")]
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def refresh(self) -> None:
         book: dict[str, list[BookOrder]] = {}
@@ -60,6 +65,32 @@ class PaperHost:
                 delay = max(self.refresh_s, self.errors.failed(e, cap=2.0))
 
     async def on_quotes(self, quotes: list[Quote]) -> None:
+        """Hand the quotes to the matcher and return at once: matching writes to Postgres, and a
+        slow or silent database must not hold up the quotes the feed publishes (it did: quotes
+        stopped moving during a Postgres outage). Every quote is kept, in order, since any one
+        of them may be the one that crossed a resting order; past MAX_BACKLOG (a long outage)
+        the oldest go."""
+        self._backlog.extend(quotes)
+        if len(self._backlog) > MAX_BACKLOG:
+            del self._backlog[:len(self._backlog) - MAX_BACKLOG]
+        self._arrived.set()
+
+    async def _match_loop(self) -> None:
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            batch, self._backlog = self._backlog, []
+            try:
+                tried = await self.match(batch)
+                self.match_errors.ok(db=tried > 0)  # only a fill attempt says Postgres is back
+            except Exception as e:  # the quotes not matched yet go back to the front
+                self._backlog[:0] = batch
+                await asyncio.sleep(self.match_errors.failed(e, cap=2.0))
+                self._arrived.set()
+
+    async def match(self, quotes: list[Quote]) -> int:
+        """Fill every resting order these quotes trigger; returns how many fills were attempted."""
+        tried = 0
         for q in quotes:
             for order in list(self.book.get(q.symbol, ())):
                 hit = fill_price(order.side, order.type, q, limit_price=order.limit_price,  # type: ignore[arg-type]
@@ -67,6 +98,7 @@ class PaperHost:
                                  resting=True)
                 if hit is None:
                     continue
+                tried += 1
                 state = await self.venue.fill_resting(order.client_order_id, q)
                 self.book[q.symbol] = [o for o in self.book[q.symbol] if o is not order]
                 if state is None:
@@ -76,3 +108,4 @@ class PaperHost:
                 await self.queue.enqueue_job("sync_order_job", order.client_order_id,
                                              job_id=f"sync:{order.client_order_id}:{fill_id}")
                 log.info("paper %s %s filled on tick at %s", order.type, order.client_order_id, hit[0])
+        return tried

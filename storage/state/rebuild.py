@@ -109,6 +109,11 @@ async def rebuild_state_view(sessions: async_sessionmaker[AsyncSession], redis: 
 
 async def _rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> dict[str, int]:
     began = datetime.now(UTC)
+    # cleared before Postgres is read, not after: an order a worker publishes in between keeps its
+    # index entries (cleared after, its record stayed but it vanished from the lists, and settle,
+    # which compares records, could not see it); anything it published before is in what we read
+    await redis.delete(keys.ORDERS_BY_TIME, keys.ORDERS_OPEN, keys.ORDERS_BY_CLIENT_ID, keys.POSITIONS,
+                       keys.BALANCES, keys.SCHEDULES)
     async with sessions() as s:
         orders = (await s.execute(
             select(OrderRow).order_by(OrderRow.created_at.desc()).limit(REBUILD_ORDERS_LIMIT)
@@ -123,8 +128,7 @@ async def _rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> 
         control = await s.get(TradingControlRow, 1)
         audit = await recent_audit(s, keys.AUDIT_RECENT_MAX)
 
-    await redis.delete(keys.ORDERS_BY_TIME, keys.ORDERS_OPEN, keys.ORDERS_BY_CLIENT_ID, keys.POSITIONS,
-                       keys.BALANCES, keys.SCHEDULES, keys.AUDIT_RECENT)
+    await redis.delete(keys.AUDIT_RECENT)
     w = StateWriter(redis)
     await w.write_orders((order_view(o) for o in orders), force=True)  # Postgres is the truth again
     await _write(w, [], positions, balances, schedules, commands)
