@@ -46,6 +46,23 @@ from storage.state.reader import ViewRebuilding
 MCP_PATH = "/mcp"
 log = logging.getLogger("tradingd.mcp")
 
+
+class _NoTracebackForExpectedStates(logging.Filter):
+    """fastmcp logs a traceback for every exception a tool raises. A view being rebuilt or an
+    unreachable Redis is a known state that ErrorTranslation answers plainly, so during one each
+    call logs a line, not a traceback (the daemon logs the outage itself)."""
+
+    EXPECTED = (ViewRebuilding, RedisConnectionError, RedisTimeoutError)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.EXPECTED):
+            record.msg = f"{record.msg}: {type(record.exc_info[1]).__name__}"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+logging.getLogger("fastmcp.server.server").addFilter(_NoTracebackForExpectedStates())
+
 INSTRUCTIONS = """\
 tradingd: a trading daemon. It trades a simulated PAPER account by default (no real money).
 To trade: 1) get_quote(symbol) to see the market; 2) preview_order(...) to get the estimated price,

@@ -9,6 +9,7 @@ Real Postgres, Redis and worker; the only thing added is a test tool that raises
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -223,3 +224,17 @@ async def test_unexpected_failures_are_short_tool_errors_and_a_rebuilding_view_s
         assert "crashes failed with an internal error (RuntimeError)" in msg and "hunter2" not in msg
         msg = await refusal(c, "rebuilding")
         assert msg == "the state view is being rebuilt from Postgres; retry in a second or two"
+
+
+async def test_a_rebuilding_view_logs_a_line_per_call_not_a_traceback(settings, caplog):
+    server = build_server(settings)
+
+    @server.tool
+    async def rebuilding() -> str:
+        raise ViewRebuilding("td:state:ready missing")
+
+    caplog.set_level(logging.INFO)
+    async with Client(server) as c:
+        await refusal(c, "rebuilding")
+    lines = [r for r in caplog.records if r.name.startswith("fastmcp") and "rebuilding" in r.getMessage()]
+    assert lines and all(r.exc_info is None for r in lines), [r.getMessage() for r in lines]
