@@ -19,6 +19,9 @@ class PositionRow(Base):
     qty: Mapped[Money] = mapped_column(default=Decimal(0))
     avg_price: Mapped[Money] = mapped_column(default=Decimal(0))
     realized_pnl: Mapped[Money] = mapped_column(default=Decimal(0))
+    # fees paid on this position's fills, in the quote currency (migration 0004): kept apart from
+    # realized P&L, which covers closed quantity only
+    fees: Mapped[Money] = mapped_column(default=Decimal(0), server_default=text("0"))
     # raised by every change, under the row's lock: the state view keeps the newest (migration 0003)
     version: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(

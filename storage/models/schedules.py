@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, ForeignKey, Numeric, String, Text, UniqueConstraint, func
+from sqlalchemy import DateTime, ForeignKey, Numeric, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models.base import Base, Money, Timestamp, utcnow
@@ -32,6 +32,11 @@ class DcaScheduleRow(Base):
     next_fire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_fire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     command_id: Mapped[str] = mapped_column(String(160))
+    # the last run's outcome ("ordered", "failed", "skipped_missed"), its error, and how many runs
+    # in a row failed (migration 0004): list_dca_schedules and health show them
+    last_outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    consecutive_failures: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     created_at: Mapped[Timestamp]
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now(), onupdate=utcnow
