@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import importlib.metadata
 import logging
 import os
 import socket
@@ -169,6 +170,14 @@ def _internal(tool: str, exc: BaseException, *, logged: bool = False) -> ToolErr
                      f"persists")
 
 
+def tradingd_version() -> str:
+    """tradingd's own version for the MCP handshake (without it, clients see fastmcp's)."""
+    try:
+        return importlib.metadata.version("tradingd")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was not installed
+        return "0+unknown"
+
+
 def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastMCP:
     """The MCP server. Without a queue, its lifespan opens the arq/Redis pool and closes it at exit."""
     bridge = Bridge(settings, queue)
@@ -192,8 +201,8 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
     auth = None
     if settings.mcp_http_token is not None:
         auth = BearerTokenVerifier(settings.mcp_http_token.get_secret_value())
-    mcp = FastMCP("tradingd", instructions=INSTRUCTIONS, lifespan=connect, auth=auth, mask_error_details=True,
-                  middleware=[ErrorTranslation()], on_duplicate="error")
+    mcp = FastMCP("tradingd", instructions=INSTRUCTIONS, version=tradingd_version(), lifespan=connect, auth=auth,
+                  mask_error_details=True, middleware=[ErrorTranslation()], on_duplicate="error")
     for module in (market, portfolio, orders, schedules, system):
         module.register(mcp, bridge)
 

@@ -537,3 +537,12 @@ def test_bridge_imports_nothing_forbidden():
         for name in _imports(path):
             bad = [f for f in FORBIDDEN if name == f or name.startswith(f + ".")]
             assert not bad, f"{path.relative_to(root.parent)} imports {name}"
+
+
+async def test_the_server_reports_tradingds_own_version(settings):
+    import importlib.metadata
+
+    async with Client(build_server(settings)) as c:
+        await c.list_tools()
+        assert c.server_info.name == "tradingd"
+        assert c.server_info.version == importlib.metadata.version("tradingd")
