@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -151,6 +152,32 @@ class Driver:
             self.ledger.note(f"place_{status}")
         else:
             self.ledger.note("place_unexpected", str(placed))
+
+    async def probe(self, bound_s: float) -> tuple[float | None, str]:
+        """Seconds until one market buy succeeds end to end (a fresh quote, a preview, a placed
+        and filled order), retrying for up to `bound_s`; (None, the last answer) if none did.
+        Nothing lost is not enough: a stack that no longer trades has not recovered."""
+        t0 = time.monotonic()
+        last = ""
+        order = {"symbol": "BTC/USDT", "side": "buy", "type": "market", "qty": "0.001"}
+        while time.monotonic() - t0 < bound_s:
+            try:
+                async with self.connect() as client:
+                    preview = await self._call(client, "preview_order", order)
+                    if preview.get("risk", {}).get("allowed"):
+                        placed = await self._call(client, "place_order", {"token": preview["token"], **order})
+                        command = placed.get("command", {})
+                        if command.get("status") in ("succeeded", "pending") and command.get("command_id"):
+                            self.ledger.acknowledged[command["command_id"]] = command["status"]
+                        if command.get("status") == "succeeded":
+                            return time.monotonic() - t0, ""
+                        last = str(command)[:200]
+                    else:
+                        last = str(preview.get("risk"))[:200]
+            except Exception as e:
+                last = f"{type(e).__name__}: {str(e)[:200]}"
+            await asyncio.sleep(1.0)
+        return None, last
 
     def _refused(self, message: str) -> None:
         """A final refusal names its command (it ran and was rejected); anything else was not accepted."""

@@ -9,7 +9,8 @@ Findings accumulate as sets over the phases. The last line is
 
 and the exit status is 1 if any of lost, duplicates, stuck, view_diffs, internal_errors is not 0
 (or the audit chain does not verify, the fuzzer could not run, a process exited by itself, or a
-killed worker's jobs took longer than 5 s to finish once a new worker was up, or the run aborted).
+killed worker's jobs took longer than 5 s to finish once a new worker was up, no order went
+through within 30 s after a fault (the stack stalled), or the run aborted).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bench.faults.drive import Driver, http_client
 from bench.faults.fuzz import fuzz
 from bench.faults.stack import REPO, STARTING_BALANCES, Stack
 
+RECOVERY_BOUND_S = 30.0  # after a fault is over, an order must go through again within this
 RESUME_BOUND_S = 5.0  # issue 8: a killed worker's in-flight commands resume within 5 s of a worker
 PHASES = ("warmup", "worker_kill", "daemon_kill", "pg_refused", "pg_silent", "redis_flush", "redis_restart",
           "fuzz")
@@ -103,6 +105,7 @@ class Suite:
         self.crashes: list[str] = []
         self.resumes: list[float] = []
         self.aborted = ""
+        self.stalls: list[str] = []
         self.driver = Driver(http_client(self.stack.mcp_url, self.stack.token), clients=args.clients,
                              pace_s=args.pace_s, seed=args.seed)
 
@@ -172,6 +175,10 @@ class Suite:
             await asyncio.sleep(2.0)
             await asyncio.wait_for(driver.pause(), 90)
         await self._restart_crashed(label)
+        recovered_s, last = await driver.probe(RECOVERY_BOUND_S)
+        measured["trading_again_s"] = round(recovered_s, 2) if recovered_s is not None else None
+        if recovered_s is None:
+            self.stalls.append(f"{label}: no order succeeded within {RECOVERY_BOUND_S:g} s after it: {last}")
         if "rebuild_s" in measured:
             self.rebuilds.append(float(measured["rebuild_s"]))
         if measured.get("held"):
@@ -197,6 +204,8 @@ class Suite:
             print(f"  first {kind}: {msg}")
         print(f"refused with a reason (final, not counted as acknowledged): {len(led.refused)}")
         print(f"crashes: {self.crashes or 'none'}; audit chain: {t.audit_problem or 'verifies'}")
+        print(f"stalls (no order went through within {RECOVERY_BOUND_S:g} s of a fault's end): "
+              f"{self.stalls or 'none'}")
         slow = [r for r in self.resumes if r > RESUME_BOUND_S]
         print(f"worker kill -9: held jobs final within {self.resumes} s of the new worker "
               f"(bound {RESUME_BOUND_S:g} s: {'EXCEEDED ' + str(len(slow)) + 'x' if slow else 'met'})")
@@ -211,7 +220,7 @@ class Suite:
               f"duplicates={len(t.duplicates)} stuck={len(t.stuck)} view_diffs={len(t.view_diffs)} "
               f"rebuild_s={rebuild:.2f} internal_errors={ie}")
         fuzz_failed = "fuzz" in self.a.phases and self.internal_errors != 0
-        bad = not t.ok or fuzz_failed or self.crashes or slow or self.aborted
+        bad = not t.ok or fuzz_failed or self.crashes or slow or self.aborted or self.stalls
         return 1 if bad else 0
 
 
