@@ -11,6 +11,7 @@ entries; it is now four, the audit entries carried by the write (storage/audit.p
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from jobs.ledger import note_outcome, outcome_document, outcome_error
 from jobs.venues.base import VenueFill, VenueOrder
 from storage.audit import AUDIT_APPEND_CTE, AUDIT_HEAD
 from storage.driver import Db
-from storage.values import FINAL_COMMAND_STATUSES, CommandStatus
+from storage.values import FINAL_COMMAND_STATUSES, CommandStatus, plain_decimal
 
 RESTING = ("open", "partially_filled")
 
@@ -103,6 +104,7 @@ SELECT (SELECT positions FROM moved_position) AS position, ARRAY(SELECT b FROM m
        (SELECT orders FROM updated_order) AS updated_order, (SELECT commands FROM finished) AS command,
        """ + AUDIT_HEAD)  # noqa: S608 - constants joined; values are bound parameters
 _FINAL_STATUSES = sorted(FINAL_COMMAND_STATUSES)
+log = logging.getLogger("tradingd.fills")
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +221,10 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
     elif finish is not None:
         fx.command = _row(booked.command)
     await fx.settle_audit(db, audit, booked, went_in=not kept)
+    for f in new_fills:  # one line per fill booked, for an operator reading the log
+        log.info("fill booked: order %s %s %s %s at %s, fee %s %s (order now %s, %s filled)", order.id,
+                 order.symbol, order.side, plain_decimal(f.qty), plain_decimal(f.price), plain_decimal(f.fee),
+                 f.fee_asset, stored.status, plain_decimal(stored.filled_qty))
     return stored
 
 

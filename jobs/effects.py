@@ -22,6 +22,7 @@ from jobs.resources import Resources
 from storage.audit import AuditDraft, AuditEntry, CarriedAudit, audit_draft, write_audit
 from storage.driver import DatabaseConnectionLost, Db, RawDb, SessionDb, transaction, wait_for_wal_flush
 from storage.models import DcaScheduleRow
+from storage.state.fills import fill_view
 from storage.state.from_rows import balance_view, command_view, order_view, position_view, schedule_view
 
 log = logging.getLogger("tradingd.effects")
@@ -34,6 +35,7 @@ class Effects:
     which have the same column attributes (typed Any: the driver's rows carry no column types)."""
 
     orders: dict[str, Any] = field(default_factory=dict)
+    fills: list[Any] = field(default_factory=list)  # fills this effect recorded (jobs/booking.py)
     positions: list[Any] = field(default_factory=list)
     balances: list[Any] = field(default_factory=list)
     schedules: list[DcaScheduleRow] = field(default_factory=list)
@@ -64,13 +66,14 @@ class Effects:
         self.drafts.clear()
 
     def __bool__(self) -> bool:
-        return bool(self.orders or self.positions or self.balances or self.schedules or self.audit
-                    or self.events or self.command is not None)
+        return bool(self.orders or self.fills or self.positions or self.balances or self.schedules
+                    or self.audit or self.events or self.command is not None)
 
     def then(self, later: Effects) -> Effects:
         """This effect followed by a later one, as one publish: the later rows win, audit entries and
         events keep their order."""
-        return Effects(orders={**self.orders, **later.orders}, positions=self.positions + later.positions,
+        return Effects(orders={**self.orders, **later.orders}, fills=self.fills + later.fills,
+                       positions=self.positions + later.positions,
                        balances=self.balances + later.balances, schedules=self.schedules + later.schedules,
                        audit=self.audit + later.audit, events=self.events + later.events,
                        command=later.command if later.command is not None else self.command)
@@ -179,6 +182,8 @@ async def publish(res: Resources, fx: Effects) -> None:
     async with w.batch() as p:
         if orders:
             await w.write_orders(orders.values(), p)
+        if fx.fills:
+            await w.write_fills((fill_view(f) for f in fx.fills), p)
         if fx.positions or fx.balances:
             await w.write_portfolio((position_view(r) for r in fx.positions),
                                     (balance_view(b) for b in fx.balances), p)

@@ -16,7 +16,7 @@ import time
 import asyncpg
 
 from bench.faults.checks import command_statuses
-from bench.faults.stack import Stack
+from bench.faults.stack import QUEUE, Stack
 from storage.state import keys
 from storage.values import FINAL_COMMAND_STATUSES
 
@@ -40,8 +40,16 @@ async def _busy(stack: Stack, bound_s: float) -> set[str]:
 
 
 async def _final_all(stack: Stack, ids: set[str]) -> bool:
+    """Every command among `ids` final in Postgres; every other job (the daemon's order syncs,
+    which have no command row) neither held nor queued any more."""
     statuses = await command_statuses(stack.direct_url, sorted(ids))
-    return all(statuses.get(c) in FINAL_COMMAND_STATUSES for c in ids)
+    for job in ids:
+        if job in statuses:
+            if statuses[job] not in FINAL_COMMAND_STATUSES:
+                return False
+        elif await stack.r.exists(f"arq:in-progress:{job}") or await stack.r.zscore(QUEUE, job) is not None:
+            return False
+    return True
 
 
 async def kill_worker(stack: Stack, rng: random.Random, *, down_s: float = 1.0,

@@ -38,6 +38,7 @@ ADMIN_DSN = os.environ.get("TRADINGD_BENCH_ADMIN_DSN", "postgresql://postgres@12
 REDIS_SERVER = os.environ.get("TRADINGD_BENCH_REDIS_SERVER", "/usr/bin/redis-server")
 STARTING_BALANCES = {"USDT": "10000000", "USD": "10000000"}
 ROLES = ("daemon", "worker", "mcp")
+QUEUE = "tradingd:faults"  # the arq queue's name
 
 
 def free_port() -> int:
@@ -185,7 +186,7 @@ class Stack:
         env = dict(os.environ)
         settings = {
             "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{self.proxy.port}/{self.db}",
-            "REDIS_URL": self.redis_url, "QUEUE_NAME": "tradingd:faults", "SIMULATOR_PORT": "0",
+            "REDIS_URL": self.redis_url, "QUEUE_NAME": QUEUE, "SIMULATOR_PORT": "0",
             "DAEMON_HTTP_PORT": str(self.daemon_http_port), "MCP_HTTP_PORT": str(self.mcp_port),
             "MCP_HTTP_TOKEN": self.token, "MAX_ORDER_NOTIONAL": "1000000", "ENFORCE_MARKET_HOURS": "false",
             "PAPER_STARTING_BALANCES": json.dumps(STARTING_BALANCES),

@@ -62,17 +62,6 @@ async def _resolve_order_id(bridge: Bridge, order_id: str) -> str:
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(annotations=READ_ONLY)
-    async def list_orders(
-        status: Annotated[Literal["open", "all"],
-                          Field(description="open: only orders still working")] = "all",
-        limit: Annotated[int, Field(ge=1, le=200, description="at most this many, newest first")] = 50,
-    ) -> OrdersResult:
-        """Recent orders, newest first (status, fills, average price, fees). Use status='open' to find
-        orders to cancel."""
-        orders = await bridge.reader.orders(open_only=status == "open", limit=limit)
-        return OrdersResult(orders=orders, count=len(orders))
-
-    @mcp.tool(annotations=READ_ONLY)
     async def get_order(order_id: OrderId) -> OrderView:
         """One order by its id ('ord_...') or client order id ('td-...'): status, filled qty, average
         fill price, fees, reject reason."""

@@ -34,6 +34,9 @@ Name = Annotated[PlainText | None, Field(min_length=1, max_length=100,
 class ScheduleResult(BaseModel):
     command: CommandOutcome
     schedule: ScheduleView | None
+    warnings: list[str] = Field(
+        default_factory=list, description="what may stop some fires from buying (funds today, fires "
+                                          "outside market hours); the schedule was saved anyway")
 
 
 class SchedulesResult(BaseModel):
@@ -51,8 +54,11 @@ def _check(symbol: str | None, quote_amount: Decimal | None, cron: str | None, i
 
 
 async def _with_view(bridge: Bridge, result: CommandOutcome) -> ScheduleResult:
+    """The command's outcome, the schedule as now stored, and the worker's warnings, if any (a
+    schedule that could never buy is refused by the worker: jobs/domain/schedule_fit.py)."""
     view = await bridge.reader.schedule(result.schedule_id) if result.schedule_id else None
-    return ScheduleResult(command=result, schedule=view)
+    warnings = (result.details or {}).get("warnings") or []
+    return ScheduleResult(command=result, schedule=view, warnings=[str(w) for w in warnings])
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
@@ -70,7 +76,10 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         cron '0 9 * * mon'. cron is a 5-field crontab evaluated in UTC (convert the user's local time).
         Missed fires: if the daemon was down at fire times, only the most recent missed fire within
         misfire_grace_s (default 3600 s) is bought, once; older missed fires are recorded as skipped.
-        Each buy passes the normal risk checks. Manage it with list_dca_schedules / update_dca_schedule.
+        Each buy passes the normal risk checks: a schedule that could never pass them (amount above the
+        max order notional, a symbol outside the allowlist, every fire outside its market's hours) is
+        refused; what may stop some fires (funds today, some fires outside market hours) comes back in
+        `warnings`. Manage it with list_dca_schedules / update_dca_schedule.
         """
         canonical = _check(symbol, quote_amount, cron, interval_s, timing_required=True, max_price=max_price)
         assert canonical is not None
@@ -82,7 +91,10 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
 
     @mcp.tool(annotations=READ_ONLY)
     async def list_dca_schedules() -> SchedulesResult:
-        """All DCA schedules that are not deleted (active or paused), with their next fire time (UTC)."""
+        """All DCA schedules that are not deleted (active or paused), with their next and last fire
+        times (UTC) and their last run: last_outcome ('ordered', 'failed', 'skipped_max_price',
+        'skipped_missed'; null before the first fire), last_error (why it did not buy) and
+        consecutive_failures (runs in a row that failed; health reports 3 or more)."""
         schedules = await bridge.reader.schedules()
         return SchedulesResult(schedules=schedules, count=len(schedules))
 

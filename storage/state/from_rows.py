@@ -47,7 +47,8 @@ def schedule_view(r: DcaScheduleRow) -> ScheduleView:
         schedule_id=r.id, name=r.name, venue=r.venue, symbol=r.symbol, quote_amount=r.quote_amount,
         cron=r.cron, interval_s=r.interval_s, status=r.status,  # type: ignore[arg-type]
         misfire_grace_s=r.misfire_grace_s, max_price=r.max_price, next_fire_at=r.next_fire_at,
-        last_fire_at=r.last_fire_at, created_at=r.created_at,
+        last_fire_at=r.last_fire_at, created_at=r.created_at, last_outcome=r.last_outcome,
+        last_error=r.last_error, consecutive_failures=r.consecutive_failures or 0,
     )
 
 

@@ -23,6 +23,45 @@ def order(order_id: str) -> str:
 ORDERS_BY_TIME = f"{PREFIX}:orders:by_time"  # zset order_id -> created_at epoch
 ORDERS_OPEN = f"{PREFIX}:orders:open"  # set of order ids not in a final state
 ORDERS_BY_CLIENT_ID = f"{PREFIX}:orders:by_cid"  # hash client_order_id -> order_id
+# Filter indexes for list_orders (zset order_id -> created_at epoch), set with the order's record
+# (writer._KEEP_NEWEST_ORDER). Every order index matches ORDER_INDEXES, so a rebuild clears them
+# all, whichever symbols and schedules exist.
+ORDER_INDEXES = f"{PREFIX}:orders:*"
+
+
+def orders_by_symbol(symbol: str) -> str:
+    return f"{PREFIX}:orders:sym:{symbol}"
+
+
+def orders_by_schedule(schedule_id: str) -> str:
+    return f"{PREFIX}:orders:sched:{schedule_id}"
+
+
+def orders_by_final_status(status: str) -> str:
+    """filled, cancelled or rejected: a final status never changes, so an order enters one for good."""
+    return f"{PREFIX}:orders:st:{status}"
+
+
+# The oldest created_at (epoch) of the orders the last rebuild loaded, when it loaded its limit:
+# older orders are in Postgres but not in the view (absent: the view holds them all)
+ORDERS_FLOOR = f"{PREFIX}:orders:floor"
+
+# fills: one record per fill (immutable) and time indexes (zset fill_id -> fill ts epoch)
+def fill(fill_id: str) -> str:
+    return f"{PREFIX}:fill:{fill_id}"
+
+
+FILL_INDEXES = f"{PREFIX}:fills:*"
+FILLS_BY_TIME = f"{PREFIX}:fills:by_time"
+FILLS_FLOOR = f"{PREFIX}:fills:floor"  # as ORDERS_FLOOR, for the fills the rebuild loaded
+
+
+def fills_by_symbol(symbol: str) -> str:
+    return f"{PREFIX}:fills:sym:{symbol}"
+
+
+def fills_by_order(order_id: str) -> str:
+    return f"{PREFIX}:fills:order:{order_id}"
 
 # portfolio
 POSITIONS = f"{PREFIX}:positions"  # hash "venue|symbol" -> position JSON
@@ -49,6 +88,15 @@ AUDIT_RECENT_MAX = 500
 
 # risk
 TRADING_STATE = f"{PREFIX}:risk:trading_state"  # JSON {"state": "ACTIVE"|"HALTED", "reason": ...}
+
+# The first equity get_portfolio valued each UTC day, per quote currency (hash quote -> JSON
+# {"at", "equity": {currency: amount}}), for the day's change. Live data like quotes: not in
+# Postgres and not rebuilt; when missing (a new day, a flushed Redis) the next valuation is kept.
+def day_start_equity(day: str) -> str:
+    return f"{PREFIX}:equity:day:{day}"
+
+
+DAY_START_EQUITY_TTL_S = 3 * 24 * 3600
 
 # previews (single-use confirmation tokens; deliberately not rebuilt)
 def preview(preview_id: str) -> str:

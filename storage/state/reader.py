@@ -6,13 +6,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import orjson
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from storage.state import keys
+from storage.state.fills import FillView
 from storage.state.views import (
     BalanceView,
     CommandView,
@@ -22,6 +25,24 @@ from storage.state.views import (
     ScheduleView,
     TradingStateView,
 )
+from storage.values import FINAL_ORDER_STATUSES, OPEN_ORDER_STATUSES
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+Position = tuple[float, str]  # (index score, member): where a page of a time index ends
+SCAN_BUDGET = 2000  # records one page may look at before it answers with what it found and a cursor
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a history list, newest first. `next` is where the next page starts (None: no
+    more in the view); `floor` is set when the view holds only what is newer than it (epoch s:
+    the rebuild keeps the newest N), so older history exists only in Postgres."""
+
+    items: list[T]
+    next: Position | None
+    floor: float | None = None
+
 
 
 class ViewRebuilding(Exception):
@@ -63,6 +84,16 @@ class StateReader:
             raise ViewRebuilding()
         return got
 
+    async def _ready_and_all(self, stage: Callable[[Pipeline], object]) -> list[Any]:
+        """`_ready_and` for a stage that adds several commands: their results, in order."""
+        async with self.redis.pipeline(transaction=True) as p:
+            p.exists(keys.STATE_READY)
+            stage(p)
+            ready, *got = await p.execute()
+        if not ready:
+            raise ViewRebuilding()
+        return got
+
     async def is_ready(self) -> bool:
         return bool(await self.redis.exists(keys.STATE_READY))
 
@@ -92,6 +123,121 @@ class StateReader:
         found = [OrderView.model_validate_json(r) for r in raws if r]
         found.sort(key=lambda o: o.created_at, reverse=True)
         return found[:limit]
+
+    async def order_page(self, *, symbol: str | None = None, status: str = "all",
+                         schedule_id: str | None = None, since: float | None = None,
+                         until: float | None = None, after: Position | None = None,
+                         limit: int = 50) -> Page[OrderView]:
+        """Orders created in [since, until), newest first, after the position `after` (a previous
+        page's `next`), matching every filter given. status: open, all, or a final status."""
+
+        def keep(o: OrderView) -> bool:
+            return ((symbol is None or o.symbol == symbol)
+                    and (schedule_id is None or o.schedule_id == schedule_id)
+                    and (status == "all" or (o.status in OPEN_ORDER_STATUSES if status == "open"
+                                             else o.status == status)))
+
+        if status == "open":  # a set of the few orders still working: filtered and sorted here
+            return await self._open_page(keep, since, until, after, limit)
+        indexes = []
+        if symbol is not None:
+            indexes.append(keys.orders_by_symbol(symbol))
+        if schedule_id is not None:
+            indexes.append(keys.orders_by_schedule(schedule_id))
+        if status in FINAL_ORDER_STATUSES:
+            indexes.append(keys.orders_by_final_status(status))
+        indexes.append(keys.ORDERS_BY_TIME)  # last: of equal sizes, a filter's own index is exact
+        return await self._page(indexes, keys.order, OrderView, keep, keys.ORDERS_FLOOR,
+                                since, until, after, limit)
+
+    async def fill_page(self, *, symbol: str | None = None, order_id: str | None = None,
+                        since: float | None = None, until: float | None = None,
+                        after: Position | None = None, limit: int = 50) -> Page[FillView]:
+        """Fills executed in [since, until), newest first, as order_page."""
+
+        def keep(f: FillView) -> bool:
+            return (symbol is None or f.symbol == symbol) and (order_id is None or f.order_id == order_id)
+
+        indexes = []
+        if symbol is not None:
+            indexes.append(keys.fills_by_symbol(symbol))
+        if order_id is not None:
+            indexes.append(keys.fills_by_order(order_id))
+        indexes.append(keys.FILLS_BY_TIME)
+        return await self._page(indexes, keys.fill, FillView, keep, keys.FILLS_FLOOR,
+                                since, until, after, limit)
+
+    async def _page(self, indexes: list[str], record_key: Callable[[str], str], model: type[M],
+                    keep: Callable[[M], bool], floor_key: str, since: float | None, until: float | None,
+                    after: Position | None, limit: int) -> Page[M]:
+        """Walk the smallest of `indexes` (each a zset id -> epoch that holds every match) from
+        newest to oldest in chunks, keeping the records `keep` accepts, until the page is full,
+        the index ends or SCAN_BUDGET records were looked at (the page then ends early with a
+        cursor). Round trips: one for the sizes and the floor, then two per chunk."""
+        low = "-inf" if since is None else repr(since)
+        high = "+inf" if until is None else f"({until!r}"
+        if after is not None and (until is None or after[0] < until):
+            high = repr(after[0])
+        *sizes, floor_raw = await self._ready_and_all(lambda p: [p.zcount(i, low, high) for i in indexes]
+                                                      + [p.get(floor_key)])
+        index = indexes[min(range(len(indexes)), key=lambda n: sizes[n])]
+        floor = float(floor_raw) if floor_raw is not None else None
+        found: list[tuple[Position, M]] = []
+        scanned = 0
+        # one filter: its index holds exactly the matches; more: the others are checked here
+        chunk = limit + 1 if len(indexes) <= 2 else max(limit + 1, 100)
+        at = after
+        while True:
+            top = high if at is None else repr(at[0])
+            rows = await self._ready_and(lambda p, top=top: p.zrevrangebyscore(
+                index, top, low, start=0, num=chunk, withscores=True))
+            # members of equal score come in reverse order: those not below `at` were seen already
+            fresh = [(float(sc), m.decode()) for m, sc in rows]
+            fresh = [e for e in fresh if at is None or e[0] < at[0] or e[1] < at[1]]
+            if fresh:
+                ready, *raws = await self.redis.mget([keys.STATE_READY, *(record_key(m) for _, m in fresh)])
+                if ready is None:  # flushed between the reads: a partial page would look complete
+                    raise ViewRebuilding()
+                for pos, raw in zip(fresh, raws, strict=True):
+                    if raw is not None and keep(record := model.model_validate_json(raw)):
+                        found.append((pos, record))
+                scanned += len(fresh)
+                at = fresh[-1]
+            if len(found) > limit:
+                return Page([r for _, r in found[:limit]], found[limit - 1][0], floor)
+            if len(rows) < chunk or not fresh:  # the index ends (or a chunk of one instant: stop)
+                return Page([r for _, r in found], None, floor)
+            if scanned >= SCAN_BUDGET:
+                return Page([r for _, r in found], at, floor)
+
+    async def _open_page(self, keep: Callable[[OrderView], bool], since: float | None, until: float | None,
+                         after: Position | None, limit: int) -> Page[OrderView]:
+        ids = [i.decode() for i in await self._ready_and(lambda p: p.smembers(keys.ORDERS_OPEN))]
+        ready, *raws = await self.redis.mget([keys.STATE_READY, *(keys.order(i) for i in ids)])
+        if ready is None:
+            raise ViewRebuilding()
+        rows = sorted((((o.created_at.timestamp(), o.order_id), o) for r in raws if r
+                       if keep(o := OrderView.model_validate_json(r))), key=lambda e: e[0], reverse=True)
+        rows = [(pos, o) for pos, o in rows if (since is None or pos[0] >= since)
+                and (until is None or pos[0] < until) and (after is None or pos < after)]
+        if len(rows) > limit:
+            return Page([o for _, o in rows[:limit]], rows[limit - 1][0])
+        return Page([o for _, o in rows], None)
+
+    async def portfolio(self) -> tuple[list[PositionView], list[BalanceView]]:
+        """Positions and balances as of one instant (one MULTI/EXEC): a valuation mixing a position
+        from before a fill with a balance from after it would count the fill once or twice."""
+        pos_raws, bal_raws = await self._ready_and_all(
+            lambda p: [p.hvals(keys.POSITIONS), p.hvals(keys.BALANCES)])
+        return (sorted((PositionView.model_validate_json(r) for r in pos_raws), key=lambda p: p.symbol),
+                sorted((BalanceView.model_validate_json(r) for r in bal_raws), key=lambda b: b.asset))
+
+    async def quotes(self, symbols: list[str]) -> dict[str, QuoteView]:
+        """The live quotes of `symbols` that have one, in one round trip."""
+        if not symbols:
+            return {}
+        raws = await self.redis.mget([keys.quote(s) for s in symbols])
+        return {s: QuoteView.model_validate_json(r) for s, r in zip(symbols, raws, strict=True) if r}
 
     async def positions(self) -> list[PositionView]:
         raws = await self._ready_and(lambda p: p.hvals(keys.POSITIONS))

@@ -39,11 +39,13 @@ from storage.models import (
     BalanceRow,
     CommandRow,
     DcaScheduleRow,
+    FillRow,
     OrderRow,
     PositionRow,
     TradingControlRow,
 )
 from storage.state import keys
+from storage.state.fills import fill_view
 from storage.state.from_rows import (
     balance_view,
     command_view,
@@ -55,6 +57,7 @@ from storage.state.from_rows import (
 from storage.state.writer import StateWriter, dumps
 
 REBUILD_ORDERS_LIMIT = 5000
+REBUILD_FILLS_LIMIT = 10000  # an order has one fill or a few: about as far back as the orders
 REBUILD_COMMANDS_SINCE = timedelta(days=7)
 REPAIR_MARGIN = timedelta(seconds=5)  # longer than any transaction on the order path
 SETTLE_PASSES = 5
@@ -112,12 +115,18 @@ async def _rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> 
     # cleared before Postgres is read, not after: an order a worker publishes in between keeps its
     # index entries (cleared after, its record stayed but it vanished from the lists, and settle,
     # which compares records, could not see it); anything it published before is in what we read
+    # (the order and fill indexes by pattern: one per symbol and per schedule)
+    indexes = []
+    for pattern in (keys.ORDER_INDEXES, keys.FILL_INDEXES):
+        indexes += [k async for k in redis.scan_iter(match=pattern, count=1000)]
     await redis.delete(keys.ORDERS_BY_TIME, keys.ORDERS_OPEN, keys.ORDERS_BY_CLIENT_ID, keys.POSITIONS,
-                       keys.BALANCES, keys.SCHEDULES)
+                       keys.BALANCES, keys.SCHEDULES, *indexes)
     async with sessions() as s:
         orders = (await s.execute(
             select(OrderRow).order_by(OrderRow.created_at.desc()).limit(REBUILD_ORDERS_LIMIT)
         )).scalars().all()
+        fills = (await s.execute(
+            select(FillRow).order_by(FillRow.ts.desc()).limit(REBUILD_FILLS_LIMIT))).scalars().all()
         positions = (await s.execute(select(PositionRow))).scalars().all()
         balances = (await s.execute(select(BalanceRow))).scalars().all()
         schedules = (await s.execute(
@@ -131,12 +140,19 @@ async def _rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> 
     await redis.delete(keys.AUDIT_RECENT)
     w = StateWriter(redis)
     await w.write_orders((order_view(o) for o in orders), force=True)  # Postgres is the truth again
+    await w.write_fills(fill_view(f) for f in fills)
+    async with w.batch() as p:  # the view holds only the newest N: say from when (reader.Page.floor)
+        if len(orders) == REBUILD_ORDERS_LIMIT:
+            p.set(keys.ORDERS_FLOOR, repr(orders[-1].created_at.timestamp()))
+        if len(fills) == REBUILD_FILLS_LIMIT:
+            p.set(keys.FILLS_FLOOR, repr(fills[-1].ts.timestamp()))
     await _write(w, [], positions, balances, schedules, commands)
     await w.push_audit(e.as_dict() for e in reversed(audit))
     await w.write_trading_state(trading_state_view(control))
     await settle(sessions, w, redis, since=began - REPAIR_MARGIN)
-    return {"orders": len(orders), "positions": len(positions), "balances": len(balances),
-            "schedules": len(schedules), "commands": len(commands), "audit": len(audit)}
+    return {"orders": len(orders), "fills": len(fills), "positions": len(positions),
+            "balances": len(balances), "schedules": len(schedules), "commands": len(commands),
+            "audit": len(audit)}
 
 
 async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, redis: Redis, *,
@@ -154,11 +170,15 @@ async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, red
             schedules = (await s.scalars(
                 select(DcaScheduleRow).where(*_window(DcaScheduleRow, since, until)))).all()
             commands = (await s.scalars(select(CommandRow).where(*_window(CommandRow, since, until)))).all()
+            fills = (await s.scalars(select(FillRow).where(  # never updated: recorded is when they changed
+                FillRow.created_at >= since, *([FillRow.created_at < until] if until is not None else []))
+            )).all()
         shown = await _shown(redis, orders, positions, balances, schedules, commands)
+        shown += await redis.mget([keys.fill(f.id) for f in fills]) if fills else []
         expected = ([dumps(order_view(o)) for o in orders] + [dumps(position_view(p)) for p in positions]
                     + [dumps(balance_view(b)) for b in balances]
                     + [None if sch.status == "deleted" else dumps(schedule_view(sch)) for sch in schedules]
-                    + [dumps(command_view(c)) for c in commands])
+                    + [dumps(command_view(c)) for c in commands] + [dumps(fill_view(f)) for f in fills])
         differ = [got != want for got, want in zip(shown, expected, strict=True)]
         if not any(differ):
             return n
@@ -168,6 +188,7 @@ async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, red
         marks = iter(differ)  # consumed in the order `expected` was built
         await _write(w, _pick(orders, marks), _pick(positions, marks), _pick(balances, marks),
                      _pick(schedules, marks), _pick(commands, marks))
+        await w.write_fills(fill_view(f) for f in _pick(fills, marks))
     log.warning("state view still changing under the rebuild after %d passes; it may lag Postgres until "
                 "the next change of those rows (`tradingd state rebuild` settles it again)", SETTLE_PASSES)
     return 0

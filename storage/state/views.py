@@ -96,6 +96,11 @@ class ScheduleView(_View):
     next_fire_at: datetime | None
     last_fire_at: datetime | None
     created_at: datetime
+    # the last run: "ordered", "failed", "skipped_max_price" or "skipped_missed" (None: not run yet),
+    # why it did not buy, and how many runs in a row failed (a skip neither adds nor resets)
+    last_outcome: str | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
 
 
 class CommandView(_View):

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from storage.state import keys
+from storage.state.fills import FillView
 from storage.state.views import (
     BalanceView,
     CommandDone,
@@ -48,17 +49,22 @@ end
 return 0
 """
 
-# The same for orders, whose records are keys of their own with three indexes. KEYS: by time,
-# by client order id, open set, then one key per order. ARGV: force ("1": write whatever the
-# view holds), then per order: version, record JSON, order id, created (epoch s), client order
-# id, open ("1"/"0").
+# The same for orders, whose records are keys of their own with their indexes. KEYS: by time,
+# by client order id, open set, then four per order: its record, its symbol's index, its
+# schedule's index and its final status's index (the by-time index again when it has no schedule
+# or no final status: adding it twice changes nothing). ARGV: force ("1": write whatever the view
+# holds), then per order: version, record JSON, order id, created (epoch s), client order id,
+# open ("1"/"0").
 _KEEP_NEWEST_ORDER = """
-for j = 4, #KEYS do
-    local a = 2 + (j - 4) * 6
+for j = 4, #KEYS, 4 do
+    local a = 2 + (j - 4) / 4 * 6
     local shown = redis.call('get', KEYS[j])
     if ARGV[1] == '1' or not shown or (cjson.decode(shown)['version'] or 0) <= tonumber(ARGV[a]) then
         redis.call('set', KEYS[j], ARGV[a + 1])
         redis.call('zadd', KEYS[1], ARGV[a + 3], ARGV[a + 2])
+        for k = j + 1, j + 3 do
+            redis.call('zadd', KEYS[k], ARGV[a + 3], ARGV[a + 2])
+        end
         redis.call('hset', KEYS[2], ARGV[a + 4], ARGV[a + 2])
         if ARGV[a + 5] == '1' then
             redis.call('sadd', KEYS[3], ARGV[a + 2])
@@ -108,14 +114,43 @@ class StateWriter:
         views = list(orders)
         if not views:
             return
-        order_keys = [keys.order(o.order_id) for o in views]
+        order_keys: list[str] = []
         args: list[Any] = ["1" if force else "0"]
         for o in views:
+            final = o.status in FINAL_ORDER_STATUSES
+            order_keys += [keys.order(o.order_id), keys.orders_by_symbol(o.symbol),
+                           keys.orders_by_schedule(o.schedule_id) if o.schedule_id else keys.ORDERS_BY_TIME,
+                           keys.orders_by_final_status(o.status) if final else keys.ORDERS_BY_TIME]
             args += [o.version, dumps(o), o.order_id, o.created_at.timestamp(), o.client_order_id,
-                     "0" if o.status in FINAL_ORDER_STATUSES else "1"]
+                     "0" if final else "1"]
         async with self.batch(pipe) as p:
             p.eval(_KEEP_NEWEST_ORDER, 3 + len(order_keys), keys.ORDERS_BY_TIME, keys.ORDERS_BY_CLIENT_ID,
                    keys.ORDERS_OPEN, *order_keys, *args)
+
+    async def write_fills(self, fills: Iterable[FillView], pipe: Pipeline | None = None) -> None:
+        """Each fill's record and its indexes. Fills never change, so writing one again (a repeated
+        publish, a rebuild) writes the same thing: no version guard needed."""
+        views = list(fills)
+        if not views:
+            return
+        async with self.batch(pipe) as p:
+            for f in views:
+                entry = {f.fill_id: f.ts.timestamp()}
+                p.set(keys.fill(f.fill_id), dumps(f))
+                p.zadd(keys.FILLS_BY_TIME, entry)
+                p.zadd(keys.fills_by_symbol(f.symbol), entry)
+                p.zadd(keys.fills_by_order(f.order_id), entry)
+
+    async def keep_first_equity(self, day: str, quote: str, snapshot: bytes) -> bytes:
+        """Store `snapshot` as the day's first valuation in `quote` unless one is there; returns
+        the one kept (ours or the earlier one), in one round trip."""
+        key = keys.day_start_equity(day)
+        async with self.redis.pipeline(transaction=True) as p:
+            p.hsetnx(key, quote, snapshot)  # type: ignore[arg-type]  # redis-py sends bytes as they are
+            p.hget(key, quote)
+            p.expire(key, keys.DAY_START_EQUITY_TTL_S)
+            _, kept, _ = await p.execute()
+        return bytes(kept)
 
     async def write_portfolio(self, positions: Iterable[PositionView], balances: Iterable[BalanceView],
                               pipe: Pipeline | None = None) -> None:

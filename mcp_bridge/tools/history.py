@@ -1,0 +1,136 @@
+"""History: orders and fills, filtered and paged, from the state view.
+
+Why its own module: the order tools act on one order; these list many, and share the paging
+(an opaque cursor naming where the last page ended: a page stays right while new orders arrive,
+which an offset would not) and the time-range arguments.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+from pydantic import BaseModel, Field
+
+from jobs.preview import InputRejected, resolve_symbol
+from mcp_bridge.context import READ_ONLY, Bridge, Symbol
+from storage.state.fills import FillView
+from storage.state.reader import Page, Position
+from storage.state.views import OrderView
+
+Limit = Annotated[int, Field(ge=1, le=200, description="at most this many per page, newest first")]
+Cursor = Annotated[str | None, Field(
+    min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-=]+$",
+    description="the 'next' value of the previous page, to get the page after it; omit for the newest")]
+Since = Annotated[datetime | None, Field(
+    description="only from this instant on (inclusive), ISO 8601, e.g. '2026-11-30T00:00:00Z' "
+                "(no offset: UTC)")]
+Until = Annotated[datetime | None, Field(
+    description="only before this instant (exclusive), ISO 8601, e.g. '2026-11-30T12:00:00Z' "
+                "(no offset: UTC)")]
+OptSymbol = Annotated[Symbol | None, Field(description="only this symbol, e.g. 'BTC/USDT'")]
+ScheduleId = Annotated[str | None, Field(
+    min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$",
+    description="only orders a DCA schedule placed (its id, as list_dca_schedules shows)")]
+OrderIdFilter = Annotated[str | None, Field(
+    min_length=4, max_length=40, pattern=r"^ord_[A-Za-z0-9_\-]+$",
+    description="only fills of this order ('ord_...', as list_orders shows)")]
+
+
+class OrdersPage(BaseModel):
+    orders: list[OrderView]
+    count: int
+    next: str | None = Field(None, description="pass as cursor for the next (older) page; None: no more")
+    note: str | None = None
+
+
+class FillsPage(BaseModel):
+    fills: list[FillView]
+    count: int
+    next: str | None = Field(None, description="pass as cursor for the next (older) page; None: no more")
+    note: str | None = None
+
+
+def encode_cursor(position: Position) -> str:
+    return base64.urlsafe_b64encode(f"{position[0]!r} {position[1]}".encode()).decode()
+
+
+def decode_cursor(tool: str, cursor: str | None) -> Position | None:
+    if cursor is None:
+        return None
+    try:
+        score, member = base64.urlsafe_b64decode(cursor.encode()).decode().split(" ", 1)
+        return float(score), member
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ToolError(f"cursor {cursor[:40]!r} is not one {tool} returned; pass the 'next' value of its "
+                        f"previous answer, or omit cursor for the newest page") from None
+
+
+def time_range(since: datetime | None, until: datetime | None) -> tuple[float | None, float | None]:
+    """Epoch seconds of the range; an instant without an offset is taken as UTC."""
+    low, high = (None if t is None else (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+                 for t in (since, until))
+    if low is not None and high is not None and low >= high:
+        raise ToolError(f"since ({since}) must be before until ({until}); swap them or widen the range")
+    return low, high
+
+
+def canonical(symbol: str | None) -> str | None:
+    if symbol is None:
+        return None
+    try:
+        return resolve_symbol(symbol)
+    except InputRejected as e:
+        raise ToolError(str(e)) from None
+
+
+def _note(page: Page[Any], what: str, limit: int) -> str | None:
+    notes = []
+    if page.next is not None and len(page.items) < limit:
+        notes.append(f"this page stopped early after looking through many {what}; more may match: "
+                     f"call again with cursor=next")
+    if page.floor is not None:
+        since = datetime.fromtimestamp(page.floor, UTC).isoformat(timespec="seconds")
+        notes.append(f"the state view holds {what} from {since} on (the newest after its last rebuild); "
+                     f"older ones are kept in the database but not listed here")
+    return "; ".join(notes) or None
+
+
+def register(mcp: FastMCP, bridge: Bridge) -> None:
+    @mcp.tool(title="List orders", annotations={**READ_ONLY, "title": "List orders"})
+    async def list_orders(
+        status: Annotated[Literal["open", "filled", "cancelled", "rejected", "all"], Field(
+            description="open: still working (use it to find orders to cancel); filled, cancelled, "
+                        "rejected: ended that way; all: any")] = "all",
+        symbol: OptSymbol = None, schedule_id: ScheduleId = None, since: Since = None, until: Until = None,
+        limit: Limit = 50, cursor: Cursor = None,
+    ) -> OrdersPage:
+        """Orders newest first (status, filled qty, average price, fees), filtered by status, symbol,
+        DCA schedule and creation time, a page at a time: when the answer has `next`, call again with
+        cursor=next (and the same filters) for older ones. Fills of an order: list_fills."""
+        after = decode_cursor("list_orders", cursor)
+        low, high = time_range(since, until)
+        page = await bridge.reader.order_page(symbol=canonical(symbol), status=status,
+                                              schedule_id=schedule_id, since=low, until=high, after=after,
+                                              limit=limit)
+        return OrdersPage(orders=page.items, count=len(page.items),
+                          next=encode_cursor(page.next) if page.next else None,
+                          note=_note(page, "orders", limit))
+
+    @mcp.tool(title="List fills", annotations={**READ_ONLY, "title": "List fills"})
+    async def list_fills(symbol: OptSymbol = None, order_id: OrderIdFilter = None, since: Since = None,
+                         until: Until = None, limit: Limit = 50, cursor: Cursor = None) -> FillsPage:
+        """Executions newest first: order id, symbol, side, price, qty, fee and its asset, liquidity
+        (maker: rested on the book; taker: took the book) and time; filtered by symbol, order and
+        time, a page at a time (call again with cursor=next while the answer has `next`)."""
+        after = decode_cursor("list_fills", cursor)
+        low, high = time_range(since, until)
+        page = await bridge.reader.fill_page(symbol=canonical(symbol), order_id=order_id, since=low,
+                                             until=high, after=after, limit=limit)
+        return FillsPage(fills=page.items, count=len(page.items),
+                         next=encode_cursor(page.next) if page.next else None,
+                         note=_note(page, "fills", limit))
