@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from jobs.commands import OrderFields
 from jobs.domain.instruments import Instrument, UnknownInstrumentError, all_instruments, get_instrument
-from jobs.domain.matching import BPS, fill_price, taker_price
+from jobs.domain.matching import BPS, BookState, step, taker_price
 from jobs.domain.orders import (
     MAX_DECIMALS,
     MAX_NOTIONAL,
@@ -127,6 +127,8 @@ class PreviewOrder(BaseModel):
     limit_price: Amount | None
     stop_price: Amount | None
     time_in_force: TimeInForce
+    trail_amount: Amount | None = None
+    trail_percent: Amount | None = None
 
 
 class QuoteUsed(BaseModel):
@@ -172,15 +174,18 @@ def _estimate(spec: OrderSpec, inst: Instrument, quote: QuoteView,
               slippage_bps: Decimal) -> tuple[Decimal, str]:
     """(price, execution) by the paper venue's own matching rules, applied to the quote now."""
     q = Quote(quote.symbol, quote.bid, quote.ask, quote.bid_size, quote.ask_size, quote.ts, quote.last)
-    hit = fill_price(spec.side, spec.type, q, limit_price=spec.limit_price, stop_price=spec.stop_price,
-                     slippage_bps=slippage_bps, resting=False)
-    if hit is not None:
-        return inst.round_price(hit[0]), "fills_now"
-    if spec.type == "limit":
+    moved = step(BookState(spec.side, spec.type, spec.limit_price, spec.stop_price, spec.trail_amount,
+                           spec.trail_percent), q, slippage_bps, resting=False)
+    if moved.fill is not None:
+        return inst.round_price(moved.fill[0]), "fills_now"
+    if spec.type in ("limit", "stop_limit"):  # a stop-limit fills at its limit or better once triggered
         assert spec.limit_price is not None
-        return spec.limit_price, "rests"
-    assert spec.stop_price is not None  # a touched stop becomes a taker order at the stop price
-    stop_quote = Quote(q.symbol, spec.stop_price, spec.stop_price, q.bid_size, q.ask_size, q.ts)
+        rests = spec.type == "limit" or moved.state.triggered
+        return spec.limit_price, "rests" if rests else "waits_for_stop"
+    # a touched stop becomes a taker order at the stop price (a trailing stop's: where it starts)
+    stop = moved.state.stop_price
+    assert stop is not None
+    stop_quote = Quote(q.symbol, stop, stop, q.bid_size, q.ask_size, q.ts)
     return inst.round_price(taker_price(spec.side, stop_quote, slippage_bps)), "waits_for_stop"
 
 
@@ -264,7 +269,9 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
         token=preview_id, expires_at=expires_at, expires_in_s=keys.PREVIEW_TTL_S,
         order=PreviewOrder(symbol=spec.symbol, side=spec.side, type=spec.type, qty=_dec(canonical["qty"]),
                            notional=_dec(canonical["notional"]), limit_price=_dec(canonical["limit_price"]),
-                           stop_price=_dec(canonical["stop_price"]), time_in_force=spec.time_in_force),
+                           stop_price=_dec(canonical["stop_price"]), time_in_force=spec.time_in_force,
+                           trail_amount=_dec(canonical["trail_amount"]),
+                           trail_percent=_dec(canonical["trail_percent"])),
         quote=QuoteUsed(bid=quote.bid, ask=quote.ask, ts=quote.ts, age_s=round(age, 3), stale=stale),
         execution=execution,  # type: ignore[arg-type]
         estimated_price=price, estimated_qty=qty, estimated_value=value, estimated_fee=fee,

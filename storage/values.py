@@ -25,7 +25,7 @@ def plain_decimal(d: Decimal) -> str:
 Amount = Annotated[Decimal, PlainSerializer(plain_decimal, return_type=str, when_used="json")]
 
 Side = Literal["buy", "sell"]
-OrderType = Literal["market", "limit", "stop"]
+OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
 TimeInForce = Literal["gtc", "day", "ioc"]
 # submitting: written before the venue call; unknown: the venue call timed out or failed in a way
 # that leaves the outcome open, so reconciliation decides (never reported as a rejection).

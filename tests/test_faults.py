@@ -160,8 +160,16 @@ async def test_worker_kill9_mid_job_resumes_within_5s_of_a_new_worker(settings, 
         back = time.monotonic()
 
         async def held_final() -> bool:
+            """Commands final; a job without a command row (the daemon's order sync) done."""
             statuses = await command_statuses(settings.database_url, sorted(held))
-            return all(statuses.get(c) in FINAL_COMMAND_STATUSES for c in held)
+            for job in held:
+                if job in statuses:
+                    if statuses[job] not in FINAL_COMMAND_STATUSES:
+                        return False
+                elif (await redis.exists(f"arq:in-progress:{job}")
+                      or await redis.zscore(settings.queue_name, job) is not None):
+                    return False
+            return True
         try:
             await eventually(held_final, timeout=RESUME_BOUND_S)
         except AssertionError:

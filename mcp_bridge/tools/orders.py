@@ -22,15 +22,21 @@ from storage.state.views import OrderView
 OrderId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^(ord_|td-)[A-Za-z0-9_\-]+$",
                                description="an order id ('ord_...') or a client order id ('td-...')")]
 SideParam = Annotated[Literal["buy", "sell"], Field(description="buy or sell (no short selling)")]
-TypeParam = Annotated[Literal["market", "limit", "stop"], Field(
-    description="market: fills now at the far side of the book; limit: needs limit_price, rests until "
-                "the market reaches it; stop: needs stop_price, becomes a market order when touched")]
+TypeParam = Annotated[Literal["market", "limit", "stop", "stop_limit", "trailing_stop"], Field(
+    description="market: fills now; limit: needs limit_price, rests until the market reaches it; stop: "
+                "needs stop_price, a market order once touched; stop_limit: needs stop_price and "
+                "limit_price, a limit once touched; trailing_stop: needs trail_amount or trail_percent, "
+                "a stop that follows the best price")]
 Qty = Annotated[PositiveDecimal | None, Field(
     description="quantity in base units (e.g. 0.01 BTC); give exactly one of qty or notional")]
 Notional = Annotated[PositiveDecimal | None, Field(
     description="order value in the quote currency (e.g. 100 USDT); market buys only")]
-LimitPrice = Annotated[PositiveDecimal | None, Field(description="limit price (limit orders only)")]
-StopPrice = Annotated[PositiveDecimal | None, Field(description="trigger price (stop orders only)")]
+LimitPrice = Annotated[PositiveDecimal | None, Field(description="limit price (limit and stop_limit)")]
+StopPrice = Annotated[PositiveDecimal | None, Field(description="trigger price (stop and stop_limit)")]
+TrailAmount = Annotated[PositiveDecimal | None, Field(
+    description="trailing_stop: distance of the stop from the best price, in the quote currency")]
+TrailPercent = Annotated[PositiveDecimal | None, Field(
+    description="trailing_stop: distance of the stop from the best price, in percent (0.01 to 50)")]
 Tif = Annotated[Literal["gtc", "day", "ioc"], Field(
     description="gtc: until cancelled; day: until the session ends; "
                 "ioc: limit orders only, fill now or cancel")]
@@ -74,7 +80,9 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(annotations=READ_ONLY)
     async def preview_order(symbol: Symbol, side: SideParam, type: TypeParam, qty: Qty = None,
                             notional: Notional = None, limit_price: LimitPrice = None,
-                            stop_price: StopPrice = None, time_in_force: Tif = "gtc") -> PreviewResult:
+                            stop_price: StopPrice = None, time_in_force: Tif = "gtc",
+                            trail_amount: TrailAmount = None,
+                            trail_percent: TrailPercent = None) -> PreviewResult:
         """Step 2 of trading (after get_quote): value an order without placing it.
 
         Returns the order rounded to the instrument's increments, the estimated price, fee and cost
@@ -83,7 +91,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         token and the SAME order fields. If risk.allowed is false, change the order instead.
         """
         order = OrderFields(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
-                           limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force)
+                           limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force,
+                           trail_amount=trail_amount, trail_percent=trail_percent)
         try:
             return await make_preview(bridge.reader, bridge.redis, bridge.settings, order)
         except (InputRejected, PreviewRefused) as e:
@@ -92,7 +101,9 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(annotations=writes(destructive=False, idempotent=False))
     async def place_order(token: Token, symbol: Symbol, side: SideParam, type: TypeParam, qty: Qty = None,
                           notional: Notional = None, limit_price: LimitPrice = None,
-                          stop_price: StopPrice = None, time_in_force: Tif = "gtc") -> OrderCommandResult:
+                          stop_price: StopPrice = None, time_in_force: Tif = "gtc",
+                          trail_amount: TrailAmount = None,
+                          trail_percent: TrailPercent = None) -> OrderCommandResult:
         """Step 3 of trading: place the order previewed with preview_order (paper account by default).
 
         Pass the preview's token and exactly the same order fields; the token is single use and
@@ -101,14 +112,16 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         'pending', do not place again: call get_command_status with the command_id.
         """
         order = OrderFields(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
-                           limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force)
+                           limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force,
+                           trail_amount=trail_amount, trail_percent=trail_percent)
         try:
             command_id, spec = await consume_preview(bridge.redis, token, order)
         except PreviewRefused as e:
             raise ToolError(str(e)) from None
         cmd = PlaceOrder(command_id=command_id, symbol=spec.symbol, side=spec.side, type=spec.type,
                          qty=spec.qty, notional=spec.notional, limit_price=spec.limit_price,
-                         stop_price=spec.stop_price, time_in_force=spec.time_in_force)
+                         stop_price=spec.stop_price, time_in_force=spec.time_in_force,
+                         trail_amount=spec.trail_amount, trail_percent=spec.trail_percent)
         result, view = await bridge.run_order_command(cmd)
         return OrderCommandResult(command=result, order=view)
 
