@@ -1,10 +1,12 @@
 """Hosts the paper venue's matching in the daemon: resting orders are checked on every quote.
 
 The book of resting orders is cached in memory and refreshed from Postgres (the venue's own
-tables) every `refresh_s`; a trigger is checked in memory with the same matching rules the
-venue uses, and only a triggered order costs a transaction (`fill_resting`, which re-checks
-under a row lock). The fill is then handed to the worker as a `sync_order_job` keyed by the
-fill, so our books are updated by the same code path as any venue's fill event.
+tables) every `refresh_s`; each quote is applied in memory with the same matching rules the
+venue uses (jobs.domain.matching.step), and only a quote that fills an order or moves its state
+(a stop-limit's trigger, a trailing stop's anchor) costs a transaction (`fill_resting`, which
+applies the quote again to the order as stored, under its row lock). A fill is then handed to
+the worker as a `sync_order_job` keyed by the fill, so our books are updated by the same code
+path as any venue's fill event.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 
 from daemon.metrics import PAPER_FILLS
 from daemon.outages import LoopErrors, StoreOutages
-from jobs.domain.matching import fill_price
+from jobs.domain.matching import step
 from jobs.queue import CommandQueue
 from jobs.venues.paper.venue import BookOrder, PaperVenue
 from storage.values import Quote
@@ -89,23 +91,24 @@ class PaperHost:
                 self._arrived.set()
 
     async def match(self, quotes: list[Quote]) -> int:
-        """Fill every resting order these quotes trigger; returns how many fills were attempted."""
+        """Apply each quote to every resting order of its symbol; returns how many transactions were tried."""
         tried = 0
         for q in quotes:
             for order in list(self.book.get(q.symbol, ())):
-                hit = fill_price(order.side, order.type, q, limit_price=order.limit_price,  # type: ignore[arg-type]
-                                 stop_price=order.stop_price, slippage_bps=self.venue.slippage_bps,
-                                 resting=True)
-                if hit is None:
+                moved = step(order.matching_state(), q, self.venue.slippage_bps, resting=True)
+                if moved.fill is None and not moved.changed:
                     continue
                 tried += 1
-                state = await self.venue.fill_resting(order.client_order_id, q)
-                self.book[q.symbol] = [o for o in self.book[q.symbol] if o is not order]
+                kept, state = await self.venue.fill_resting(order.client_order_id, q)
+                # the order as stored now replaces ours (None: it no longer rests)
+                rest = [o for o in self.book[q.symbol] if o is not order]
+                self.book[q.symbol] = rest if kept is None else [*rest, kept]
                 if state is None:
                     continue
                 PAPER_FILLS.inc()
                 fill_id = state.fills[-1].fill_id if state.fills else "none"
                 await self.queue.enqueue_job("sync_order_job", order.client_order_id,
                                              job_id=f"sync:{order.client_order_id}:{fill_id}")
-                log.info("paper %s %s filled on tick at %s", order.type, order.client_order_id, hit[0])
+                log.info("paper %s %s filled on tick at %s", order.type, order.client_order_id,
+                         state.fills[-1].price if state.fills else "?")
         return tried

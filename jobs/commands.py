@@ -83,10 +83,12 @@ class OrderFields(BaseModel):
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: TimeInForce = "gtc"
+    trail_amount: Decimal | None = None
+    trail_percent: Decimal | None = None
 
     def spec(self) -> OrderSpec:
         return OrderSpec(self.symbol, self.side, self.type, self.qty, self.notional, self.limit_price,
-                         self.stop_price, self.time_in_force)
+                         self.stop_price, self.time_in_force, self.trail_amount, self.trail_percent)
 
 
 class PlaceOrder(OrderFields, _Command):

@@ -59,7 +59,7 @@ _CLAIM_WITH_RISK_INPUTS = select(
 # any outcome is shown. A venue outside the database needs the record on disk before the call.
 _NEW_ORDER_COLUMNS = ("id", "client_order_id", "command_id", "venue", "symbol", "side", "type",
                       "time_in_force", "qty", "notional", "limit_price", "stop_price", "status", "filled_qty",
-                      "fees", "schedule_id", "created_at", "updated_at")
+                      "fees", "schedule_id", "created_at", "updated_at", "trail_amount", "trail_percent")
 _new_order = (insert(ORDERS)
               .values({name: bindparam(name, type_=ORDERS.c[name].type) for name in _NEW_ORDER_COLUMNS})
               .returning(*ORDERS.c).cte("new_order"))
@@ -182,7 +182,8 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, inst: Ins
         "time_in_force": spec.time_in_force, "qty": spec.qty, "notional": spec.notional,
         "limit_price": spec.limit_price, "stop_price": spec.stop_price, "status": "submitting",
         "filled_qty": Decimal(0), "fees": Decimal(0), "schedule_id": cmd.schedule_id, "created_at": now,
-        "updated_at": now, "p_commit_wait": "on" if fx.durable_at_commit else "off", **audit.params})
+        "updated_at": now, "trail_amount": spec.trail_amount, "trail_percent": spec.trail_percent,
+        "p_commit_wait": "on" if fx.durable_at_commit else "off", **audit.params})
     await fx.settle_audit(db, audit, order)
     fx.order(order)
     return order
@@ -204,7 +205,8 @@ async def _submit(res: Resources, cmd: PlaceOrder, order: Any, published: HeldPu
     is slow to answer (`published`, see jobs.effects.HeldPublish).
     """
     req = OrderRequest(order.client_order_id, order.symbol, order.side, order.type, order.time_in_force,
-                       order.qty, order.notional, order.limit_price, order.stop_price)
+                       order.qty, order.notional, order.limit_price, order.stop_price, order.trail_amount,
+                       order.trail_percent)
     try:
         vo = await asyncio.wait_for(res.venues[order.venue].submit_order(req), VENUE_CALL_TIMEOUT_S)
     except (VenueTimeout, TimeoutError) as e:

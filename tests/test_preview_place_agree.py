@@ -54,12 +54,13 @@ _FIELDS = {
     "symbol": st.sampled_from(["BTC/USDT", "ETH/USDT", "SPY", "btcusdt", "eth-usdt", "spy", "DOGE/USDT",
                                "BTC/EUR"]),
     "side": st.sampled_from(["buy", "sell"]),
-    "type": st.sampled_from(["market", "limit", "stop"]),
+    "type": st.sampled_from(["market", "limit", "stop", "stop_limit", "trailing_stop"]),
     "time_in_force": st.sampled_from(["gtc", "day", "ioc"]),
 }
 _SMALL_QTY = st.decimals(min_value=Decimal("0.00001"), max_value=Decimal("0.02"), places=5).map(str)
 _NEAR_PRICE = st.sampled_from(["0.004", "0.01", "1", "499.99", "500.5", "2999", "3001", "59000", "60005",
                                "61000", "90000", "1e30"])
+_TRAIL_PERCENT = st.sampled_from(["0.001", "0.004", "0.005", "0.5", "1", "2.345", "50", "50.01", "99"])
 # coherent orders (most of them allowed) and arbitrary combinations (most of them refused)
 ORDERS = st.one_of(
     st.fixed_dictionaries({"symbol": _FIELDS["symbol"], "side": _FIELDS["side"], "type": st.just("market")},
@@ -70,9 +71,16 @@ ORDERS = st.one_of(
                           optional={"time_in_force": _FIELDS["time_in_force"]}),
     st.fixed_dictionaries({"symbol": _FIELDS["symbol"], "side": _FIELDS["side"], "type": st.just("stop"),
                            "qty": _SMALL_QTY, "stop_price": _NEAR_PRICE}),
+    st.fixed_dictionaries({"symbol": _FIELDS["symbol"], "side": _FIELDS["side"], "type": st.just("stop_limit"),
+                           "qty": _SMALL_QTY, "stop_price": _NEAR_PRICE, "limit_price": _NEAR_PRICE},
+                          optional={"time_in_force": _FIELDS["time_in_force"]}),
+    st.fixed_dictionaries({"symbol": _FIELDS["symbol"], "side": _FIELDS["side"],
+                           "type": st.just("trailing_stop"), "qty": _SMALL_QTY},
+                          optional={"trail_amount": _NEAR_PRICE, "trail_percent": _TRAIL_PERCENT}),
     st.fixed_dictionaries({k: v for k, v in _FIELDS.items() if k != "time_in_force"},
                           optional={"qty": _AMOUNT, "notional": _AMOUNT, "limit_price": _AMOUNT,
-                                    "stop_price": _AMOUNT, "time_in_force": _FIELDS["time_in_force"]}),
+                                    "stop_price": _AMOUNT, "time_in_force": _FIELDS["time_in_force"],
+                                    "trail_amount": _AMOUNT, "trail_percent": _AMOUNT}),
 )
 
 
@@ -150,6 +158,10 @@ async def test_preview_and_place_agree_on_random_orders(client):
     @example(order={**GOOD_ORDER, "qty": "1000"})  # risk: over max_order_notional
     @example(order={**GOOD_ORDER, "symbol": "DOGE/USDT"})
     @example(order={**GOOD_ORDER, "qty": "-1"})
+    @example(order={"symbol": "BTC/USDT", "side": "buy", "type": "stop_limit", "qty": "0.001",
+                    "stop_price": "61000", "limit_price": "61100"})
+    @example(order={"symbol": "ETH/USDT", "side": "buy", "type": "trailing_stop", "qty": "0.01",
+                    "trail_percent": "1.5"})
     def agree(order: dict[str, Any]) -> None:
         running = asyncio.run_coroutine_threadsafe(check_agreement(client, order), loop)
         cases.append(running.result(timeout=60))

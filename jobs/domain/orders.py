@@ -23,7 +23,7 @@ class OrderSpecError(ValueError):
 # at most 1e12 keeps every product, fee and balance inside both; real orders are far below.
 MAX_QTY = Decimal(10) ** 12  # base units
 MAX_NOTIONAL = Decimal(10) ** 12  # quote units (orders and DCA quote_amount)
-MAX_PRICE = Decimal(10) ** 9  # limit, stop and DCA max_price
+MAX_PRICE = Decimal(10) ** 9  # limit, stop, trail amount and DCA max_price
 MAX_DECIMALS = 18  # the ledger's scale: more decimal places would be silently rounded away
 SHOWN_CHARS = 40
 
@@ -58,14 +58,49 @@ class OrderSpec:
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: TimeInForce = "gtc"
+    trail_amount: Decimal | None = None  # trailing stops: quote currency
+    trail_percent: Decimal | None = None  # trailing stops: percent of the best price seen
 
     def canonical(self) -> dict[str, str | None]:
         """A stable representation, used to bind a preview token to this exact order."""
-        def s(v: Decimal | None) -> str | None:
-            return None if v is None else format(v.normalize(), "f")
-        return {"symbol": self.symbol, "side": self.side, "type": self.type, "qty": s(self.qty),
-                "notional": s(self.notional), "limit_price": s(self.limit_price),
-                "stop_price": s(self.stop_price), "time_in_force": self.time_in_force}
+        return {"symbol": self.symbol, "side": self.side, "type": self.type, "qty": plain(self.qty),
+                "notional": plain(self.notional), "limit_price": plain(self.limit_price),
+                "stop_price": plain(self.stop_price), "time_in_force": self.time_in_force,
+                "trail_amount": plain(self.trail_amount), "trail_percent": plain(self.trail_percent)}
+
+
+def plain(v: Decimal | None) -> str | None:
+    """A Decimal as a canonical string ("0.1" whatever its scale), for tokens and audit payloads."""
+    return None if v is None else format(v.normalize(), "f")
+
+
+MAX_TRAIL_PERCENT = Decimal(50)
+TRAIL_PERCENT_QUANTUM = Decimal("0.01")
+# which price fields each type takes; anything else given is refused with the type's needs
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "market": (), "limit": ("limit_price",), "stop": ("stop_price",),
+    "stop_limit": ("stop_price", "limit_price"), "trailing_stop": (),
+}
+_PRICE_FIELDS = ("limit_price", "stop_price", "trail_amount", "trail_percent")
+
+
+def _check_fields(spec: OrderSpec) -> None:
+    """Each type's own fields, and no other: the message names what the type needs."""
+    needs = _NEEDS.get(spec.type)
+    if needs is None:
+        raise OrderSpecError(f"unknown order type {shown(spec.type)}; use one of {', '.join(_NEEDS)}")
+    for name in needs:
+        if getattr(spec, name) is None:
+            raise OrderSpecError(f"a {spec.type} order needs {' and '.join(needs)}")
+    allowed = set(needs) | ({"trail_amount", "trail_percent"} if spec.type == "trailing_stop" else set())
+    extra = [n for n in _PRICE_FIELDS if getattr(spec, n) is not None and n not in allowed]
+    if extra:
+        takes = " and ".join(needs) if needs else (
+            "trail_amount or trail_percent" if spec.type == "trailing_stop" else "no prices")
+        raise OrderSpecError(f"a {spec.type} order takes {takes}, not {', '.join(extra)}")
+    if spec.type == "trailing_stop" and (spec.trail_amount is None) == (spec.trail_percent is None):
+        raise OrderSpecError("a trailing_stop order needs exactly one of trail_amount (quote currency) or "
+                             "trail_percent")
 
 
 def normalize_order(spec: OrderSpec, inst: Instrument) -> OrderSpec:
@@ -76,24 +111,15 @@ def normalize_order(spec: OrderSpec, inst: Instrument) -> OrderSpec:
     if (spec.qty is None) == (spec.notional is None):
         raise OrderSpecError("give exactly one of qty (in base units) or notional (in quote currency)")
     if spec.notional is not None and spec.type != "market":
-        raise OrderSpecError("notional is only for market orders; give qty for limit and stop orders")
-    if spec.type == "limit" and spec.limit_price is None:
-        raise OrderSpecError("a limit order needs limit_price")
-    if spec.type == "stop" and spec.stop_price is None:
-        raise OrderSpecError("a stop order needs stop_price")
-    if spec.type == "market" and (spec.limit_price is not None or spec.stop_price is not None):
-        raise OrderSpecError("a market order takes no limit_price or stop_price; use type=limit or stop")
-    if spec.type == "limit" and spec.stop_price is not None:
-        raise OrderSpecError("a limit order takes no stop_price")
-    if spec.type == "stop" and spec.limit_price is not None:
-        raise OrderSpecError("a stop order takes no limit_price (stop-limit is not supported yet)")
+        raise OrderSpecError(f"notional is only for market orders; give qty for {spec.type} orders")
+    _check_fields(spec)
     if spec.time_in_force == "ioc" and spec.type != "limit":
         raise OrderSpecError("time_in_force=ioc is only for limit orders")
 
     out = replace(spec, symbol=inst.symbol)
     # bounds first: rounding an out-of-range Decimal raises InvalidOperation instead of a reason
     for name, limit in (("qty", MAX_QTY), ("notional", MAX_NOTIONAL), ("limit_price", MAX_PRICE),
-                        ("stop_price", MAX_PRICE)):
+                        ("stop_price", MAX_PRICE), ("trail_amount", MAX_PRICE)):
         v = getattr(spec, name)
         if v is not None:
             check_amount(name, v, limit)
@@ -109,9 +135,16 @@ def normalize_order(spec: OrderSpec, inst: Instrument) -> OrderSpec:
             raise OrderSpecError(f"notional {shown(spec.notional)} is below the minimum {inst.min_notional} "
                                  f"{inst.quote}")
         out = replace(out, notional=n)
+    if spec.trail_percent is not None:
+        check_amount("trail_percent", spec.trail_percent, MAX_TRAIL_PERCENT)
+        pct = spec.trail_percent.quantize(TRAIL_PERCENT_QUANTUM)
+        if pct <= 0:
+            raise OrderSpecError(f"trail_percent {shown(spec.trail_percent)} rounds to {pct}; give at least "
+                                 f"{TRAIL_PERCENT_QUANTUM}")
+        out = replace(out, trail_percent=pct)
     # a price that rounds to zero ticks passed a preview once and was refused at placement (the
     # worker re-checks the rounded order): refuse it here, where preview and worker both look
-    for name in ("limit_price", "stop_price"):
+    for name in ("limit_price", "stop_price", "trail_amount"):
         v = getattr(spec, name)
         if v is not None:
             p = inst.round_price(v)

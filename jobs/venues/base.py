@@ -35,6 +35,8 @@ class OrderRequest:
     notional: Decimal | None = None
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
+    trail_amount: Decimal | None = None  # trailing_stop: one of the two
+    trail_percent: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

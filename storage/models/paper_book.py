@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, ForeignKey, Numeric, String
+from sqlalchemy import Boolean, DateTime, ForeignKey, Numeric, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models.base import Base, Money, Timestamp
@@ -23,11 +23,17 @@ class PaperOrderRow(Base):
     venue_order_id: Mapped[str] = mapped_column(String(40), unique=True)
     symbol: Mapped[str] = mapped_column(String(32), index=True)
     side: Mapped[str] = mapped_column(String(4))
-    type: Mapped[str] = mapped_column(String(12))
+    type: Mapped[str] = mapped_column(String(16))
     qty: Mapped[Decimal | None] = mapped_column(Numeric(38, 18), nullable=True)
     notional: Mapped[Decimal | None] = mapped_column(Numeric(38, 18), nullable=True)
     limit_price: Mapped[Decimal | None] = mapped_column(Numeric(38, 18), nullable=True)
     stop_price: Mapped[Decimal | None] = mapped_column(Numeric(38, 18), nullable=True)
+    trail_amount: Mapped[Decimal | None] = mapped_column(Numeric(38, 18), nullable=True)
+    trail_percent: Mapped[Decimal | None] = mapped_column(Numeric(38, 18), nullable=True)
+    trail_anchor: Mapped[Decimal | None] = mapped_column(Numeric(38, 18), nullable=True)  # best price seen
+    triggered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    order_list_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    leg: Mapped[str | None] = mapped_column(String(12), nullable=True)
     status: Mapped[str] = mapped_column(String(20), index=True)
     filled_qty: Mapped[Money] = mapped_column(default=Decimal(0))
     reject_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -1,7 +1,10 @@
 """The paper venue: a simulated exchange with its own book in Postgres.
 
-Market orders fill at once at the simulated bid/ask with slippage and a fee; limit and stop
-orders rest until the daemon's paper host sees a quote that triggers them (`fill_resting`).
+Market orders fill at once at the simulated bid/ask with slippage and a fee; the other types
+rest until the daemon's paper host sees a quote that triggers them (`fill_resting`), by the
+rules of jobs.domain.matching. What an order has seen is kept on its row (a stop-limit's
+`triggered`, a trailing stop's `trail_anchor` and current `stop_price`), so a restarted daemon
+goes on from where the order was.
 A duplicate client order id returns the existing order, as a real venue's duplicate check
 lets us find it. `faults` lets tests make a submit time out after the venue accepted it.
 
@@ -18,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Numeric, String, bindparam, insert, select, text, update
+from sqlalchemy import Boolean, DateTime, Numeric, String, bindparam, insert, select, text, update
 
 from jobs.domain.instruments import get_instrument
-from jobs.domain.matching import BPS, fill_price
+from jobs.domain.matching import BPS, BookState, step
 from jobs.venues.base import OrderRequest, VenueFill, VenueOrder, VenueTimeout
 from storage.driver import DatabaseConnectionLost, Db, RawPool, transaction
 from storage.tables import PAPER_FILLS, PAPER_ORDERS
@@ -43,9 +46,11 @@ _AMOUNT = Numeric(38, 18)
 _INSERT_ORDER_AND_FILL = text("""
 WITH new_order AS (
     INSERT INTO paper_orders (client_order_id, venue_order_id, symbol, side, type, qty, notional, limit_price,
-                              stop_price, status, filled_qty, reject_reason)
+                              stop_price, status, filled_qty, reject_reason, trail_amount, trail_percent,
+                              trail_anchor, triggered, order_list_id, leg)
     VALUES (:client_order_id, :venue_order_id, :symbol, :side, :type, :qty, :notional, :limit_price,
-            :stop_price, :status, :filled_qty, :reject_reason)
+            :stop_price, :status, :filled_qty, :reject_reason, :trail_amount, :trail_percent,
+            :trail_anchor, :triggered, :order_list_id, :leg)
     ON CONFLICT (client_order_id) DO NOTHING
     RETURNING client_order_id
 ), new_fill AS (
@@ -57,8 +62,11 @@ WITH new_order AS (
 )
 SELECT client_order_id FROM new_order, commit_without_flush_wait
 """).bindparams(*(bindparam(n, type_=_AMOUNT) for n in (
-    "qty", "notional", "limit_price", "stop_price", "filled_qty", "fill_qty", "fill_price", "fill_fee")),
-    *(bindparam(n, type_=String) for n in ("reject_reason", "fill_id", "fill_fee_asset", "fill_liquidity")),
+    "qty", "notional", "limit_price", "stop_price", "filled_qty", "fill_qty", "fill_price", "fill_fee",
+    "trail_amount", "trail_percent", "trail_anchor")),
+    *(bindparam(n, type_=String) for n in ("reject_reason", "fill_id", "fill_fee_asset", "fill_liquidity",
+                                           "order_list_id", "leg")),
+    bindparam("triggered", type_=Boolean),
     bindparam("fill_ts", type_=DateTime(timezone=True)))
 _INSERT_FILL = insert(PAPER_FILLS)
 _ORDER = select(PAPER_ORDERS).where(_CID == bindparam("p_cid"))
@@ -66,7 +74,8 @@ _LOCK_ORDER = _ORDER.with_for_update()
 _FILLS = select(PAPER_FILLS).where(PAPER_FILLS.c.client_order_id == bindparam("p_cid")).order_by(PAPER_FILLS.c.ts)
 _SET_ORDER = (update(PAPER_ORDERS).where(_CID == bindparam("p_cid"))
               .values(status=bindparam("p_status"), filled_qty=bindparam("p_filled"),
-                      reject_reason=bindparam("p_reason")))
+                      reject_reason=bindparam("p_reason"), stop_price=bindparam("p_stop"),
+                      trail_anchor=bindparam("p_anchor"), triggered=bindparam("p_triggered")))
 _RESTING = select(PAPER_ORDERS).where(PAPER_ORDERS.c.status == "open")
 
 
@@ -86,10 +95,26 @@ class BookOrder:
     status: str
     filled_qty: Decimal
     reject_reason: str | None = None
+    trail_amount: Decimal | None = None
+    trail_percent: Decimal | None = None
+    trail_anchor: Decimal | None = None
+    triggered: bool = False
+    order_list_id: str | None = None
+    leg: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> BookOrder:
         return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+    def matching_state(self) -> BookState:
+        return BookState(self.side, self.type, self.limit_price, self.stop_price,  # type: ignore[arg-type]
+                         self.trail_amount, self.trail_percent, self.trail_anchor, self.triggered)
+
+    def take_state(self, state: BookState) -> None:
+        """What a quote did to the order (a stop-limit triggered, a trailing stop's anchor moved)."""
+        self.triggered, self.trail_anchor = state.triggered, state.trail_anchor
+        if self.type == "trailing_stop" and state.stop_price is not None:
+            self.stop_price = get_instrument(self.symbol).round_price(state.stop_price)
 
 
 class SimulatedCrash(BaseException):
@@ -129,7 +154,8 @@ class PaperVenue:
             self.faults.crashes_before_accept -= 1
             raise SimulatedCrash(f"paper venue: simulated crash before {req.client_order_id} was sent")
         order = BookOrder(req.client_order_id, "paper-" + uuid.uuid4().hex[:20], req.symbol, req.side, req.type,
-                          req.qty, req.notional, req.limit_price, req.stop_price, "open", Decimal(0))
+                          req.qty, req.notional, req.limit_price, req.stop_price, "open", Decimal(0),
+                          trail_amount=req.trail_amount, trail_percent=req.trail_percent)
         quote = await self._fresh_quote(req.symbol)
         fill = None
         if quote is None:
@@ -163,9 +189,11 @@ class PaperVenue:
         return _venue_order(order, [fill] if fill else [])
 
     def _match(self, order: BookOrder, quote: Quote, *, resting: bool) -> VenueFill | None:
-        """Fill the whole remaining quantity if the quote triggers the order (updates `order`)."""
-        hit = fill_price(order.side, order.type, quote, limit_price=order.limit_price,  # type: ignore[arg-type]
-                         stop_price=order.stop_price, slippage_bps=self.slippage_bps, resting=resting)
+        """Apply the quote to the order (updates `order`): its new state, and a fill of the whole
+        remaining quantity if the quote executes it."""
+        moved = step(order.matching_state(), quote, self.slippage_bps, resting=resting)
+        order.take_state(moved.state)
+        hit = moved.fill
         if hit is None:
             return None
         inst = get_instrument(order.symbol)
@@ -181,19 +209,25 @@ class PaperVenue:
         return VenueFill(f"{order.venue_order_id}-f{uuid.uuid4().hex[:8]}", qty, price, fee, inst.quote, hit[1],
                          datetime.now(UTC))
 
-    async def fill_resting(self, client_order_id: str, quote: Quote) -> VenueOrder | None:
-        """Called by the paper host on a quote: fill the order if the quote triggers it."""
+    async def fill_resting(self, client_order_id: str,
+                           quote: Quote) -> tuple[BookOrder | None, VenueOrder | None]:
+        """Called by the paper host on a quote that moves or fills the order: under the row's lock,
+        apply the quote to the order as stored. Returns the order as now on the book (None if it
+        no longer rests) and, if the quote filled it, its state to book."""
         async with transaction(self.db) as db:
             row = await db.first(_LOCK_ORDER, {"p_cid": client_order_id})
             if row is None or row.status != "open":
-                return None
+                return None, None
             order = BookOrder.from_row(row)
+            before = order.matching_state()
             fill = self._match(order, quote, resting=True)
             if fill is None:
-                return None
+                if order.matching_state() != before:
+                    await self._store(db, order)
+                return (order if order.status == "open" else None), None
             await db.first(_INSERT_FILL, _fill_row(client_order_id, fill))
             await self._store(db, order)
-            return await self._state(db, client_order_id)
+            return None, await self._state(db, client_order_id)
 
     async def cancel_order(self, client_order_id: str) -> VenueOrder | None:
         async with transaction(self.db) as db:
@@ -218,7 +252,9 @@ class PaperVenue:
     @staticmethod
     async def _store(db: Db, order: BookOrder) -> None:
         await db.first(_SET_ORDER, {"p_cid": order.client_order_id, "p_status": order.status,
-                                      "p_filled": order.filled_qty, "p_reason": order.reject_reason})
+                                      "p_filled": order.filled_qty, "p_reason": order.reject_reason,
+                                      "p_stop": order.stop_price, "p_anchor": order.trail_anchor,
+                                      "p_triggered": order.triggered})
 
     @staticmethod
     async def _state(db: Db, client_order_id: str) -> VenueOrder | None:

@@ -1,0 +1,225 @@
+"""Stop-limit and trailing-stop orders (issue 9, item 6): the matching rules directly, as
+properties over random quote paths, and end to end through the MCP tools against the running
+daemon (whose paper host matches resting orders on each quote) and worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fastmcp import Client
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from jobs.domain.instruments import get_instrument
+from jobs.domain.matching import BookState, step, trailing_stop_price
+from mcp_bridge.server import build_server
+from storage.models import PaperOrderRow
+from storage.state import keys
+from storage.state.reader import StateReader
+from storage.values import Quote
+from tests.stack import eventually, running_daemon, running_worker
+
+SLIP = Decimal(2)
+PRICES = st.decimals(min_value=Decimal(90), max_value=Decimal(110), places=2)
+
+
+def _quote(bid: Decimal, spread: Decimal = Decimal("0.1")) -> Quote:
+    return Quote("BTC/USDT", bid, bid + spread, Decimal(1), Decimal(1), datetime.now(UTC))
+
+
+def _walk(order: BookState, bids: list[Decimal]) -> tuple[int | None, list[BookState], Any]:
+    """Apply quotes until one fills: (index of the filling quote or None, states seen, the fill)."""
+    states = []
+    for i, bid in enumerate(bids):
+        moved = step(order, _quote(bid), SLIP, resting=i > 0)
+        order = moved.state
+        states.append(order)
+        if moved.fill is not None:
+            return i, states, moved.fill
+    return None, states, None
+
+
+# --- stop-limit, pure
+
+@given(side=st.sampled_from(["buy", "sell"]), stop=PRICES, offset=st.decimals(-5, 5, places=2),
+       bids=st.lists(PRICES, min_size=1, max_size=40))
+def test_a_stop_limit_fills_only_after_its_stop_and_never_beyond_its_limit(side, stop, offset, bids):
+    limit = stop + offset
+    at, states, fill = _walk(BookState(side, "stop_limit", limit_price=limit, stop_price=stop), bids)
+    touched = [(b + Decimal("0.1") >= stop) if side == "buy" else (b <= stop) for b in bids]
+    first_touch = touched.index(True) if True in touched else None
+    if first_touch is None:
+        assert at is None and not any(s.triggered for s in states)
+        return
+    # untriggered before the first touch, triggered from it on, and never a fill before it
+    assert [s.triggered for s in states] == [i >= first_touch for i in range(len(states))]
+    if at is not None:
+        assert at >= first_touch
+        price, liquidity = fill
+        assert price <= limit if side == "buy" else price >= limit
+        assert liquidity == ("taker" if at == first_touch else "maker")
+
+
+def test_a_stop_limit_triggered_through_its_limit_rests_then_fills_at_its_limit():
+    order = BookState("buy", "stop_limit", limit_price=Decimal(101), stop_price=Decimal(100))
+    below = step(order, _quote(Decimal(99)), SLIP, resting=True)  # a plain limit at 101 would fill here
+    assert below.fill is None and not below.state.triggered
+    gap = step(order, _quote(Decimal(102)), SLIP, resting=True)  # ask 102.1: stop touched, limit not
+    assert gap.fill is None and gap.state.triggered and gap.changed
+    back = step(gap.state, _quote(Decimal(100)), SLIP, resting=True)
+    assert back.fill == (Decimal(101), "maker")
+
+
+# --- trailing stop, pure
+
+@given(side=st.sampled_from(["buy", "sell"]),
+       trail=st.decimals(min_value=Decimal("0.5"), max_value=5, places=2),
+       percent=st.booleans(), bids=st.lists(PRICES, min_size=1, max_size=60))
+def test_a_trailing_stop_follows_the_best_price_and_triggers_on_a_retrace_by_the_trail(
+        side, trail, percent, bids):
+    order = BookState(side, "trailing_stop", trail_amount=None if percent else trail,
+                      trail_percent=trail if percent else None)
+    at, states, fill = _walk(order, bids)
+    asks = [b + Decimal("0.1") for b in bids]
+    seen = bids if side == "sell" else asks
+    for i, s in enumerate(states):
+        best = max(seen[: i + 1]) if side == "sell" else min(seen[: i + 1])
+        assert s.trail_anchor == best
+        assert s.stop_price == trailing_stop_price(side, best, trail_amount=order.trail_amount,
+                                                   trail_percent=order.trail_percent)
+    # the first quote that reaches the stop of the best price so far fills it, and no earlier one
+    def reached(i: int) -> bool:
+        stop = states[i].stop_price
+        return bids[i] <= stop if side == "sell" else asks[i] >= stop
+    expected = next((i for i in range(len(states)) if reached(i)), None)
+    assert at == expected
+    if at is not None:
+        assert fill[1] == "taker"
+        assert at > 0  # never on the quote that set the anchor (the first one)
+
+
+# --- end to end: the tools, the worker and the daemon's paper host
+
+@pytest.fixture
+async def stack(settings, redis) -> AsyncIterator[tuple[Client, Any, StateReader]]:
+    async with running_daemon(settings) as d, running_worker(settings):
+        reader = StateReader(redis)
+        await eventually(lambda: reader.quote("BTC/USDT"), timeout=10)
+        await eventually(lambda: redis.hlen(keys.BALANCES), timeout=20)
+        async with Client(build_server(settings)) as c:
+            yield c, d, reader
+
+
+async def _place(c: Client, order: dict[str, Any]) -> dict[str, Any]:
+    result = await c.call_tool("preview_order", order, raise_on_error=False)
+    assert not result.is_error, result.content
+    preview = _content(result)
+    assert preview["risk"]["allowed"], preview
+    placed = _content(await c.call_tool("place_order", {**order, "token": preview["token"]}))
+    assert placed["command"]["status"] == "succeeded", placed
+    return {"preview": preview, **placed}
+
+
+async def _book_row(d: Any, client_order_id: str) -> PaperOrderRow:
+    async with d.res.sessions() as s:
+        return (await s.execute(select(PaperOrderRow).where(
+            PaperOrderRow.client_order_id == client_order_id))).scalar_one()
+
+
+async def _order(c: Client, order_id: str) -> dict[str, Any]:
+    r = await c.call_tool("get_order", {"order_id": order_id}, raise_on_error=False)
+    assert not r.is_error, r.content
+    return _content(r)
+
+
+async def test_a_stop_limit_waits_for_its_stop_then_rests_and_fills_at_its_limit(stack):
+    c, d, reader = stack
+    market = (await reader.quote("BTC/USDT")).ask
+    stop, limit = (market + 2000).quantize(Decimal("0.01")), (market + 2100).quantize(Decimal("0.01"))
+    placed = await _place(c, {"symbol": "BTC/USDT", "side": "buy", "type": "stop_limit", "qty": "0.01",
+                              "stop_price": str(stop), "limit_price": str(limit)})
+    assert placed["preview"]["execution"] == "waits_for_stop"
+    order = placed["order"]
+    assert order["type"] == "stop_limit" and order["status"] == "open"
+    await d.paper.refresh()
+    # the market is below the limit all along: a plain limit would have filled; this one waits
+    for _ in range(10):
+        await d.paper.on_quotes([_quote_at(market)])
+    await eventually(lambda: _wait(0.3), timeout=2)
+    assert (await _order(c, order["order_id"]))["status"] == "open"
+    assert not (await _book_row(d, order["client_order_id"])).triggered
+    # the ask jumps through stop and limit: triggered, not filled; the next quotes (the market
+    # back below the limit) fill it at its limit, as a resting maker
+    await d.paper.on_quotes([_quote_at(limit + 100)])
+    filled = await eventually(lambda: _status(c, order["order_id"], "filled"), timeout=10)
+    assert Decimal(filled["avg_fill_price"]) == limit
+    assert (await _book_row(d, order["client_order_id"])).triggered
+
+
+async def test_a_trailing_stop_buy_follows_the_ask_down_and_fills_on_the_retrace(stack):
+    c, d, reader = stack
+    market = (await reader.quote("BTC/USDT")).ask
+    placed = await _place(c, {"symbol": "BTC/USDT", "side": "buy", "type": "trailing_stop", "qty": "0.01",
+                              "trail_amount": "1500"})
+    assert placed["preview"]["execution"] == "waits_for_stop"
+    order = placed["order"]
+    assert order["type"] == "trailing_stop" and order["status"] == "open"
+    row = await _book_row(d, order["client_order_id"])
+    assert row.trail_anchor is not None and row.stop_price == row.trail_anchor + 1500
+    await d.paper.refresh()
+    low = (market - 500).quantize(Decimal("0.01"))
+    await d.paper.on_quotes([_quote_at(low)])  # the ask drops: the stop follows it down
+
+    async def followed() -> PaperOrderRow | None:
+        r = await _book_row(d, order["client_order_id"])
+        return r if r.trail_anchor == low else None
+
+    row = await eventually(followed, timeout=5)
+    assert row.stop_price == low + 1500 and row.status == "open"
+    trigger = low + 1500 + 1
+    await d.paper.on_quotes([_quote_at(trigger)])
+    filled = await eventually(lambda: _status(c, order["order_id"], "filled"), timeout=10)
+    taker = get_instrument("BTC/USDT").round_price(trigger * (1 + SLIP / 10_000))
+    assert Decimal(filled["avg_fill_price"]) == taker
+
+
+async def test_new_types_refuse_what_they_cannot_use(stack):
+    c, _, _ = stack
+    cases = [
+        ({"type": "stop_limit", "stop_price": "1"}, "a stop_limit order needs stop_price and limit_price"),
+        ({"type": "trailing_stop"}, "exactly one of trail_amount"),
+        ({"type": "trailing_stop", "trail_amount": "5", "trail_percent": "1"}, "exactly one of trail_amount"),
+        ({"type": "trailing_stop", "trail_percent": "60"}, "trail_percent 60 is too large"),
+        ({"type": "limit", "limit_price": "1", "trail_amount": "5"}, "takes limit_price, not trail_amount"),
+    ]
+    for fields, message in cases:
+        result = await c.call_tool("preview_order", {"symbol": "BTC/USDT", "side": "buy", "qty": "0.01",
+                                                     **fields}, raise_on_error=False)
+        assert result.is_error and message in result.content[0].text, (fields, result.content[0].text)
+
+
+def _content(result: Any) -> dict[str, Any]:
+    """A tool's structured answer (fastmcp wraps one whose schema is not an object in "result")."""
+    sc = result.structured_content
+    return sc["result"] if set(sc) == {"result"} else sc
+
+
+def _quote_at(ask: Decimal) -> Quote:
+    return Quote("BTC/USDT", ask - Decimal("0.1"), ask, Decimal(1), Decimal(1), datetime.now(UTC))
+
+
+async def _wait(s: float) -> bool:
+    import asyncio
+    await asyncio.sleep(s)
+    return True
+
+
+async def _status(c: Client, order_id: str, status: str) -> dict[str, Any] | None:
+    o = await _order(c, order_id)
+    return o if o["status"] == status else None
