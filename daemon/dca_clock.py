@@ -28,7 +28,7 @@ from jobs.domain.schedule_clock import next_fire_after, plan_catch_up
 from jobs.effects import effect_session
 from jobs.queue import CommandQueue
 from jobs.resources import Resources
-from jobs.schedules import fire_command_id, pending_runs
+from jobs.schedules import fire_command_id, pending_runs, record_outcome
 from storage.models import DcaRunRow, DcaScheduleRow
 from storage.state import keys
 
@@ -140,6 +140,9 @@ class DcaClock:
                 fx.schedules.append(row)
                 fx.note(actor="scheduler", action="dca.fire", subject=row.id,
                         payload={"fire_time": fire_time.isoformat(), "run_id": run_id})
+        if run_id:
+            log.info("schedule %s fired for %s: run %s queued for the worker", schedule_id,
+                     fire_time.isoformat(), run_id)
         await self._after_commit(schedule_id, run_id, "on_time")
 
     async def _catch_up(self, schedule_id: str) -> None:
@@ -151,19 +154,24 @@ class DcaClock:
                 return
             plan = plan_catch_up(row.next_fire_at, now, cron=row.cron, interval_s=row.interval_s,
                                  anchor=row.created_at, grace_s=row.misfire_grace_s)
+            skip_note = (f"missed while the daemon was down; outside the {row.misfire_grace_s}s "
+                         "grace or coalesced into a later fire")
             for t in plan.skipped:
-                await _record_run(s, row, t, "skipped_missed",
-                                  f"missed while the daemon was down; outside the {row.misfire_grace_s}s "
-                                  "grace or coalesced into a later fire")
+                await _record_run(s, row, t, "skipped_missed", skip_note)
             if plan.run is not None:
                 run_id = await _record_run(s, row, plan.run, "enqueued", "caught up after downtime")
                 row.last_fire_at = plan.run
+            elif plan.skipped_total:  # no buy to wait for: the skip is this schedule's latest outcome
+                record_outcome(row, "skipped_missed", f"{plan.skipped_total} fire(s) {skip_note}")
             row.next_fire_at = plan.next_fire_at
             fx.schedules.append(row)
             fx.note(actor="scheduler", action="dca.catch_up", subject=row.id, payload={
                 "missed": plan.skipped_total + (1 if plan.run else 0), "skipped": plan.skipped_total,
                 "run_fire_time": plan.run.isoformat() if plan.run else None})
         SCHEDULE_FIRES.labels("skipped").inc(plan.skipped_total)
+        log.info("schedule %s caught up after downtime: %d missed fire(s) skipped%s", schedule_id,
+                 plan.skipped_total, f", buying for the one at {plan.run.isoformat()} (run {run_id})"
+                 if plan.run is not None and run_id else ", none bought")
         await self._after_commit(schedule_id, run_id, "caught_up")
 
     async def _after_commit(self, schedule_id: str, run_id: str | None, kind: str) -> None:

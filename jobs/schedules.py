@@ -8,21 +8,25 @@ is enqueued twice or re-run after a crash places one order.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs.commands import CommandResult, CreateDcaSchedule, DeleteDcaSchedule, PlaceOrder, UpdateDcaSchedule
 from jobs.domain.instruments import UnknownInstrumentError, get_instrument
 from jobs.domain.orders import MAX_DECIMALS, MAX_NOTIONAL, MAX_PRICE, OrderSpecError, check_amount
 from jobs.domain.schedule_clock import ScheduleSpecError, next_fire_after, validate_spec
+from jobs.domain.schedule_fit import ScheduleFit, judge_schedule
 from jobs.effects import effect_session
 from jobs.ledger import claim_command, finish_command
 from jobs.orders import _result, place_order
 from jobs.resources import Resources
 from storage.driver import SessionDb
-from storage.models import DcaRunRow, DcaScheduleRow
+from storage.models import BalanceRow, DcaRunRow, DcaScheduleRow
 from storage.state import keys
 from storage.state.views import QuoteView
 from storage.values import FINAL_COMMAND_STATUSES
@@ -30,6 +34,7 @@ from storage.values import FINAL_COMMAND_STATUSES
 ScheduleCommand = CreateDcaSchedule | UpdateDcaSchedule | DeleteDcaSchedule
 QUOTE_WAIT_S = 10.0  # how long a fire waits for a fresh quote (see fresh_quote)
 QUOTE_POLL_S = 0.1
+log = logging.getLogger("tradingd.dca")
 
 
 def fire_command_id(schedule_id: str, fire_time: datetime) -> str:
@@ -77,6 +82,13 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResul
         if cmd is not None:
             error = None if isinstance(cmd, DeleteDcaSchedule) or (
                 isinstance(cmd, UpdateDcaSchedule) and cmd.action != "change") else _spec_error(cmd, row)
+            fit = ScheduleFit()
+            if error is None and _activates(cmd):
+                fit = _judge(res, cmd, row, now)  # type: ignore[arg-type]
+                error = fit.refusal
+            warnings = None
+            if error is None and _activates(cmd):
+                warnings = fit.warnings + await _funds_warnings(s, res, cmd, row)  # type: ignore[arg-type]
             if error:
                 await finish_command(db, fx, cmd.command_id, "rejected", error)
             elif isinstance(cmd, CreateDcaSchedule):
@@ -91,18 +103,61 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResul
                 row.next_fire_at = next_fire_after(now, cron=row.cron, interval_s=row.interval_s, anchor=now)
                 s.add(row)
                 await finish_command(db, fx, cmd.command_id, "succeeded", f"schedule {row.id} created",
-                                     schedule_id=row.id, next_fire_at=row.next_fire_at.isoformat())
+                                     schedule_id=row.id, next_fire_at=row.next_fire_at.isoformat(),
+                                     warnings=warnings or None)
             else:
                 assert row is not None
                 _apply_update(row, cmd, now)
                 await finish_command(db, fx, cmd.command_id, "succeeded", f"schedule {row.id} {row.status}",
                                      schedule_id=row.id,
-                                     next_fire_at=row.next_fire_at.isoformat() if row.next_fire_at else None)
+                                     next_fire_at=row.next_fire_at.isoformat() if row.next_fire_at else None,
+                                     warnings=warnings or None)
         if row is not None:
             fx.schedules.append(row)
     if row is not None:
         await res.redis.publish(keys.SCHEDULES_CHANGED, row.id)
     return _result(fx.command or cmd_row)
+
+
+def _activates(cmd: ScheduleCommand | None) -> bool:
+    """Whether the command makes the schedule buy on new terms: creating, changing or resuming it."""
+    return isinstance(cmd, CreateDcaSchedule) or (isinstance(cmd, UpdateDcaSchedule)
+                                                  and cmd.action in ("change", "resume"))
+
+
+def _terms(cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaScheduleRow | None,
+           now: datetime) -> tuple[str, Decimal, str | None, int | None, datetime]:
+    """The symbol, amount and timing (cron, interval, interval anchor) the schedule will run on."""
+    if isinstance(cmd, CreateDcaSchedule):
+        return cmd.symbol, cmd.quote_amount, cmd.cron, cmd.interval_s, now
+    assert row is not None
+    changing = cmd.action == "change"
+    amount = (cmd.quote_amount if changing else None) or row.quote_amount
+    cron, interval = (cmd.cron, cmd.interval_s) if changing and (cmd.cron or cmd.interval_s) \
+        else (row.cron, row.interval_s)
+    return row.symbol, amount, cron, interval, row.created_at if interval else now
+
+
+def _judge(res: Resources, cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaScheduleRow | None,
+           now: datetime) -> ScheduleFit:
+    """Refuse a schedule every fire of which the risk check would refuse (jobs/domain/schedule_fit.py)."""
+    symbol, amount, cron, interval, anchor = _terms(cmd, row, now)
+    return judge_schedule(get_instrument(symbol), amount, cron=cron, interval_s=interval, anchor=anchor,
+                          limits=res.limits, now=now)
+
+
+async def _funds_warnings(s: AsyncSession, res: Resources, cmd: CreateDcaSchedule | UpdateDcaSchedule,
+                          row: DcaScheduleRow | None) -> list[str]:
+    """A warning, not a refusal: the balance changes with every trade (and a deposit may come)."""
+    symbol, amount, *_ = _terms(cmd, row, datetime.now(UTC))
+    inst = get_instrument(symbol)
+    balance = await s.get(BalanceRow, (res.default_venue, inst.quote))
+    available = balance.total - balance.locked if balance is not None else Decimal(0)
+    need = amount * (1 + res.fee_rate)
+    if need <= available:
+        return []
+    return [f"the available {inst.quote} balance ({available:.2f}) is below quote_amount {amount} plus the "
+            f"fee (about {need:.2f}): fires are refused until the account holds enough {inst.quote}"]
 
 
 def _apply_update(row: DcaScheduleRow, cmd: UpdateDcaSchedule | DeleteDcaSchedule, now: datetime) -> None:
@@ -140,7 +195,8 @@ async def run_scheduled_buy(res: Resources, run_id: str) -> CommandResult | None
     quote = await fresh_quote(res, sch.symbol, wait_s=QUOTE_WAIT_S)
     if sch.max_price is not None and quote is not None and quote.ask > sch.max_price:
         await _finish_run(res, run_id, "failed", None,
-                          f"ask {quote.ask} above max_price {sch.max_price}; no buy for this fire")
+                          f"ask {quote.ask} above max_price {sch.max_price}; no buy for this fire",
+                          outcome="skipped_max_price")
         return None
     result = await place_order(res, cmd)
     status = "ordered" if result.status in ("succeeded", "unknown", "running") else "failed"
@@ -167,14 +223,44 @@ async def fresh_quote(res: Resources, symbol: str, *, wait_s: float) -> QuoteVie
         await asyncio.sleep(QUOTE_POLL_S)
 
 
-async def _finish_run(res: Resources, run_id: str, status: str, order_id: str | None, note: str) -> None:
+async def _finish_run(res: Resources, run_id: str, status: str, order_id: str | None, note: str, *,
+                      outcome: str | None = None) -> None:
+    """Record how a run ended, on the run and on its schedule (`outcome`, default the run's status).
+
+    The schedule is locked before the run, as the clock does when it fires. A run finished
+    before (a re-delivered job) leaves the schedule's outcome alone, so a failure counts once.
+    """
     async with effect_session(res) as (s, fx):
+        schedule_id = await s.scalar(select(DcaRunRow.schedule_id).where(DcaRunRow.id == run_id))
+        sch = await s.get(DcaScheduleRow, schedule_id, with_for_update=True) if schedule_id else None
         run = await s.get(DcaRunRow, run_id, with_for_update=True)
         assert run is not None
+        first = run.status == "enqueued"
         run.status, run.order_id, run.note = status, order_id, note
         fx.note(actor="scheduler", action=f"dca_run.{status}", subject=run.schedule_id,
                 payload={"run_id": run.id, "fire_time": run.fire_time.isoformat(), "order_id": order_id,
                          "note": note})
+        if first and sch is not None and sch.status != "deleted":
+            record_outcome(sch, outcome or status, note)
+            fx.schedules.append(sch)
+    level = logging.INFO if status == "ordered" else logging.WARNING
+    log.log(level, "schedule %s fire %s: %s%s (%s)", run.schedule_id, run.fire_time.isoformat(),
+            outcome or status, f", order {order_id}" if order_id else "", note)
+
+
+FAILURE_OUTCOMES = frozenset({"failed"})  # a skip (max_price, missed while down) is not the schedule failing
+
+
+def record_outcome(sch: DcaScheduleRow, outcome: str, note: str | None) -> None:
+    """Keep a run's outcome on its schedule (list_dca_schedules, health): a buy placed clears the
+    error and the count of failures in a row; a failure adds one; a skip keeps the count."""
+    sch.last_outcome = outcome
+    if outcome == "ordered":
+        sch.last_error, sch.consecutive_failures = None, 0
+        return
+    sch.last_error = note
+    if outcome in FAILURE_OUTCOMES:
+        sch.consecutive_failures = (sch.consecutive_failures or 0) + 1
 
 
 async def pending_runs(res: Resources) -> list[str]:

@@ -13,6 +13,7 @@ import hmac
 import importlib.metadata
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import AsyncIterator
@@ -135,7 +136,16 @@ class ErrorTranslation(Middleware):
     """
 
     async def on_call_tool(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
+        """Each failure is also logged with its reason (one line, at INFO: a refusal is the tool
+        working), so an operator reading the log sees why a call failed, not only that it did."""
         name = _prefix(str(getattr(context.message, "name", "tool")))
+        try:
+            return await self._translated(name, context, call_next)
+        except ToolError as e:
+            log.info("tool %s failed: %s", name, _loggable(str(e)))
+            raise
+
+    async def _translated(self, name: str, context: MiddlewareContext[Any], call_next: Any) -> Any:
         try:
             return await call_next(context)
         except ArgumentsError as e:
@@ -159,6 +169,17 @@ class ErrorTranslation(Middleware):
             raise
         except Exception as e:
             raise _internal(name, e) from None
+
+
+_SECRETS_IN_TEXT = (re.compile(r"(://[^:/@\s]+:)[^@\s]+@"), re.compile(r"(?i)(bearer\s+)\S+"))
+
+
+def _loggable(reason: str, limit: int = 500) -> str:
+    """A tool error as logged: passwords in URLs and bearer tokens masked (our messages carry none,
+    but a quoted input might), bounded in length."""
+    for pattern in _SECRETS_IN_TEXT:
+        reason = pattern.sub(r"\1***@" if "://" in pattern.pattern else r"\1***", reason)
+    return _prefix(reason, limit)
 
 
 def _internal(tool: str, exc: BaseException, *, logged: bool = False) -> ToolError:

@@ -27,10 +27,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from storage.state import keys
-from storage.state.views import QuoteView, TradingStateView
+from storage.state.views import QuoteView, ScheduleView, TradingStateView
 
 HEARTBEAT_STALE_S = 5.0  # the daemon beats every 1 s and the worker every 1 s: five missed beats
 COMMANDS_WAITING_WARN_S = 10.0  # a queued command should start within a second or two
+SCHEDULE_FAILURES_WARN = 3  # runs in a row that failed: the schedule needs the user's attention
 READ_TIMEOUT_S = 1.5  # a silent Redis must not hang a health report
 
 
@@ -58,12 +59,14 @@ class HealthInputs(BaseModel):
     quotes: dict[str, QuoteView | None] = {}
     commands_waiting: int = 0
     oldest_waiting_s: float | None = None
+    schedules: list[ScheduleView] = []
 
 
 class HealthReport(BaseModel):
     status: Literal["ok", "degraded", "down"]
     problems: list[str]
-    checks: dict[str, str]  # database, redis, view, daemon, worker, feed, commands: "ok" or what is wrong
+    # database, redis, view, daemon, worker, feed, commands, schedules: "ok" or what is wrong
+    checks: dict[str, str]
     feeds: list[FeedStatus]
     trading_state: str | None
     trading_state_reason: str | None
@@ -178,6 +181,15 @@ def evaluate(inp: HealthInputs, *, stale_after_s: float, heartbeat_stale_s: floa
     else:
         checks["commands"] = "ok"
 
+    # schedules whose runs keep failing (each fire refused: funds, market closed, price...)
+    failing = [s for s in inp.schedules
+               if s.status == "active" and s.consecutive_failures >= SCHEDULE_FAILURES_WARN]
+    checks["schedules"] = "failing" if failing else "ok"
+    for s in failing:
+        problems.append(f"schedule {s.schedule_id} ({s.name[:60]}) failed its last {s.consecutive_failures} "
+                        f"runs in a row (last error: {(s.last_error or 'none recorded')[:200]}); change or "
+                        f"pause it with update_dca_schedule")
+
     ts = inp.trading_state
     if ts is not None and ts.state != "ACTIVE":
         problems.append(f"trading is {ts.state}" + (f": {ts.reason}" if ts.reason else ""))
@@ -215,7 +227,8 @@ async def read_inputs(redis: Redis, *, symbols: list[str], queue_name: str) -> H
         p.mget([*fixed, *(keys.quote(s) for s in symbols)])
         # deferred jobs (scored in the future) are not waiting yet, running ones no longer
         p.eval(_WAITING, 1, queue_name, str(now_ms), keys.ARQ_IN_PROGRESS_PREFIX)
-        raws, (waiting, oldest) = await p.execute()
+        p.hvals(keys.SCHEDULES)
+        raws, (waiting, oldest), schedules = await p.execute()
     daemon, worker, ready, rebuilding, trading = raws[:5]
     oldest_s = None if oldest is None else max(0.0, (now_ms - float(oldest)) / 1000)
     return HealthInputs(
@@ -225,7 +238,19 @@ async def read_inputs(redis: Redis, *, symbols: list[str], queue_name: str) -> H
         trading_state=TradingStateView.model_validate_json(trading) if trading and ready else None,
         quotes={s: (QuoteView.model_validate_json(r) if r else None)
                 for s, r in zip(symbols, raws[5:], strict=True)},
-        commands_waiting=int(waiting), oldest_waiting_s=oldest_s)
+        commands_waiting=int(waiting), oldest_waiting_s=oldest_s,
+        schedules=_schedules(schedules) if ready else [])
+
+
+def _schedules(raws: list[bytes]) -> list[ScheduleView]:
+    """The view's schedules; one that does not parse is left out (health must answer, not raise)."""
+    out = []
+    for raw in raws:
+        try:
+            out.append(ScheduleView.model_validate_json(raw))
+        except ValueError:
+            continue
+    return out
 
 
 async def inputs_or_outage(redis: Redis, *, symbols: list[str], queue_name: str,
