@@ -162,13 +162,16 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
 
     The order is locked until the caller's transaction ends; returns the order as now stored.
     """
-    order = await db.one(_LOCK_ORDER_ADD_FILLS, {"order_id": order_id, **_fill_columns(vo.fills)})
+    columns = _fill_columns(vo.fills)
+    order = await db.one(_LOCK_ORDER_ADD_FILLS, {"order_id": order_id, **columns})
     inst = get_instrument(order.symbol)
     price_ref = order.limit_price or order.stop_price
     reserve_asset, reserve_before = _reserve(inst, order.side, order.status, order.qty, order.filled_qty,
                                              price_ref, fee_rate)
     recorded_now = set(order.new_fill_ids)
     new_fills = [f for f in vo.fills if f.fill_id in recorded_now]
+    fx.fills.extend(_fill_records(order, new_fills, dict(zip(columns["venue_fill_ids"], columns["ids"],
+                                                                 strict=True))))
     totals: dict[str, Decimal] = defaultdict(Decimal)
     filled, fees = order.filled_qty, order.fees
     cost = order.avg_fill_price * filled if order.avg_fill_price else Decimal(0)
@@ -226,6 +229,13 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
                  order.symbol, order.side, plain_decimal(f.qty), plain_decimal(f.price), plain_decimal(f.fee),
                  f.fee_asset, stored.status, plain_decimal(stored.filled_qty))
     return stored
+
+
+def _fill_records(order: Any, fills: list[VenueFill], ids: dict[str, str]) -> list[SimpleNamespace]:
+    """The fills just inserted, as rows with the fills table's columns, for the state view."""
+    return [SimpleNamespace(id=ids[f.fill_id], order_id=order.id, venue=order.venue, venue_fill_id=f.fill_id,
+                            symbol=order.symbol, side=order.side, qty=f.qty, price=f.price, fee=f.fee,
+                            fee_asset=f.fee_asset, liquidity=f.liquidity, ts=f.ts) for f in fills]
 
 
 def _fill_columns(fills: list[VenueFill]) -> dict[str, list[Any]]:
