@@ -59,10 +59,10 @@ WITH locked AS (
     INSERT INTO positions (venue, symbol, qty, avg_price, realized_pnl)
     SELECT o.venue, o.symbol, 0, 0, 0 FROM locked o WHERE EXISTS (SELECT FROM new_fills)
     ON CONFLICT (venue, symbol) DO UPDATE SET qty = positions.qty
-    RETURNING qty, avg_price, realized_pnl
+    RETURNING qty, avg_price, realized_pnl, fees
 )
 SELECT o.*, ARRAY(SELECT venue_fill_id FROM new_fills) AS new_fill_ids, p.qty AS position_qty,
-       p.avg_price AS position_avg_price, p.realized_pnl AS position_realized_pnl,
+       p.avg_price AS position_avg_price, p.realized_pnl AS position_realized_pnl, p.fees AS position_fees,
        c.source AS command_source, c.kind AS command_kind
 FROM locked o LEFT JOIN position p ON true LEFT JOIN commands c ON c.id = o.command_id
 """)
@@ -75,7 +75,7 @@ FROM locked o LEFT JOIN position p ON true LEFT JOIN commands c ON c.id = o.comm
 _BOOK = text("""
 WITH moved_position AS (
     UPDATE positions SET qty = :position_qty, avg_price = :position_avg, realized_pnl = :position_pnl,
-           updated_at = :ts, version = positions.version + 1
+           fees = :position_fees, updated_at = :ts, version = positions.version + 1
     WHERE CAST(:move_position AS boolean) AND venue = :venue AND symbol = :symbol
     RETURNING positions
 ), moved_balances AS (
@@ -137,14 +137,16 @@ def _reserve(inst: Instrument, side: str, status: str, qty: Decimal | None, fill
 def _move_position(fx: Effects, order: Any, fills: list[VenueFill], inst: Instrument,
                    deltas: dict[str, Decimal], actor: str) -> PositionState:
     """The position after fills seen for the first time; adds their balance changes to `deltas`."""
-    pos = PositionState(order.position_qty, order.position_avg_price, order.position_realized_pnl)
+    pos = PositionState(order.position_qty, order.position_avg_price, order.position_realized_pnl,
+                        order.position_fees)
     for f in fills:
         pos = apply_fill(pos, order.side, f.qty, f.price, f.fee)
         for asset, delta in balance_deltas(order.side, inst.base, inst.quote, f.qty, f.price, f.fee).items():
             deltas[asset] += delta
         fx.note(actor=actor, action="fill", subject=order.id, payload={
-            "venue_fill_id": f.fill_id, "symbol": order.symbol, "side": order.side, "qty": f.qty,
-            "price": f.price, "fee": f.fee, "fee_asset": f.fee_asset, "position_qty": pos.qty})
+            "venue_fill_id": f.fill_id, "symbol": order.symbol, "side": order.side,
+            "qty": plain_decimal(f.qty), "price": plain_decimal(f.price), "fee": plain_decimal(f.fee),
+            "fee_asset": f.fee_asset, "position_qty": plain_decimal(pos.qty)})  # str(NUMERIC 0) is "0E-18"
         fx.events.append(("fill", {"order_id": order.id, "symbol": order.symbol, "side": order.side,
                                    "qty": f.qty, "price": f.price}))
     return pos
@@ -193,7 +195,7 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
     if changed and after.status != order.status:
         fx.note(actor=actor, action=f"order.{after.status}", subject=order.id, payload={
             "client_order_id": order.client_order_id, "symbol": order.symbol, "side": order.side,
-            "filled_qty": filled, "reason": reason})
+            "filled_qty": plain_decimal(filled), "reason": reason})
         fx.events.append(("order", {"order_id": order.id, "status": after.status}))
     doc = finish.document() if finish else {}
     if finish is not None:
@@ -204,6 +206,7 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
         "ts": datetime.now(UTC), "venue": order.venue, "symbol": order.symbol, "order_id": order.id,
         "move_position": pos is not None, "position_qty": pos.qty if pos else None,
         "position_avg": pos.avg_price if pos else None, "position_pnl": pos.realized_pnl if pos else None,
+        "position_fees": pos.fees if pos else None,
         "assets": assets, "totals": [totals.get(a, Decimal(0)) for a in assets],
         "lockeds": [locked.get(a, Decimal(0)) for a in assets],
         "update_order": changed, "venue_order_id": venue_order_id, "status": after.status, "reason": reason,

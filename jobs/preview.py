@@ -37,6 +37,7 @@ from jobs.domain.orders import (
 )
 from jobs.domain.risk import RiskLimits, check_order
 from jobs.domain.schedule_clock import ScheduleSpecError, validate_spec
+from storage.figures import Balance, Fee, Figures, Money, Price, Qty, show
 from storage.settings import Settings
 from storage.state import keys
 from storage.state.reader import StateReader
@@ -109,6 +110,12 @@ def check_schedule_input(symbol: str | None, quote_amount: Decimal | None, cron:
     return canonical
 
 
+def default_dca_name(quote_amount: Decimal, symbol: str) -> str:
+    """'DCA 100.00 USDT into BTC/USDT': the amount as money, never '1000000000.0' or '1E+3'."""
+    inst = get_instrument(symbol)
+    return f"DCA {show(quote_amount, 'money', symbol=inst.symbol)} {inst.quote} into {inst.symbol}"
+
+
 def order_command_id(preview_id: str) -> str:
     """The command id of the order a preview token places: one token, at most one order."""
     return f"order:{preview_id}"
@@ -116,33 +123,33 @@ def order_command_id(preview_id: str) -> str:
 
 # --- preview
 
-class PreviewOrder(BaseModel):
+class PreviewOrder(Figures):
     """The order exactly as it will be placed (rounded to the instrument's increments)."""
 
     symbol: str
     side: Side
     type: OrderType
-    qty: Amount | None
-    notional: Amount | None
-    limit_price: Amount | None
-    stop_price: Amount | None
+    qty: Qty | None
+    notional: Money | None
+    limit_price: Price | None
+    stop_price: Price | None
     time_in_force: TimeInForce
     trail_amount: Amount | None = None
     trail_percent: Amount | None = None
 
 
-class QuoteUsed(BaseModel):
-    bid: Amount
-    ask: Amount
+class QuoteUsed(Figures):  # shown at the tick of the preview's symbol
+    bid: Price
+    ask: Price
     ts: datetime
     age_s: float
     stale: bool
 
 
-class BalanceChange(BaseModel):
+class BalanceChange(Figures):
     asset: str
-    available_before: Amount
-    available_after: Amount
+    available_before: Balance
+    available_after: Balance
 
 
 class RiskCheck(BaseModel):
@@ -150,24 +157,30 @@ class RiskCheck(BaseModel):
     reasons: list[str]
 
 
-class PreviewResult(BaseModel):
+class PreviewResult(Figures):
+    """Figures are shown at the instrument's increments and the currency's precision
+    (storage/figures.py); the fee with up to 8 decimals, so cost = value + fee to the cent."""
+
     token: str
     expires_at: datetime
     expires_in_s: int
     order: PreviewOrder
     quote: QuoteUsed
     execution: Literal["fills_now", "rests", "waits_for_stop"]
-    estimated_price: Amount
-    estimated_qty: Amount
-    estimated_value: Amount
-    estimated_fee: Amount
-    estimated_cost: Amount | None  # buys: value + fee, in the quote currency
-    estimated_proceeds: Amount | None  # sells: value - fee
+    estimated_price: Price
+    estimated_qty: Qty
+    estimated_value: Money
+    estimated_fee: Fee
+    estimated_cost: Money | None  # buys: value + fee, in the quote currency
+    estimated_proceeds: Money | None  # sells: value - fee
     fee_bps: Amount
     slippage_bps: Amount
     balances_after: list[BalanceChange]
     risk: RiskCheck
     next_step: str
+
+    def figure_symbol(self) -> str | None:
+        return self.order.symbol
 
 
 def _estimate(spec: OrderSpec, inst: Instrument, quote: QuoteView,

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Annotated, Literal
 
 from pydantic import PlainSerializer
 
+_WIDE = Context(prec=120)  # normalize() in the default context (28 digits) would round NUMERIC(38, 18)
+
 
 def plain_decimal(d: Decimal) -> str:
-    """Fixed-point without trailing zeros: 0E-18 -> "0", 60022.00 -> "60022"."""
-    return format(d.normalize(), "f") if d.is_finite() else str(d)
+    """Fixed-point without trailing zeros, every digit kept: 0E-18 -> "0", 60022.00 -> "60022".
+    The exact form (what Redis stores); storage/figures.py has the form shown to a person."""
+    return format(d.normalize(_WIDE), "f") if d.is_finite() else str(d)
 
 
 # A Decimal that leaves the process as a plain string ("0.1", never "1E-1" or "0.100000000000000000"),

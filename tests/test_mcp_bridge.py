@@ -9,7 +9,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from storage.state.writer import StateWriter
 from tests.helpers import put_quote
 
 BTC_BID, BTC_ASK = "60000.00", "60010.00"
+CENT = Decimal("0.01")  # USDT figures are shown to the cent (storage/figures.py)
 
 
 # --- fixtures and helpers
@@ -115,10 +116,10 @@ async def test_quote_preview_place_fills_and_updates_books(client, redis):
     price = (Decimal(BTC_ASK) * Decimal("1.0002")).quantize(Decimal("0.01"))  # 2 bps slippage
     fee = (Decimal("0.1") * price * Decimal("0.001")).quantize(Decimal("0.00000001"))
     assert Decimal(pv["estimated_price"]) == price and Decimal(pv["estimated_fee"]) == fee
-    assert Decimal(pv["estimated_cost"]) == Decimal("0.1") * price + fee
+    assert pv["estimated_cost"] == str((Decimal("0.1") * price + fee).quantize(CENT))  # money to the cent
     after_usdt = next(b for b in pv["balances_after"] if b["asset"] == "USDT")
     expected = before["USDT"]["available"] - Decimal("0.1") * price - fee
-    assert Decimal(after_usdt["available_after"]) == expected
+    assert after_usdt["available_after"] == str(expected.quantize(CENT, ROUND_DOWN))  # never more than held
 
     placed = await place(client, redis, pv["token"], BTC_MARKET_BUY)
     assert placed["command"]["status"] == "succeeded", placed
@@ -143,9 +144,10 @@ async def test_quote_preview_place_fills_and_updates_books(client, redis):
     account = await call(client, "get_account")
     assert account["mode"] == "paper" and account["trading_state"] == "ACTIVE"
     btc_line = next(b for b in account["balances"] if b["asset"] == "BTC")
-    assert (btc_line["total"], btc_line["locked"]) == ("0.1", "0")  # plain decimals, never "0E-18"
+    assert (btc_line["total"], btc_line["locked"]) == ("0.10000", "0.00000")  # at BTC's lot, never "0E-18"
     after = balances(account)
-    assert after["USDT"]["total"] == before["USDT"]["total"] - Decimal("0.1") * price - fee
+    spent = Decimal("0.1") * price + fee
+    assert after["USDT"]["total"] == (before["USDT"]["total"] - spent).quantize(CENT, ROUND_DOWN)
     assert after["BTC"]["available"] == Decimal("0.1")
 
     audit = await call(client, "get_audit_log", limit=50)

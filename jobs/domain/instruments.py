@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
+from storage.figures import register_instrument
+
 AssetClass = Literal["crypto", "equity", "option"]
 
 
@@ -51,6 +53,11 @@ _INSTRUMENTS: dict[str, Instrument] = {
                    Decimal("0.001"), Decimal("1"), exchange_calendar="XNYS"),
     )
 }
+
+
+# figures shown to a person (tool results) use these increments; storage cannot import them
+for _i in _INSTRUMENTS.values():
+    register_instrument(_i.symbol, tick=_i.tick_size, lot=_i.lot_size, base=_i.base, quote=_i.quote)
 
 
 class UnknownInstrumentError(ValueError):

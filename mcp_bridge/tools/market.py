@@ -6,22 +6,24 @@ from datetime import UTC, datetime
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
-from pydantic import BaseModel
 
 from jobs.preview import InputRejected, resolve_symbol
 from mcp_bridge.context import READ_ONLY, Bridge, Symbol
-from storage.values import Amount
+from storage.figures import AvgPrice, Figures, Price, Qty
 
 
-class QuoteResult(BaseModel):
+class QuoteResult(Figures):
+    """Prices at the instrument's tick, sizes at its lot; mid, between two ticks, with one
+    decimal more (storage/figures.py)."""
+
     symbol: str
-    bid: Amount
-    ask: Amount
-    mid: Amount
-    spread: Amount
-    bid_size: Amount
-    ask_size: Amount
-    last: Amount | None
+    bid: Price
+    ask: Price
+    mid: AvgPrice
+    spread: Price
+    bid_size: Qty
+    ask_size: Qty
+    last: Price | None
     ts: datetime
     age_s: float
     stale: bool

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from fastmcp import FastMCP
 from pydantic import BaseModel
 
 from mcp_bridge.context import READ_ONLY, Bridge
-from storage.values import Amount
+from storage.figures import AvgPrice, Balance, Fee, Figures, Money, Price, Qty, quote_currency
 
 
-class BalanceLine(BaseModel):
+class BalanceLine(Figures):
+    """At the asset's precision (2 decimals for USDT and USD), rounded toward zero."""
+
     asset: str
-    total: Amount
-    locked: Amount
-    available: Amount
+    total: Balance
+    locked: Balance
+    available: Balance
 
 
 class AccountResult(BaseModel):
@@ -26,19 +29,39 @@ class AccountResult(BaseModel):
     balances: list[BalanceLine]
 
 
-class PositionLine(BaseModel):
+class PositionLine(Figures):
+    """avg_price: average entry price of the open qty, fees not included (as exchanges show it);
+    realized_pnl: closed qty only, before fees; fees: all fees paid on the position's fills.
+    Net = realized_pnl + unrealized_pnl - fees. Money in the quote currency, to the cent."""
+
     venue: str
     symbol: str
-    qty: Amount
-    avg_price: Amount
-    realized_pnl: Amount
-    mark_price: Amount | None  # bid for longs, ask for shorts; None without a quote
-    unrealized_pnl: Amount | None
+    quote_currency: str | None = None
+    qty: Qty
+    avg_price: AvgPrice
+    realized_pnl: Money
+    fees: Fee
+    mark_price: Price | None  # bid for longs, ask for shorts; None without a quote
+    unrealized_pnl: Money | None
     updated_at: datetime
+
+
+class CurrencyTotal(Figures):
+    """The positions' P&L and fees summed per quote currency (figures in different currencies are
+    not added up)."""
+
+    currency: str
+    realized_pnl: Money
+    unrealized_pnl: Money
+    fees: Fee
+
+    def figure_asset(self) -> str | None:
+        return self.currency
 
 
 class PositionsResult(BaseModel):
     positions: list[PositionLine]
+    totals: list[CurrencyTotal]
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
@@ -57,16 +80,26 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
 
     @mcp.tool(annotations=READ_ONLY)
     async def get_positions() -> PositionsResult:
-        """Open and closed positions (qty, average price, realized P&L) with a mark from the live quote.
+        """Open and closed positions (qty, average entry price, realized P&L of closed qty, fees paid)
+        with a mark from the live quote, and the totals per quote currency.
 
         Use it to see what is held, e.g. before a sell (sell qty may not exceed the position).
         """
         lines = []
+        totals: dict[str, CurrencyTotal] = {}
         for p in await bridge.reader.positions():
             q = await bridge.reader.quote(p.symbol)
             mark = None if q is None or p.qty == 0 else (q.bid if p.qty > 0 else q.ask)
+            unrealized = None if mark is None else (mark - p.avg_price) * p.qty
+            currency = quote_currency(p.symbol)
             lines.append(PositionLine(
-                venue=p.venue, symbol=p.symbol, qty=p.qty, avg_price=p.avg_price, realized_pnl=p.realized_pnl,
-                mark_price=mark, unrealized_pnl=None if mark is None else (mark - p.avg_price) * p.qty,
+                venue=p.venue, symbol=p.symbol, quote_currency=currency, qty=p.qty, avg_price=p.avg_price,
+                realized_pnl=p.realized_pnl, fees=p.fees, mark_price=mark, unrealized_pnl=unrealized,
                 updated_at=p.updated_at))
-        return PositionsResult(positions=lines)
+            if currency is not None:
+                t = totals.get(currency) or CurrencyTotal(currency=currency, realized_pnl=Decimal(0),
+                                                           unrealized_pnl=Decimal(0), fees=Decimal(0))
+                totals[currency] = CurrencyTotal(
+                    currency=currency, realized_pnl=t.realized_pnl + p.realized_pnl,
+                    unrealized_pnl=t.unrealized_pnl + (unrealized or Decimal(0)), fees=t.fees + p.fees)
+        return PositionsResult(positions=lines, totals=[totals[c] for c in sorted(totals)])

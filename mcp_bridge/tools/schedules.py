@@ -10,7 +10,7 @@ from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from jobs.commands import CreateDcaSchedule, DeleteDcaSchedule, PlainText, UpdateDcaSchedule, new_command_id
-from jobs.preview import InputRejected, check_schedule_input
+from jobs.preview import InputRejected, check_schedule_input, default_dca_name
 from mcp_bridge.context import READ_ONLY, Bridge, CommandOutcome, PositiveDecimal, Symbol, writes
 from storage.state.views import ScheduleView
 
@@ -84,7 +84,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         canonical = _check(symbol, quote_amount, cron, interval_s, timing_required=True, max_price=max_price)
         assert canonical is not None
         cmd = CreateDcaSchedule(
-            command_id=new_command_id("schedule"), name=name or f"DCA {quote_amount} into {canonical}",
+            command_id=new_command_id("schedule"), name=name or default_dca_name(quote_amount, canonical),
             symbol=canonical, quote_amount=quote_amount, cron=cron, interval_s=interval_s,
             misfire_grace_s=misfire_grace_s, max_price=max_price)
         return await _with_view(bridge, await bridge.run(cmd))

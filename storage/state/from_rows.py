@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any
 
 from storage.models import (
@@ -20,6 +22,7 @@ from storage.state.views import (
     ScheduleView,
     TradingStateView,
 )
+from storage.values import plain_decimal
 
 
 def order_view(r: OrderRow) -> OrderView:
@@ -35,7 +38,8 @@ def order_view(r: OrderRow) -> OrderView:
 
 def position_view(r: PositionRow) -> PositionView:
     return PositionView(venue=r.venue, symbol=r.symbol, qty=r.qty, avg_price=r.avg_price,
-                        realized_pnl=r.realized_pnl, updated_at=r.updated_at, version=r.version)
+                        realized_pnl=r.realized_pnl, fees=r.fees or 0, updated_at=r.updated_at,
+                        version=r.version)
 
 
 def balance_view(r: BalanceRow) -> BalanceView:
@@ -52,13 +56,25 @@ def schedule_view(r: DcaScheduleRow) -> ScheduleView:
     )
 
 
+# a number written by str(Decimal) from a NUMERIC(38, 18) column: "0E-18", "0.001530000000000000"
+_DECIMAL_TEXT = re.compile(r"-?\d+(\.\d+)?(E[+-]?\d+)?")
+
+
+def _plain(value: Any) -> Any:
+    """A decimal string in a command's result as plain_decimal writes it (same value, no exponent,
+    no trailing zeros); anything else as it is."""
+    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value) and ("." in value or "E" in value):
+        return plain_decimal(Decimal(value))
+    return value
+
+
 def command_view(r: CommandRow) -> CommandView:
     result: dict[str, Any] = r.result or {}
     return CommandView(
         command_id=r.id, kind=r.kind, status=r.status,  # type: ignore[arg-type]
         message=str(result.get("message") or r.error or ""),
         order_id=result.get("order_id"), schedule_id=result.get("schedule_id"),
-        result=r.result, updated_at=r.updated_at,
+        result={k: _plain(v) for k, v in r.result.items()} if r.result else r.result, updated_at=r.updated_at,
     )
 
 

@@ -1,30 +1,33 @@
 """Typed records of the state view: what the bridge reads and what tools return.
 
-Money travels as Amount (serialized as strings in JSON) so nothing is rounded by a float on
-the way to the assistant.
+Figures travel as Decimal, stored in Redis with every digit (as strings, never through a float);
+a tool result shows them at the instrument's increments or the currency's precision, by the
+kind each field is typed with (Price, Qty, Money, Fee...: storage/figures.py).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from storage.figures import AvgPrice, Balance, Fee, Figures, Money, Price, Qty
 from storage.values import Amount, CommandStatus, OrderStatus, OrderType, ScheduleStatus, Side, TimeInForce
 
 
-class _View(BaseModel):
+class _View(Figures):
     model_config = ConfigDict(frozen=True)
 
 
 class QuoteView(_View):
     symbol: str
-    bid: Amount
-    ask: Amount
-    bid_size: Amount
-    ask_size: Amount
-    last: Amount | None = None
+    bid: Price
+    ask: Price
+    bid_size: Qty
+    ask_size: Qty
+    last: Price | None = None
     ts: datetime
     stale: bool = False  # flagged by the feed: no quote for the symbol lately
 
@@ -45,14 +48,14 @@ class OrderView(_View):
     side: Side
     type: OrderType
     time_in_force: TimeInForce
-    qty: Amount | None
-    notional: Amount | None
-    limit_price: Amount | None
-    stop_price: Amount | None
+    qty: Qty | None
+    notional: Money | None
+    limit_price: Price | None
+    stop_price: Price | None
     status: OrderStatus
-    filled_qty: Amount
-    avg_fill_price: Amount | None
-    fees: Amount
+    filled_qty: Qty
+    avg_fill_price: AvgPrice | None
+    fees: Fee  # in the quote currency; not part of avg_fill_price
     reject_reason: str | None = None
     schedule_id: str | None = None
     created_at: datetime
@@ -63,9 +66,10 @@ class OrderView(_View):
 class PositionView(_View):
     venue: str
     symbol: str
-    qty: Amount
-    avg_price: Amount
-    realized_pnl: Amount
+    qty: Qty
+    avg_price: AvgPrice  # average entry price of the open quantity, fees not included
+    realized_pnl: Money  # closed quantity only: (exit price - avg_price) x qty closed, before fees
+    fees: Fee = Decimal(0)  # every fee paid on this position's fills, in the quote currency
     updated_at: datetime
     version: int = 0  # raised by every change: of two records of one position, the higher is newer
 
@@ -73,12 +77,12 @@ class PositionView(_View):
 class BalanceView(_View):
     venue: str
     asset: str
-    total: Amount
-    locked: Amount
+    total: Balance
+    locked: Balance
     version: int = 0  # raised by every change: of two records of one balance, the higher is newer
 
     @property
-    def available(self) -> Amount:
+    def available(self) -> Decimal:
         return self.total - self.locked
 
 
