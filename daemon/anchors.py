@@ -34,6 +34,9 @@ class AuditAnchorer:
     async def start(self) -> None:
         async with self.sessions() as s:
             self.database = await database_name(s)
+        # the absolute path: `tradingd audit verify` must be pointed at this file (it resolves the
+        # setting against its own working directory)
+        log.info("audit anchors for database %s go to %s", self.database, self.path.resolve())
         await self.anchor()
         self._task = asyncio.create_task(self._loop(), name="audit-anchors")
 

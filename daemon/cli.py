@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from daemon.logs import mask_url, setup_logging
 from storage.settings import Settings, SettingsError, load_settings
@@ -26,7 +27,9 @@ audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True
 state_app = typer.Typer(help="The Redis state view.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(state_app, name="state")
-console = Console(stderr=True)
+# soft_wrap: a long line (the `claude mcp add ...` command, an audit verdict) is printed whole, not
+# broken at 80 columns when the output is a file or a pipe, so it can be copied as it is
+console = Console(stderr=True, soft_wrap=True)
 TOKEN_FILE = Path(".tradingd/mcp_token")
 
 
@@ -101,7 +104,9 @@ def _ensure_token(s: Settings) -> Settings:
         TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
         TOKEN_FILE.write_text(secrets.token_urlsafe(32))
         os.chmod(TOKEN_FILE, 0o600)
-    return s.model_copy(update={"mcp_http_token": __import__("pydantic").SecretStr(TOKEN_FILE.read_text().strip())})
+    from pydantic import SecretStr
+
+    return s.model_copy(update={"mcp_http_token": SecretStr(TOKEN_FILE.read_text().strip())})
 
 
 @app.command()
@@ -132,8 +137,10 @@ def audit_verify() -> None:
             async with make_sessionmaker(engine)() as session:
                 report = await verify_chain(session)
                 seen = await check_witnessed(session, witnessed) if report.ok else report
-                path = s.audit_anchor_path
-                anchors = read_anchors(path, await database_name(session)) if path is not None else []
+                # absolute: the setting is relative to the working directory, which may not be the daemon's
+                path = s.audit_anchor_path.resolve() if s.audit_anchor_path is not None else None
+                database = await database_name(session)
+                anchors = read_anchors(path, database) if path is not None else []
                 anchored = await check_witnessed(session, anchors) if seen.ok else seen
         finally:
             await engine.dispose()
@@ -151,14 +158,31 @@ def audit_verify() -> None:
                           f"in {path} ({anchored.problem}): {anchored.detail}. If this database was reset or "
                           f"replaced on purpose, move that file away")
             return 1
-        anchor_note = (f"anchors in {path}: {len(anchors)}, all match" if anchors else
-                       f"no anchors in {path} yet (the daemon writes them)" if path is not None else
-                       "anchors off (TRADINGD_AUDIT_ANCHOR_PATH is empty)")
         console.print(f"[green]audit log intact[/]: {report.rows_checked} rows verified; {witness_note}; "
-                      f"{anchor_note}")
+                      f"{escape(_anchor_note(path, database, anchors))}", soft_wrap=True)
         return 0
 
     raise typer.Exit(asyncio.run(main()))
+
+
+def _anchor_note(path: Path | None, database: str, anchors: list[tuple[int, str]]) -> str:
+    """What the anchor check found, naming the absolute path it looked at: "no anchors" said from
+    another folder used to read as "none written yet" when the daemon's file was elsewhere."""
+    from storage.audit_anchor import anchored_databases
+
+    if path is None:
+        return "anchors off (TRADINGD_AUDIT_ANCHOR_PATH is empty): nothing checked against anchors"
+    if anchors:
+        return f"anchors in {path}: {len(anchors)}, all match"
+    where = ("the daemon writes it relative to its own working directory: run audit verify from there, or "
+             "set TRADINGD_AUDIT_ANCHOR_PATH to the file's absolute path")
+    if not path.exists():
+        return (f"no anchor file at {path}, so nothing was checked against anchors (exit 0: the chain itself "
+                f"verifies); {where}")
+    others = sorted(anchored_databases(path) - {database})
+    held = f" (it holds anchors for {', '.join(others[:5])})" if others else ""
+    return (f"no anchors for database {database!r} in {path}{held}, so nothing was checked against anchors "
+            f"(exit 0: the chain itself verifies); if the daemon has run on this database, {where}")
 
 
 async def _witnessed_audit(redis_url: str) -> tuple[list[tuple[int, str]], str]:

@@ -8,6 +8,7 @@ finishes its transaction (no half-written effects).
 from __future__ import annotations
 
 import asyncio
+import shlex
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -24,17 +25,31 @@ from storage.state.reader import StateReader, ViewRebuilding
 
 
 def connect_help(s: Settings, token_file: Path) -> str:
+    """The banner `tradingd up` prints: plain lines (no markup), the `claude mcp add` command on a
+    line of its own with the token file's absolute path, so it works pasted from any folder.
+
+    Print it with `print_connect_help`: a rich Console wraps at 80 columns when the output is a
+    file or a pipe, which broke the command in two.
+    """
     url = f"http://{s.mcp_http_host}:{s.mcp_http_port}/mcp"
+    token = token_file.resolve()
+    bearer = f'"Authorization: Bearer $(cat {shlex.quote(str(token))})"'
     return (
-        f"[bold green]tradingd is up[/] in [bold]{s.mode}[/] mode on the simulated market\n"
-        f"  MCP (streamable HTTP): {url}  (bearer token in {token_file})\n"
-        f"  Claude Code:  claude mcp add --transport http tradingd {url} "
-        f'--header "Authorization: Bearer $(cat {token_file})"\n'
+        f"tradingd is up in {s.mode} mode on the simulated market\n"
+        f"  MCP (streamable HTTP): {url}  (bearer token in {token})\n"
+        f"  Claude Code, paste this line:\n"
+        f"    claude mcp add --transport http tradingd {url} --header {bearer}\n"
         f"  Claude Desktop (stdio): see README 'Connect an MCP client'\n"
         f"  health: http://{s.daemon_http_host}:{s.daemon_http_port}/health   "
         f"metrics: http://{s.daemon_http_host}:{s.daemon_http_port}/metrics\n"
         "  Ctrl-C or SIGTERM stops it cleanly."
     )
+
+
+def print_connect_help(console: Console, s: Settings, token_file: Path) -> None:
+    """The banner, each line whole (soft_wrap: never broken at the console's width; a terminal
+    narrower than a line wraps it on screen only), no markup or highlighting to garble a copy."""
+    console.print(connect_help(s, token_file), soft_wrap=True, markup=False, highlight=False)
 
 
 async def _status_table(reader: StateReader, d: Daemon) -> Table:
@@ -43,10 +58,12 @@ async def _status_table(reader: StateReader, d: Daemon) -> Table:
         t.add_column(col)
     for sym in d.settings.symbols:
         q = await reader.quote(sym)
-        t.add_row(sym, str(q.bid) if q else "-", str(q.ask) if q else "-", "yes" if (q is None or q.stale) else "no")
+        t.add_row(sym, str(q.bid) if q else "-", str(q.ask) if q else "-",
+                  "yes" if (q is None or q.stale) else "no")
     orders = await reader.orders(limit=200)
     schedules = await reader.schedules()
-    t.caption = (f"orders: {len(orders)} (open {sum(o.status in ('open', 'partially_filled') for o in orders)})  "
+    open_orders = sum(o.status in ("open", "partially_filled") for o in orders)
+    t.caption = (f"orders: {len(orders)} (open {open_orders})  "
                  f"schedules: {len(schedules)}  fires: {d.clock.fires if d.clock else 0}  "
                  f"quotes: {d.market.quotes_seen if d.market else 0}")
     return t
@@ -70,7 +87,7 @@ async def run_all(s: Settings, stop: asyncio.Event, console: Console, token_file
     worker_stop, mcp_stop = asyncio.Event(), asyncio.Event()
     worker_task = asyncio.create_task(run_worker(s, worker_stop), name="worker")
     mcp_task = asyncio.create_task(serve_http(s, stop=mcp_stop), name="mcp-http")
-    console.print(connect_help(s, token_file))
+    print_connect_help(console, s, token_file)
     redis = Redis.from_url(s.redis_url)
     reader = StateReader(redis)
     try:

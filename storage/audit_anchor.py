@@ -47,6 +47,21 @@ def read_anchors(path: Path, database: str) -> list[Anchor]:
     return anchors
 
 
+def anchored_databases(path: Path) -> set[str]:
+    """The databases the file holds anchors for (to say, when none is for ours, whose they are)."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return set()
+    names: set[str] = set()
+    for line in lines:
+        try:
+            names.add(str(orjson.loads(line)["db"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue
+    return names
+
+
 def append_anchor(path: Path, database: str, anchor: Anchor, at: datetime | None = None) -> None:
     """Append one anchor and make it durable (fsync) before returning."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,8 @@ async def test_a_schedule_that_can_never_buy_is_refused_when_created_or_changed(
                    for w in hourly["warnings"]), hourly["warnings"]
 
         sid = ok["schedule"]["schedule_id"]
-        msg = await tool_error(c, "update_dca_schedule", schedule_id=sid, action="change", quote_amount="2000")
+        msg = await tool_error(c, "update_dca_schedule", schedule_id=sid, action="change",
+                               quote_amount="2000")
         assert "above the max order notional 1000 USD" in msg, msg
         msg = await tool_error(c, "update_dca_schedule", schedule_id=sid, action="change", cron="0 3 * * *")
         assert "none of this schedule's fires" in msg, msg
@@ -77,7 +78,7 @@ async def test_a_schedule_that_can_never_buy_is_refused_when_created_or_changed(
 
 
 async def test_funds_short_today_is_a_warning_not_a_refusal(settings, redis):
-    s = settings.model_copy(update={"paper_starting_balances": {"USDT": Decimal("100"), "USD": Decimal("100")}})
+    s = settings.model_copy(update={"paper_starting_balances": {"USDT": Decimal(100), "USD": Decimal(100)}})
     async with bridge_with_worker(s, redis) as c:
         created = await call(c, "create_dca_schedule", symbol="ETH/USDT", quote_amount="500", interval_s=3600)
         assert created["command"]["status"] == "succeeded"
@@ -95,7 +96,8 @@ async def _failing(c: Client, sid: str, n: int) -> dict[str, Any] | None:
     return sch if sch["consecutive_failures"] >= n else None
 
 
-async def test_run_outcomes_are_kept_on_the_schedule_and_repeated_failures_reach_health(settings, redis, caplog):
+async def test_run_outcomes_are_kept_on_the_schedule_and_repeated_failures_reach_health(settings, redis,
+                                                                                         caplog):
     caplog.set_level(logging.INFO)
     s: Settings = settings.model_copy(update={
         "paper_starting_balances": {"USDT": Decimal("1000"), "USD": Decimal("1000")}})
@@ -104,7 +106,8 @@ async def test_run_outcomes_are_kept_on_the_schedule_and_repeated_failures_reach
         await eventually(lambda: StateReader(redis).quote("ETH/USDT"), timeout=10)
         # every second (below the tools' 60 s minimum, so queued directly): two buys, then no funds
         done = await queue.submit(CreateDcaSchedule(
-            command_id="outcomes:1", name="eth", symbol="ETH/USDT", quote_amount=Decimal("400"), interval_s=1), 10)
+            command_id="outcomes:1", name="eth", symbol="ETH/USDT", quote_amount=Decimal("400"),
+            interval_s=1), 10)
         assert done is not None and done.command.status == "succeeded", done
         sid = done.command.schedule_id
         sch = await eventually(lambda: _failing(c, sid, 3), timeout=20)
@@ -135,7 +138,8 @@ async def test_run_outcomes_are_kept_on_the_schedule_and_repeated_failures_reach
 
 
 async def test_fires_missed_while_the_daemon_was_down_show_as_skipped(settings, redis):
-    async with running_worker(settings), command_queue(settings) as queue, Client(build_server(settings)) as c:
+    async with running_worker(settings), command_queue(settings) as queue, \
+            Client(build_server(settings)) as c:
         done = await queue.submit(CreateDcaSchedule(
             command_id="outcomes:missed", name="btc", symbol="BTC/USDT", quote_amount=Decimal("20"),
             interval_s=4, misfire_grace_s=0), 10)
