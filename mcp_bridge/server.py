@@ -40,7 +40,7 @@ from jobs.domain.sessions import load_calendars
 from jobs.intake import CommandIntake
 from jobs.queue import CommandQueue, connect_queue
 from mcp_bridge.context import Bridge
-from mcp_bridge.tools import history, market, orders, portfolio, schedules, system
+from mcp_bridge.tools import history, market, orders, portfolio, portfolio_summary, schedules, system
 from storage.heap import settle_heap
 from storage.settings import Settings, SettingsError
 from storage.state.reader import ViewRebuilding
@@ -224,7 +224,7 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
         auth = BearerTokenVerifier(settings.mcp_http_token.get_secret_value())
     mcp = FastMCP("tradingd", instructions=INSTRUCTIONS, version=tradingd_version(), lifespan=connect, auth=auth,
                   mask_error_details=True, middleware=[ErrorTranslation()], on_duplicate="error")
-    for module in (market, portfolio, orders, history, schedules, system):
+    for module in (market, portfolio, portfolio_summary, orders, history, schedules, system):
         module.register(mcp, bridge)
 
     @mcp.custom_route("/health", methods=["GET"])

@@ -239,6 +239,12 @@ class StateReader:
         raws = await self.redis.mget([keys.quote(s) for s in symbols])
         return {s: QuoteView.model_validate_json(r) for s, r in zip(symbols, raws, strict=True) if r}
 
+    async def day_start_equity(self, day: str, quote: str) -> bytes | None:
+        """The first valuation get_portfolio kept on `day` (UTC date) in `quote`, as stored (JSON).
+        Live data like quotes, not rebuilt from Postgres: read without the readiness check."""
+        raw = await self.redis.hget(keys.day_start_equity(day), quote)
+        return bytes(raw) if raw is not None else None
+
     async def positions(self) -> list[PositionView]:
         raws = await self._ready_and(lambda p: p.hvals(keys.POSITIONS))
         return sorted((PositionView.model_validate_json(r) for r in raws), key=lambda p: p.symbol)
