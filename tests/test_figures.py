@@ -17,6 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobs.domain.instruments import all_instruments, get_instrument
+from jobs.domain.orders import OrderSpec
+from jobs.domain.risk import RiskLimits, check_order
 from jobs.preview import default_dca_name
 from storage.figures import places, show, shown
 from storage.state.from_rows import command_view
@@ -108,6 +110,16 @@ def test_a_command_result_carries_plain_decimals():
 def test_the_default_schedule_name_shows_the_amount_as_money():
     assert default_dca_name(Decimal("1000000000.0"), "ETH/USDT") == "DCA 1000000000.00 USDT into ETH/USDT"
     assert default_dca_name(Decimal("1E+2"), "spy") == "DCA 100.00 USD into SPY"
+
+
+def test_a_risk_reason_quotes_the_holding_at_the_lot():
+    """The worker's check reads the balance from Postgres, where str() of NUMERIC 0 is "0E-18"."""
+    sell = OrderSpec("BTC/USDT", "sell", "market", qty=Decimal("0.1"))
+    verdict = check_order(sell, get_instrument("BTC/USDT"),
+                          trading_state="ACTIVE", limits=RiskLimits(Decimal(25000), frozenset({"BTC/USDT"})),
+                          reference_price=Decimal(60000), available_quote=Decimal(0),
+                          available_base=Decimal("0E-18"), fee_rate=Decimal("0.001"), now=NOW)
+    assert "sell qty 0.1 exceeds the 0.00000 BTC held" in " ".join(verdict.reasons)
 
 
 # --- every tool that shows figures

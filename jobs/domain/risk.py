@@ -15,6 +15,7 @@ from decimal import Decimal
 from jobs.domain.instruments import Instrument
 from jobs.domain.orders import OrderSpec, estimated_notional
 from jobs.domain.sessions import describe_open, exchange_name, market_session
+from storage.figures import show
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,8 @@ def check_order(spec: OrderSpec, inst: Instrument, *, trading_state: str, limits
                 reasons.append(
                     f"needs about {need:.2f} {inst.quote} with fees but {available_quote:.2f} is available")
     if spec.side == "sell" and spec.qty is not None and spec.qty > available_base:
-        reasons.append(f"sell qty {spec.qty} exceeds the {available_base} {inst.base} held (no short selling)")
+        held = show(available_base, "qty", symbol=inst.symbol)  # at the lot: NUMERIC 0 is "0E-18"
+        reasons.append(f"sell qty {spec.qty} exceeds the {held} {inst.base} held (no short selling)")
     if spec.side == "sell" and spec.notional is not None:
         reasons.append("sell orders take qty, not notional")
     return RiskVerdict(not reasons, tuple(reasons), notional)
