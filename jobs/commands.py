@@ -96,6 +96,14 @@ class PlaceOrder(OrderFields, _Command):
     schedule_id: str | None = None
 
 
+class ReplaceOrder(OrderFields, _Command):
+    """Cancel-replace of a resting order: the replacement's full terms (as previewed) and the order
+    it replaces. The replacement gets a client order id derived from this command."""
+
+    kind: Literal["replace_order"] = "replace_order"
+    order_id: str
+
+
 class CancelOrder(_Command):
     kind: Literal["cancel_order"] = "cancel_order"
     order_id: str
@@ -129,10 +137,12 @@ class DeleteDcaSchedule(_Command):
     schedule_id: str
 
 
-AnyCommand = PlaceOrder | CancelOrder | CreateDcaSchedule | UpdateDcaSchedule | DeleteDcaSchedule
+AnyCommand = (PlaceOrder | ReplaceOrder | CancelOrder | CreateDcaSchedule | UpdateDcaSchedule
+              | DeleteDcaSchedule)
 JOB_FOR_KIND: dict[str, str] = {
     "place_order": "place_order_job",
     "cancel_order": "cancel_order_job",
+    "replace_order": "replace_order_job",
     "create_dca_schedule": "schedule_command_job",
     "update_dca_schedule": "schedule_command_job",
     "delete_dca_schedule": "schedule_command_job",

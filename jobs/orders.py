@@ -20,9 +20,10 @@ from sqlalchemy import BigInteger, String, any_, bindparam, column, func, insert
 from sqlalchemy.dialects.postgresql import JSONB, array
 
 from jobs.booking import Decide, Finish, apply_venue_order
-from jobs.commands import CancelOrder, CommandResult, PlaceOrder
+from jobs.commands import CancelOrder, CommandResult, PlaceOrder, ReplaceOrder
 from jobs.domain.instruments import Instrument, UnknownInstrumentError, get_instrument
 from jobs.domain.orders import OrderSpecError, client_order_id_for, normalize_order
+from jobs.domain.replace import check_changes, current_spec, released, why_not_replaceable
 from jobs.domain.risk import check_order
 from jobs.effects import Effects, HeldPublish, effect
 from jobs.ledger import CLAIM, claim_command, claim_params, finish_command
@@ -59,7 +60,8 @@ _CLAIM_WITH_RISK_INPUTS = select(
 # any outcome is shown. A venue outside the database needs the record on disk before the call.
 _NEW_ORDER_COLUMNS = ("id", "client_order_id", "command_id", "venue", "symbol", "side", "type",
                       "time_in_force", "qty", "notional", "limit_price", "stop_price", "status", "filled_qty",
-                      "fees", "schedule_id", "created_at", "updated_at", "trail_amount", "trail_percent")
+                      "fees", "schedule_id", "created_at", "updated_at", "trail_amount", "trail_percent",
+                      "replaces")
 _new_order = (insert(ORDERS)
               .values({name: bindparam(name, type_=ORDERS.c[name].type) for name in _NEW_ORDER_COLUMNS})
               .returning(*ORDERS.c).cte("new_order"))
@@ -146,26 +148,35 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
     return await _submit(res, cmd, order, published)
 
 
-async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, inst: Instrument | str, inputs: Any,
-                 quote: QuoteView | None) -> Any | None:
+async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder | ReplaceOrder, inst: Instrument | str,
+                 inputs: Any, quote: QuoteView | None, *, replaced: Any | None = None) -> Any | None:
     """Validate, round and risk-check the order; record it as "submitting", or reject the command.
 
     `inst` is the instrument, or why the symbol is unknown; `inputs` is the claimed command row
-    with the risk check's inputs (_CLAIM_WITH_RISK_INPUTS).
+    with the risk check's inputs (_CLAIM_WITH_RISK_INPUTS). `replaced`: the order a replacement
+    replaces (jobs/replace.py), whose locked funds count as free for it.
     """
     if isinstance(inst, str):
         await finish_command(db, fx, cmd.command_id, "rejected", inst)
         return None
+    free = {inst.quote: inputs.free_quote or Decimal(0), inst.base: inputs.free_base or Decimal(0)}
     try:
         spec = normalize_order(cmd.spec(), inst)
+        if replaced is not None:
+            why = why_not_replaceable(replaced)
+            if why is not None:
+                raise OrderSpecError(why)
+            check_changes(normalize_order(current_spec(replaced), inst), spec)
+            asset, amount = released(replaced, inst, res.fee_rate)
+            free[asset] += amount
     except OrderSpecError as e:
         await finish_command(db, fx, cmd.command_id, "rejected", str(e))
         return None
     ref = None if quote is None or quote.stale else (quote.ask if spec.side == "buy" else quote.bid)
     venue = res.default_venue
     verdict = check_order(spec, inst, trading_state=inputs.trading_state or "ACTIVE", limits=res.limits,
-                          reference_price=ref, available_quote=inputs.free_quote or Decimal(0),
-                          available_base=inputs.free_base or Decimal(0), fee_rate=res.fee_rate)
+                          reference_price=ref, available_quote=free[inst.quote],
+                          available_base=free[inst.base], fee_rate=res.fee_rate)
     if not verdict.allowed:
         await finish_command(db, fx, cmd.command_id, "rejected", "risk check refused the order: " + verdict.message)
         return None
@@ -181,8 +192,10 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder, inst: Ins
         "command_id": cmd.command_id, "venue": venue, "symbol": inst.symbol, "side": spec.side, "type": spec.type,
         "time_in_force": spec.time_in_force, "qty": spec.qty, "notional": spec.notional,
         "limit_price": spec.limit_price, "stop_price": spec.stop_price, "status": "submitting",
-        "filled_qty": Decimal(0), "fees": Decimal(0), "schedule_id": cmd.schedule_id, "created_at": now,
-        "updated_at": now, "trail_amount": spec.trail_amount, "trail_percent": spec.trail_percent,
+        "filled_qty": Decimal(0), "fees": Decimal(0), "created_at": now, "updated_at": now,
+        "schedule_id": replaced.schedule_id if replaced is not None else getattr(cmd, "schedule_id", None),
+        "trail_amount": spec.trail_amount, "trail_percent": spec.trail_percent,
+        "replaces": replaced.id if replaced is not None else None,
         "p_commit_wait": "on" if fx.durable_at_commit else "off", **audit.params})
     await fx.settle_audit(db, audit, order)
     fx.order(order)

@@ -178,6 +178,7 @@ class PreviewResult(Figures):
     balances_after: list[BalanceChange]
     risk: RiskCheck
     next_step: str
+    replaces: str | None = None  # a replacement's preview (preview_replace): the order it replaces
 
     def figure_symbol(self) -> str | None:
         return self.order.symbol
@@ -207,8 +208,13 @@ def _dec(s: str | None) -> Decimal | None:
 
 
 async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
-                       spec_input: OrderFields | OrderSpec) -> PreviewResult:
+                       spec_input: OrderFields | OrderSpec, *, replaces: str | None = None,
+                       released: tuple[str, Decimal] | None = None) -> PreviewResult:
     """Value and risk-check an order and store a single-use token for it (valid PREVIEW_TTL_S s).
+
+    A replacement's preview (`replaces`: the order's id) counts the funds the order holds
+    (`released`: asset, amount) as free, since the venue cancels it in the same step, and its
+    token is good only for replace_order on that order.
 
     Raises InputRejected for an order that cannot be placed as given, PreviewRefused when there
     is no quote to value it from. A preview the risk check denies is still returned (and stored,
@@ -232,7 +238,8 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
 
     def available(asset: str) -> Decimal:
         b = balances.get(asset)
-        return Decimal(0) if b is None else b.total - b.locked
+        freed = released[1] if released is not None and released[0] == asset else Decimal(0)
+        return freed if b is None else b.total - b.locked + freed
 
     avail_quote, avail_base = available(inst.quote), available(inst.base)
     trading = await reader.trading_state()
@@ -270,6 +277,8 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
     canonical = spec.canonical()
     stored = {"preview_id": preview_id, "order": canonical, "allowed": allowed, "reasons": reasons,
               "created_at": now.isoformat(), "expires_at": expires_at.isoformat()}
+    if replaces is not None:
+        stored["replaces"] = replaces
     await redis.set(keys.preview(preview_id), orjson.dumps(stored), ex=keys.PREVIEW_TTL_S)
 
     if allowed:
@@ -278,8 +287,11 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
     else:
         next_step = ("the order would be refused: change it as the risk reasons say and call "
                      "preview_order again")
+    if replaces is not None and allowed:
+        next_step = (f"show the user these figures; to execute, call replace_order with token={preview_id}, "
+                     f"order_id={replaces} and exactly the same changes within {keys.PREVIEW_TTL_S} s")
     return PreviewResult(
-        token=preview_id, expires_at=expires_at, expires_in_s=keys.PREVIEW_TTL_S,
+        token=preview_id, expires_at=expires_at, expires_in_s=keys.PREVIEW_TTL_S, replaces=replaces,
         order=PreviewOrder(symbol=spec.symbol, side=spec.side, type=spec.type, qty=_dec(canonical["qty"]),
                            notional=_dec(canonical["notional"]), limit_price=_dec(canonical["limit_price"]),
                            stop_price=_dec(canonical["stop_price"]), time_in_force=spec.time_in_force,
@@ -309,13 +321,25 @@ def _differences(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
             for k in given if stored.get(k) != given.get(k)]
 
 
+def _wrong_use(previewed: str | None, given: str | None) -> str:
+    """Why a token of a new order cannot replace one, and the other way round."""
+    if previewed is None:
+        return ("this token previews a new order (place_order); to replace an order call preview_replace; "
+                "this token is now used up")
+    if given is None:
+        return (f"this token previews replacing order {previewed}: use it with replace_order; "
+                "this token is now used up")
+    return f"this token previews replacing order {previewed}, not {given}; this token is now used up"
+
+
 async def _refuse(redis: Redis, preview_id: str, command_id: str, reason: str) -> PreviewRefused:
     marker = {"command_id": command_id, "outcome": "refused", "reason": reason}
     await redis.set(keys.preview_used(preview_id), orjson.dumps(marker), ex=keys.PREVIEW_USED_TTL_S)
     return PreviewRefused(reason)
 
 
-async def consume_preview(redis: Redis, token: str, spec: OrderFields | OrderSpec) -> tuple[str, OrderSpec]:
+async def consume_preview(redis: Redis, token: str, spec: OrderFields | OrderSpec, *,
+                          replaces: str | None = None) -> tuple[str, OrderSpec]:
     """Burn the token and return the command id to place `spec` with, and `spec` normalized as it
     was compared with the preview; PreviewRefused otherwise.
 
@@ -346,6 +370,8 @@ async def consume_preview(redis: Redis, token: str, spec: OrderFields | OrderSpe
         raise await _refuse(redis, token, command_id,
                             f"the order differs from the preview: {e}; this token is now used up, "
                             f"call preview_order again") from None
+    if stored.get("replaces") != replaces:
+        raise await _refuse(redis, token, command_id, _wrong_use(stored.get("replaces"), replaces))
     diffs = _differences(stored["order"], normalized.canonical())
     if diffs:
         raise await _refuse(redis, token, command_id,

@@ -27,11 +27,19 @@ from arq.worker import func
 
 from jobs import arq_scripts
 from jobs.accounts import ensure_paper_account
-from jobs.commands import CancelOrder, CreateDcaSchedule, DeleteDcaSchedule, PlaceOrder, UpdateDcaSchedule
+from jobs.commands import (
+    CancelOrder,
+    CreateDcaSchedule,
+    DeleteDcaSchedule,
+    PlaceOrder,
+    ReplaceOrder,
+    UpdateDcaSchedule,
+)
 from jobs.domain.instruments import all_instruments
 from jobs.domain.sessions import load_calendars
 from jobs.job_guard import JobHealth, guarded
 from jobs.orders import cancel_order, place_order, reconcile_open_orders, sync_order
+from jobs.replace import replace_order
 from jobs.resources import Resources, build_resources
 from jobs.schedules import run_scheduled_buy, schedule_command
 from storage.heap import settle_heap
@@ -56,6 +64,10 @@ def _res(ctx: dict[str, Any]) -> Resources:
 
 async def place_order_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     return (await place_order(_res(ctx), PlaceOrder.model_validate(payload))).model_dump(mode="json")
+
+
+async def replace_order_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    return (await replace_order(_res(ctx), ReplaceOrder.model_validate(payload))).model_dump(mode="json")
 
 
 async def cancel_order_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +99,8 @@ async def reconcile_job(ctx: dict[str, Any]) -> int:
 
 JOB_HEALTH = JobHealth()  # one worker per process; its heartbeat reports these
 FUNCTIONS = [guarded(f, JOB_HEALTH) for f in (place_order_job, cancel_order_job, schedule_command_job,
-                                               scheduled_buy_job, sync_order_job, reconcile_job)]
+                                               scheduled_buy_job, sync_order_job, reconcile_job,
+                                               replace_order_job)]
 # arq fails a job after max_tries starts. A database outage retries a job every few seconds for
 # as long as it lasts (jobs/job_guard.py), and a worker killed mid-job restarts it, so no count
 # is right; every other failure ends the command with its reason instead.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any
 
 from jobs.domain.instruments import Instrument
 from storage.values import OrderType, Side, TimeInForce
@@ -151,7 +152,8 @@ def normalize_order(spec: OrderSpec, inst: Instrument) -> OrderSpec:
             if p <= 0:
                 raise OrderSpecError(f"{name} {shown(v)} rounds to {p} at the tick size {inst.tick_size} of "
                                      f"{inst.symbol}; give at least {inst.tick_size}")
-            out = replace(out, **{name: p})
+            rounded: dict[str, Any] = {name: p}
+            out = replace(out, **rounded)
     return out
 
 

@@ -1,4 +1,4 @@
-"""Orders: look up, preview (valuation + risk + a 30 s token), place with the token, cancel."""
+"""Orders: look up, preview (valuation + risk + a 30 s token), place with the token, cancel, replace."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from jobs.commands import CancelOrder, OrderFields, PlaceOrder, new_command_id
+from jobs.commands import CancelOrder, OrderFields, PlaceOrder, ReplaceOrder, new_command_id
 from jobs.preview import (
     InputRejected,
     PreviewRefused,
@@ -16,6 +16,7 @@ from jobs.preview import (
     consume_preview,
     make_preview,
 )
+from jobs.replace_preview import preview_replacement, replacement
 from mcp_bridge.context import READ_ONLY, Bridge, CommandOutcome, PositiveDecimal, Symbol, writes
 from storage.state.views import OrderView
 
@@ -40,6 +41,8 @@ TrailPercent = Annotated[PositiveDecimal | None, Field(
 Tif = Annotated[Literal["gtc", "day", "ioc"], Field(
     description="gtc: until cancelled; day: until the session ends; "
                 "ioc: limit orders only, fill now or cancel")]
+NewQty = Annotated[PositiveDecimal | None, Field(description="new quantity in base units")]
+NewPrice = Annotated[PositiveDecimal | None, Field(description="new price (those the order's type takes)")]
 Token = Annotated[str, Field(pattern=r"^pv_[A-Za-z0-9_\-]{16,64}$",
                              description="the token preview_order returned (single use, valid 30 s)")]
 IdempotencyKey = Annotated[str | None, Field(
@@ -136,3 +139,52 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         command_id = f"cancel:{oid}:{idempotency_key}" if idempotency_key else new_command_id("cancel")
         result, view = await bridge.run_order_command(CancelOrder(command_id=command_id, order_id=oid), oid)
         return OrderCommandResult(command=result, order=view)
+
+    async def _open_order(order_id: str) -> OrderView:
+        oid = await _resolve_order_id(bridge, order_id)
+        view = await bridge.reader.order(oid)
+        if view is None:
+            raise ToolError(f"no order {order_id!r}; list_orders shows the ids")
+        return view
+
+    @mcp.tool(title="Preview an order replacement",
+              annotations={**READ_ONLY, "title": "Preview an order replacement"})
+    async def preview_replace(order_id: OrderId, qty: NewQty = None, limit_price: NewPrice = None,
+                              stop_price: NewPrice = None, trail_amount: TrailAmount = None,
+                              trail_percent: TrailPercent = None) -> PreviewResult:
+        """Value an amendment of an open order (new qty or prices; symbol, side and type stay) without
+        placing it: the same figures and risk verdict as preview_order, the funds the order holds
+        counted as free, and a single-use 30 s `token` for replace_order with the same changes.
+        """
+        view = await _open_order(order_id)
+        try:
+            return await preview_replacement(bridge.reader, bridge.redis, bridge.settings, view, {
+                "qty": qty, "limit_price": limit_price, "stop_price": stop_price,
+                "trail_amount": trail_amount, "trail_percent": trail_percent})
+        except (InputRejected, PreviewRefused) as e:
+            raise ToolError(str(e)) from None
+
+    @mcp.tool(title="Replace an order",  # destructive: the order it replaces is cancelled
+              annotations={**writes(destructive=True, idempotent=False), "title": "Replace an order"})
+    async def replace_order(token: Token, order_id: OrderId, qty: NewQty = None, limit_price: NewPrice = None,
+                            stop_price: NewPrice = None, trail_amount: TrailAmount = None,
+                            trail_percent: TrailPercent = None) -> OrderCommandResult:
+        """Replace an open order by the amendment previewed with preview_replace: the venue cancels it
+        and books the replacement (a new order id) in one step, or leaves it untouched. Pass the
+        token and the SAME order_id and changes. If the outcome is 'pending', do not repeat: call
+        get_command_status with the command_id.
+        """
+        view = await _open_order(order_id)
+        changes = {"qty": qty, "limit_price": limit_price, "stop_price": stop_price,
+                   "trail_amount": trail_amount, "trail_percent": trail_percent}
+        try:
+            spec = replacement(view, changes)
+            command_id, spec = await consume_preview(bridge.redis, token, spec, replaces=view.order_id)
+        except (InputRejected, PreviewRefused) as e:
+            raise ToolError(str(e)) from None
+        cmd = ReplaceOrder(command_id=command_id, order_id=view.order_id, symbol=spec.symbol, side=spec.side,
+                           type=spec.type, qty=spec.qty, notional=spec.notional, limit_price=spec.limit_price,
+                           stop_price=spec.stop_price, time_in_force=spec.time_in_force,
+                           trail_amount=spec.trail_amount, trail_percent=spec.trail_percent)
+        result, new_view = await bridge.run_order_command(cmd)
+        return OrderCommandResult(command=result, order=new_view)

@@ -33,6 +33,8 @@ def order_view(r: OrderRow) -> OrderView:
         status=r.status, filled_qty=r.filled_qty, avg_fill_price=r.avg_fill_price,  # type: ignore[arg-type]
         fees=r.fees, reject_reason=r.reject_reason, schedule_id=r.schedule_id,
         created_at=r.created_at, updated_at=r.updated_at, version=r.version,
+        trail_amount=r.trail_amount, trail_percent=r.trail_percent, replaces=r.replaces,
+        order_list_id=r.order_list_id, leg=r.leg,
     )
 
 

@@ -229,6 +229,45 @@ class PaperVenue:
             await self._store(db, order)
             return None, await self._state(db, client_order_id)
 
+    async def replace_order(self, client_order_id: str,
+                            req: OrderRequest) -> tuple[VenueOrder | None, VenueOrder]:
+        """Cancel-replace in one transaction: the order `client_order_id` is cancelled and `req`
+        (under its own client order id) booked, or neither happens and the new order is booked as
+        rejected with the reason. Returns (the old order's state, the new order's state).
+
+        Under the old order's row lock, so a fill racing it (the paper host) comes first or not at
+        all: a filled order is never also replaced. Keyed by the new client order id like a
+        submit: a repeat answers with what the first call did. A trailing stop's replacement keeps
+        the best price seen so far; a stop-limit's starts untriggered at its new stop.
+        """
+        quote = await self._fresh_quote(req.symbol)
+        new = BookOrder(req.client_order_id, "paper-" + uuid.uuid4().hex[:20], req.symbol, req.side, req.type,
+                        req.qty, req.notional, req.limit_price, req.stop_price, "open", Decimal(0),
+                        trail_amount=req.trail_amount, trail_percent=req.trail_percent)
+        async with transaction(self.db) as db:
+            row = await db.first(_LOCK_ORDER, {"p_cid": client_order_id})
+            done = await self._state(db, req.client_order_id)
+            if done is not None:  # a repeat
+                return await self._state(db, client_order_id), done
+            fill = None
+            if row is None:
+                new.status = "rejected"
+                new.reject_reason = f"no order {client_order_id} on the book to replace"
+            elif row.status != "open":
+                new.status, new.reject_reason = "rejected", f"order is {row.status}: nothing to replace"
+            elif quote is None:
+                new.status = "rejected"
+                new.reject_reason = f"no fresh quote for {req.symbol}; the order is unchanged"
+            else:
+                old = BookOrder.from_row(row)
+                old.status = "cancelled"
+                await self._store(db, old)
+                if old.type == new.type == "trailing_stop":
+                    new.trail_anchor = old.trail_anchor
+                fill = self._match(new, quote, resting=False)
+            await db.scalar(_INSERT_ORDER_AND_FILL, {**asdict(new), **_fill_params(fill)})
+            return await self._state(db, client_order_id), _venue_order(new, [fill] if fill else [])
+
     async def cancel_order(self, client_order_id: str) -> VenueOrder | None:
         async with transaction(self.db) as db:
             row = await db.first(_LOCK_ORDER, {"p_cid": client_order_id})
