@@ -34,7 +34,7 @@ async def test_equity_positions_and_day_change(settings, redis):
         # USD (the paper account's other cash) has no USD/USDT pair: apart, never added 1:1
         apart = [(a["currency"], _d(a["equity"])) for a in start["not_converted"]]
         assert apart == [("USD", Decimal("100000"))]
-        assert {x["asset"]: x["value"] for x in start["cash_balances"]} == {"USD": None, "USDT": "100000"}
+        assert {x["asset"]: x["value"] for x in start["cash_balances"]} == {"USD": None, "USDT": "100000.00"}
 
         bought = await _place(c, symbol="BTC/USDT", side="buy", type="market", qty="0.1")
         price, fee = _d(bought["avg_fill_price"]), _d(bought["fees"])
@@ -49,6 +49,9 @@ async def test_equity_positions_and_day_change(settings, redis):
         assert _d(now["cash"]) == cash.quantize(Decimal("0.01"))
         assert _d(now["equity"]) == (cash + Decimal("6000")).quantize(Decimal("0.01"))
         assert _d(now["fees"]) == fee.quantize(Decimal("0.01"))
+        # money at the currency's precision, never an exponent or 18 decimals
+        assert all(len(now[k].split(".")[1]) == 2 for k in ("equity", "cash", "unrealized_pnl", "day_change"))
+        assert btc["market_value"] == "6000.00" and btc["mark_price"] == "60000.00"
         positions = (await _call(c, "get_positions"))
         positions = positions.get("result", positions)["positions"]
         assert _d(now["realized_pnl"]) == _d(positions[0]["realized_pnl"]).quantize(Decimal("0.01"))

@@ -24,70 +24,76 @@ from typing import Annotated, Any
 import orjson
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer
 
 from jobs.domain.instruments import Instrument, all_instruments
 from mcp_bridge.context import READ_ONLY, Bridge
+from storage.figures import AvgPrice, Balance, Fee, Figures, Money, Price, Qty
 from storage.state.reader import StateReader
 from storage.state.views import PositionView, QuoteView
 from storage.state.writer import StateWriter
-from storage.values import Amount
 
 CENTS = Decimal("0.01")
 FINE = Decimal("0.00000001")  # a crypto currency (equity in BTC)
 MARKED_AT = ("bid for long positions (ask for short): what closing them now would fetch, as in "
              "get_positions")
 
+# A figure in the chosen currency, already rounded to its precision here (cents for USDT and USD,
+# 1e-8 for BTC or ETH, which storage.figures' Money, always cents, would not do): shown as it is
+InQuote = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")]
+
 QuoteParam = Annotated[str, Field(
     min_length=2, max_length=10, pattern=r"^[A-Za-z]+$",
     description="the currency to value everything in: USDT (default), USD, or BTC/ETH")]
 
 
-class Holding(BaseModel):
+class Holding(Figures):
+    """Figures at the instrument's increments and its currency's precision (storage/figures.py)."""
+
     symbol: str
     currency: str = Field(description="the instrument's quote currency, which its figures are in")
-    qty: Amount
-    avg_price: Amount
-    mark_price: Amount | None = Field(description="bid (long) or ask (short); None: no quote yet")
-    market_value: Amount | None = Field(description="qty × mark_price, in `currency`")
-    unrealized_pnl: Amount | None
-    realized_pnl: Amount
-    fees: Amount
+    qty: Qty
+    avg_price: AvgPrice
+    mark_price: Price | None = Field(description="bid (long) or ask (short); None: no quote yet")
+    market_value: Money | None = Field(description="qty × mark_price, in `currency`")
+    unrealized_pnl: Money | None
+    realized_pnl: Money
+    fees: Fee
     in_equity: bool = Field(description="counted in `equity` (its currency converts to the chosen one)")
     stale_quote: bool = False
 
 
-class Cash(BaseModel):
+class Cash(Figures):
     asset: str
-    total: Amount
-    value: Amount | None = Field(description="in the chosen currency; None: no rate, shown apart")
+    total: Balance
+    value: InQuote | None = Field(description="in the chosen currency; None: no rate, shown apart")
 
 
 class Apart(BaseModel):
     """A currency with no rate into the chosen one: its figures, in itself, not in `equity`."""
 
     currency: str
-    equity: Amount
-    cash: Amount
-    positions_value: Amount
-    unrealized_pnl: Amount
-    realized_pnl: Amount
-    fees: Amount
-    day_change: Amount | None = None
+    equity: InQuote
+    cash: InQuote
+    positions_value: InQuote
+    unrealized_pnl: InQuote
+    realized_pnl: InQuote
+    fees: InQuote
+    day_change: InQuote | None = None
 
 
 class PortfolioResult(BaseModel):
     quote: str
-    equity: Amount = Field(description="cash + positions at their mark, all in `quote` (see not_converted)")
-    cash: Amount
-    positions_value: Amount
-    unrealized_pnl: Amount
-    realized_pnl: Amount = Field(description="P&L of closed quantity")
-    fees: Amount = Field(description="fees paid on the positions' fills")
-    day_start_equity: Amount | None
+    equity: InQuote = Field(description="cash + positions at their mark, all in `quote` (see not_converted)")
+    cash: InQuote
+    positions_value: InQuote
+    unrealized_pnl: InQuote
+    realized_pnl: InQuote = Field(description="P&L of closed quantity")
+    fees: InQuote = Field(description="fees paid on the positions' fills")
+    day_start_equity: InQuote | None
     day_start_at: datetime | None = Field(description="when the day's first valuation was made (UTC)")
-    day_change: Amount | None
-    day_change_pct: Amount | None
+    day_change: InQuote | None
+    day_change_pct: InQuote | None
     marked_at: str = MARKED_AT
     positions: list[Holding]
     cash_balances: list[Cash]
@@ -112,7 +118,8 @@ def _places(currency: str) -> Decimal:
 
 
 def _round(d: Decimal, currency: str) -> Decimal:
-    return d.quantize(_places(currency), rounding=ROUND_HALF_EVEN)
+    q = d.quantize(_places(currency), rounding=ROUND_HALF_EVEN)
+    return abs(q) if q.is_zero() else q  # never "-0.00"
 
 
 def quote_currencies() -> list[str]:
@@ -218,9 +225,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
                 notes.append(f"{symbol}: its quote is stale ({q.age_s(now):.0f} s old); valued at it anyway")
             holdings.append(Holding(
                 symbol=symbol, currency=inst.quote, qty=p.qty, avg_price=p.avg_price, mark_price=mark,
-                market_value=None if value is None else _round(value, inst.quote),
-                unrealized_pnl=None if unrealized is None else _round(unrealized, inst.quote),
-                realized_pnl=_round(p.realized_pnl, inst.quote), fees=fees,
+                market_value=value, unrealized_pnl=unrealized, realized_pnl=p.realized_pnl, fees=fees,
                 in_equity=_rate(inst.quote, into, quotes) is not None, stale_quote=stale))
 
         total = _Sums()
@@ -264,7 +269,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
             not_converted=[Apart(
                 currency=c, equity=_round(s.equity, c), cash=_round(s.cash, c),
                 positions_value=_round(s.positions, c), unrealized_pnl=_round(s.unrealized, c),
-                realized_pnl=_round(s.realized, c), fees=s.fees,
+                realized_pnl=_round(s.realized, c), fees=_round(s.fees, c),
                 day_change=_round(s.equity - start_equity[c], c) if c in start_equity else None)
                 for c, s in apart.items()],
             notes=notes)

@@ -11,13 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
-from storage.values import Amount, Side
+from storage.figures import Fee, Figures, Price, Qty
+from storage.values import Side
 
 
-class FillView(BaseModel):
-    """One execution of an order: fills are immutable, so the record never changes once written."""
+class FillView(Figures):
+    """One execution of an order: fills are immutable, so the record never changes once written.
+    Stored with every digit; shown at the instrument's increments (storage/figures.py)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -27,9 +29,9 @@ class FillView(BaseModel):
     venue_fill_id: str
     symbol: str
     side: Side
-    qty: Amount
-    price: Amount
-    fee: Amount
+    qty: Qty
+    price: Price
+    fee: Fee
     fee_asset: str
     liquidity: str  # "maker" (rested on the book) or "taker" (took liquidity)
     ts: datetime
