@@ -20,4 +20,4 @@ async def test_stdio_bridge_lists_tools_and_reads_a_quote(settings, redis):
         names = {t.name for t in await client.list_tools()}
         assert {"get_quote", "preview_order", "place_order", "create_dca_schedule", "health"} <= names
         quote = (await client.call_tool("get_quote", {"symbol": "btcusdt"})).structured_content
-    assert quote["symbol"] == "BTC/USDT" and quote["ask"] == "60010"
+    assert quote["symbol"] == "BTC/USDT" and quote["ask"] == "60010.00"  # at the tick
