@@ -141,6 +141,9 @@ Balance = Annotated[Amount, Figure("balance")]
 _SYMBOL: ContextVar[str | None] = ContextVar("figures_symbol", default=None)
 
 
+_KINDS: dict[type, dict[str, Kind]] = {}
+
+
 def _kind(annotation: Any) -> Kind | None:
     for m in getattr(annotation, "__metadata__", ()):
         if isinstance(m, Figure):
@@ -165,14 +168,16 @@ class Figures(BaseModel):
 
     @classmethod
     def _figure_kinds(cls) -> dict[str, Kind]:
-        if cls.__dict__.get("_kinds_cache") is None:
-            found = {}
+        """Field name -> kind, worked out once per class."""
+        kinds = _KINDS.get(cls)
+        if kinds is None:
+            kinds = {}
             for name, f in cls.model_fields.items():
                 k = next((m.kind for m in f.metadata if isinstance(m, Figure)), None) or _kind(f.annotation)
                 if k is not None:
-                    found[name] = k
-            cls._kinds_cache = found  # type: ignore[attr-defined]
-        return cls.__dict__["_kinds_cache"]  # type: ignore[no-any-return]
+                    kinds[name] = k
+            _KINDS[cls] = kinds
+        return kinds
 
     # no return annotation: the serialization schema (a tool's output schema) stays the model's own
     @model_serializer(mode="wrap")
@@ -197,11 +202,11 @@ class Figures(BaseModel):
         return data
 
     # the storage form: what the state writer and the command queue call keeps every digit
-    def model_dump_json(self, **kw: Any) -> str:  # type: ignore[override]
+    def model_dump_json(self, **kw: Any) -> str:
         kw["context"] = {**(kw.get("context") or {}), EXACT: True}
         return super().model_dump_json(**kw)
 
-    def model_dump(self, **kw: Any) -> dict[str, Any]:  # type: ignore[override]
+    def model_dump(self, **kw: Any) -> dict[str, Any]:
         kw["context"] = {**(kw.get("context") or {}), EXACT: True}
         return super().model_dump(**kw)
 

@@ -40,7 +40,7 @@ def order_view(r: OrderRow) -> OrderView:
 
 def position_view(r: PositionRow) -> PositionView:
     return PositionView(venue=r.venue, symbol=r.symbol, qty=r.qty, avg_price=r.avg_price,
-                        realized_pnl=r.realized_pnl, fees=r.fees or 0, updated_at=r.updated_at,
+                        realized_pnl=r.realized_pnl, fees=r.fees, updated_at=r.updated_at,
                         version=r.version)
 
 
