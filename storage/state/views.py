@@ -61,7 +61,7 @@ class OrderView(_View):
     created_at: datetime
     updated_at: datetime
     version: int = 0  # raised by every change: of two records of one order, the higher is newer
-    trail_amount: Amount | None = None  # trailing stops: the trail, in the quote currency or percent
+    trail_amount: Price | None = None  # trailing stops: the trail, in the quote currency (at the tick)
     trail_percent: Amount | None = None
     replaces: str | None = None  # the order this one replaced (replace_order)
     order_list_id: str | None = None  # the legs of an OCO or a bracket share it
