@@ -22,6 +22,7 @@ from jobs.domain.schedule_clock import next_fire_after
 from jobs.domain.sessions import SessionStatus, describe_open, exchange_name, market_session
 
 FIRES_CHECKED = 20  # the next fires looked at one by one (each a calendar lookup, ~1 ms)
+SPREAD_STEP, SPREAD_SPAN = timedelta(hours=3), timedelta(days=7)  # and one every 3 h for a week
 HORIZON = timedelta(days=400)  # fires further out than this are not judged (a yearly cron: one or two)
 
 
@@ -58,31 +59,39 @@ def _session_fit(inst: Instrument, *, cron: str | None, interval_s: int | None, 
                  now: datetime) -> tuple[str | None, str | None]:
     """(refusal, warning) for an instrument with a market calendar.
 
-    The next FIRES_CHECKED fires are looked at one by one: all in session is fine, some closed is a
-    warning. If none is in session, the search jumps from each closed fire to the first fire at
-    or after the market's next open (every fire in between is closed too), so a 60 s interval
-    created on a Saturday finds Monday's open; if no fire within HORIZON is in session, refuse.
+    Looked at: the next FIRES_CHECKED fires, and the first fire after every SPREAD_STEP over the
+    next SPREAD_SPAN (a 60 s interval created at 15:00 has its next 20 fires in session, but not
+    its nightly ones). All in session is fine; some closed is a warning. If none is in session,
+    the search jumps from the first fire to the first fire at or after the market's next open
+    (every fire in between is closed too), and on, so a 60 s interval created on a Saturday
+    finds Monday's open; if it finds none within HORIZON, refuse.
     """
     assert inst.exchange_calendar is not None
     exchange = exchange_name(inst.exchange_calendar)
-    fires: list[tuple[datetime, SessionStatus]] = []
+    times: set[datetime] = set()
     t = next_fire_after(now, cron=cron, interval_s=interval_s, anchor=anchor)
-    while len(fires) < FIRES_CHECKED and t - now <= HORIZON:
-        fires.append((t, market_session(inst, t)))
+    while len(times) < FIRES_CHECKED and t - now <= HORIZON:
+        times.add(t)
         t = next_fire_after(t, cron=cron, interval_s=interval_s, anchor=anchor)
+    for k in range(1, SPREAD_SPAN // SPREAD_STEP + 1):
+        t = next_fire_after(now + k * SPREAD_STEP, cron=cron, interval_s=interval_s, anchor=anchor)
+        if t - now <= min(HORIZON, SPREAD_SPAN):
+            times.add(t)
+    if not times:
+        return None, None
+    fires = [(t, market_session(inst, t)) for t in sorted(times)]
     closed = [(t, s) for t, s in fires if not s.is_open]
     if not closed:
         return None, None
     first_t, first_s = closed[0]
     example = f"{first_t:%a %Y-%m-%d %H:%M} UTC ({first_s.closed_because})"
     if len(closed) < len(fires):
-        return None, (f"{len(closed)} of the next {len(fires)} fires fall outside the {exchange} regular "
-                      f"session (the first: {example}); those buys will be refused")
-    opened = _first_fire_in_session(inst, fires[-1], cron=cron, interval_s=interval_s, anchor=anchor, now=now)
+        return None, (f"some of this schedule's fires fall outside the {exchange} regular session (the next "
+                      f"one: {example}); those buys will be refused")
+    opened = _first_fire_in_session(inst, fires[0], cron=cron, interval_s=interval_s, anchor=anchor, now=now)
     if opened is not None:
-        return None, (f"the next {len(fires)} fires fall outside the {exchange} regular session (the first: "
-                      f"{example}) and will be refused; the first fire in session is at "
-                      f"{opened:%a %Y-%m-%d %H:%M} UTC")
+        return None, (f"the next fires fall outside the {exchange} regular session (the first: {example}) "
+                      f"and will be refused; the first fire in session is at {opened:%a %Y-%m-%d %H:%M} UTC")
     return (f"{inst.symbol} trades only in the {exchange} regular session and none of this schedule's fires "
             f"in the next {HORIZON.days} days falls in it (the next: {example}; the market opens "
             f"{describe_open(first_s)}): choose a cron in session hours on trading days, e.g. "
