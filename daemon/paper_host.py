@@ -6,7 +6,8 @@ venue uses (jobs.domain.matching.step), and only a quote that fills an order or 
 (a stop-limit's trigger, a trailing stop's anchor) costs a transaction (`fill_resting`, which
 applies the quote again to the order as stored, under its row lock). A fill is then handed to
 the worker as a `sync_order_job` keyed by the fill, so our books are updated by the same code
-path as any venue's fill event.
+path as any venue's fill event; so are the other legs of an OCO or bracket that the fill (or a
+stop-limit leg's trigger) opened or cancelled in the same transaction.
 """
 
 from __future__ import annotations
@@ -99,14 +100,19 @@ class PaperHost:
                 if moved.fill is None and not moved.changed:
                     continue
                 tried += 1
-                kept, state = await self.venue.fill_resting(order.client_order_id, q)
+                kept, state, others = await self.venue.fill_resting(order.client_order_id, q)
                 # the order as stored now replaces ours (None: it no longer rests)
-                rest = [o for o in self.book[q.symbol] if o is not order]
+                rest = [o for o in self.book.get(q.symbol, ()) if o is not order]
                 self.book[q.symbol] = rest if kept is None else [*rest, kept]
+                fill_id = state.fills[-1].fill_id if state is not None and state.fills else "none"
+                for cid in others:  # legs of its list that opened or were cancelled with it
+                    await self.queue.enqueue_job("sync_order_job", cid,
+                                                 job_id=f"sync:{cid}:{order.client_order_id}:{fill_id}")
+                if others:
+                    await self.refresh()  # legs that opened rest from this quote on
                 if state is None:
                     continue
                 PAPER_FILLS.inc()
-                fill_id = state.fills[-1].fill_id if state.fills else "none"
                 await self.queue.enqueue_job("sync_order_job", order.client_order_id,
                                              job_id=f"sync:{order.client_order_id}:{fill_id}")
                 log.info("paper %s %s filled on tick at %s", order.type, order.client_order_id,

@@ -168,7 +168,9 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
     order = await db.one(_LOCK_ORDER_ADD_FILLS, {"order_id": order_id, **columns})
     inst = get_instrument(order.symbol)
     price_ref = order.limit_price or order.stop_price
-    reserve_asset, reserve_before = _reserve(inst, order.side, order.status, order.qty, order.filled_qty,
+    # of an OCO's (or a bracket's) two exits only the stop-loss holds funds: they never both fill
+    qty_ref = None if order.leg == "take_profit" else order.qty
+    reserve_asset, reserve_before = _reserve(inst, order.side, order.status, qty_ref, order.filled_qty,
                                              price_ref, fee_rate)
     recorded_now = set(order.new_fill_ids)
     new_fills = [f for f in vo.fills if f.fill_id in recorded_now]
@@ -180,7 +182,7 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
     pos = _move_position(fx, order, new_fills, inst, totals, actor) if new_fills else None
     for f in new_fills:
         filled, cost, fees = filled + f.qty, cost + f.price * f.qty, fees + f.fee
-    _, reserve_after = _reserve(inst, order.side, vo.status, order.qty, filled, price_ref, fee_rate)
+    _, reserve_after = _reserve(inst, order.side, vo.status, qty_ref, filled, price_ref, fee_rate)
     locked = {reserve_asset: reserve_after - reserve_before} if reserve_after != reserve_before else {}
     assets = sorted(set(totals) | set(locked))
     venue_order_id = vo.venue_order_id or order.venue_order_id

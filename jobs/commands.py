@@ -18,6 +18,7 @@ from jobs.domain.orders import (
     MAX_DECIMALS,
     MAX_NOTIONAL,
     MAX_PRICE,
+    OrderClass,
     OrderSpec,
     OrderSpecError,
     check_amount,
@@ -85,10 +86,16 @@ class OrderFields(BaseModel):
     time_in_force: TimeInForce = "gtc"
     trail_amount: Decimal | None = None
     trail_percent: Decimal | None = None
+    order_class: OrderClass = "simple"
+    take_profit_price: Decimal | None = None
+    stop_loss_price: Decimal | None = None
+    stop_loss_limit_price: Decimal | None = None
 
     def spec(self) -> OrderSpec:
         return OrderSpec(self.symbol, self.side, self.type, self.qty, self.notional, self.limit_price,
-                         self.stop_price, self.time_in_force, self.trail_amount, self.trail_percent)
+                         self.stop_price, self.time_in_force, self.trail_amount, self.trail_percent,
+                         self.order_class, self.take_profit_price, self.stop_loss_price,
+                         self.stop_loss_limit_price)
 
 
 class PlaceOrder(OrderFields, _Command):

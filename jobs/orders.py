@@ -22,7 +22,8 @@ from sqlalchemy.dialects.postgresql import JSONB, array
 from jobs.booking import Decide, Finish, apply_venue_order
 from jobs.commands import CancelOrder, CommandResult, PlaceOrder, ReplaceOrder
 from jobs.domain.instruments import Instrument, UnknownInstrumentError, get_instrument
-from jobs.domain.orders import OrderSpecError, client_order_id_for, normalize_order
+from jobs.domain.order_lists import ENTRY, LEG_ORDER, legs
+from jobs.domain.orders import OrderSpecError, normalize_order
 from jobs.domain.replace import check_changes, current_spec, released, why_not_replaceable
 from jobs.domain.risk import check_order
 from jobs.effects import Effects, HeldPublish, effect
@@ -61,7 +62,7 @@ _CLAIM_WITH_RISK_INPUTS = select(
 _NEW_ORDER_COLUMNS = ("id", "client_order_id", "command_id", "venue", "symbol", "side", "type",
                       "time_in_force", "qty", "notional", "limit_price", "stop_price", "status", "filled_qty",
                       "fees", "schedule_id", "created_at", "updated_at", "trail_amount", "trail_percent",
-                      "replaces")
+                      "replaces", "order_list_id", "leg")
 _new_order = (insert(ORDERS)
               .values({name: bindparam(name, type_=ORDERS.c[name].type) for name in _NEW_ORDER_COLUMNS})
               .returning(*ORDERS.c).cte("new_order"))
@@ -71,7 +72,14 @@ _commit_wait = func.set_config("synchronous_commit", bindparam("p_commit_wait", 
 _INSERT_ORDER = select(_new_order, select(_order_audit.c.head_seq).scalar_subquery().label("audit_head_seq"),
                        select(_order_audit.c.head_hash).scalar_subquery().label("audit_head_hash"),
                        select(_commit_wait).scalar_subquery().label("commit_wait"))
-_ORDER_OF_COMMAND = select(ORDERS).where(ORDERS.c.command_id == bindparam("p_id"))
+# the order a command placed: of an OCO's or bracket's legs, the first (its client order id is the list's)
+_ORDER_OF_COMMAND = (select(ORDERS).where(ORDERS.c.command_id == bindparam("p_id"))
+                     .order_by(ORDERS.c.order_list_id.is_(None).desc(),
+                               (ORDERS.c.client_order_id == ORDERS.c.order_list_id).desc())
+                     .limit(1))
+_LEGS = (select(ORDERS).where(ORDERS.c.order_list_id == bindparam("p_list"))
+         .order_by(ORDERS.c.created_at, ORDERS.c.id))
+_OPEN_LEGS = _LEGS.where(ORDERS.c.status == any_(array(sorted(OPEN_ORDER_STATUSES))))
 _ORDER_BY_CLIENT_ID = select(ORDERS).where(ORDERS.c.client_order_id == bindparam("p_id"))
 _ORDER = select(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
 _OPEN_ORDERS = select(ORDERS.c.client_order_id).where(ORDERS.c.status == any_(array(sorted(OPEN_ORDER_STATUSES))))
@@ -141,6 +149,7 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
             return await _submit(res, cmd, existing, None)
         log.info("command %s re-run: reconciling order %s instead of sending it again", cmd.command_id,
                  existing.id)
+        await sync_legs(res, existing)
         return await sync_order(res, existing.client_order_id, command_id=cmd.command_id)
     if order is None:
         await published
@@ -181,25 +190,31 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder | ReplaceO
         await finish_command(db, fx, cmd.command_id, "rejected", "risk check refused the order: " + verdict.message)
         return None
     now = datetime.now(UTC)
-    order_id, client_order_id = "ord_" + uuid.uuid4().hex[:20], client_order_id_for(cmd.command_id)
-    fx.note(actor=cmd.source, action="order.submitting", subject=order_id, payload={
-        "command_id": cmd.command_id, "client_order_id": client_order_id, **spec.canonical(),
-        "risk": verdict.message})
-    audit = fx.carry_audit(db)
     fx.durable_at_commit = not res.venues[venue].keeps_book_in_ledger
-    order = await db.one(_INSERT_ORDER, {
-        "id": order_id, "client_order_id": client_order_id,
-        "command_id": cmd.command_id, "venue": venue, "symbol": inst.symbol, "side": spec.side, "type": spec.type,
-        "time_in_force": spec.time_in_force, "qty": spec.qty, "notional": spec.notional,
-        "limit_price": spec.limit_price, "stop_price": spec.stop_price, "status": "submitting",
-        "filled_qty": Decimal(0), "fees": Decimal(0), "created_at": now, "updated_at": now,
-        "schedule_id": replaced.schedule_id if replaced is not None else getattr(cmd, "schedule_id", None),
-        "trail_amount": spec.trail_amount, "trail_percent": spec.trail_percent,
-        "replaces": replaced.id if replaced is not None else None,
-        "p_commit_wait": "on" if fx.durable_at_commit else "off", **audit.params})
-    await fx.settle_audit(db, audit, order)
-    fx.order(order)
-    return order
+    order_list = legs(spec, cmd.command_id)
+    list_id = order_list[0].client_order_id if spec.order_class != "simple" else None
+    first = None
+    for leg in order_list:  # one order, or each leg of an OCO or bracket
+        order_id, leg_spec = "ord_" + uuid.uuid4().hex[:20], leg.spec
+        fx.note(actor=cmd.source, action="order.submitting", subject=order_id, payload={
+            "command_id": cmd.command_id, "client_order_id": leg.client_order_id, **leg_spec.canonical(),
+            "order_list_id": list_id, "leg": leg.name or None, "risk": verdict.message})
+        audit = fx.carry_audit(db)
+        order = await db.one(_INSERT_ORDER, {
+            "id": order_id, "client_order_id": leg.client_order_id, "command_id": cmd.command_id,
+            "venue": venue, "symbol": inst.symbol, "side": leg_spec.side, "type": leg_spec.type,
+            "time_in_force": leg_spec.time_in_force, "qty": leg_spec.qty, "notional": leg_spec.notional,
+            "limit_price": leg_spec.limit_price, "stop_price": leg_spec.stop_price, "status": "submitting",
+            "filled_qty": Decimal(0), "fees": Decimal(0), "created_at": now, "updated_at": now,
+            "schedule_id": replaced.schedule_id if replaced is not None else getattr(cmd, "schedule_id", None),
+            "trail_amount": leg_spec.trail_amount, "trail_percent": leg_spec.trail_percent,
+            "replaces": replaced.id if replaced is not None else None,
+            "order_list_id": list_id, "leg": leg.name or None,
+            "p_commit_wait": "on" if fx.durable_at_commit else "off", **audit.params})
+        await fx.settle_audit(db, audit, order)
+        fx.order(order)
+        first = first or order
+    return first
 
 
 async def _venue_never_received(res: Resources, order: Any) -> bool:
@@ -217,9 +232,9 @@ async def _submit(res: Resources, cmd: PlaceOrder, order: Any, published: HeldPu
     The "submitting" order reaches the state view with the outcome, or on its own if the venue
     is slow to answer (`published`, see jobs.effects.HeldPublish).
     """
-    req = OrderRequest(order.client_order_id, order.symbol, order.side, order.type, order.time_in_force,
-                       order.qty, order.notional, order.limit_price, order.stop_price, order.trail_amount,
-                       order.trail_percent)
+    if order.order_list_id is not None:
+        return await _submit_list(res, cmd, order, published)
+    req = _request(order)
     try:
         vo = await asyncio.wait_for(res.venues[order.venue].submit_order(req), VENUE_CALL_TIMEOUT_S)
     except (VenueTimeout, TimeoutError) as e:
@@ -229,6 +244,61 @@ async def _submit(res: Resources, cmd: PlaceOrder, order: Any, published: HeldPu
     except VenueUnavailable as e:
         vo = VenueOrder(order.client_order_id, None, "rejected", Decimal(0), [], f"venue unavailable, not sent: {e}")
     return await _apply(res, order.id, vo, cmd.command_id, actor=cmd.source, after=published)
+
+
+def _request(order: Any) -> OrderRequest:
+    return OrderRequest(order.client_order_id, order.symbol, order.side, order.type, order.time_in_force,
+                        order.qty, order.notional, order.limit_price, order.stop_price, order.trail_amount,
+                        order.trail_percent)
+
+
+async def _submit_list(res: Resources, cmd: PlaceOrder, first: Any,
+                       published: HeldPublish | None) -> CommandResult:
+    """An OCO's or bracket's legs in one venue call (PaperVenue.submit_order_list), then booked in
+    one transaction; the command's outcome is its first leg's."""
+    async with transaction(res.db, autocommit=True) as db:
+        rows = await db.all(_LEGS, {"p_list": first.order_list_id})
+    rows.sort(key=lambda r: LEG_ORDER[r.leg])
+    has_entry = any(r.leg == ENTRY for r in rows)
+    venue = res.venues[first.venue]
+    submit_list = getattr(venue, "submit_order_list", None)
+    vos: list[VenueOrder] = []
+    why = f"venue {venue.name} takes no OCO or bracket orders"
+    if submit_list is not None:
+        try:
+            vos = await asyncio.wait_for(submit_list(first.order_list_id, [
+                (_request(r), r.leg, has_entry and r.leg != ENTRY) for r in rows]), VENUE_CALL_TIMEOUT_S)
+        except (VenueTimeout, TimeoutError) as e:
+            log.warning("venue timeout for order list %s: %s; reconciling", first.order_list_id, e)
+            await _mark_unknown(res, first.id, cmd.command_id, "venue did not answer in time", after=published)
+            for r in rows[1:]:
+                await sync_order(res, r.client_order_id)
+            return await sync_order(res, first.client_order_id, command_id=cmd.command_id)
+        except VenueUnavailable as e:
+            why = f"venue unavailable, not sent: {e}"
+    by_cid = {vo.client_order_id: vo for vo in vos}
+    async with effect(res, after=published) as (db, fx):
+        for r in rows:
+            vo = by_cid.get(r.client_order_id) or VenueOrder(r.client_order_id, None, "rejected", Decimal(0),
+                                                             [], why)
+            await apply_venue_order(db, fx, r.id, vo, fee_rate=res.fee_rate, actor=cmd.source,
+                                    decide=placed_outcome(cmd.command_id) if r.id == first.id else None)
+        cmd_row = fx.command or await db.one(_COMMAND, {"p_id": cmd.command_id})
+    return _result(cmd_row)
+
+
+async def _other_open_legs(res: Resources, order: Any) -> list[Any]:
+    """The other legs of the order's list that we believe open (none for a simple order)."""
+    if order.order_list_id is None:
+        return []
+    async with transaction(res.db, autocommit=True) as db:
+        return [r for r in await db.all(_OPEN_LEGS, {"p_list": order.order_list_id}) if r.id != order.id]
+
+
+async def sync_legs(res: Resources, order: Any) -> None:
+    """Reconcile the other open legs of the order's list (the venue may have changed them with it)."""
+    for r in await _other_open_legs(res, order):
+        await sync_order(res, r.client_order_id)
 
 
 async def _mark_unknown(res: Resources, order_id: str, command_id: str, why: str, *,
@@ -304,11 +374,18 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
         return await _reject(res, cmd.command_id, f"no order {cmd.order_id!r}; list_orders shows the ids")
     if order.status not in OPEN_ORDER_STATUSES:
         return await _reject(res, cmd.command_id, f"order {order.id} is already {order.status}; nothing to cancel")
+    venue = res.venues[order.venue]
     try:
-        vo = await asyncio.wait_for(res.venues[order.venue].cancel_order(order.client_order_id), VENUE_CALL_TIMEOUT_S)
+        vo = await asyncio.wait_for(venue.cancel_order(order.client_order_id), VENUE_CALL_TIMEOUT_S)
+        # cancelling one leg of an OCO or bracket cancels the list: book the others with it
+        legs_now = [(r, await asyncio.wait_for(venue.get_order(r.client_order_id), VENUE_CALL_TIMEOUT_S))
+                    for r in await _other_open_legs(res, order)] if vo is not None else []
     except (VenueTimeout, TimeoutError):
-        vo = None
+        vo, legs_now = None, []
     async with effect(res) as (db, fx):
+        for row, leg_vo in legs_now:
+            if leg_vo is not None:
+                await apply_venue_order(db, fx, row.id, leg_vo, fee_rate=res.fee_rate, actor=cmd.source)
         if vo is None:
             await finish_command(db, fx, cmd.command_id, "failed",
                                  f"venue did not confirm the cancel of {order.id}; check get_order and retry",

@@ -134,8 +134,12 @@ class PreviewOrder(Figures):
     limit_price: Price | None
     stop_price: Price | None
     time_in_force: TimeInForce
-    trail_amount: Amount | None = None
+    trail_amount: Price | None = None
     trail_percent: Amount | None = None
+    order_class: Literal["simple", "oco", "bracket"] = "simple"
+    take_profit_price: Price | None = None  # bracket: the take-profit leg (oco: limit_price)
+    stop_loss_price: Price | None = None  # oco and bracket: the stop-loss leg's stop
+    stop_loss_limit_price: Price | None = None  # ... and its limit (a stop-limit leg)
 
 
 class QuoteUsed(Figures):  # shown at the tick of the preview's symbol
@@ -296,7 +300,10 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
                            notional=_dec(canonical["notional"]), limit_price=_dec(canonical["limit_price"]),
                            stop_price=_dec(canonical["stop_price"]), time_in_force=spec.time_in_force,
                            trail_amount=_dec(canonical["trail_amount"]),
-                           trail_percent=_dec(canonical["trail_percent"])),
+                           trail_percent=_dec(canonical["trail_percent"]), order_class=spec.order_class,
+                           take_profit_price=_dec(canonical["take_profit_price"]),
+                           stop_loss_price=_dec(canonical["stop_loss_price"]),
+                           stop_loss_limit_price=_dec(canonical["stop_loss_limit_price"])),
         quote=QuoteUsed(bid=quote.bid, ask=quote.ask, ts=quote.ts, age_s=round(age, 3), stale=stale),
         execution=execution,  # type: ignore[arg-type]
         estimated_price=price, estimated_qty=qty, estimated_value=value, estimated_fee=fee,

@@ -32,10 +32,11 @@ OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
 TimeInForce = Literal["gtc", "day", "ioc"]
 # submitting: written before the venue call; unknown: the venue call timed out or failed in a way
 # that leaves the outcome open, so reconciliation decides (never reported as a rejection).
+# held: a bracket's exit leg, waiting for its entry to fill (it then opens).
 OrderStatus = Literal[
-    "submitting", "open", "partially_filled", "filled", "cancelled", "rejected", "unknown"
+    "submitting", "open", "partially_filled", "filled", "cancelled", "rejected", "unknown", "held"
 ]
-OPEN_ORDER_STATUSES: frozenset[str] = frozenset({"submitting", "open", "partially_filled", "unknown"})
+OPEN_ORDER_STATUSES: frozenset[str] = frozenset({"submitting", "open", "partially_filled", "unknown", "held"})
 FINAL_ORDER_STATUSES: frozenset[str] = frozenset({"filled", "cancelled", "rejected"})
 
 CommandStatus = Literal["received", "running", "succeeded", "rejected", "failed", "unknown"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,13 +17,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from jobs.commands import PlaceOrder
 from jobs.domain.instruments import get_instrument
 from jobs.domain.matching import BookState, step, trailing_stop_price
+from jobs.domain.order_lists import legs, sibling_after
+from jobs.domain.orders import OrderSpec, OrderSpecError, client_order_id_for, normalize_order
+from jobs.orders import place_order, reconcile_open_orders
+from jobs.venues.paper.lists import cascade
 from mcp_bridge.server import build_server
-from storage.models import PaperOrderRow
+from storage.models import FillRow, OrderRow, PaperFillRow, PaperOrderRow
 from storage.state import keys
 from storage.state.reader import StateReader
 from storage.values import Quote
+from tests.helpers import put_quote
 from tests.stack import eventually, running_daemon, running_worker
 
 SLIP = Decimal(2)
@@ -223,3 +230,162 @@ async def _wait(s: float) -> bool:
 async def _status(c: Client, order_id: str, status: str) -> dict[str, Any] | None:
     o = await _order(c, order_id)
     return o if o["status"] == status else None
+
+
+# --- OCO and brackets
+
+def test_legs_of_a_bracket_and_an_oco():
+    bracket = normalize_order(OrderSpec("BTC/USDT", "buy", "market", Decimal("0.01"), order_class="bracket",
+                                        take_profit_price=Decimal(61000), stop_loss_price=Decimal(59000),
+                                        stop_loss_limit_price=Decimal(58900)), get_instrument("BTC/USDT"))
+    entry, tp, sl = legs(bracket, "c1")
+    assert (entry.name, entry.spec.side, entry.spec.type, entry.held) == ("entry", "buy", "market", False)
+    assert (tp.spec.side, tp.spec.type, tp.spec.limit_price, tp.held) == (
+        "sell", "limit", Decimal(61000), True)
+    assert (sl.spec.type, sl.spec.stop_price, sl.spec.limit_price, sl.held) == (
+        "stop_limit", Decimal(59000), Decimal(58900), True)
+    assert entry.client_order_id == client_order_id_for("c1") != tp.client_order_id != sl.client_order_id
+    oco = normalize_order(OrderSpec("BTC/USDT", "sell", "limit", Decimal("0.01"), None, Decimal(61000),
+                                    order_class="oco", stop_loss_price=Decimal(59000)),
+                          get_instrument("BTC/USDT"))
+    assert [(leg.name, leg.spec.side, leg.spec.type, leg.held) for leg in legs(oco, "c2")] == [
+        ("take_profit", "sell", "limit", False), ("stop_loss", "sell", "stop", False)]
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"side": "buy", "type": "market", "order_class": "bracket", "take_profit_price": 59000,
+      "stop_loss_price": 61000}, "the stop-loss 61000.00 must be below the take-profit 59000.00"),
+    ({"side": "buy", "type": "limit", "limit_price": 62000, "order_class": "bracket",
+      "take_profit_price": 61000, "stop_loss_price": 59000}, "must lie between its stop-loss"),
+    ({"side": "sell", "type": "limit", "limit_price": 61000, "order_class": "oco",
+      "take_profit_price": 61000, "stop_loss_price": 59000}, "no take_profit_price"),
+    ({"side": "buy", "type": "stop", "stop_price": 61000, "order_class": "bracket",
+      "take_profit_price": 62000, "stop_loss_price": 59000}, "a bracket's entry is a market or limit order"),
+    ({"side": "buy", "type": "market", "take_profit_price": 61000}, "are for order_class bracket or oco"),
+    ({"side": "buy", "type": "market", "order_class": "bracket", "take_profit_price": 61000},
+     "stop_loss_price"),
+])
+def test_order_lists_refuse_legs_on_the_wrong_side(fields, message):
+    prices = {k: Decimal(v) for k, v in fields.items() if isinstance(v, int)}
+    spec = OrderSpec("BTC/USDT", fields["side"], fields["type"], Decimal("0.01"),
+                     order_class=fields.get("order_class", "simple"), **prices)
+    with pytest.raises(OrderSpecError, match=message):
+        normalize_order(spec, get_instrument("BTC/USDT"))
+
+
+def _leg(cid: str, leg: str, status: str) -> SimpleNamespace:
+    return SimpleNamespace(client_order_id=cid, leg=leg, status=status, triggered=False)
+
+
+def test_one_leg_acts_on_the_others():
+    entry = _leg("e", "entry", "filled")
+    tp, sl = _leg("t", "take_profit", "held"), _leg("s", "stop_loss", "held")
+    # the entry fills: both exits open and are matched at once; the take-profit fills, the stop goes
+    fills = cascade([entry, tp, sl], entry, "filled", lambda o: "fill" if o is tp else None)
+    assert fills == {"t": "fill"} and (tp.status, sl.status) == ("open", "cancelled")
+    tp, sl = _leg("t", "take_profit", "open"), _leg("s", "stop_loss", "open")
+    assert cascade([tp, sl], sl, "triggered", lambda o: None) == {} and tp.status == "cancelled"
+    entry = _leg("e", "entry", "cancelled")
+    tp, sl = _leg("t", "take_profit", "held"), _leg("s", "stop_loss", "held")
+    cascade([entry, tp, sl], entry, "cancelled", lambda o: None)
+    assert (tp.status, sl.status) == ("cancelled", "cancelled")
+    done = _leg("t", "take_profit", "filled")
+    assert sibling_after("stop_loss", "filled", done.status) is None  # a closed leg stays closed
+
+
+async def _legs_of(c: Client, command_id: str) -> dict[str, dict[str, Any]]:
+    return {leg: await _order(c, client_order_id_for(f"{command_id}:{leg}"))
+            for leg in ("take_profit", "stop_loss")}
+
+
+async def test_a_bracket_buy_opens_its_exits_and_the_take_profit_cancels_the_stop_loss(stack):
+    c, d, reader = stack
+    market = (await reader.quote("BTC/USDT")).ask
+    tp, sl = (market + 1500).quantize(Decimal("0.01")), (market - 1500).quantize(Decimal("0.01"))
+    placed = await _place(c, {"symbol": "BTC/USDT", "side": "buy", "type": "market", "qty": "0.01",
+                              "order_class": "bracket", "take_profit_price": str(tp),
+                              "stop_loss_price": str(sl)})
+    assert placed["preview"]["order"]["order_class"] == "bracket"
+    entry = placed["order"]
+    assert entry["status"] == "filled" and entry["leg"] == "entry"
+    command_id = placed["command"]["command_id"]
+    exits = await _legs_of(c, command_id)
+    assert {leg: o["status"] for leg, o in exits.items()} == {"take_profit": "open", "stop_loss": "open"}
+    assert all(o["order_list_id"] == entry["client_order_id"] and o["side"] == "sell" for o in exits.values())
+    # the two exits never both fill: only the stop-loss holds the BTC bought
+    balances = _content(await c.call_tool("get_account", {}))["balances"]
+    assert Decimal(next(b["locked"] for b in balances if b["asset"] == "BTC")) == Decimal("0.01")
+    await d.paper.refresh()
+    await d.paper.on_quotes([Quote("BTC/USDT", tp + 1, tp + 2, Decimal(1), Decimal(1), datetime.now(UTC))])
+
+    async def closed() -> dict[str, dict[str, Any]] | None:
+        now = await _legs_of(c, command_id)
+        return now if {o["status"] for o in now.values()} == {"filled", "cancelled"} else None
+
+    exits = await eventually(closed, timeout=10)
+    assert exits["take_profit"]["status"] == "filled"
+    assert Decimal(exits["take_profit"]["avg_fill_price"]) == tp
+    assert exits["stop_loss"]["status"] == "cancelled"
+    positions = _content(await c.call_tool("get_positions", {}))
+    assert all(Decimal(p["qty"]) == 0 for p in positions["positions"] if p["symbol"] == "BTC/USDT")
+
+
+async def test_an_oco_sell_whose_stop_limit_triggers_cancels_its_take_profit(stack):
+    c, d, reader = stack
+    await _place(c, {"symbol": "BTC/USDT", "side": "buy", "type": "market", "qty": "0.01"})
+    market = (await reader.quote("BTC/USDT")).bid
+    tp, stop, limit = (market + 1500).quantize(Decimal("0.01")), (market - 1500).quantize(Decimal("0.01")), \
+        (market - 1600).quantize(Decimal("0.01"))
+    placed = await _place(c, {"symbol": "BTC/USDT", "side": "sell", "type": "limit", "qty": "0.01",
+                              "limit_price": str(tp), "order_class": "oco", "stop_loss_price": str(stop),
+                              "stop_loss_limit_price": str(limit)})
+    take_profit = placed["order"]
+    assert take_profit["leg"] == "take_profit" and take_profit["status"] == "open"
+    stop_loss = await _order(c, client_order_id_for(f"{placed['command']['command_id']}:stop_loss"))
+    assert stop_loss["type"] == "stop_limit" and stop_loss["status"] == "open"
+    await d.paper.refresh()
+    bid = stop - 10  # through the stop, above the stop-loss's limit: it fills at once as a taker
+    await d.paper.on_quotes([Quote("BTC/USDT", bid, bid + 1, Decimal(1), Decimal(1), datetime.now(UTC))])
+    filled = await eventually(lambda: _status(c, stop_loss["order_id"], "filled"), timeout=10)
+    assert Decimal(filled["avg_fill_price"]) == bid
+    assert (await eventually(lambda: _status(c, take_profit["order_id"], "cancelled"), timeout=10))
+
+
+async def test_cancelling_a_brackets_entry_cancels_its_held_exits(stack):
+    c, _, reader = stack
+    market = (await reader.quote("BTC/USDT")).ask
+    entry_price = (market - 3000).quantize(Decimal("0.01"))
+    placed = await _place(c, {"symbol": "BTC/USDT", "side": "buy", "type": "limit", "qty": "0.01",
+                              "limit_price": str(entry_price), "order_class": "bracket",
+                              "take_profit_price": str(entry_price + 1000),
+                              "stop_loss_price": str(entry_price - 1000)})
+    command_id = placed["command"]["command_id"]
+    assert placed["order"]["status"] == "open"
+    assert {o["status"] for o in (await _legs_of(c, command_id)).values()} == {"held"}
+    await c.call_tool("cancel_order", {"order_id": placed["order"]["order_id"]})
+    assert {o["status"] for o in (await _legs_of(c, command_id)).values()} == {"cancelled"}
+    assert (await _order(c, placed["order"]["order_id"]))["status"] == "cancelled"
+
+
+async def test_a_fill_the_daemon_did_not_hand_on_is_booked_with_its_cancelled_leg_after_a_restart(res, redis,
+                                                                                                  sessions):
+    """The paper venue fills the take-profit and cancels the stop-loss in one transaction; the daemon
+    dies before queueing their syncs. The reconciliation a restarted daemon runs books both, once."""
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    cmd = PlaceOrder(command_id="t:bracket", symbol="BTC/USDT", side="buy", type="market",
+                     qty=Decimal("0.01"), order_class="bracket", take_profit_price=Decimal(61000),
+                     stop_loss_price=Decimal(59000))
+    assert (await place_order(res, cmd)).status == "succeeded"
+    tp, sl = client_order_id_for("t:bracket:take_profit"), client_order_id_for("t:bracket:stop_loss")
+    crossing = Quote("BTC/USDT", Decimal(61001), Decimal(61002), Decimal(1), Decimal(1), datetime.now(UTC))
+    _, state, others = await res.paper.fill_resting(tp, crossing)
+    assert state is not None and state.status == "filled" and others == [sl]
+    assert await res.paper.fill_resting(sl, crossing) == (None, None, [])  # cancelled: never fills
+    await reconcile_open_orders(res)
+    await reconcile_open_orders(res)  # a second pass changes nothing
+    async with sessions() as s:
+        orders = {o.client_order_id: o for o in (await s.execute(select(OrderRow))).scalars()}
+        fills = (await s.execute(select(FillRow))).scalars().all()
+        book_fills = (await s.execute(select(PaperFillRow))).scalars().all()
+    assert orders[tp].status == "filled" and orders[sl].status == "cancelled"
+    assert len(fills) == len(book_fills) == 2  # the entry and the take-profit, once each

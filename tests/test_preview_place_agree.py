@@ -77,10 +77,22 @@ ORDERS = st.one_of(
     st.fixed_dictionaries({"symbol": _FIELDS["symbol"], "side": _FIELDS["side"],
                            "type": st.just("trailing_stop"), "qty": _SMALL_QTY},
                           optional={"trail_amount": _NEAR_PRICE, "trail_percent": _TRAIL_PERCENT}),
+    st.fixed_dictionaries({"symbol": _FIELDS["symbol"], "side": _FIELDS["side"], "type": st.just("limit"),
+                           "qty": _SMALL_QTY, "limit_price": _NEAR_PRICE, "order_class": st.just("oco"),
+                           "stop_loss_price": _NEAR_PRICE},
+                          optional={"stop_loss_limit_price": _NEAR_PRICE}),
+    st.fixed_dictionaries({"symbol": _FIELDS["symbol"], "side": _FIELDS["side"],
+                           "type": st.sampled_from(["market", "limit"]), "qty": _SMALL_QTY,
+                           "order_class": st.just("bracket"), "take_profit_price": _NEAR_PRICE,
+                           "stop_loss_price": _NEAR_PRICE},
+                          optional={"limit_price": _NEAR_PRICE, "stop_loss_limit_price": _NEAR_PRICE,
+                                    "time_in_force": _FIELDS["time_in_force"]}),
     st.fixed_dictionaries({k: v for k, v in _FIELDS.items() if k != "time_in_force"},
                           optional={"qty": _AMOUNT, "notional": _AMOUNT, "limit_price": _AMOUNT,
                                     "stop_price": _AMOUNT, "time_in_force": _FIELDS["time_in_force"],
-                                    "trail_amount": _AMOUNT, "trail_percent": _AMOUNT}),
+                                    "trail_amount": _AMOUNT, "trail_percent": _AMOUNT,
+                                    "order_class": st.sampled_from(["simple", "oco", "bracket"]),
+                                    "take_profit_price": _AMOUNT, "stop_loss_price": _AMOUNT}),
 )
 
 
@@ -162,6 +174,8 @@ async def test_preview_and_place_agree_on_random_orders(client):
                     "stop_price": "61000", "limit_price": "61100"})
     @example(order={"symbol": "ETH/USDT", "side": "buy", "type": "trailing_stop", "qty": "0.01",
                     "trail_percent": "1.5"})
+    @example(order={"symbol": "BTC/USDT", "side": "buy", "type": "market", "qty": "0.001",
+                    "order_class": "bracket", "take_profit_price": "61000", "stop_loss_price": "59000"})
     def agree(order: dict[str, Any]) -> None:
         running = asyncio.run_coroutine_threadsafe(check_agreement(client, order), loop)
         cases.append(running.result(timeout=60))

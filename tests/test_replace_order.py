@@ -119,7 +119,7 @@ async def test_a_fill_and_a_replacement_race_for_the_order_and_exactly_one_wins(
     crossing = Quote(BTC, Decimal("49000"), Decimal("49001"), Decimal(1), Decimal(1), datetime.now(UTC))
     # the fill first: the replacement is refused, the order stays filled, nothing new rests
     await venue.submit_order(_req("td-a", Decimal("50000")))
-    kept, filled = await venue.fill_resting("td-a", crossing)
+    _, filled, _ = await venue.fill_resting("td-a", crossing)
     assert filled is not None and filled.status == "filled"
     old, new = await venue.replace_order("td-a", _req("td-a2", Decimal("49500")))
     assert old is not None and old.status == "filled" and len(old.fills) == 1
@@ -128,7 +128,7 @@ async def test_a_fill_and_a_replacement_race_for_the_order_and_exactly_one_wins(
     await venue.submit_order(_req("td-b", Decimal("50000")))
     old, new = await venue.replace_order("td-b", _req("td-b2", Decimal("48000")))
     assert old is not None and old.status == "cancelled" and new.status == "open"
-    assert await venue.fill_resting("td-b", crossing) == (None, None)
+    assert await venue.fill_resting("td-b", crossing) == (None, None, [])
     assert (await venue.get_order("td-b")).fills == []
     # asked again (a re-run), the venue answers what it did, and books nothing twice
     again_old, again_new = await venue.replace_order("td-b", _req("td-b2", Decimal("48000")))

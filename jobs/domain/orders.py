@@ -8,10 +8,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from jobs.domain.instruments import Instrument
 from storage.values import OrderType, Side, TimeInForce
+
+OrderClass = Literal["simple", "oco", "bracket"]
+LIST_PRICES = ("take_profit_price", "stop_loss_price", "stop_loss_limit_price")
 
 
 class OrderSpecError(ValueError):
@@ -61,13 +64,22 @@ class OrderSpec:
     time_in_force: TimeInForce = "gtc"
     trail_amount: Decimal | None = None  # trailing stops: quote currency
     trail_percent: Decimal | None = None  # trailing stops: percent of the best price seen
+    # order lists (jobs/domain/order_lists.py): "oco" (this limit + a stop-loss leg) or "bracket"
+    # (this entry + take-profit and stop-loss exit legs)
+    order_class: OrderClass = "simple"
+    take_profit_price: Decimal | None = None
+    stop_loss_price: Decimal | None = None
+    stop_loss_limit_price: Decimal | None = None  # the stop-loss leg is a stop-limit
 
     def canonical(self) -> dict[str, str | None]:
         """A stable representation, used to bind a preview token to this exact order."""
         return {"symbol": self.symbol, "side": self.side, "type": self.type, "qty": plain(self.qty),
                 "notional": plain(self.notional), "limit_price": plain(self.limit_price),
                 "stop_price": plain(self.stop_price), "time_in_force": self.time_in_force,
-                "trail_amount": plain(self.trail_amount), "trail_percent": plain(self.trail_percent)}
+                "trail_amount": plain(self.trail_amount), "trail_percent": plain(self.trail_percent),
+                "order_class": self.order_class, "take_profit_price": plain(self.take_profit_price),
+                "stop_loss_price": plain(self.stop_loss_price),
+                "stop_loss_limit_price": plain(self.stop_loss_limit_price)}
 
 
 def plain(v: Decimal | None) -> str | None:
@@ -116,11 +128,13 @@ def normalize_order(spec: OrderSpec, inst: Instrument) -> OrderSpec:
     _check_fields(spec)
     if spec.time_in_force == "ioc" and spec.type != "limit":
         raise OrderSpecError("time_in_force=ioc is only for limit orders")
+    _check_list(spec)
 
     out = replace(spec, symbol=inst.symbol)
     # bounds first: rounding an out-of-range Decimal raises InvalidOperation instead of a reason
     for name, limit in (("qty", MAX_QTY), ("notional", MAX_NOTIONAL), ("limit_price", MAX_PRICE),
-                        ("stop_price", MAX_PRICE), ("trail_amount", MAX_PRICE)):
+                        ("stop_price", MAX_PRICE), ("trail_amount", MAX_PRICE),
+                        *((name, MAX_PRICE) for name in LIST_PRICES)):
         v = getattr(spec, name)
         if v is not None:
             check_amount(name, v, limit)
@@ -145,7 +159,7 @@ def normalize_order(spec: OrderSpec, inst: Instrument) -> OrderSpec:
         out = replace(out, trail_percent=pct)
     # a price that rounds to zero ticks passed a preview once and was refused at placement (the
     # worker re-checks the rounded order): refuse it here, where preview and worker both look
-    for name in ("limit_price", "stop_price", "trail_amount"):
+    for name in ("limit_price", "stop_price", "trail_amount", *LIST_PRICES):
         v = getattr(spec, name)
         if v is not None:
             p = inst.round_price(v)
@@ -154,7 +168,57 @@ def normalize_order(spec: OrderSpec, inst: Instrument) -> OrderSpec:
                                      f"{inst.symbol}; give at least {inst.tick_size}")
             rounded: dict[str, Any] = {name: p}
             out = replace(out, **rounded)
+    _check_list_prices(out)
     return out
+
+
+def _check_list(spec: OrderSpec) -> None:
+    """An OCO or bracket's own fields (before rounding)."""
+    given = [n for n in LIST_PRICES if getattr(spec, n) is not None]
+    if spec.order_class == "simple":
+        if given:
+            raise OrderSpecError(f"{', '.join(given)} are for order_class bracket or oco")
+        return
+    if spec.order_class not in ("oco", "bracket"):
+        raise OrderSpecError(f"unknown order_class {shown(spec.order_class)}; use simple, oco or bracket")
+    if spec.qty is None:
+        raise OrderSpecError(f"an {spec.order_class} order needs qty")
+    if spec.time_in_force == "ioc":
+        raise OrderSpecError(f"an {spec.order_class} order rests: use time_in_force gtc or day")
+    if spec.stop_loss_price is None:
+        raise OrderSpecError(f"an {spec.order_class} order needs stop_loss_price")
+    if spec.order_class == "oco":
+        if spec.type != "limit" or spec.take_profit_price is not None:
+            raise OrderSpecError("an oco order is type=limit with limit_price as its take-profit and "
+                                 "stop_loss_price (and stop_loss_limit_price) as its stop-loss; "
+                                 "no take_profit_price")
+    else:
+        if spec.type not in ("market", "limit"):
+            raise OrderSpecError("a bracket's entry is a market or limit order")
+        if spec.take_profit_price is None:
+            raise OrderSpecError("a bracket order needs take_profit_price and stop_loss_price")
+
+
+def _check_list_prices(spec: OrderSpec) -> None:
+    """The legs' prices on the right sides (after rounding): a long's take-profit above its
+    stop-loss, a short's below; a limit entry between them."""
+    if spec.order_class == "simple":
+        return
+    sl = spec.stop_loss_price
+    assert sl is not None
+    if spec.order_class == "oco":
+        tp, exit_side = spec.limit_price, spec.side
+    else:
+        tp, exit_side = spec.take_profit_price, "sell" if spec.side == "buy" else "buy"
+    assert tp is not None
+    low, high = (sl, tp) if exit_side == "sell" else (tp, sl)
+    if not low < high:
+        raise OrderSpecError(f"the stop-loss {sl} must be {'below' if exit_side == 'sell' else 'above'} the "
+                             f"take-profit {tp} for an exit that {exit_side}s")
+    if spec.order_class == "bracket" and spec.limit_price is not None \
+            and not low < spec.limit_price < high:
+        raise OrderSpecError(f"a bracket's limit entry {spec.limit_price} must lie between its stop-loss "
+                             f"{sl} and take-profit {tp}")
 
 
 def client_order_id_for(command_id: str) -> str:

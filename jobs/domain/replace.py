@@ -37,6 +37,8 @@ def why_not_replaceable(order: Any) -> str | None:
         return f"order {oid} is a market order; only resting orders can be replaced"
     if order.status not in REPLACEABLE_STATUSES:
         return f"order {oid} is {order.status}; only an open order can be replaced"
+    if getattr(order, "order_list_id", None):
+        return f"order {oid} is a leg of an OCO or bracket; cancel it (the whole list) and place a new one"
     if order.filled_qty:
         return f"order {oid} is partly filled; cancel it and place a new one"
     return None

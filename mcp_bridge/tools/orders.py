@@ -41,6 +41,13 @@ TrailPercent = Annotated[PositiveDecimal | None, Field(
 Tif = Annotated[Literal["gtc", "day", "ioc"], Field(
     description="gtc: until cancelled; day: until the session ends; "
                 "ioc: limit orders only, fill now or cancel")]
+OrderClass = Annotated[Literal["simple", "oco", "bracket"], Field(
+    description="simple: one order; oco: this limit (take-profit) and a stop-loss leg, one fill cancels "
+                "the other; bracket: this entry (market or limit) then take-profit and stop-loss exits")]
+TakeProfit = Annotated[PositiveDecimal | None, Field(description="bracket: the take-profit exit's limit")]
+StopLoss = Annotated[PositiveDecimal | None, Field(description="oco and bracket: the stop-loss leg's stop")]
+StopLossLimit = Annotated[PositiveDecimal | None, Field(
+    description="oco and bracket, optional: makes the stop-loss leg a stop-limit at this price")]
 NewQty = Annotated[PositiveDecimal | None, Field(description="new quantity in base units")]
 NewPrice = Annotated[PositiveDecimal | None, Field(description="new price (those the order's type takes)")]
 Token = Annotated[str, Field(pattern=r"^pv_[A-Za-z0-9_\-]{16,64}$",
@@ -84,8 +91,10 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     async def preview_order(symbol: Symbol, side: SideParam, type: TypeParam, qty: Qty = None,
                             notional: Notional = None, limit_price: LimitPrice = None,
                             stop_price: StopPrice = None, time_in_force: Tif = "gtc",
-                            trail_amount: TrailAmount = None,
-                            trail_percent: TrailPercent = None) -> PreviewResult:
+                            trail_amount: TrailAmount = None, trail_percent: TrailPercent = None,
+                            order_class: OrderClass = "simple", take_profit_price: TakeProfit = None,
+                            stop_loss_price: StopLoss = None,
+                            stop_loss_limit_price: StopLossLimit = None) -> PreviewResult:
         """Step 2 of trading (after get_quote): value an order without placing it.
 
         Returns the order rounded to the instrument's increments, the estimated price, fee and cost
@@ -95,7 +104,9 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         """
         order = OrderFields(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
                            limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force,
-                           trail_amount=trail_amount, trail_percent=trail_percent)
+                           trail_amount=trail_amount, trail_percent=trail_percent, order_class=order_class,
+                           take_profit_price=take_profit_price, stop_loss_price=stop_loss_price,
+                           stop_loss_limit_price=stop_loss_limit_price)
         try:
             return await make_preview(bridge.reader, bridge.redis, bridge.settings, order)
         except (InputRejected, PreviewRefused) as e:
@@ -105,8 +116,10 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     async def place_order(token: Token, symbol: Symbol, side: SideParam, type: TypeParam, qty: Qty = None,
                           notional: Notional = None, limit_price: LimitPrice = None,
                           stop_price: StopPrice = None, time_in_force: Tif = "gtc",
-                          trail_amount: TrailAmount = None,
-                          trail_percent: TrailPercent = None) -> OrderCommandResult:
+                          trail_amount: TrailAmount = None, trail_percent: TrailPercent = None,
+                          order_class: OrderClass = "simple", take_profit_price: TakeProfit = None,
+                          stop_loss_price: StopLoss = None,
+                          stop_loss_limit_price: StopLossLimit = None) -> OrderCommandResult:
         """Step 3 of trading: place the order previewed with preview_order (paper account by default).
 
         Pass the preview's token and exactly the same order fields; the token is single use and
@@ -116,7 +129,9 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         """
         order = OrderFields(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
                            limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force,
-                           trail_amount=trail_amount, trail_percent=trail_percent)
+                           trail_amount=trail_amount, trail_percent=trail_percent, order_class=order_class,
+                           take_profit_price=take_profit_price, stop_loss_price=stop_loss_price,
+                           stop_loss_limit_price=stop_loss_limit_price)
         try:
             command_id, spec = await consume_preview(bridge.redis, token, order)
         except PreviewRefused as e:
@@ -124,7 +139,10 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         cmd = PlaceOrder(command_id=command_id, symbol=spec.symbol, side=spec.side, type=spec.type,
                          qty=spec.qty, notional=spec.notional, limit_price=spec.limit_price,
                          stop_price=spec.stop_price, time_in_force=spec.time_in_force,
-                         trail_amount=spec.trail_amount, trail_percent=spec.trail_percent)
+                         trail_amount=spec.trail_amount, trail_percent=spec.trail_percent,
+                         order_class=spec.order_class, take_profit_price=spec.take_profit_price,
+                         stop_loss_price=spec.stop_loss_price,
+                         stop_loss_limit_price=spec.stop_loss_limit_price)
         result, view = await bridge.run_order_command(cmd)
         return OrderCommandResult(command=result, order=view)
 

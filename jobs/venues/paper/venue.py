@@ -14,6 +14,7 @@ A new order is matched in memory first and then written with its fill in one sta
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields
@@ -26,6 +27,7 @@ from sqlalchemy import Boolean, DateTime, Numeric, String, bindparam, insert, se
 from jobs.domain.instruments import get_instrument
 from jobs.domain.matching import BPS, BookState, step
 from jobs.venues.base import OrderRequest, VenueFill, VenueOrder, VenueTimeout
+from jobs.venues.paper.lists import cascade
 from storage.driver import DatabaseConnectionLost, Db, RawPool, transaction
 from storage.tables import PAPER_FILLS, PAPER_ORDERS
 from storage.values import Quote
@@ -77,6 +79,10 @@ _SET_ORDER = (update(PAPER_ORDERS).where(_CID == bindparam("p_cid"))
                       reject_reason=bindparam("p_reason"), stop_price=bindparam("p_stop"),
                       trail_anchor=bindparam("p_anchor"), triggered=bindparam("p_triggered")))
 _RESTING = select(PAPER_ORDERS).where(PAPER_ORDERS.c.status == "open")
+_LOCK_LIST = (select(PAPER_ORDERS).where(PAPER_ORDERS.c.order_list_id == bindparam("p_list"))
+              .order_by(_CID).with_for_update())
+# what fill_resting did: the order if it still rests, its state if it filled, other legs it changed
+Resting = tuple["BookOrder | None", VenueOrder | None, list[str]]
 
 
 @dataclass(slots=True)
@@ -209,25 +215,82 @@ class PaperVenue:
         return VenueFill(f"{order.venue_order_id}-f{uuid.uuid4().hex[:8]}", qty, price, fee, inst.quote, hit[1],
                          datetime.now(UTC))
 
-    async def fill_resting(self, client_order_id: str,
-                           quote: Quote) -> tuple[BookOrder | None, VenueOrder | None]:
-        """Called by the paper host on a quote that moves or fills the order: under the row's lock,
-        apply the quote to the order as stored. Returns the order as now on the book (None if it
-        no longer rests) and, if the quote filled it, its state to book."""
+    async def fill_resting(self, client_order_id: str, quote: Quote) -> Resting:
+        """Called by the paper host on a quote that moves or fills the order: under the lock of the
+        order (and of every leg of its list), apply the quote to the order as stored, and what
+        that does to the other legs (jobs/venues/paper/lists.py). Returns the order as now on the
+        book (None if it no longer rests), its state to book if the quote filled it, and the
+        client order ids of the other legs that changed (to book as well)."""
         async with transaction(self.db) as db:
-            row = await db.first(_LOCK_ORDER, {"p_cid": client_order_id})
-            if row is None or row.status != "open":
-                return None, None
-            order = BookOrder.from_row(row)
-            before = order.matching_state()
+            legs = await self._lock_legs(db, client_order_id)
+            order = next((o for o in legs if o.client_order_id == client_order_id), None)
+            if order is None or order.status != "open":
+                return None, None, []
+            before = [(o.status, o.matching_state()) for o in legs]
+            was_triggered = order.triggered
             fill = self._match(order, quote, resting=True)
-            if fill is None:
-                if order.matching_state() != before:
-                    await self._store(db, order)
-                return (order if order.status == "open" else None), None
-            await db.first(_INSERT_FILL, _fill_row(client_order_id, fill))
-            await self._store(db, order)
-            return None, await self._state(db, client_order_id)
+            fills = {client_order_id: fill} if fill is not None else {}
+            event = ("filled" if fill is not None
+                     else "triggered" if order.triggered and not was_triggered else None)
+            if event is not None:
+                fills |= cascade(legs, order, event, lambda o: self._match(o, quote, resting=False))
+            changed = [o for o, b in zip(legs, before, strict=True) if (o.status, o.matching_state()) != b]
+            for cid, f in fills.items():
+                await db.first(_INSERT_FILL, _fill_row(cid, f))
+            for o in changed:
+                await self._store(db, o)
+            state = await self._state(db, client_order_id) if fill is not None else None
+            return (order if order.status == "open" else None), state, \
+                [o.client_order_id for o in changed if o is not order]
+
+    async def submit_order_list(self, order_list_id: str,
+                                legs: list[tuple[OrderRequest, str, bool]]) -> list[VenueOrder]:
+        """Book the legs of an OCO or bracket (request, leg name, held until the entry fills) in
+        one transaction, matched against the quote now as new orders are; a leg that fills at
+        once acts on the others as on the book. Keyed by the first leg's client order id: a
+        repeat answers with the legs as booked."""
+        first = legs[0][0]
+        quote = await self._fresh_quote(first.symbol)
+        async with transaction(self.db) as db:
+            if await self._state(db, first.client_order_id) is not None:
+                states = [await self._state(db, r.client_order_id) for r, _, _ in legs]
+                return [s for s in states if s is not None]
+            orders = [BookOrder(r.client_order_id, "paper-" + uuid.uuid4().hex[:20], r.symbol, r.side, r.type,
+                                r.qty, r.notional, r.limit_price, r.stop_price, "held" if held else "open",
+                                Decimal(0), trail_amount=r.trail_amount, trail_percent=r.trail_percent,
+                                order_list_id=order_list_id, leg=name) for r, name, held in legs]
+            fills: dict[str, VenueFill] = {}
+            for o in orders:
+                if quote is None:
+                    o.status = "rejected"
+                    o.reject_reason = f"no fresh quote for {o.symbol} (feed stale or closed)"
+                    continue
+                if o.status != "open":  # held, or cancelled by a leg that filled
+                    continue
+                match = functools.partial(self._match, quote=quote, resting=False)
+                was_triggered = o.triggered
+                fill = match(o)
+                if fill is not None:
+                    fills[o.client_order_id] = fill
+                    fills |= cascade(orders, o, "filled", match)
+                elif o.triggered and not was_triggered:
+                    fills |= cascade(orders, o, "triggered", match)
+            for o in orders:
+                fill_params = _fill_params(fills.get(o.client_order_id))
+                await db.scalar(_INSERT_ORDER_AND_FILL, {**asdict(o), **fill_params})
+            return [_venue_order(o, [fills[o.client_order_id]] if o.client_order_id in fills else [])
+                    for o in orders]
+
+    async def _lock_legs(self, db: Db, client_order_id: str) -> list[BookOrder]:
+        """The order locked, with every other leg of its list (in client order id order, so two
+        transactions on one list cannot deadlock); [] if the book has no such order."""
+        row = await db.first(_ORDER, {"p_cid": client_order_id})
+        if row is None:
+            return []
+        if row.order_list_id is None:
+            row = await db.first(_LOCK_ORDER, {"p_cid": client_order_id})
+            return [BookOrder.from_row(row)] if row is not None else []
+        return [BookOrder.from_row(r) for r in await db.all(_LOCK_LIST, {"p_list": row.order_list_id})]
 
     async def replace_order(self, client_order_id: str,
                             req: OrderRequest) -> tuple[VenueOrder | None, VenueOrder]:
@@ -269,14 +332,19 @@ class PaperVenue:
             return await self._state(db, client_order_id), _venue_order(new, [fill] if fill else [])
 
     async def cancel_order(self, client_order_id: str) -> VenueOrder | None:
+        """Cancel a resting (or held) order; cancelling one leg of a list cancels the list."""
         async with transaction(self.db) as db:
-            row = await db.first(_LOCK_ORDER, {"p_cid": client_order_id})
-            if row is None:
+            legs = await self._lock_legs(db, client_order_id)
+            order = next((o for o in legs if o.client_order_id == client_order_id), None)
+            if order is None:
                 return None
-            if row.status == "open":
-                order = BookOrder.from_row(row)
+            if order.status in ("open", "held"):
+                before = [o.status for o in legs]
                 order.status = "cancelled"
-                await self._store(db, order)
+                cascade(legs, order, "cancelled", lambda _: None)
+                for o, status in zip(legs, before, strict=True):
+                    if o.status != status:
+                        await self._store(db, o)
             return await self._state(db, client_order_id)
 
     async def get_order(self, client_order_id: str) -> VenueOrder | None:
