@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastmcp.exceptions import ToolError
+from sqlalchemy import text
 
 from jobs.commands import PlaceOrder
 from storage.models import FillRow
@@ -154,3 +155,38 @@ async def test_history_says_rebuilding_without_a_ready_view(settings, redis):
         for tool in ("list_orders", "list_fills"):
             with pytest.raises(ToolError, match="rebuilt"):
                 await c.call_tool(tool, {})
+
+
+async def test_a_rare_match_pages_through_the_budget_and_the_view_says_how_far_back_it_goes(
+        settings, redis, sessions, monkeypatch):
+    from storage.state import reader as reader_module
+    from storage.state import rebuild as rebuild_module
+
+    async with bridge_with_worker(settings, redis) as c:
+        ids = [(await _place(c, symbol="BTC/USDT", side="buy", type="market", qty="0.001"))["order_id"]
+               for _ in range(6)]
+        sold = await _place(c, symbol="BTC/USDT", side="sell", type="market", qty="0.001")
+        ids.append(sold["order_id"])
+        # two filters: the smaller index is walked and the other filter checked on each record; with
+        # a budget of 2 records a page, pages end early and say so, and the cursors reach every
+        # match once
+        monkeypatch.setattr(reader_module, "SCAN_BUDGET", 2)
+        first = await _call(c, "list_orders", symbol="BTC/USDT", status="filled", limit=50)
+        assert first["next"] is not None and first["count"] < 7 and "stopped early" in first["note"]
+        seen = await _all_pages(c, "list_orders", "orders", symbol="BTC/USDT", status="filled")
+        assert [o["order_id"] for o in seen] == ids[::-1]
+
+        # the rebuild keeps the newest N orders and fills, and the lists say from when
+        monkeypatch.setattr(rebuild_module, "REBUILD_ORDERS_LIMIT", 3)
+        monkeypatch.setattr(rebuild_module, "REBUILD_FILLS_LIMIT", 2)
+        monkeypatch.setattr(reader_module, "SCAN_BUDGET", 2000)
+        async with sessions.begin() as s:  # placed an hour ago: the rebuild's settling pass skips them
+            await s.execute(text("UPDATE orders SET updated_at = now() - interval '1 hour'"))
+            await s.execute(text("UPDATE fills SET created_at = now() - interval '1 hour'"))
+        await redis.flushdb()
+        await rebuild_state_view(sessions, redis)
+        orders = await _call(c, "list_orders")
+        assert [o["order_id"] for o in orders["orders"]] == ids[::-1][:3]
+        assert "holds orders from" in orders["note"] and "not listed here" in orders["note"]
+        fills = await _call(c, "list_fills")
+        assert len(fills["fills"]) == 2 and "holds fills from" in fills["note"]

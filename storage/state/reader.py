@@ -185,7 +185,7 @@ class StateReader:
         found: list[tuple[Position, M]] = []
         scanned = 0
         # one filter: its index holds exactly the matches; more: the others are checked here
-        chunk = limit + 1 if len(indexes) <= 2 else max(limit + 1, 100)
+        chunk = min(limit + 1 if len(indexes) <= 2 else max(limit + 1, 100), SCAN_BUDGET)
         at = after
         while True:
             top = high if at is None else repr(at[0])
