@@ -92,6 +92,9 @@ async def test_list_orders_filters_and_pages(settings, redis):
         assert [o["order_id"] for o in older["orders"]] == ids[3:6] and older["next"] is not None
         rest = await _call(c, "list_orders", until=third, limit=3, cursor=older["next"])
         assert [o["order_id"] for o in rest["orders"]] == ids[6:] and rest["next"] is None
+        newest = await _call(c, "list_orders", limit=1)  # a cursor newer than `until` still obeys it
+        mixed = await _call(c, "list_orders", until=third, cursor=newest["next"])
+        assert [o["order_id"] for o in mixed["orders"]] == ids[3:]
         future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
         assert (await _call(c, "list_orders", since=future))["orders"] == []
 

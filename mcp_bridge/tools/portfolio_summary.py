@@ -26,10 +26,9 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field, PlainSerializer
 
-from jobs.domain.instruments import Instrument, all_instruments
+from jobs.domain.instruments import all_instruments
 from mcp_bridge.context import READ_ONLY, Bridge
 from storage.figures import AvgPrice, Balance, Fee, Figures, Money, Price, Qty
-from storage.state.reader import StateReader
 from storage.state.views import PositionView, QuoteView
 from storage.state.writer import StateWriter
 
@@ -147,20 +146,6 @@ def _mark(qty: Decimal, q: QuoteView | None) -> Decimal | None:
     return None if q is None or qty == 0 else (q.bid if qty > 0 else q.ask)
 
 
-async def _fees_paid(reader: StateReader, p: PositionView, inst: Instrument) -> Decimal:
-    """The position's fees: its own figure when the view has one, else the sum of its fills."""
-    fees = getattr(p, "fees", None)
-    if fees is not None:
-        return Decimal(fees)
-    total, after = Decimal(0), None
-    while True:
-        page = await reader.fill_page(symbol=p.symbol, after=after, limit=200)
-        total += sum((f.fee for f in page.items if f.fee_asset == inst.quote), Decimal(0))
-        if page.next is None:
-            return total
-        after = page.next
-
-
 def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="Portfolio summary", annotations={**READ_ONLY, "title": "Portfolio summary"})
     async def get_portfolio(quote: QuoteParam = "USDT") -> PortfolioResult:
@@ -208,7 +193,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
             mark = _mark(p.qty, q)
             value = None if mark is None else p.qty * mark
             unrealized = None if mark is None else (mark - p.avg_price) * p.qty
-            fees = await _fees_paid(bridge.reader, p, inst)
+            fees = p.fees
             s = sums.setdefault(inst.quote, _Sums())
             s.realized += p.realized_pnl
             s.fees += fees

@@ -188,7 +188,7 @@ class StateReader:
         chunk = min(limit + 1 if len(indexes) <= 2 else max(limit + 1, 100), SCAN_BUDGET)
         at = after
         while True:
-            top = high if at is None else repr(at[0])
+            top = high if at is None or (until is not None and at[0] >= until) else repr(at[0])
             rows = await self._ready_and(lambda p, top=top: p.zrevrangebyscore(
                 index, top, low, start=0, num=chunk, withscores=True))
             # members of equal score come in reverse order: those not below `at` were seen already
