@@ -173,7 +173,8 @@ class StateReader:
         """Walk the smallest of `indexes` (each a zset id -> epoch that holds every match) from
         newest to oldest in chunks, keeping the records `keep` accepts, until the page is full,
         the index ends or SCAN_BUDGET records were looked at (the page then ends early with a
-        cursor). Round trips: one for the sizes and the floor, then two per chunk."""
+        cursor). Round trips: one for the sizes and the floor, then two per chunk (one chunk when
+        a single filter, or none, is given: its index holds exactly the matches)."""
         low = "-inf" if since is None else repr(since)
         high = "+inf" if until is None else f"({until!r}"
         if after is not None and (until is None or after[0] < until):
@@ -184,13 +185,14 @@ class StateReader:
         floor = float(floor_raw) if floor_raw is not None else None
         found: list[tuple[Position, M]] = []
         scanned = 0
-        # one filter: its index holds exactly the matches; more: the others are checked here
-        chunk = min(limit + 1 if len(indexes) <= 2 else max(limit + 1, 100), SCAN_BUDGET)
+        # a page's worth first (enough when the walked index holds exactly the matches), then twice
+        # as many each round while another filter turns records away
+        chunk = min(limit + 1, SCAN_BUDGET)
         at = after
         while True:
             top = high if at is None or (until is not None and at[0] >= until) else repr(at[0])
-            rows = await self._ready_and(lambda p, top=top: p.zrevrangebyscore(
-                index, top, low, start=0, num=chunk, withscores=True))
+            rows = await self._ready_and(lambda p, top=top, n=chunk: p.zrevrangebyscore(
+                index, top, low, start=0, num=n, withscores=True))
             # members of equal score come in reverse order: those not below `at` were seen already
             fresh = [(float(sc), m.decode()) for m, sc in rows]
             fresh = [e for e in fresh if at is None or e[0] < at[0] or e[1] < at[1]]
@@ -209,6 +211,7 @@ class StateReader:
                 return Page([r for _, r in found], None, floor)
             if scanned >= SCAN_BUDGET:
                 return Page([r for _, r in found], at, floor)
+            chunk = min(chunk * 2, 1000, SCAN_BUDGET)
 
     async def _open_page(self, keep: Callable[[OrderView], bool], since: float | None, until: float | None,
                          after: Position | None, limit: int) -> Page[OrderView]:
