@@ -6,6 +6,7 @@ daemon (whose paper host matches resting orders on each quote) and worker.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
@@ -113,14 +114,21 @@ def test_a_trailing_stop_follows_the_best_price_and_triggers_on_a_retrace_by_the
 
 # --- end to end: the tools, the worker and the daemon's paper host
 
-@pytest.fixture
-async def stack(settings, redis) -> AsyncIterator[tuple[Client, Any, StateReader]]:
+@asynccontextmanager
+async def order_stack(settings, redis) -> AsyncIterator[tuple[Client, Any, StateReader]]:
+    """The MCP client on the bridge, with the daemon (simulated market, paper host) and a worker."""
     async with running_daemon(settings) as d, running_worker(settings):
         reader = StateReader(redis)
         await eventually(lambda: reader.quote("BTC/USDT"), timeout=10)
         await eventually(lambda: redis.hlen(keys.BALANCES), timeout=20)
         async with Client(build_server(settings)) as c:
             yield c, d, reader
+
+
+@pytest.fixture
+async def stack(settings, redis) -> AsyncIterator[tuple[Client, Any, StateReader]]:
+    async with order_stack(settings, redis) as s:
+        yield s
 
 
 async def _place(c: Client, order: dict[str, Any]) -> dict[str, Any]:
@@ -389,3 +397,19 @@ async def test_a_fill_the_daemon_did_not_hand_on_is_booked_with_its_cancelled_le
         book_fills = (await s.execute(select(PaperFillRow))).scalars().all()
     assert orders[tp].status == "filled" and orders[sl].status == "cancelled"
     assert len(fills) == len(book_fills) == 2  # the entry and the take-profit, once each
+
+
+async def test_a_resting_bracket_entry_that_fills_opens_its_exits_in_the_same_transaction(res, redis):
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    cmd = PlaceOrder(command_id="t:limit-bracket", symbol="BTC/USDT", side="buy", type="limit",
+                     qty=Decimal("0.01"), limit_price=Decimal(59000), order_class="bracket",
+                     take_profit_price=Decimal(62000), stop_loss_price=Decimal(58000))
+    assert (await place_order(res, cmd)).status == "succeeded"
+    entry = client_order_id_for("t:limit-bracket")
+    tp, sl = (client_order_id_for(f"t:limit-bracket:{leg}") for leg in ("take_profit", "stop_loss"))
+    assert {(await res.paper.get_order(c)).status for c in (tp, sl)} == {"held"}
+    crossing = Quote("BTC/USDT", Decimal(58990), Decimal(58995), Decimal(1), Decimal(1), datetime.now(UTC))
+    _, state, others = await res.paper.fill_resting(entry, crossing)
+    assert state is not None and state.status == "filled" and sorted(others) == sorted([tp, sl])
+    assert {(await res.paper.get_order(c)).status for c in (tp, sl)} == {"open"}
+    assert {o.client_order_id for o in await res.paper.resting_orders()} == {tp, sl}

@@ -8,10 +8,12 @@ cases that need a precise interleaving: a fill racing the replacement, and a job
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from jobs.commands import PlaceOrder, ReplaceOrder
@@ -22,9 +24,15 @@ from jobs.venues.base import OrderRequest
 from storage.models import OrderRow, PaperOrderRow
 from storage.values import Quote
 from tests.helpers import put_quote
-from tests.test_order_types import _book_row, _content, _order, _place, stack  # noqa: F401 - the fixture
+from tests.test_order_types import _book_row, _content, _order, _place, order_stack
 
 BTC = "BTC/USDT"
+
+
+@pytest.fixture
+async def stack(settings, redis) -> AsyncIterator[tuple[Any, Any, Any]]:
+    async with order_stack(settings, redis) as s:
+        yield s
 
 
 async def _call(c: Any, tool: str, args: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -99,7 +107,8 @@ async def test_tokens_are_for_their_own_tool_and_order_and_closed_orders_cannot_
     assert refused is not None and "changes nothing" in refused
     _, refused = await _call(c, "preview_replace", {"order_id": old["order_id"], "stop_price": "1"})
     assert refused is not None and "takes limit_price, not stop_price" in refused
-    market_order = (await _place(c, {"symbol": BTC, "side": "buy", "type": "market", "qty": "0.001"}))["order"]
+    market_order = (await _place(c, {"symbol": BTC, "side": "buy", "type": "market",
+                                     "qty": "0.001"}))["order"]
     _, refused = await _call(c, "preview_replace", {"order_id": market_order["order_id"], "qty": "0.002"})
     assert refused is not None and "market order" in refused
     await c.call_tool("cancel_order", {"order_id": old["order_id"]})

@@ -25,6 +25,14 @@ price away from it by `slippage_bps`):
   at placement.
 
 Every order fills its whole remaining quantity at once (the simulated book has no depth).
+
+Order lists (jobs/domain/order_lists.py) are legs that are each one of the orders above: an
+OCO's take-profit limit and stop-loss stop (or stop-limit); a bracket's entry (market or limit)
+and its two exits, held until the entry fills. When a leg fills (or an OCO's stop-limit leg
+triggers) the venue cancels the other legs, and an entry's fill opens its exits and matches them
+against the same quote, all in that fill's transaction. A replaced order (replace_order) is a
+new order: it is matched as one when it arrives, a trailing stop's replacement keeping the best
+price its predecessor saw.
 """
 
 from __future__ import annotations
