@@ -82,13 +82,15 @@ _LEGS = (select(ORDERS).where(ORDERS.c.order_list_id == bindparam("p_list"))
 _OPEN_LEGS = _LEGS.where(ORDERS.c.status == any_(array(sorted(OPEN_ORDER_STATUSES))))
 _ORDER_BY_CLIENT_ID = select(ORDERS).where(ORDERS.c.client_order_id == bindparam("p_id"))
 _ORDER = select(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
-_OPEN_ORDERS = select(ORDERS.c.client_order_id).where(ORDERS.c.status == any_(array(sorted(OPEN_ORDER_STATUSES))))
+_OPEN_ORDERS = (select(ORDERS.c.client_order_id)
+                .where(ORDERS.c.status == any_(array(sorted(OPEN_ORDER_STATUSES)))))
 _COMMAND = select(COMMANDS).where(COMMANDS.c.id == bindparam("p_id"))
 _ORDER_UNKNOWN = (update(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
                   .values(status="unknown", updated_at=bindparam("p_ts"), version=ORDERS.c.version + 1)
                   .returning(*ORDERS.c))
 _COMMAND_UNKNOWN = (update(COMMANDS).where(COMMANDS.c.id == bindparam("p_id"))
-                    .values(status="unknown", result=bindparam("p_result", type_=JSONB), updated_at=bindparam("p_ts"))
+                    .values(status="unknown", result=bindparam("p_result", type_=JSONB),
+                            updated_at=bindparam("p_ts"))
                     .returning(*COMMANDS.c))
 
 
@@ -187,7 +189,8 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder | ReplaceO
                           reference_price=ref, available_quote=free[inst.quote],
                           available_base=free[inst.base], fee_rate=res.fee_rate)
     if not verdict.allowed:
-        await finish_command(db, fx, cmd.command_id, "rejected", "risk check refused the order: " + verdict.message)
+        await finish_command(db, fx, cmd.command_id, "rejected",
+                             "risk check refused the order: " + verdict.message)
         return None
     now = datetime.now(UTC)
     fx.durable_at_commit = not res.venues[venue].keeps_book_in_ledger
@@ -206,7 +209,8 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder | ReplaceO
             "time_in_force": leg_spec.time_in_force, "qty": leg_spec.qty, "notional": leg_spec.notional,
             "limit_price": leg_spec.limit_price, "stop_price": leg_spec.stop_price, "status": "submitting",
             "filled_qty": Decimal(0), "fees": Decimal(0), "created_at": now, "updated_at": now,
-            "schedule_id": replaced.schedule_id if replaced is not None else getattr(cmd, "schedule_id", None),
+            "schedule_id": (replaced.schedule_id if replaced is not None
+                            else getattr(cmd, "schedule_id", None)),
             "trail_amount": leg_spec.trail_amount, "trail_percent": leg_spec.trail_percent,
             "replaces": replaced.id if replaced is not None else None,
             "order_list_id": list_id, "leg": leg.name or None,
@@ -226,7 +230,8 @@ async def _venue_never_received(res: Resources, order: Any) -> bool:
         return False
 
 
-async def _submit(res: Resources, cmd: PlaceOrder, order: Any, published: HeldPublish | None) -> CommandResult:
+async def _submit(res: Resources, cmd: PlaceOrder, order: Any,
+                  published: HeldPublish | None) -> CommandResult:
     """The venue call, with the client order id derived from the command; then book the outcome.
 
     The "submitting" order reaches the state view with the outcome, or on its own if the venue
@@ -242,7 +247,8 @@ async def _submit(res: Resources, cmd: PlaceOrder, order: Any, published: HeldPu
         await _mark_unknown(res, order.id, cmd.command_id, "venue did not answer in time", after=published)
         return await sync_order(res, order.client_order_id, command_id=cmd.command_id)
     except VenueUnavailable as e:
-        vo = VenueOrder(order.client_order_id, None, "rejected", Decimal(0), [], f"venue unavailable, not sent: {e}")
+        vo = VenueOrder(order.client_order_id, None, "rejected", Decimal(0), [],
+                        f"venue unavailable, not sent: {e}")
     return await _apply(res, order.id, vo, cmd.command_id, actor=cmd.source, after=published)
 
 
@@ -270,7 +276,8 @@ async def _submit_list(res: Resources, cmd: PlaceOrder, first: Any,
                 (_request(r), r.leg, has_entry and r.leg != ENTRY) for r in rows]), VENUE_CALL_TIMEOUT_S)
         except (VenueTimeout, TimeoutError) as e:
             log.warning("venue timeout for order list %s: %s; reconciling", first.order_list_id, e)
-            await _mark_unknown(res, first.id, cmd.command_id, "venue did not answer in time", after=published)
+            await _mark_unknown(res, first.id, cmd.command_id, "venue did not answer in time",
+                                after=published)
             for r in rows[1:]:
                 await sync_order(res, r.client_order_id)
             return await sync_order(res, first.client_order_id, command_id=cmd.command_id)
@@ -373,7 +380,8 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
     if order is None:
         return await _reject(res, cmd.command_id, f"no order {cmd.order_id!r}; list_orders shows the ids")
     if order.status not in OPEN_ORDER_STATUSES:
-        return await _reject(res, cmd.command_id, f"order {order.id} is already {order.status}; nothing to cancel")
+        return await _reject(res, cmd.command_id,
+                             f"order {order.id} is already {order.status}; nothing to cancel")
     venue = res.venues[order.venue]
     try:
         vo = await asyncio.wait_for(venue.cancel_order(order.client_order_id), VENUE_CALL_TIMEOUT_S)

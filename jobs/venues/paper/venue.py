@@ -57,7 +57,8 @@ WITH new_order AS (
     RETURNING client_order_id
 ), new_fill AS (
     INSERT INTO paper_fills (fill_id, client_order_id, qty, price, fee, fee_asset, liquidity, ts)
-    SELECT :fill_id, client_order_id, :fill_qty, :fill_price, :fill_fee, :fill_fee_asset, :fill_liquidity, :fill_ts
+    SELECT :fill_id, client_order_id, :fill_qty, :fill_price, :fill_fee, :fill_fee_asset, :fill_liquidity,
+           :fill_ts
     FROM new_order WHERE CAST(:fill_id AS varchar) IS NOT NULL
 ), commit_without_flush_wait AS (
     SELECT set_config('synchronous_commit', 'off', true)
@@ -73,7 +74,8 @@ SELECT client_order_id FROM new_order, commit_without_flush_wait
 _INSERT_FILL = insert(PAPER_FILLS)
 _ORDER = select(PAPER_ORDERS).where(_CID == bindparam("p_cid"))
 _LOCK_ORDER = _ORDER.with_for_update()
-_FILLS = select(PAPER_FILLS).where(PAPER_FILLS.c.client_order_id == bindparam("p_cid")).order_by(PAPER_FILLS.c.ts)
+_FILLS = (select(PAPER_FILLS).where(PAPER_FILLS.c.client_order_id == bindparam("p_cid"))
+          .order_by(PAPER_FILLS.c.ts))
 _SET_ORDER = (update(PAPER_ORDERS).where(_CID == bindparam("p_cid"))
               .values(status=bindparam("p_status"), filled_qty=bindparam("p_filled"),
                       reject_reason=bindparam("p_reason"), stop_price=bindparam("p_stop"),
@@ -159,13 +161,14 @@ class PaperVenue:
         if self.faults.crashes_before_accept > 0:
             self.faults.crashes_before_accept -= 1
             raise SimulatedCrash(f"paper venue: simulated crash before {req.client_order_id} was sent")
-        order = BookOrder(req.client_order_id, "paper-" + uuid.uuid4().hex[:20], req.symbol, req.side, req.type,
-                          req.qty, req.notional, req.limit_price, req.stop_price, "open", Decimal(0),
-                          trail_amount=req.trail_amount, trail_percent=req.trail_percent)
+        order = BookOrder(req.client_order_id, "paper-" + uuid.uuid4().hex[:20], req.symbol, req.side,
+                          req.type, req.qty, req.notional, req.limit_price, req.stop_price, "open",
+                          Decimal(0), trail_amount=req.trail_amount, trail_percent=req.trail_percent)
         quote = await self._fresh_quote(req.symbol)
         fill = None
         if quote is None:
-            order.status, order.reject_reason = "rejected", f"no fresh quote for {req.symbol} (feed stale or closed)"
+            order.status = "rejected"
+            order.reject_reason = f"no fresh quote for {req.symbol} (feed stale or closed)"
         else:
             fill = self._match(order, quote, resting=False)
             if order.status == "open" and req.type == "limit" and req.time_in_force == "ioc":
@@ -207,13 +210,14 @@ class PaperVenue:
         qty = order.qty if order.qty is not None else inst.round_qty((order.notional or Decimal(0)) / price)
         qty = qty - order.filled_qty
         if qty < inst.min_qty:
-            order.status, order.reject_reason = "rejected", f"notional buys less than the minimum {inst.min_qty}"
+            order.status = "rejected"
+            order.reject_reason = f"notional buys less than the minimum {inst.min_qty}"
             return None
         fee = (qty * price * self.fee_rate).quantize(FEE_QUANTUM)
         order.filled_qty += qty
         order.status = "filled"
-        return VenueFill(f"{order.venue_order_id}-f{uuid.uuid4().hex[:8]}", qty, price, fee, inst.quote, hit[1],
-                         datetime.now(UTC))
+        return VenueFill(f"{order.venue_order_id}-f{uuid.uuid4().hex[:8]}", qty, price, fee, inst.quote,
+                         hit[1], datetime.now(UTC))
 
     async def fill_resting(self, client_order_id: str, quote: Quote) -> Resting:
         """Called by the paper host on a quote that moves or fills the order: under the lock of the
@@ -374,8 +378,8 @@ class PaperVenue:
 
 
 def _fill_row(client_order_id: str, f: VenueFill) -> dict[str, Any]:
-    return {"fill_id": f.fill_id, "client_order_id": client_order_id, "qty": f.qty, "price": f.price, "fee": f.fee,
-            "fee_asset": f.fee_asset, "liquidity": f.liquidity, "ts": f.ts}
+    return {"fill_id": f.fill_id, "client_order_id": client_order_id, "qty": f.qty, "price": f.price,
+            "fee": f.fee, "fee_asset": f.fee_asset, "liquidity": f.liquidity, "ts": f.ts}
 
 
 def _fill_params(f: VenueFill | None) -> dict[str, Any]:
