@@ -102,14 +102,20 @@ async def test_other_currency_apart_and_missing_quote(settings, redis):
         assert _d(in_usd["equity"]) == _d(usd["equity"])
         assert [a["currency"] for a in in_usd["not_converted"]] == ["USDT"]
 
-        # a held position without a quote is left out, said so, and does not start the day
+        # a held position without a quote is left out and said so; there is no day's change then,
+        # and such a partial valuation never starts the day
         del quotes["ETH/USDT"]
-        await redis.delete(keys.quote("ETH/USDT"), _today())
+        await redis.delete(keys.quote("ETH/USDT"))
         partial = await _call(c, "get_portfolio")
         eth = next(h for h in partial["positions"] if h["symbol"] == "ETH/USDT")
         assert eth["mark_price"] is None and eth["market_value"] is None
         assert any("ETH/USDT: no quote" in n for n in partial["notes"])
+        assert partial["day_start_equity"] == p["day_start_equity"] and partial["day_change"] is None
+        assert partial["not_converted"][0]["day_change"] is None
+        await redis.delete(_today())
+        partial = await _call(c, "get_portfolio")
         assert partial["day_start_equity"] is None and partial["day_change"] is None
+        assert not await redis.exists(_today())
 
         with pytest.raises(ToolError, match="cannot value in 'EUR'; use one of: BTC, ETH, USD, USDT"):
             await c.call_tool("get_portfolio", {"quote": "EUR"})

@@ -235,6 +235,9 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         start_equity = {c: Decimal(v) for c, v in start["equity"].items()} if start else {}
         day_change = None
         pct = None
+        if not complete:  # a partial equity against a whole one is no change
+            start_equity = {}
+            notes.append("no day's change while a held position has no quote (its value is unknown)")
         if into in start_equity:
             day_change = _round(total.equity - start_equity[into], into)
             if start_equity[into]:
@@ -242,13 +245,11 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         if start is not None and start["at"] == now.isoformat():
             notes.append("this is the first valuation of the UTC day (or since Redis lost the day's "
                          "first): the day's change counts from now")
-        elif start is None:
-            notes.append("no day's change: the valuation is incomplete (a position without a quote)")
         return PortfolioResult(
             quote=into, equity=_round(total.equity, into), cash=_round(total.cash, into),
             positions_value=_round(total.positions, into), unrealized_pnl=_round(total.unrealized, into),
             realized_pnl=_round(total.realized, into), fees=_round(total.fees, into),
-            day_start_equity=_round(start_equity[into], into) if into in start_equity else None,
+            day_start_equity=None if start is None else _round(Decimal(start["equity"][into]), into),
             day_start_at=start_at, day_change=day_change, day_change_pct=pct,
             positions=holdings, cash_balances=cash_lines,
             not_converted=[Apart(
