@@ -31,7 +31,7 @@ class QuoteResult(Figures):
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(title="Get a quote", annotations=READ_ONLY)
     async def get_quote(symbol: Symbol) -> QuoteResult:
         """Current best bid/ask for a symbol from the live feed (paper market).
 

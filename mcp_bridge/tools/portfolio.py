@@ -65,7 +65,7 @@ class PositionsResult(BaseModel):
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(title="Account balances", annotations=READ_ONLY)
     async def get_account() -> AccountResult:
         """Balances of the paper account (total, locked by open orders, available) and whether trading
         is ACTIVE or HALTED. Use it to check funds before preview_order and to confirm a trade's effect.
@@ -78,7 +78,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
             balances=[BalanceLine(asset=b.asset, total=b.total, locked=b.locked, available=b.available)
                       for b in balances])
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(title="Positions", annotations=READ_ONLY)
     async def get_positions() -> PositionsResult:
         """Open and closed positions (qty, average entry price, realized P&L of closed qty, fees paid)
         with a mark from the live quote, and the totals per quote currency.

@@ -62,7 +62,7 @@ async def _with_view(bridge: Bridge, result: CommandOutcome) -> ScheduleResult:
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
-    @mcp.tool(annotations=writes(destructive=False, idempotent=False))
+    @mcp.tool(title="Create a DCA schedule", annotations=writes(destructive=False, idempotent=False))
     async def create_dca_schedule(
         symbol: Symbol,
         quote_amount: Annotated[PositiveDecimal, Field(
@@ -89,7 +89,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
             misfire_grace_s=misfire_grace_s, max_price=max_price)
         return await _with_view(bridge, await bridge.run(cmd))
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(title="List DCA schedules", annotations=READ_ONLY)
     async def list_dca_schedules() -> SchedulesResult:
         """All DCA schedules that are not deleted (active or paused), with their next and last fire
         times (UTC) and their last run: last_outcome ('ordered', 'failed', 'skipped_max_price',
@@ -98,7 +98,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         schedules = await bridge.reader.schedules()
         return SchedulesResult(schedules=schedules, count=len(schedules))
 
-    @mcp.tool(annotations=writes(destructive=False, idempotent=False))
+    @mcp.tool(title="Pause, resume or change a DCA schedule",
+              annotations=writes(destructive=False, idempotent=False))
     async def update_dca_schedule(
         schedule_id: ScheduleId,
         action: Annotated[Literal["pause", "resume", "change"], Field(
@@ -130,7 +131,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
                                 misfire_grace_s=misfire_grace_s, max_price=max_price)
         return await _with_view(bridge, await bridge.run(cmd))
 
-    @mcp.tool(annotations=writes(destructive=True, idempotent=True))
+    @mcp.tool(title="Delete a DCA schedule", annotations=writes(destructive=True, idempotent=True))
     async def delete_dca_schedule(schedule_id: ScheduleId) -> ScheduleResult:
         """Delete a DCA schedule for good. Only when the operator enabled destructive tools
         (TRADINGD_DESTRUCTIVE_TOOLS=true); otherwise pause it with update_dca_schedule(action='pause')."""

@@ -60,7 +60,7 @@ async def health_report(bridge: Bridge) -> HealthResult:
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(title="Command status", annotations=READ_ONLY)
     async def get_command_status(command_id: CommandIdParam) -> CommandView:
         """Status of a command a tool queued (e.g. a place_order that came back 'pending').
 
@@ -74,7 +74,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
                             f"carry the command_id to ask about")
         return view
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(title="Audit log", annotations=READ_ONLY)
     async def get_audit_log(
         limit: Annotated[int, Field(ge=1, le=500, description="how many entries, newest first")] = 50,
     ) -> AuditResult:
@@ -83,7 +83,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         entries = await bridge.reader.audit_recent(limit)
         return AuditResult(entries=entries, count=len(entries))
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(title="System health", annotations=READ_ONLY)
     async def health() -> HealthResult:
         """Is the system able to trade? Status ok / degraded / down with the problems in plain words:
         database or Redis unreachable, state view rebuilding, daemon or worker down, worker failing
