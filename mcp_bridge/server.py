@@ -71,10 +71,14 @@ To trade: 1) get_quote(symbol) to see the market; 2) preview_order(...) to get t
 fee, cost, resulting balances, the risk verdict and a single-use token; show these to the user;
 3) place_order(token, ...) with exactly the same order fields within 30 seconds of the preview
 (a token works once; a changed order, a replayed or an expired token is refused: preview again).
-If a result says status 'pending', do not repeat the action: call get_command_status(command_id).
-cancel_order is always allowed (even when trading is HALTED). Recurring buys: create_dca_schedule
-(cron is a 5-field crontab in UTC). Use get_account, get_positions, list_orders and get_audit_log to
-report the outcome, and health when something looks wrong. Errors say what to change.
+If a result says status 'pending', it is recorded and will run exactly once: do not repeat the
+action, call get_command_status(command_id). An answer saying 'not accepted' kept nothing: retry.
+Order types: market, limit, stop, stop_limit, trailing_stop; order_class oco or bracket adds legs.
+To change a resting order: preview_replace, then replace_order with its token. cancel_order is
+always allowed (even when trading is HALTED). Recurring buys: create_dca_schedule (cron is a
+5-field crontab in UTC, or interval_s >= 60). Use get_portfolio, get_account, get_positions,
+list_orders, list_fills and get_audit_log to report the outcome, and health when something looks
+wrong. Errors say what to change.
 """
 
 

@@ -556,3 +556,9 @@ async def test_the_server_reports_tradingds_own_version(settings):
         await c.list_tools()
         assert c.server_info.name == "tradingd"
         assert c.server_info.version == importlib.metadata.version("tradingd")
+
+
+async def test_every_tool_has_a_human_title(settings):
+    async with Client(build_server(settings)) as c:
+        untitled = [t.name for t in await c.list_tools() if not (t.title and t.title.strip())]
+    assert untitled == []

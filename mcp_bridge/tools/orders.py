@@ -77,7 +77,7 @@ async def _resolve_order_id(bridge: Bridge, order_id: str) -> str:
 
 
 def register(mcp: FastMCP, bridge: Bridge) -> None:
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(title="Get an order", annotations=READ_ONLY)
     async def get_order(order_id: OrderId) -> OrderView:
         """One order by its id ('ord_...') or client order id ('td-...'): status, filled qty, average
         fill price, fees, reject reason."""
@@ -87,7 +87,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
             raise ToolError(f"no order {order_id!r}; list_orders shows the ids")
         return view
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(title="Preview an order", annotations=READ_ONLY)
     async def preview_order(symbol: Symbol, side: SideParam, type: TypeParam, qty: Qty = None,
                             notional: Notional = None, limit_price: LimitPrice = None,
                             stop_price: StopPrice = None, time_in_force: Tif = "gtc",
@@ -112,7 +112,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         except (InputRejected, PreviewRefused) as e:
             raise ToolError(str(e)) from None
 
-    @mcp.tool(annotations=writes(destructive=False, idempotent=False))
+    @mcp.tool(title="Place an order", annotations=writes(destructive=False, idempotent=False))
     async def place_order(token: Token, symbol: Symbol, side: SideParam, type: TypeParam, qty: Qty = None,
                           notional: Notional = None, limit_price: LimitPrice = None,
                           stop_price: StopPrice = None, time_in_force: Tif = "gtc",
@@ -146,7 +146,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         result, view = await bridge.run_order_command(cmd)
         return OrderCommandResult(command=result, order=view)
 
-    @mcp.tool(annotations=writes(destructive=True, idempotent=True))
+    @mcp.tool(title="Cancel an order", annotations=writes(destructive=True, idempotent=True))
     async def cancel_order(order_id: OrderId, idempotency_key: IdempotencyKey = None) -> OrderCommandResult:
         """Cancel an open order (find ids with list_orders status='open'); locked funds are released.
 
