@@ -8,7 +8,11 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
+import pytest
+from fastmcp import Client
+from fastmcp.exceptions import ToolError
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -45,3 +49,17 @@ async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str]:
                                    env={**os.environ, "COLUMNS": "300", **env}, capture_output=True,
                                    text=True, timeout=60)
     return done.returncode, done.stdout + done.stderr
+
+
+async def call(c: Client, tool: str, **args: Any) -> dict[str, Any]:
+    """A tool's structured result through the MCP client (fails the test if it has none)."""
+    result = await c.call_tool(tool, args)
+    assert result.structured_content is not None, tool
+    return result.structured_content
+
+
+async def tool_error(c: Client, tool: str, **args: Any) -> str:
+    """The text of the ToolError a tool call must raise."""
+    with pytest.raises(ToolError) as info:
+        await c.call_tool(tool, args)
+    return str(info.value)

@@ -17,7 +17,6 @@ import asyncpg
 import httpx
 import pytest
 from fastmcp import Client
-from fastmcp.exceptions import ToolError
 from pydantic import SecretStr
 
 from jobs.worker import run_worker
@@ -26,7 +25,7 @@ from storage.settings import Settings, SettingsError
 from storage.state import keys
 from storage.state.views import TradingStateView
 from storage.state.writer import StateWriter
-from tests.helpers import put_quote
+from tests.helpers import call, put_quote, tool_error
 
 BTC_BID, BTC_ASK = "60000.00", "60010.00"
 CENT = Decimal("0.01")  # USDT figures are shown to the cent (storage/figures.py)
@@ -69,18 +68,6 @@ async def bare_client(settings: Settings) -> AsyncIterator[Client]:
     """A bridge with no worker behind it (for input validation and pending commands)."""
     async with Client(build_server(settings)) as c:
         yield c
-
-
-async def call(c: Client, tool: str, **args: Any) -> dict[str, Any]:
-    result = await c.call_tool(tool, args)
-    assert result.structured_content is not None, tool
-    return result.structured_content
-
-
-async def tool_error(c: Client, tool: str, **args: Any) -> str:
-    with pytest.raises(ToolError) as info:
-        await c.call_tool(tool, args)
-    return str(info.value)
 
 
 def balances(account: dict[str, Any]) -> dict[str, dict[str, Decimal]]:

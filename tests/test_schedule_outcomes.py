@@ -10,27 +10,14 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from fastmcp import Client
-from fastmcp.exceptions import ToolError
 
 from jobs.commands import CreateDcaSchedule
 from mcp_bridge.server import build_server
 from storage.settings import Settings
 from storage.state.reader import StateReader
+from tests.helpers import call, tool_error
 from tests.stack import bridge_with_worker, command_queue, eventually, running_daemon, running_worker
-
-
-async def call(c: Client, tool: str, **args: Any) -> dict[str, Any]:
-    result = await c.call_tool(tool, args)
-    assert result.structured_content is not None, tool
-    return result.structured_content
-
-
-async def tool_error(c: Client, tool: str, **args: Any) -> str:
-    with pytest.raises(ToolError) as info:
-        await c.call_tool(tool, args)
-    return str(info.value)
 
 
 async def _schedule(c: Client, sid: str) -> dict[str, Any]:
