@@ -49,7 +49,9 @@ def unavailable(exc: BaseException) -> bool:
 
 def backoff_s(attempt: int, *, base: float = 0.25, cap: float = 5.0) -> float:
     """Exponential backoff with full jitter: attempt 1 waits up to `base`, doubling up to `cap`."""
-    return random.uniform(base / 2, min(cap, base * 2 ** max(0, attempt - 1)))
+    # the exponent is capped: a shared log counts every loop's attempts, and a long outage passes
+    # 1,024 of them, where 2 ** n no longer converts to a float (it crashed the loops it paced)
+    return random.uniform(base / 2, min(cap, base * 2 ** min(max(0, attempt - 1), 30)))
 
 
 @dataclass
