@@ -32,11 +32,17 @@ def cascade(legs: list[Any], source: Any, event: str, match: Callable[[Any], Any
     for leg in opened:
         if leg.status != "open":  # cancelled by a leg that filled before it
             continue
-        was_triggered = leg.triggered
-        fill = match(leg)
-        if fill is not None:
-            fills[leg.client_order_id] = fill
-            fills |= cascade(legs, leg, "filled", match)
-        elif leg.triggered and not was_triggered:
-            fills |= cascade(legs, leg, "triggered", match)
+        fills |= match_leg(legs, leg, match)
     return fills
+
+
+def match_leg(legs: list[Any], leg: Any, match: Callable[[Any], Any | None]) -> dict[str, Any]:
+    """Match one open leg (`match` returns its fill or None) and let its fill or trigger act on the
+    other legs; returns every fill made, by client order id."""
+    was_triggered = leg.triggered
+    fill = match(leg)
+    if fill is not None:
+        return {leg.client_order_id: fill} | cascade(legs, leg, "filled", match)
+    if leg.triggered and not was_triggered:
+        return cascade(legs, leg, "triggered", match)
+    return {}

@@ -27,7 +27,7 @@ from sqlalchemy import Boolean, DateTime, Numeric, String, bindparam, insert, se
 from jobs.domain.instruments import get_instrument
 from jobs.domain.matching import BPS, BookState, step
 from jobs.venues.base import OrderRequest, VenueFill, VenueOrder, VenueTimeout
-from jobs.venues.paper.lists import cascade
+from jobs.venues.paper.lists import cascade, match_leg
 from storage.driver import DatabaseConnectionLost, Db, RawPool, transaction
 from storage.tables import PAPER_FILLS, PAPER_ORDERS
 from storage.values import Quote
@@ -271,14 +271,7 @@ class PaperVenue:
                     continue
                 if o.status != "open":  # held, or cancelled by a leg that filled
                     continue
-                match = functools.partial(self._match, quote=quote, resting=False)
-                was_triggered = o.triggered
-                fill = match(o)
-                if fill is not None:
-                    fills[o.client_order_id] = fill
-                    fills |= cascade(orders, o, "filled", match)
-                elif o.triggered and not was_triggered:
-                    fills |= cascade(orders, o, "triggered", match)
+                fills |= match_leg(orders, o, functools.partial(self._match, quote=quote, resting=False))
             for o in orders:
                 fill_params = _fill_params(fills.get(o.client_order_id))
                 await db.scalar(_INSERT_ORDER_AND_FILL, {**asdict(o), **fill_params})
