@@ -93,8 +93,19 @@ def guarded(job: JobFunction, health: JobHealth) -> JobFunction:
 
     @functools.wraps(job)
     async def run(ctx: dict[str, Any], *args: Any) -> Any:
-        res: Resources = ctx["res"]
         job_id = str(ctx.get("job_id", "?"))
+        try:
+            result = await attempt(ctx, job_id, *args)
+        except Retry:
+            raise  # still retrying: the heartbeat counts it
+        except BaseException:
+            health.retrying.discard(job_id)  # ended by another error: no longer retrying
+            raise
+        health.retrying.discard(job_id)
+        return result
+
+    async def attempt(ctx: dict[str, Any], job_id: str, *args: Any) -> Any:
+        res: Resources = ctx["res"]
         try:
             async with asyncio.timeout(res.settings.job_timeout_s):
                 result = await job(ctx, *args)
@@ -115,7 +126,6 @@ def guarded(job: JobFunction, health: JobHealth) -> JobFunction:
                 if unavailable(e2):
                     raise _retry(health, job_id, e2, ctx) from None
                 raise
-        health.retrying.discard(job_id)
         health.stores.ok()
         return result
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import pytest
+
 from jobs import arq_scripts
 from jobs.commands import PlaceOrder
 from storage.models import CommandRow
@@ -119,3 +121,30 @@ async def test_reclaim_frees_jobs_of_dead_workers_and_jobs_the_caller_no_longer_
     for job in ("mine-running", "alive"):
         assert await redis.exists(arq_scripts.in_progress_key(job))
     assert sorted(k.decode() for k in await redis.hkeys(keys.WORKER_INFLIGHT)) == ["alive", "mine-running"]
+
+
+async def test_a_job_that_retried_and_then_ended_no_longer_counts_as_retrying(res):
+    """The heartbeat's jobs_retrying must drop a job once it ends another way, or health would call
+    the worker 'failing jobs' for ever after one outage."""
+    from arq import Retry
+
+    from jobs.job_guard import JobHealth, guarded
+
+    health = JobHealth()
+    attempts: list[int] = []
+
+    async def sync_order_job(ctx, cid):  # a job that is not a command: its bug propagates
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionRefusedError(111, "refused")
+        raise KeyError("a bug")
+
+    run = guarded(sync_order_job, health)
+    ctx = {"res": res, "job_id": "sync:t", "job_try": 1}
+    with pytest.raises(Retry):
+        await run(ctx, "td-x")
+    assert health.fields()["jobs_retrying"] == 1
+    with pytest.raises(KeyError):
+        await run(ctx, "td-x")
+    assert health.fields()["jobs_retrying"] == 0
+    assert health.fields()["internal_errors_last_min"] == 1
