@@ -14,16 +14,20 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from fastmcp import Client
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from jobs.accounts import ensure_paper_account
 from jobs.resources import Resources, build_resources
+from jobs.worker import run_worker
+from mcp_bridge.server import build_server
 from storage.db import make_engine, make_sessionmaker
 from storage.settings import Settings, load_settings
 from storage.state import keys
 from storage.state.views import TradingStateView
 from storage.state.writer import StateWriter
+from tests.stack import eventually
 
 ADMIN_DSN = os.environ.get("TRADINGD_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_HOSTPART = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -106,3 +110,23 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
         yield make_sessionmaker(engine)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def worker(settings: Settings, redis: Redis) -> AsyncIterator[None]:
+    """A real worker, ready once it has funded the paper account and published it to the view."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, stop))
+    try:
+        await eventually(lambda: redis.hlen(keys.BALANCES), timeout=20)
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 40)
+
+
+@pytest.fixture
+async def client(settings: Settings, worker: None) -> AsyncIterator[Client]:
+    """An in-memory MCP client on the bridge, with the worker behind it."""
+    async with Client(build_server(settings)) as c:
+        yield c

@@ -6,7 +6,6 @@ silent, FLUSHDB). See jobs/intake.py and daemon/redelivery.py.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -125,7 +124,6 @@ async def test_the_daemon_redelivers_in_the_background(settings, redis, res, ses
         finally:
             await redelivery.stop()
     assert redelivery.redelivered >= 1
-    await asyncio.sleep(0)
 
 
 async def test_a_job_that_ended_without_finishing_its_command_is_delivered_again(settings, redis, res,

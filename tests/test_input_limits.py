@@ -8,9 +8,7 @@ Real Postgres, Redis and worker; the only thing added is a test tool that raises
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -26,34 +24,12 @@ from jobs.commands import CreateDcaSchedule
 from jobs.domain.instruments import all_instruments
 from jobs.domain.orders import OrderSpec, OrderSpecError, normalize_order
 from jobs.domain.schedule_clock import ScheduleSpecError, validate_spec
-from jobs.worker import run_worker
 from mcp_bridge.server import build_server
-from storage.settings import Settings
-from storage.state import keys
 from storage.state.reader import ViewRebuilding
 from tests.helpers import put_quote
-from tests.stack import eventually
 
 MAX_ERROR_CHARS = 500
 ECHO_LIMIT = 64
-
-
-@pytest.fixture
-async def worker(settings: Settings, redis) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(settings, stop))
-    try:
-        await eventually(lambda: redis.hlen(keys.BALANCES), timeout=20)
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 40)
-
-
-@pytest.fixture
-async def client(settings: Settings, worker) -> AsyncIterator[Client]:
-    async with Client(build_server(settings)) as c:
-        yield c
 
 
 async def refusal(c: Client, tool: str, **args: Any) -> str:

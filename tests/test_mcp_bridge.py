@@ -19,49 +19,19 @@ import pytest
 from fastmcp import Client
 from pydantic import SecretStr
 
-from jobs.worker import run_worker
 from mcp_bridge.server import build_server, http_app, run_http, serve_http
 from storage.settings import Settings, SettingsError
 from storage.state import keys
 from storage.state.views import TradingStateView
 from storage.state.writer import StateWriter
 from tests.helpers import call, put_quote, tool_error
+from tests.stack import eventually
 
 BTC_BID, BTC_ASK = "60000.00", "60010.00"
 CENT = Decimal("0.01")  # USDT figures are shown to the cent (storage/figures.py)
 
 
 # --- fixtures and helpers
-
-async def _wait_for(check: Any, timeout_s: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def worker(settings: Settings, redis) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(settings, stop))
-    try:
-        # ready once the paper account is funded and published to the state view
-        await _wait_for(lambda: redis.hlen(keys.BALANCES), 20, "the worker to fund the paper account")
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 40)
-
-
-@pytest.fixture
-async def client(settings: Settings, worker) -> AsyncIterator[Client]:
-    async with Client(build_server(settings)) as c:
-        yield c
-
 
 @pytest.fixture
 async def bare_client(settings: Settings) -> AsyncIterator[Client]:
@@ -210,7 +180,7 @@ async def test_expired_token_is_refused(client, redis):
     pv = await preview(client, redis, BTC_MARKET_BUY)
     assert 0 < await redis.ttl(keys.preview(pv["token"])) <= 30
     await redis.expire(keys.preview(pv["token"]), 1)
-    await _wait_for(lambda: _gone(redis, keys.preview(pv["token"])), 5, "the preview to expire")
+    await eventually(lambda: _gone(redis, keys.preview(pv["token"])), timeout=5)
     msg = await tool_error(client, "place_order", token=pv["token"], **BTC_MARKET_BUY)
     assert "unknown or expired token (tokens live 30 s)" in msg
     assert (await call(client, "list_orders"))["count"] == 0
@@ -487,7 +457,7 @@ async def test_http_transport_bearer_auth_on_a_loopback_port(settings, redis):
                     return None
                 return r if r.status_code == 200 else None
 
-            health = await _wait_for(health_up, 15, "the HTTP server")
+            health = await eventually(health_up, timeout=15)
             assert health.json()["status"] in ("ok", "degraded")
 
             body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
