@@ -72,3 +72,28 @@ class Trade:
     qty: Decimal
     trade_id: str
     ts: datetime
+
+
+# Bar timeframes, all of which divide a UTC day, so every bar opens on a UTC boundary
+# (jobs/domain/bars.py). The same six names as Binance's and ccxt's intervals.
+Timeframe = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
+TIMEFRAMES: tuple[Timeframe, ...] = ("1m", "5m", "15m", "1h", "4h", "1d")
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One OHLCV candle of a symbol on a venue. `closed` is False while the bar is still being
+    built (its interval has not ended), True once it is final. Bars built from quotes (a venue
+    that streams no trades) have volume 0 and trades 0."""
+
+    venue: str
+    symbol: str
+    timeframe: Timeframe
+    open_time: datetime  # timezone-aware UTC, on the timeframe's boundary
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal  # base quantity traded
+    trades: int
+    closed: bool
