@@ -1,4 +1,4 @@
-"""`python -m bench NAME`: roundtrip | state_read | order_cost | faults. The last line is
+"""`python -m bench NAME`: roundtrip | state_read | order_cost | tool_list | faults. The last line is
 `NAME: key=value ...`.
 
 `faults` takes options (`python -m bench faults --help`) and exits 1 when a check fails.
@@ -13,8 +13,10 @@ from bench.faults.suite import main as faults
 from bench.order_cost import main as order_cost
 from bench.roundtrip import main as roundtrip
 from bench.state_read import main as state_read
+from bench.tool_list import main as tool_list
 
-BENCHES = {"roundtrip": roundtrip, "state_read": state_read, "order_cost": order_cost}
+BENCHES = {"roundtrip": roundtrip, "state_read": state_read, "order_cost": order_cost,
+           "tool_list": tool_list}
 WITH_OPTIONS = {"faults": faults}
 
 

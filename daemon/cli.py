@@ -85,11 +85,28 @@ def worker() -> None:
 
 @app.command()
 def mcp(http: bool = typer.Option(False, "--http",
-                                  help="Serve streamable HTTP (bearer token) instead of stdio.")) -> None:
-    """Run the MCP bridge (stdio by default). SIGTERM and SIGINT stop it cleanly, with exit 0."""
+                                  help="Serve streamable HTTP (bearer token) instead of stdio."),
+        toolsets: str | None = typer.Option(
+            None, "--toolsets", help="Comma-separated toolsets, 'default' or 'all' (TRADINGD_TOOLSETS)."),
+        tools: str | None = typer.Option(
+            None, "--tools", help="Comma-separated single tools served as well (TRADINGD_TOOLS)."),
+        read_only: bool = typer.Option(
+            False, "--read-only", help="Serve only read-only tools, whatever else is chosen."),
+        dynamic_toolsets: bool = typer.Option(
+            False, "--dynamic-toolsets", help="Add list_toolsets and enable_toolset; load the rest on demand."),
+        ) -> None:
+    """Run the MCP bridge (stdio by default). SIGTERM and SIGINT stop it cleanly, with exit 0.
+
+    A flag overrides its environment variable; --read-only and --dynamic-toolsets only switch on."""
     from mcp_bridge.server import serve_http, serve_stdio
 
-    s = _settings()
+    overrides: dict[str, object] = {"toolsets": toolsets, "tools": tools}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if read_only:
+        overrides["read_only"] = True
+    if dynamic_toolsets:
+        overrides["dynamic_toolsets"] = True
+    s = _settings(**overrides)
     try:
         _run(lambda stop: serve_http(s, stop=stop) if http else serve_stdio(s, stop=stop))
     except SettingsError as e:

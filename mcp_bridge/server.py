@@ -40,7 +40,9 @@ from jobs.domain.sessions import load_calendars
 from jobs.intake import CommandIntake
 from jobs.queue import CommandQueue, connect_queue
 from mcp_bridge.context import Bridge
-from mcp_bridge.tools import history, market, orders, portfolio, portfolio_summary, schedules, system
+from mcp_bridge.lean_schema import LeanOutputSchemas
+from mcp_bridge.tools import discovery, history, market, orders, portfolio, portfolio_summary, schedules, system
+from mcp_bridge.toolsets import DISCOVERY_TOOLS, ToolChoice, parse_names, select_tools
 from storage.heap import settle_heap
 from storage.settings import Settings, SettingsError
 from storage.state.reader import ViewRebuilding
@@ -195,6 +197,43 @@ def _internal(tool: str, exc: BaseException, *, logged: bool = False) -> ToolErr
                      f"persists")
 
 
+def tool_choice(settings: Settings) -> ToolChoice:
+    return ToolChoice(toolsets=parse_names(settings.toolsets), tools=parse_names(settings.tools),
+                      read_only=settings.read_only, dynamic=settings.dynamic_toolsets)
+
+
+def serve_chosen_tools(mcp: FastMCP, settings: Settings) -> None:
+    """Keep the tools the settings choose (mcp_bridge/toolsets.py) and remove the others, so a
+    tool left out cannot be called either. With dynamic toolsets, the tools outside the starting
+    choice stay registered but disabled until `enable_toolset` shows them to a session; read-only
+    mode removes every writing tool in both modes."""
+    choice = tool_choice(settings)
+    discovery.register(mcp, set())  # registered first so the selection can keep or drop them
+    registered = {name: bool(tool.annotations and tool.annotations.read_only_hint)
+                  for name, tool in _registered_tools(mcp).items()}
+    visible = select_tools(registered, choice)
+    served = select_tools(registered, ToolChoice(("all",), (), choice.read_only, True)) if choice.dynamic \
+        else visible
+    for name in registered.keys() - served:
+        mcp.local_provider.remove_tool(name)
+    if choice.dynamic:
+        for name in DISCOVERY_TOOLS:
+            mcp.local_provider.remove_tool(name)
+        discovery.register(mcp, served)
+        hidden = served - visible
+        if hidden:
+            mcp.disable(names=hidden, components={"tool"})
+
+
+def _registered_tools(mcp: FastMCP) -> dict[str, Any]:
+    """The server's tools by name, synchronously (FastMCP's own listing is async; build_server is
+    not). Reads the local provider's component table: fastmcp is pinned at 4.1.2, and
+    tests/test_toolsets.py fails if this stops seeing the tools."""
+    from fastmcp.tools.base import Tool
+
+    return {c.name: c for c in mcp.local_provider._components.values() if isinstance(c, Tool)}
+
+
 def tradingd_version() -> str:
     """tradingd's own version for the MCP handshake (without it, clients see fastmcp's)."""
     try:
@@ -230,6 +269,8 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
                   mask_error_details=True, middleware=[ErrorTranslation()], on_duplicate="error")
     for module in (market, portfolio, portfolio_summary, orders, history, schedules, system):
         module.register(mcp, bridge)
+    serve_chosen_tools(mcp, settings)
+    mcp.add_transform(LeanOutputSchemas())
 
     @mcp.custom_route("/health", methods=["GET"])
     async def http_health(request: Request) -> Response:

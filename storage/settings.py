@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     destructive_tools: bool = False  # MCP tools that delete configuration (delete_dca_schedule)
     mcp_http_token: SecretStr | None = None  # bearer token for the streamable-HTTP transport
 
+    # --- which MCP tools are served (mcp_bridge/toolsets.py)
+    toolsets: str = "default"  # comma-separated toolset names, 'default' or 'all'
+    tools: str = ""  # comma-separated single tools served in addition to the toolsets
+    read_only: bool = False  # serve only the tools annotated read-only, whatever else is chosen
+    dynamic_toolsets: bool = False  # add list_toolsets and enable_toolset; the rest load on demand
+
     # --- network endpoints (loopback by default)
     mcp_http_host: str = "127.0.0.1"
     mcp_http_port: int = Field(8765, ge=1, le=65535)
