@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any, Literal
 
 from jobs.domain.instruments import Instrument
@@ -145,7 +145,8 @@ def normalize_order(spec: OrderSpec, inst: Instrument) -> OrderSpec:
                                  f"{inst.base} for {inst.symbol}")
         out = replace(out, qty=q)
     if spec.notional is not None:
-        n = spec.notional.quantize(inst.tick_size)
+        # down, as a quantity rounds: never spend more than asked for (nor pass the minimum by rounding up)
+        n = spec.notional.quantize(inst.tick_size, rounding=ROUND_DOWN)
         if n < inst.min_notional:
             raise OrderSpecError(f"notional {shown(spec.notional)} is below the minimum {inst.min_notional} "
                                  f"{inst.quote}")
