@@ -152,3 +152,19 @@ def test_the_cli_refuses_an_unknown_toolset_and_names_the_valid_ones():
     out = done.stdout + done.stderr
     assert done.returncode == 2, out
     assert "unknown toolset 'tradin'" in out and "valid: market, orders" in out
+
+
+async def test_the_readme_tools_table_matches_the_server():
+    """The README's table (tool, toolset, read-only, destructive, idempotent) is what the server says."""
+    from pathlib import Path
+    import re
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = {m[0]: m[1:] for m in re.findall(
+        r"^\| `(\w+)` \| (\w+) \| .*? \| (yes|no) \| (yes|no) \| (yes|no) \|$", readme, re.M)}
+    served = await _listed(_server(toolsets="all", dynamic_toolsets=True, destructive_tools=True))
+    flag = {True: "yes", False: "no"}
+    expected = {n: (TOOLSET_OF[n], flag[bool(t.annotations.read_only_hint)],
+                    flag[bool(t.annotations.destructive_hint)], flag[bool(t.annotations.idempotent_hint)])
+                for n, t in served.items()}
+    assert rows == expected
