@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from daemon.logs import mask_url, setup_logging
+from daemon.logs import MASKER, mask_url, secret_values, setup_logging
 from storage.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="tradingd: self-hosted trading daemon driven by AI assistants over MCP.",
@@ -39,7 +39,7 @@ def _settings(**overrides: object) -> Settings:
     except SettingsError as e:
         console.print(f"[bold red]tradingd will not start[/]: {e}")
         raise typer.Exit(2) from None
-    setup_logging(s.log_level, json=s.log_json)
+    setup_logging(s.log_level, json=s.log_json, secrets=secret_values(s))
     return s
 
 
@@ -123,7 +123,9 @@ def _ensure_token(s: Settings) -> Settings:
         os.chmod(TOKEN_FILE, 0o600)
     from pydantic import SecretStr
 
-    return s.model_copy(update={"mcp_http_token": SecretStr(TOKEN_FILE.read_text().strip())})
+    token = TOKEN_FILE.read_text().strip()
+    MASKER.add(token)  # generated after logging was set up: masked in every log line from now on
+    return s.model_copy(update={"mcp_http_token": SecretStr(token)})
 
 
 @app.command()

@@ -30,6 +30,7 @@ import asyncpg
 from arq import Retry
 from sqlalchemy import all_, any_, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import JSONB, array, insert
+from structlog.contextvars import bound_contextvars
 
 from jobs.effects import effect
 from jobs.ledger import note_outcome, outcome_document
@@ -95,7 +96,10 @@ def guarded(job: JobFunction, health: JobHealth) -> JobFunction:
     async def run(ctx: dict[str, Any], *args: Any) -> Any:
         job_id = str(ctx.get("job_id", "?"))
         try:
-            result = await attempt(ctx, job_id, *args)
+            # every log line of this job carries its command id (daemon/logs.py); arq runs each job
+            # in a task of its own, so what the job binds later (its order) stays with it too
+            with bound_contextvars(**job_context(job_id, args)):
+                result = await attempt(ctx, job_id, *args)
         except Retry:
             raise  # still retrying: the heartbeat counts it
         except BaseException:
@@ -130,6 +134,14 @@ def guarded(job: JobFunction, health: JobHealth) -> JobFunction:
         return result
 
     return run
+
+
+def job_context(job_id: str, args: tuple[Any, ...]) -> dict[str, str]:
+    """What a job's log lines carry: the command id of a command job (its payload says it), else the
+    job id (a fill sync, a DCA run, a reconciliation)."""
+    payload = args[0] if args and isinstance(args[0], dict) else {}
+    command_id = payload.get("command_id")
+    return {"command_id": str(command_id)} if command_id else {"job_id": job_id}
 
 
 def _retry(health: JobHealth, job_id: str, e: BaseException, ctx: dict[str, Any]) -> Retry:

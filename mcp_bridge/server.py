@@ -379,8 +379,11 @@ async def serve_http(settings: Settings, *, queue: CommandQueue | None = None,
     app = http_app(settings, queue)
     load_calendars(all_instruments(), datetime.now(UTC))
     settle_heap()
+    # log_config=None: uvicorn's records go through the process's handler (daemon/logs.py: JSON when
+    # asked, secrets masked) instead of handlers of its own that print other formats
     config = uvicorn.Config(app, host=settings.mcp_http_host, port=settings.mcp_http_port, lifespan="on",
-                            log_level=settings.log_level.lower(), timeout_graceful_shutdown=2)
+                            log_level=settings.log_level.lower(), timeout_graceful_shutdown=2,
+                            log_config=None)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=sockets))
     if stop is None:
