@@ -1,6 +1,7 @@
 """ORM models, one module per aggregate; importing this package registers them all on Base.metadata."""
 
 from storage.models.audit import AuditRow
+from storage.models.bars import BarRow
 from storage.models.base import Base
 from storage.models.commands import CommandRow
 from storage.models.control import TradingControlRow
@@ -12,6 +13,7 @@ from storage.models.schedules import DcaRunRow, DcaScheduleRow
 __all__ = [
     "AuditRow",
     "BalanceRow",
+    "BarRow",
     "Base",
     "CommandRow",
     "DcaRunRow",

@@ -15,6 +15,15 @@ def quote(symbol: str) -> str:
 
 QUOTE_SYMBOLS = f"{PREFIX}:quotes"  # set of symbols with a quote
 
+# bars: the newest BARS_RECENT_MAX of each (venue, symbol, timeframe), a zset open_time epoch ->
+# bar record (storage/state/bars.py); derived from Postgres and rebuilt like orders
+def bars(venue: str, symbol: str, timeframe: str) -> str:
+    return f"{PREFIX}:bars:{venue}:{symbol}:{timeframe}"
+
+
+BAR_SERIES = f"{PREFIX}:bars:*"  # every series, for the rebuild to clear
+BARS_RECENT_MAX = 500
+
 # orders
 def order(order_id: str) -> str:
     return f"{PREFIX}:order:{order_id}"

@@ -35,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.audit import recent_audit
+from storage.bars import BarRepository
 from storage.models import (
     BalanceRow,
     CommandRow,
@@ -45,6 +46,7 @@ from storage.models import (
     TradingControlRow,
 )
 from storage.state import keys
+from storage.state.bars import refill_bars
 from storage.state.fills import fill_view
 from storage.state.from_rows import (
     balance_view,
@@ -149,10 +151,11 @@ async def _rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> 
     await _write(w, [], positions, balances, schedules, commands)
     await w.push_audit(e.as_dict() for e in reversed(audit))
     await w.write_trading_state(trading_state_view(control))
+    bars = await refill_bars(redis, BarRepository(sessions))  # a bar rewritten meanwhile: the next flush
     await settle(sessions, w, redis, since=began - REPAIR_MARGIN)
     return {"orders": len(orders), "fills": len(fills), "positions": len(positions),
             "balances": len(balances), "schedules": len(schedules), "commands": len(commands),
-            "audit": len(audit)}
+            "audit": len(audit), "bars": bars}
 
 
 async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, redis: Redis, *,
