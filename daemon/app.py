@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from daemon.anchors import AuditAnchorer
+from daemon.bars import BarService
 from daemon.db_probe import DbProbe
 from daemon.dca_clock import DcaClock
 from daemon.http import HttpServer, build_app
@@ -34,6 +35,7 @@ from daemon.view_guard import ViewGuard
 from jobs.accounts import ensure_paper_account
 from jobs.queue import CommandQueue, connect_queue
 from jobs.resources import Resources, build_resources
+from storage.bars import BarRepository
 from storage.heap import settle_heap
 from storage.settings import Settings
 from storage.state.health import evaluate, inputs_or_outage
@@ -49,6 +51,7 @@ class Daemon:
         self.res: Resources | None = None
         self.queue: CommandQueue | None = None
         self.market: MarketHub | None = None
+        self.bars: BarService | None = None
         self.paper: PaperHost | None = None
         self.clock: DcaClock | None = None
         self.http: HttpServer | None = None
@@ -76,6 +79,12 @@ class Daemon:
         await self.guard.start()
         await self._enqueue_reconcile("startup")
         self.market = MarketHub(s, self.res.writer, outages=self.outages)
+        # bars from the feed's trades (a quote's mid for a symbol without trades): daemon/bars.py
+        self.bars = BarService(self.res.default_venue, s.symbols, BarRepository(self.res.sessions), pool,
+                               outages=self.outages)
+        await self.bars.start()
+        self.market.trade_handlers.append(self.bars.on_trade)
+        self.market.tick_handlers.append(self.bars.on_quote)
         self.paper = PaperHost(self.res.paper, self.queue, outages=self.outages)
         await self.paper.start()
         self.market.subscribers.append(self.paper.on_quotes)
@@ -101,7 +110,7 @@ class Daemon:
         for t in self._loops:
             t.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-        for part in (self.http, self.anchors, self.redelivery, self.clock, self.market, self.paper,
+        for part in (self.http, self.anchors, self.redelivery, self.clock, self.market, self.bars, self.paper,
                      self.guard):
             if part is not None:
                 try:

@@ -19,10 +19,12 @@ from daemon.simulator.server import MarketSimulator
 from storage.settings import Settings
 from storage.state.views import QuoteView
 from storage.state.writer import StateWriter
-from storage.values import Quote
+from storage.values import Quote, Trade
 
 log = logging.getLogger("tradingd.market")
 QuoteSubscriber = Callable[[list[Quote]], Awaitable[None]]
+TickHandler = Callable[[Quote], Awaitable[None]]
+TradeHandler = Callable[[Trade], Awaitable[None]]
 
 
 def quote_view(q: Quote, stale: bool = False) -> QuoteView:
@@ -39,6 +41,9 @@ class MarketHub:
         self.simulator: MarketSimulator | None = None
         self.feed: BinanceFeedClient | None = None
         self.subscribers: list[QuoteSubscriber] = []
+        # every quote and every trade as it arrives, unconflated (the bar builder: daemon/bars.py)
+        self.tick_handlers: list[TickHandler] = []
+        self.trade_handlers: list[TradeHandler] = []
         self._pending: dict[str, Quote] = {}
         self._moved = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -53,7 +58,8 @@ class MarketHub:
                                              tick_ms=self.settings.simulator_tick_ms)
             await self.simulator.start()
             url = self.simulator.url
-        self.feed = BinanceFeedClient(url, self.settings.symbols, self._on_quote, on_stale=self._on_stale,
+        self.feed = BinanceFeedClient(url, self.settings.symbols, self._on_quote, on_trade=self._on_trade,
+                                      on_stale=self._on_stale,
                                       stale_after_s=self.settings.quote_stale_after_s)
         self._flusher = asyncio.create_task(self._flush_loop(), name="quote-flusher")
         await self.feed.start()
@@ -73,6 +79,12 @@ class MarketHub:
         self._moved.set()
         QUOTES.labels(q.symbol).inc()
         self.quotes_seen += 1
+        for handle in self.tick_handlers:
+            await handle(q)
+
+    async def _on_trade(self, t: Trade) -> None:
+        for handle in self.trade_handlers:
+            await handle(t)
 
     async def _on_stale(self, symbol: str, stale: bool) -> None:
         STALE.labels(symbol).set(1 if stale else 0)

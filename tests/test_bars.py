@@ -8,12 +8,16 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
+from daemon.bars import BarService
+from daemon.market import MarketHub
 from storage.bars import BarRepository
 from storage.state import keys
 from storage.state.bars import BarReader, write_bars
 from storage.state.reader import ViewRebuilding
 from storage.state.rebuild import rebuild_state_view
-from storage.values import Bar
+from storage.state.writer import StateWriter
+from storage.values import Bar, Quote, Trade
+from tests.stack import eventually, running_daemon
 
 D = Decimal
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
@@ -102,3 +106,98 @@ async def test_a_flushed_view_refills_its_bars_from_postgres(sessions, redis):
     assert await reader.recent("paper", "BTC/USDT", "5m", 10) == [series[-2]]
     assert await reader.recent("paper", "ETH/USDT", "1m", 10) == [series[-1]]
     assert await reader.recent("paper", "BTC/USDT", "1h", 10) == []  # cleared
+
+
+# --- the daemon's bar builder
+
+async def test_the_daemon_builds_bars_from_the_simulators_trades(settings, sessions, redis):
+    hub = MarketHub(settings, StateWriter(redis))
+    repo = BarRepository(sessions)
+    service = BarService("paper", settings.symbols, repo, redis, flush_every_s=0.2)
+    seen: list[Trade] = []
+
+    async def record(t: Trade) -> None:
+        seen.append(t)
+
+    hub.trade_handlers += [service.on_trade, record]
+    hub.tick_handlers.append(service.on_quote)
+    await service.start()
+    await hub.start()
+    try:  # the bars under way reach Postgres and the view while trades stream
+        await eventually(lambda: BarReader(redis).recent("paper", "BTC/USDT", "1m", 5), timeout=20)
+        await eventually(lambda: _at_least(seen, "BTC/USDT", 40), timeout=20)
+    finally:
+        await hub.stop()
+        await service.stop()
+    assert await repo.open_bars("paper", ["BTC/USDT"])  # left open by a stop: the next start resumes them
+    await service.flush(now=datetime.now(UTC) + timedelta(days=2))  # every bar's interval is over
+
+    btc = [t for t in seen if t.symbol == "BTC/USDT"]
+    first, last = min(t.ts for t in btc), max(t.ts for t in btc)
+    minutes = await repo.range("paper", "BTC/USDT", "1m", first - timedelta(minutes=1), last + timedelta(1))
+    (day,) = await repo.range("paper", "BTC/USDT", "1d", first - timedelta(days=1), last + timedelta(1))
+    assert all(b.closed for b in [*minutes, day]) and not await repo.open_bars("paper", settings.symbols)
+    assert day.trades + service.builders["BTC/USDT"].late_dropped == len(btc)
+    assert sum(b.trades for b in minutes) == day.trades
+    assert sum(b.volume for b in minutes) == day.volume
+    assert day.high == max(b.high for b in minutes) and day.low == min(b.low for b in minutes)
+    assert day.open == minutes[0].open and day.close == minutes[-1].close
+    if not service.late_dropped:
+        assert day.volume == sum(t.qty for t in btc)
+        assert (day.high, day.low) == (max(t.price for t in btc), min(t.price for t in btc))
+    # the view shows what Postgres holds
+    assert await BarReader(redis).recent("paper", "BTC/USDT", "1m", 1000) == minutes
+    assert await BarReader(redis).recent("paper", "BTC/USDT", "1d", 10) == [day]
+
+
+async def _at_least(trades: list[Trade], symbol: str, n: int) -> bool:
+    return sum(1 for t in trades if t.symbol == symbol) >= n
+
+
+async def test_a_restarted_service_carries_on_the_bar_under_way(sessions, redis):
+    repo = BarRepository(sessions)
+    now = datetime.now(UTC)
+    first = BarService("paper", ["ETH/USDT"], repo, redis)
+    await first.on_trade(Trade("ETH/USDT", D("3000"), D("2"), "1", now))
+    await first.flush(now)
+    second = BarService("paper", ["ETH/USDT"], repo, redis)
+    await second.resume()
+    await second.on_trade(Trade("ETH/USDT", D("3010"), D("1"), "2", now + timedelta(microseconds=1)))
+    await second.on_quote(Quote("ETH/USDT", D("1"), D("2"), D("1"), D("1"), now))  # trades: quotes ignored
+    await second.flush(now)
+    (minute,) = await repo.recent("paper", "ETH/USDT", "1m", 5)
+    assert (minute.open, minute.high, minute.close, minute.volume, minute.trades) == (
+        D("3000"), D("3010"), D("3010"), D("3"), 2)
+
+
+async def test_quotes_make_bars_for_a_symbol_without_trades(sessions, redis):
+    repo = BarRepository(sessions)
+    service = BarService("paper", ["SPY"], repo, redis, close_grace_s=0)
+    t = datetime(2026, 1, 5, 14, 30, 10, tzinfo=UTC)
+    for mid, ts in ((D("580.005"), t), (D("581"), t + timedelta(seconds=20))):
+        await service.on_quote(Quote("SPY", mid - D("0.005"), mid + D("0.005"), D("1"), D("1"), ts))
+    await service.flush(t + timedelta(minutes=1))
+    (minute,) = await BarReader(redis).recent("paper", "SPY", "1m", 5)
+    assert (minute.open, minute.high) == (D("580.005"), D("581"))
+    assert (minute.low, minute.close) == (D("580.005"), D("581"))
+    assert (minute.volume, minute.trades, minute.closed) == (D("0"), 0, True)
+
+
+async def test_the_running_daemon_keeps_bars_in_postgres_and_the_view_after_a_flush(settings, sessions,
+                                                                                    redis):
+    async with running_daemon(settings) as d:
+        assert d.bars is not None
+        reader = BarReader(redis)
+        shown = await eventually(lambda: reader.recent("paper", "BTC/USDT", "1m", 5), timeout=20)
+        assert shown[-1].trades > 0 and not shown[-1].closed
+        stored = await BarRepository(sessions).recent("paper", "BTC/USDT", "1m", 10)
+        assert {b.open_time for b in shown} <= {b.open_time for b in stored}  # Postgres first, then the view
+        await redis.flushdb()  # the view guard rebuilds the view, bars included
+        assert await eventually(lambda: _ready_bars(reader), timeout=20)
+
+
+async def _ready_bars(reader: BarReader) -> list[Bar] | None:
+    try:
+        return await reader.recent("paper", "ETH/USDT", "1h", 5)
+    except ViewRebuilding:
+        return None

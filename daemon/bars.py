@@ -1,0 +1,133 @@
+"""The daemon's bar builder: trades (or quotes) in, bars persisted to Postgres and shown in the view.
+
+Why a timer rather than a write per trade: a busy symbol prints thousands of trades a second and
+each one changes the bars under way; the feed's handlers (`on_trade`, `on_quote`) only update the
+in-memory builders, and every `flush_every_s` one loop writes the bars that closed and the
+latest state of the bars under way, one upsert and one Redis round trip for all symbols. The
+same loop closes bars on time when no trade arrives (`BarBuilder.flush`), `close_grace_s` after
+their interval ends so a trade stamped by a venue clock a little behind ours still counts.
+
+Order: Postgres first, then the view (the view never shows a bar Postgres does not have). A
+failed write keeps the closed bars for the next pass (the open ones are taken fresh each time);
+an outage is logged once for the process (daemon/outages.py).
+
+Start-up: bars left open by the previous run are resumed, so a restart within a minute carries
+on the minute's bar rather than overwriting it with the trades seen since (trades during the
+downtime are missing either way; the bar says so only through its lower volume). The lead moves
+the handlers onto the event bus later; they are plain async methods for that reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+
+from daemon.outages import LoopErrors, StoreOutages
+from jobs.domain.bars import BarBuilder
+from storage.bars import BarRepository
+from storage.state.bars import write_bars
+from storage.values import Bar, Quote, Trade
+
+log = logging.getLogger("tradingd.bars")
+
+
+class BarService:
+    def __init__(self, venue: str, symbols: Iterable[str], repository: BarRepository, redis: Redis, *,
+                 outages: StoreOutages | None = None, flush_every_s: float = 1.0,
+                 close_grace_s: float = 2.0) -> None:
+        self.venue = venue
+        self.builders = {s: BarBuilder(venue, s) for s in symbols}
+        self.repository, self.redis = repository, redis
+        self.flush_every_s, self.close_grace = flush_every_s, timedelta(seconds=close_grace_s)
+        self.errors = LoopErrors("bar flush", outages or StoreOutages(log), log)
+        self._closed: list[Bar] = []  # closed, not yet written
+        self._moved: set[str] = set()  # symbols whose open bars changed since the last write
+        self._loop: asyncio.Task[None] | None = None
+        self.bars_written = 0
+
+    @property
+    def late_dropped(self) -> int:
+        return sum(b.late_dropped for b in self.builders.values())
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.resume()
+        self._loop = asyncio.create_task(self._flush_loop(), name="bar-flusher")
+
+    async def stop(self) -> None:
+        """Stop the loop and write what is pending (the bars under way stay open in Postgres)."""
+        if self._loop is not None:
+            self._loop.cancel()
+            await asyncio.gather(self._loop, return_exceptions=True)
+            self._loop = None
+        with contextlib.suppress(Exception):  # an outage at shutdown: the next start resumes from Postgres
+            await self.flush()
+
+    async def resume(self) -> None:
+        """Carry on the bars the previous run left open; an older open bar of a series (a run that
+        died before closing it) is closed now."""
+        stored = sorted(await self.repository.open_bars(self.venue, list(self.builders)),
+                        key=lambda b: b.open_time, reverse=True)
+        newest: set[tuple[str, str]] = set()
+        for bar in stored:
+            if (bar.symbol, bar.timeframe) in newest:
+                self._closed.append(replace(bar, closed=True))
+                continue
+            newest.add((bar.symbol, bar.timeframe))
+            self.builders[bar.symbol].resume(bar)
+
+    # ---- input (called by the market hub for every trade and quote) ------------------------
+    async def on_trade(self, trade: Trade) -> None:
+        builder = self.builders.get(trade.symbol)
+        if builder is None:
+            return
+        self._closed += builder.on_trade(trade.price, trade.qty, trade.ts)
+        self._moved.add(trade.symbol)
+
+    async def on_quote(self, quote: Quote) -> None:
+        builder = self.builders.get(quote.symbol)
+        if builder is None or builder.has_trades:
+            return
+        self._closed += builder.on_quote(quote.mid, quote.ts)
+        self._moved.add(quote.symbol)
+
+    # ---- output ----------------------------------------------------------------------------
+    async def flush(self, now: datetime | None = None) -> int:
+        """Close the bars whose interval ended (`close_grace_s` ago), then write those and the bars
+        under way that changed: Postgres, then the view. Returns how many bars were written."""
+        cutoff = (now or datetime.now(UTC)) - self.close_grace
+        for symbol, builder in self.builders.items():
+            if closed := builder.flush(cutoff):
+                self._closed += closed
+                self._moved.add(symbol)
+        closed, moved = self._closed, self._moved
+        if not closed and not moved:
+            return 0
+        self._closed, self._moved = [], set()
+        batch = closed + [b for s in moved for b in self.builders[s].open_bars()]
+        try:
+            await self.repository.upsert(batch)
+            await write_bars(self.redis, batch)
+        except BaseException:
+            self._closed = closed + self._closed  # kept, in order, for the next pass
+            self._moved |= moved
+            raise
+        self.bars_written += len(batch)
+        return len(batch)
+
+    async def _flush_loop(self) -> None:
+        delay = self.flush_every_s
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.flush()
+                self.errors.ok(db=True, redis=True)
+                delay = self.flush_every_s
+            except Exception as e:
+                delay = max(self.flush_every_s, self.errors.failed(e, cap=10.0))
