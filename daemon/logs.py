@@ -30,7 +30,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import orjson
 import structlog
@@ -64,9 +64,9 @@ class SecretMasker:
         self.add(*secrets)
 
     def add(self, *secrets: str) -> None:
-        """Mask these values wherever they appear (and their URL-decoded forms)."""
+        """Mask these values wherever they appear, URL-encoded and decoded forms too."""
         for s in secrets:
-            for form in {s, unquote(s)}:
+            for form in {s, unquote(s), quote(s, safe="")}:
                 if len(form) >= MIN_SECRET_CHARS:
                     self._known.add(form)
         if self._known:  # longest first: a secret containing another is masked whole
@@ -167,6 +167,11 @@ def _one_line(value: object) -> str:
     return str(value).replace("\r", "\\r").replace("\n", "\\n")
 
 
+def _event_on_one_line(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    event_dict["event"] = _one_line(event_dict.get("event", ""))
+    return event_dict
+
+
 def render_plain(logger: WrappedLogger, method: str, event_dict: EventDict) -> str:
     """`ts LEVEL logger: msg key=value ...`, then the traceback (if any) on the lines below."""
     doc = _ordered(event_dict)
@@ -189,6 +194,7 @@ def make_formatter(*, json: bool, tty: bool = False, masker: SecretMasker | None
         renderer = structlog.dev.ConsoleRenderer(colors=True, timestamp_key="ts", sort_keys=False)
     else:
         renderer = render_plain
+    last: list[Processor] = [_event_on_one_line, renderer] if tty else [renderer]
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared(),
         processors=[
@@ -198,7 +204,7 @@ def make_formatter(*, json: bool, tty: bool = False, masker: SecretMasker | None
             # locals may hold a secret), and masked like any other value
             structlog.processors.format_exc_info,
             masker or MASKER,
-            renderer,
+            *last,
         ],
     )
 
@@ -224,5 +230,21 @@ def setup_logging(level: str = "INFO", *, json: bool = False, secrets: Iterable[
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, handlers=[make_handler(json=json)], force=True)
+    _fastmcp_through_root()
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+
+
+def _fastmcp_through_root() -> None:
+    """fastmcp gives its logger rich handlers of its own at import, not propagating to the root:
+    its lines ("Error calling tool ...", with the tool's input) came out as 80-column rich text
+    beside JSON, unmasked. Its own switch turns that off (the env var for an import still to come,
+    its settings if imported already), and its logger goes back to the root's handler."""
+    os.environ["FASTMCP_LOG_ENABLED"] = "false"
+    fastmcp = sys.modules.get("fastmcp")
+    if fastmcp is not None and hasattr(fastmcp, "settings"):
+        fastmcp.settings.log_enabled = False
+    logger = logging.getLogger("fastmcp")
+    for handler in logger.handlers[:]:
+        logger.removeHandler(handler)
+    logger.propagate = True
