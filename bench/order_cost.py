@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
 from bench.harness import bench_env
-from jobs.accounts import ensure_paper_account
+from jobs.accounts import ensure_accounts
 from jobs.commands import PlaceOrder
 from jobs.orders import place_order
 from jobs.resources import build_resources
@@ -51,7 +51,7 @@ async def main() -> None:
         redis = Redis.from_url(settings.redis_url)
         res = build_resources(settings, redis, pool_size=2)
         try:
-            await ensure_paper_account(res)
+            await ensure_accounts(res)
             await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
             for i in range(20):  # warm-up: connections, prepared statements, type introspection
                 await place_order(res, PlaceOrder(command_id=f"warm:{i}", symbol="BTC/USDT", side="buy",

@@ -1,7 +1,8 @@
 """The daemon's composition root: start-up order and orderly shutdown.
 
 Start-up (ARCHITECTURE.md flow 7): rebuild the Redis state view from Postgres → reconcile
-open orders with the venue (as a worker job) → start market data and paper matching → start
+open orders with the venue (as a worker job) → start market data and each venue's background
+tasks (the venue registry's: matching of a simulated venue) → start
 the DCA clock → anchor the audit chain outside Postgres → serve /health and /metrics. Shutdown
 runs the same steps backwards; every effect is written in its own transaction, so stopping
 between two effects leaves nothing half-written.
@@ -19,7 +20,7 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.anchors import AuditAnchorer
 from daemon.bars import BarService
@@ -27,18 +28,20 @@ from daemon.db_probe import DbProbe
 from daemon.dca_clock import DcaClock
 from daemon.http import HttpServer, build_app
 from daemon.market import MarketHub
-from daemon.metrics import RECONCILES
+from daemon.metrics import RECONCILES, VENUE_UPDATES
 from daemon.outages import LoopErrors, StoreOutages
-from daemon.paper_host import PaperHost
 from daemon.redelivery import Redelivery
 from daemon.view_guard import ViewGuard
-from jobs.accounts import ensure_paper_account
+from jobs.accounts import ensure_accounts
 from jobs.queue import CommandQueue, connect_queue
 from jobs.resources import Resources, build_resources
 from storage.bars import BarRepository
 from storage.heap import settle_heap
 from storage.settings import Settings
 from storage.state.health import evaluate, inputs_or_outage
+
+if TYPE_CHECKING:
+    from jobs.venues.base import OrderUpdate
 
 log = logging.getLogger("tradingd.daemon")
 HEARTBEAT_EVERY_S = 1.0  # health reports see a change within about a second (storage/state/health.py)
@@ -52,7 +55,6 @@ class Daemon:
         self.queue: CommandQueue | None = None
         self.market: MarketHub | None = None
         self.bars: BarService | None = None
-        self.paper: PaperHost | None = None
         self.clock: DcaClock | None = None
         self.http: HttpServer | None = None
         self.anchors: AuditAnchorer | None = None
@@ -69,9 +71,9 @@ class Daemon:
         pool = await connect_queue(s.redis_url)
         self.queue = CommandQueue(pool, s.queue_name, wakeup=s.worker_wakeup)
         self.res = build_resources(s, pool, pool_size=5)
-        # the daemon starts first and owns the paper account: funded (once, idempotent) before the
-        # rebuild reads Postgres, so the view has balances before any order can be previewed
-        await ensure_paper_account(self.res)
+        # the daemon starts first and owns the venues' opening balances: funded (once, idempotent)
+        # before the rebuild reads Postgres, so the view has balances before any order is previewed
+        await ensure_accounts(self.res)
         self.probe = DbProbe(s.database_url, self.outages.db)
         await self.probe.probe()
         # rebuilds the view now, then watches it: rebuilt again if Redis is flushed or restarted
@@ -85,9 +87,10 @@ class Daemon:
         await self.bars.start()
         self.market.trade_handlers.append(self.bars.on_trade)
         self.market.tick_handlers.append(self.bars.on_quote)
-        self.paper = PaperHost(self.res.paper, self.queue, outages=self.outages)
-        await self.paper.start()
-        self.market.subscribers.append(self.paper.on_quotes)
+        self.res.venues.on_update(self._on_venue_update)
+        for task in await self.res.venues.start_background(
+                lambda what, logger: LoopErrors(what, self.outages, logger)):
+            self.market.subscribers.append(task.on_quotes)
         await self.market.start()
         self.clock = DcaClock(self.res, self.queue, outages=self.outages)
         await self.clock.start()
@@ -110,18 +113,33 @@ class Daemon:
         for t in self._loops:
             t.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-        for part in (self.http, self.anchors, self.redelivery, self.clock, self.market, self.bars, self.paper,
-                     self.guard):
-            if part is not None:
+        venue_tasks = self.res.venues.stop_background if self.res else None
+        for name, stop in (("http", self.http and self.http.stop),
+                           ("anchors", self.anchors and self.anchors.stop),
+                           ("redelivery", self.redelivery and self.redelivery.stop),
+                           ("clock", self.clock and self.clock.stop),
+                           ("market", self.market and self.market.stop),
+                           ("bars", self.bars and self.bars.stop),
+                           ("venue tasks", venue_tasks),
+                           ("view guard", self.guard and self.guard.stop)):
+            if stop:
                 try:
-                    await part.stop()
+                    await stop()
                 except Exception:
-                    log.exception("stopping %s failed", type(part).__name__)
+                    log.exception("stopping %s failed", name)
         if self.probe is not None:
             await self.probe.close()
         if self.res is not None:
             await self.res.close()
             await self.res.redis.aclose()
+
+    async def _on_venue_update(self, update: OrderUpdate) -> None:
+        """A venue changed an order on its own (a fill on a tick): the worker books it, keyed by
+        the update, by the same path as any sync."""
+        assert self.queue is not None
+        VENUE_UPDATES.labels(update.venue).inc()
+        cid = update.client_order_id
+        await self.queue.enqueue_job("sync_order_job", cid, job_id=f"sync:{cid}:{update.update_id}")
 
     async def _enqueue_reconcile(self, why: str) -> None:
         assert self.queue is not None

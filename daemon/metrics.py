@@ -9,8 +9,9 @@ QUOTES = Counter("tradingd_quotes_total", "Quotes received from the feed", ["sym
 STALE = Gauge("tradingd_symbol_stale", "1 while a symbol's quotes have stopped", ["symbol"],
               registry=REGISTRY)
 FEED_CONNECTIONS = Gauge("tradingd_feed_connections_total", "Feed (re)connections so far", registry=REGISTRY)
-PAPER_FILLS = Counter("tradingd_paper_resting_fills_total", "Resting paper orders filled on ticks",
-                      registry=REGISTRY)
+VENUE_UPDATES = Counter("tradingd_venue_order_updates_total",
+                        "Order updates venues made on their own (fills on ticks, legs changed)",
+                        ["venue"], registry=REGISTRY)
 SCHEDULE_FIRES = Counter("tradingd_schedule_fires_total", "DCA schedule fires", ["kind"], registry=REGISTRY)
 RECONCILES = Counter("tradingd_reconcile_runs_total", "Reconciliation passes enqueued", registry=REGISTRY)
 REDELIVERED = Counter("tradingd_redelivered_jobs_total",

@@ -28,6 +28,7 @@ from jobs.domain.replace import check_changes, current_spec, released, why_not_r
 from jobs.domain.risk import check_order
 from jobs.effects import Effects, HeldPublish, effect
 from jobs.ledger import CLAIM, claim_command, claim_params, finish_command
+from jobs.record_durability import record_must_be_flushed
 from jobs.resources import Resources
 from jobs.venues.base import OrderRequest, VenueOrder, VenueTimeout, VenueUnavailable
 from storage.audit import AUDIT_APPEND_SELECT
@@ -54,11 +55,8 @@ _CLAIM_WITH_RISK_INPUTS = select(
     _claimed, select(CONTROL.c.state).where(CONTROL.c.id == 1).scalar_subquery().label("trading_state"),
     _available("p_quote").label("free_quote"), _available("p_base").label("free_base"))
 # The new order with its audit entry: one round trip (storage/audit.py, AUDIT_APPEND_SELECT).
-# p_commit_wait "off" lets its transaction commit without waiting for the WAL flush: only for a
-# venue that keeps its book in the ledger's Postgres (Venue.keeps_book_in_ledger). Postgres
-# flushes its WAL in order, so a crash that lost this record lost the venue's record of the
-# order too, and the booking's synchronous commit after the venue call flushes both before
-# any outcome is shown. A venue outside the database needs the record on disk before the call.
+# p_commit_wait "off" lets its transaction commit without waiting for the WAL flush, when the
+# venue allows it (jobs/record_durability.py says when, and why that is safe).
 _NEW_ORDER_COLUMNS = ("id", "client_order_id", "command_id", "venue", "symbol", "side", "type",
                       "time_in_force", "qty", "notional", "limit_price", "stop_price", "status", "filled_qty",
                       "fees", "schedule_id", "created_at", "updated_at", "trail_amount", "trail_percent",
@@ -193,7 +191,7 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder | ReplaceO
                              "risk check refused the order: " + verdict.message)
         return None
     now = datetime.now(UTC)
-    fx.durable_at_commit = not res.venues[venue].keeps_book_in_ledger
+    fx.durable_at_commit = record_must_be_flushed(res.venues[venue])
     order_list = legs(spec, cmd.command_id)
     list_id = order_list[0].client_order_id if spec.order_class != "simple" else None
     first = None

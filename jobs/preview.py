@@ -1,11 +1,11 @@
 """Order previews and their single-use confirmation tokens (pure logic + Redis, no SQL).
 
-A preview values an order from the live quote in the state view the way the paper venue would
-fill it (far side of the book, slippage, fee), runs the same pre-trade risk check the worker
-runs, and stores the result in Redis for PREVIEW_TTL_S seconds under a random id. That id is the
-token `place_order` must present: it is bound to the exact (normalized) order, it is burned on
-first use whatever the outcome, and the order's command id is derived from it, so a retried
-placement can never place twice.
+A preview values an order from the live quote in the state view the way its venue would fill it
+(the venue's own pricing: far side of the book, slippage, fee; jobs/venues/registry.py), runs
+the same pre-trade risk check the worker runs, and stores the result in Redis for PREVIEW_TTL_S
+seconds under a random id. That id is the token `place_order` must present: it is bound to the
+exact (normalized) order, it is burned on first use whatever the outcome, and the order's
+command id is derived from it, so a retried placement can never place twice.
 
 This module is also the bridge's door to the domain rules (instrument lookup, order and schedule
 validation): the MCP bridge imports it instead of `jobs.domain`, keeping the bridge thin.
@@ -25,7 +25,6 @@ from redis.asyncio import Redis
 
 from jobs.commands import OrderFields
 from jobs.domain.instruments import Instrument, UnknownInstrumentError, all_instruments, get_instrument
-from jobs.domain.matching import BPS, BookState, step, taker_price
 from jobs.domain.orders import (
     MAX_DECIMALS,
     MAX_NOTIONAL,
@@ -37,16 +36,15 @@ from jobs.domain.orders import (
 )
 from jobs.domain.risk import RiskLimits, check_order
 from jobs.domain.schedule_clock import ScheduleSpecError, validate_spec
+from jobs.venues.registry import default_venue, pricing_for, venue_for_symbol
 from storage.figures import Balance, Fee, Figures, Money, Price, Qty, show
 from storage.settings import Settings
 from storage.state import keys
 from storage.state.reader import StateReader
-from storage.state.views import QuoteView
 from storage.values import Amount, OrderType, Quote, Side, TimeInForce
 
 FEE_QUANTUM = Decimal("0.00000001")
 PREVIEW_ID_RE = re.compile(r"^pv_[A-Za-z0-9_-]{16,64}$")
-VENUE = "paper"
 
 
 class PreviewRefused(Exception):
@@ -58,6 +56,11 @@ class InputRejected(ValueError):
 
 
 # --- the domain rules the bridge needs, re-exposed with one exception type
+
+def account_venue() -> str:
+    """The venue whose account the tools show (the venue registry's default)."""
+    return default_venue()
+
 
 def known_symbols() -> list[str]:
     return sorted(i.symbol for i in all_instruments())
@@ -188,25 +191,6 @@ class PreviewResult(Figures):
         return self.order.symbol
 
 
-def _estimate(spec: OrderSpec, inst: Instrument, quote: QuoteView,
-              slippage_bps: Decimal) -> tuple[Decimal, str]:
-    """(price, execution) by the paper venue's own matching rules, applied to the quote now."""
-    q = Quote(quote.symbol, quote.bid, quote.ask, quote.bid_size, quote.ask_size, quote.ts, quote.last)
-    moved = step(BookState(spec.side, spec.type, spec.limit_price, spec.stop_price, spec.trail_amount,
-                           spec.trail_percent), q, slippage_bps, resting=False)
-    if moved.fill is not None:
-        return inst.round_price(moved.fill[0]), "fills_now"
-    if spec.type in ("limit", "stop_limit"):  # a stop-limit fills at its limit or better once triggered
-        assert spec.limit_price is not None
-        rests = spec.type == "limit" or moved.state.triggered
-        return spec.limit_price, "rests" if rests else "waits_for_stop"
-    # a touched stop becomes a taker order at the stop price (a trailing stop's: where it starts)
-    stop = moved.state.stop_price
-    assert stop is not None
-    stop_quote = Quote(q.symbol, stop, stop, q.bid_size, q.ask_size, q.ts)
-    return inst.round_price(taker_price(spec.side, stop_quote, slippage_bps)), "waits_for_stop"
-
-
 def _dec(s: str | None) -> Decimal | None:
     return None if s is None else Decimal(s)
 
@@ -232,13 +216,16 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
     age = quote.age_s(now)
     stale = quote.too_old(now, settings.quote_stale_after_s)
 
-    price, execution = _estimate(spec, inst, quote, settings.paper_slippage_bps)
-    fee_rate = settings.paper_fee_bps / BPS
+    venue = venue_for_symbol(inst.symbol)
+    pricing = pricing_for(settings, venue)
+    price, execution = pricing.estimate(spec, inst, Quote(quote.symbol, quote.bid, quote.ask, quote.bid_size,
+                                                          quote.ask_size, quote.ts, quote.last))
+    fee_rate = pricing.fee_rate
     qty = spec.qty if spec.qty is not None else inst.round_qty((spec.notional or Decimal(0)) / price)
     value = qty * price
     fee = (value * fee_rate).quantize(FEE_QUANTUM)
 
-    balances = {b.asset: b for b in await reader.balances() if b.venue == VENUE}
+    balances = {b.asset: b for b in await reader.balances() if b.venue == venue}
 
     def available(asset: str) -> Decimal:
         b = balances.get(asset)
@@ -307,8 +294,8 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
         quote=QuoteUsed(bid=quote.bid, ask=quote.ask, ts=quote.ts, age_s=round(age, 3), stale=stale),
         execution=execution,  # type: ignore[arg-type]
         estimated_price=price, estimated_qty=qty, estimated_value=value, estimated_fee=fee,
-        estimated_cost=cost, estimated_proceeds=proceeds, fee_bps=settings.paper_fee_bps,
-        slippage_bps=settings.paper_slippage_bps, balances_after=after,
+        estimated_cost=cost, estimated_proceeds=proceeds, fee_bps=pricing.fee_bps,
+        slippage_bps=pricing.slippage_bps, balances_after=after,
         risk=RiskCheck(allowed=allowed, reasons=reasons), next_step=next_step,
     )
 

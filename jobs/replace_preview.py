@@ -13,10 +13,10 @@ from decimal import Decimal
 from redis.asyncio import Redis
 
 from jobs.domain.instruments import get_instrument
-from jobs.domain.matching import BPS
 from jobs.domain.orders import OrderSpec, OrderSpecError, normalize_order
 from jobs.domain.replace import amend, check_changes, current_spec, released, why_not_replaceable
 from jobs.preview import InputRejected, PreviewResult, make_preview
+from jobs.venues.registry import pricing_for
 from storage.settings import Settings
 from storage.state.reader import StateReader
 from storage.state.views import OrderView
@@ -42,5 +42,5 @@ async def preview_replacement(reader: StateReader, redis: Redis, settings: Setti
     if why is not None:
         raise InputRejected(why)
     spec = replacement(order, changes)
-    freed = released(order, get_instrument(order.symbol), settings.paper_fee_bps / BPS)
+    freed = released(order, get_instrument(order.symbol), pricing_for(settings, order.venue).fee_rate)
     return await make_preview(reader, redis, settings, spec, replaces=order.order_id, released=freed)

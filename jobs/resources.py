@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -12,14 +11,12 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from jobs.domain.risk import RiskLimits
-from jobs.venues.base import Venue
-from jobs.venues.paper.venue import PaperVenue
+from jobs.venues.registry import Venues, build_venues
 from storage.db import make_engine, make_sessionmaker
 from storage.driver import RawPool
 from storage.settings import Settings
 from storage.state.reader import StateReader
 from storage.state.writer import StateWriter
-from storage.values import Quote
 
 
 @dataclass
@@ -31,13 +28,12 @@ class Resources:
     redis: Redis
     reader: StateReader
     writer: StateWriter
-    venues: dict[str, Venue]
-    paper: PaperVenue
+    venues: Venues  # the configured venues (jobs/venues/registry.py)
     held: set[Any] = field(default_factory=set)  # jobs.effects.HeldPublish not yet sent
 
     @property
     def default_venue(self) -> str:
-        return "paper"
+        return self.venues.default
 
     @property
     def limits(self) -> RiskLimits:
@@ -46,7 +42,8 @@ class Resources:
 
     @property
     def fee_rate(self) -> Decimal:
-        return self.paper.fee_rate
+        """The default venue's fee rate (what risk reserves and booking release for its orders)."""
+        return self.venues.pricing(self.default_venue).fee_rate
 
     async def close(self) -> None:
         for pending in list(self.held):  # a job that stopped between its order's record and its outcome
@@ -61,14 +58,5 @@ def build_resources(settings: Settings, redis: Redis, *, pool_size: int = 10) ->
     engine = make_engine(settings.database_url, pool_size=pool_size)
     sessions = make_sessionmaker(engine)
     reader = StateReader(redis)
-
-    async def quote_from_state(symbol: str) -> Quote | None:
-        q = await reader.quote(symbol)
-        if q is None or q.stale:
-            return None
-        return Quote(q.symbol, q.bid, q.ask, q.bid_size, q.ask_size, q.ts.astimezone(UTC), q.last)
-
-    paper = PaperVenue(db, quote_from_state, fee_bps=settings.paper_fee_bps,
-                       slippage_bps=settings.paper_slippage_bps, stale_after_s=settings.quote_stale_after_s)
-    return Resources(settings, db, engine, sessions, redis, reader, StateWriter(redis), {"paper": paper},
-                     paper)
+    venues = build_venues(settings, db, reader)
+    return Resources(settings, db, engine, sessions, redis, reader, StateWriter(redis), venues)

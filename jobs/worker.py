@@ -26,7 +26,7 @@ from arq.utils import timestamp_ms
 from arq.worker import func
 
 from jobs import arq_scripts
-from jobs.accounts import ensure_paper_account
+from jobs.accounts import ensure_accounts
 from jobs.commands import (
     CancelOrder,
     CreateDcaSchedule,
@@ -114,7 +114,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     outage = OutageLog("database (worker start-up)", log)
     while True:  # a worker started during an outage waits for the database instead of exiting
         try:
-            await ensure_paper_account(res)
+            await ensure_accounts(res)
             break
         except Exception as e:
             if not unavailable(e):

@@ -18,7 +18,7 @@ from fastmcp import Client
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from jobs.accounts import ensure_paper_account
+from jobs.accounts import ensure_accounts
 from jobs.resources import Resources, build_resources
 from jobs.worker import run_worker
 from mcp_bridge.server import build_server
@@ -97,7 +97,7 @@ def settings(database_url: str, redis: Redis, tmp_path: Path) -> Settings:
 async def res(settings: Settings, redis: Redis) -> AsyncIterator[Resources]:
     """The worker's resources (pools, venue, state writer), the paper account funded."""
     r = build_resources(settings, redis, pool_size=2)
-    await ensure_paper_account(r)
+    await ensure_accounts(r)
     yield r
     await r.close()
 

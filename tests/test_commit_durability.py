@@ -24,9 +24,8 @@ from tests.stack import eventually
 
 
 class _VenueElsewhere:
-    """The paper venue as a venue outside the database would be seen: same answers, book elsewhere."""
-
-    keeps_book_in_ledger = False
+    """The paper venue as a venue outside the database would be seen: same answers, book elsewhere
+    (a wrapper is no BookInLedger, jobs/record_durability.py)."""
 
     def __init__(self, paper: object) -> None:
         self._paper = paper

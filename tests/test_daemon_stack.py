@@ -14,6 +14,11 @@ from storage.values import Quote
 from tests.stack import command_queue, eventually, running_daemon, running_worker
 
 
+def _matching(d):
+    """The paper venue's matching loop in the daemon `d` (started by the venue registry)."""
+    return d.res.venues.background["paper"]
+
+
 async def test_quotes_from_the_simulator_reach_the_state_view(settings, redis):
     async with running_daemon(settings) as d:
         reader = StateReader(redis)
@@ -41,10 +46,10 @@ async def test_resting_limit_order_fills_when_a_quote_crosses_it(settings, redis
         order = await reader.order(view.order_id)
         assert order.status == "open"
         assert done.order == order  # the waiter is handed the order as committed, no second read needed
-        await d.paper.refresh()
+        await _matching(d).refresh()
         # a quote through the limit: the host fills it and the worker books the fill
         crossing = Quote("BTC/USDT", limit - 2, limit - 1, Decimal(1), Decimal(1), datetime.now(UTC))
-        await d.paper.on_quotes([crossing])
+        await _matching(d).on_quotes([crossing])
         filled = await eventually(lambda: _status_is(reader, view.order_id, "filled"))
         assert filled.avg_fill_price == limit and filled.filled_qty == Decimal("0.01")
         positions = await reader.positions()

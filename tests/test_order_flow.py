@@ -18,7 +18,7 @@ from jobs.effects import HOLD_S, Effects, HeldPublish, effect
 from jobs.orders import cancel_order, place_order, placed_outcome, reconcile_open_orders
 from jobs.resources import Resources, build_resources
 from jobs.venues.base import VenueFill, VenueOrder
-from jobs.venues.paper.venue import _INSERT_ORDER_AND_FILL, BookOrder, SimulatedCrash, _fill_params
+from jobs.venues.paper.execution import _INSERT_ORDER_AND_FILL, BookOrder, SimulatedCrash, _fill_params
 from jobs.worker import FUNCTIONS
 from storage import audit
 from storage.audit import audit_draft, verify_chain, write_audit
@@ -97,7 +97,7 @@ async def test_risk_refuses_oversized_order_and_halted_trading(res, redis):
 
 async def test_venue_timeout_is_unknown_then_reconciled_not_rejected(res, redis):
     await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
-    res.paper.faults.timeouts_after_accept = 1
+    res.venues["paper"].faults.timeouts_after_accept = 1
     result = await place_order(res, PlaceOrder(command_id="t:to", symbol="BTC/USDT", side="buy", type="market",
                                                qty=Decimal("0.01")))
     # the venue accepted it and the reconcile found the fill: never reported as a rejection
@@ -302,7 +302,7 @@ async def test_a_rerun_sends_an_order_the_venue_never_received(res, redis):
     asks the venue, hears it has no such client order id, and sends it, once."""
     await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
     cmd = PlaceOrder(command_id="t:died", symbol="BTC/USDT", side="buy", type="market", qty=Decimal("0.01"))
-    res.paper.faults.crashes_before_accept = 1
+    res.venues["paper"].faults.crashes_before_accept = 1
     with pytest.raises(SimulatedCrash):
         await place_order(res, cmd)
     async with res.sessions() as s:

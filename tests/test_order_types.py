@@ -20,11 +20,11 @@ from sqlalchemy import select
 
 from jobs.commands import PlaceOrder
 from jobs.domain.instruments import get_instrument
-from jobs.domain.matching import BookState, step, trailing_stop_price
 from jobs.domain.order_lists import legs, sibling_after
 from jobs.domain.orders import OrderSpec, OrderSpecError, client_order_id_for, normalize_order
 from jobs.orders import place_order, reconcile_open_orders
 from jobs.venues.paper.lists import cascade
+from jobs.venues.paper.matching import BookState, step, trailing_stop_price
 from mcp_bridge.server import build_server
 from storage.models import FillRow, OrderRow, PaperFillRow, PaperOrderRow
 from storage.state import keys
@@ -32,6 +32,11 @@ from storage.state.reader import StateReader
 from storage.values import Quote
 from tests.helpers import put_quote
 from tests.stack import eventually, running_daemon, running_worker
+
+
+def _matching(d):
+    """The paper venue's matching loop in the daemon `d` (started by the venue registry)."""
+    return d.res.venues.background["paper"]
 
 SLIP = Decimal(2)
 PRICES = st.decimals(min_value=Decimal(90), max_value=Decimal(110), places=2)
@@ -162,16 +167,16 @@ async def test_a_stop_limit_waits_for_its_stop_then_rests_and_fills_at_its_limit
     assert placed["preview"]["execution"] == "waits_for_stop"
     order = placed["order"]
     assert order["type"] == "stop_limit" and order["status"] == "open"
-    await d.paper.refresh()
+    await _matching(d).refresh()
     # the market is below the limit all along: a plain limit would have filled; this one waits
     for _ in range(10):
-        await d.paper.on_quotes([_quote_at(market)])
+        await _matching(d).on_quotes([_quote_at(market)])
     await eventually(lambda: _wait(0.3), timeout=2)
     assert (await _order(c, order["order_id"]))["status"] == "open"
     assert not (await _book_row(d, order["client_order_id"])).triggered
     # the ask jumps through stop and limit: triggered, not filled; the next quotes (the market
     # back below the limit) fill it at its limit, as a resting maker
-    await d.paper.on_quotes([_quote_at(limit + 100)])
+    await _matching(d).on_quotes([_quote_at(limit + 100)])
     filled = await eventually(lambda: _status(c, order["order_id"], "filled"), timeout=10)
     assert Decimal(filled["avg_fill_price"]) == limit
     assert (await _book_row(d, order["client_order_id"])).triggered
@@ -187,9 +192,9 @@ async def test_a_trailing_stop_buy_follows_the_ask_down_and_fills_on_the_retrace
     assert order["type"] == "trailing_stop" and order["status"] == "open"
     row = await _book_row(d, order["client_order_id"])
     assert row.trail_anchor is not None and row.stop_price == row.trail_anchor + 1500
-    await d.paper.refresh()
+    await _matching(d).refresh()
     low = (market - 500).quantize(Decimal("0.01"))
-    await d.paper.on_quotes([_quote_at(low)])  # the ask drops: the stop follows it down
+    await _matching(d).on_quotes([_quote_at(low)])  # the ask drops: the stop follows it down
 
     async def followed() -> PaperOrderRow | None:
         r = await _book_row(d, order["client_order_id"])
@@ -198,7 +203,7 @@ async def test_a_trailing_stop_buy_follows_the_ask_down_and_fills_on_the_retrace
     row = await eventually(followed, timeout=5)
     assert row.stop_price == low + 1500 and row.status == "open"
     trigger = low + 1500 + 1
-    await d.paper.on_quotes([_quote_at(trigger)])
+    await _matching(d).on_quotes([_quote_at(trigger)])
     filled = await eventually(lambda: _status(c, order["order_id"], "filled"), timeout=10)
     taker = get_instrument("BTC/USDT").round_price(trigger * (1 + SLIP / 10_000))
     assert Decimal(filled["avg_fill_price"]) == taker
@@ -323,8 +328,9 @@ async def test_a_bracket_buy_opens_its_exits_and_the_take_profit_cancels_the_sto
     # the two exits never both fill: only the stop-loss holds the BTC bought
     balances = _content(await c.call_tool("get_account", {}))["balances"]
     assert Decimal(next(b["locked"] for b in balances if b["asset"] == "BTC")) == Decimal("0.01")
-    await d.paper.refresh()
-    await d.paper.on_quotes([Quote("BTC/USDT", tp + 1, tp + 2, Decimal(1), Decimal(1), datetime.now(UTC))])
+    await _matching(d).refresh()
+    await _matching(d).on_quotes([Quote("BTC/USDT", tp + 1, tp + 2, Decimal(1), Decimal(1),
+                                         datetime.now(UTC))])
 
     async def closed() -> dict[str, dict[str, Any]] | None:
         now = await _legs_of(c, command_id)
@@ -351,9 +357,9 @@ async def test_an_oco_sell_whose_stop_limit_triggers_cancels_its_take_profit(sta
     assert take_profit["leg"] == "take_profit" and take_profit["status"] == "open"
     stop_loss = await _order(c, client_order_id_for(f"{placed['command']['command_id']}:stop_loss"))
     assert stop_loss["type"] == "stop_limit" and stop_loss["status"] == "open"
-    await d.paper.refresh()
+    await _matching(d).refresh()
     bid = stop - 10  # through the stop, above the stop-loss's limit: it fills at once as a taker
-    await d.paper.on_quotes([Quote("BTC/USDT", bid, bid + 1, Decimal(1), Decimal(1), datetime.now(UTC))])
+    await _matching(d).on_quotes([Quote("BTC/USDT", bid, bid + 1, Decimal(1), Decimal(1), datetime.now(UTC))])
     filled = await eventually(lambda: _status(c, stop_loss["order_id"], "filled"), timeout=10)
     assert Decimal(filled["avg_fill_price"]) == bid
     assert (await eventually(lambda: _status(c, take_profit["order_id"], "cancelled"), timeout=10))
@@ -386,9 +392,9 @@ async def test_a_fill_the_daemon_did_not_hand_on_is_booked_with_its_cancelled_le
     assert (await place_order(res, cmd)).status == "succeeded"
     tp, sl = client_order_id_for("t:bracket:take_profit"), client_order_id_for("t:bracket:stop_loss")
     crossing = Quote("BTC/USDT", Decimal(61001), Decimal(61002), Decimal(1), Decimal(1), datetime.now(UTC))
-    _, state, others = await res.paper.fill_resting(tp, crossing)
+    _, state, others = await res.venues["paper"].fill_resting(tp, crossing)
     assert state is not None and state.status == "filled" and others == [sl]
-    assert await res.paper.fill_resting(sl, crossing) == (None, None, [])  # cancelled: never fills
+    assert await res.venues["paper"].fill_resting(sl, crossing) == (None, None, [])  # cancelled: never fills
     await reconcile_open_orders(res)
     await reconcile_open_orders(res)  # a second pass changes nothing
     async with sessions() as s:
@@ -407,9 +413,9 @@ async def test_a_resting_bracket_entry_that_fills_opens_its_exits_in_the_same_tr
     assert (await place_order(res, cmd)).status == "succeeded"
     entry = client_order_id_for("t:limit-bracket")
     tp, sl = (client_order_id_for(f"t:limit-bracket:{leg}") for leg in ("take_profit", "stop_loss"))
-    assert {(await res.paper.get_order(c)).status for c in (tp, sl)} == {"held"}
+    assert {(await res.venues["paper"].get_order(c)).status for c in (tp, sl)} == {"held"}
     crossing = Quote("BTC/USDT", Decimal(58990), Decimal(58995), Decimal(1), Decimal(1), datetime.now(UTC))
-    _, state, others = await res.paper.fill_resting(entry, crossing)
+    _, state, others = await res.venues["paper"].fill_resting(entry, crossing)
     assert state is not None and state.status == "filled" and sorted(others) == sorted([tp, sl])
-    assert {(await res.paper.get_order(c)).status for c in (tp, sl)} == {"open"}
-    assert {o.client_order_id for o in await res.paper.resting_orders()} == {tp, sl}
+    assert {(await res.venues["paper"].get_order(c)).status for c in (tp, sl)} == {"open"}
+    assert {o.client_order_id for o in await res.venues["paper"].resting_orders()} == {tp, sl}

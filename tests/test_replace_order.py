@@ -124,7 +124,7 @@ def _req(cid: str, limit: Decimal, qty: str = "0.01") -> OrderRequest:
 
 async def test_a_fill_and_a_replacement_race_for_the_order_and_exactly_one_wins(res, redis):
     await put_quote(redis, BTC, "60000.00", "60010.00")
-    venue = res.paper
+    venue = res.venues["paper"]
     crossing = Quote(BTC, Decimal("49000"), Decimal("49001"), Decimal(1), Decimal(1), datetime.now(UTC))
     # the fill first: the replacement is refused, the order stays filled, nothing new rests
     await venue.submit_order(_req("td-a", Decimal("50000")))

@@ -1,11 +1,13 @@
 """Instruments the system trades, with the increments every price and quantity is rounded to.
 
-Why a registry in code: the paper venue and the simulator need fixed, reviewable contract specs;
-real venues will load theirs from the venue (exchangeInfo, /v2/assets) into the same shape.
+The value type and the catalogue every layer looks symbols up in. Each venue's instrument
+provider (jobs/venues/<name>/instruments.py) supplies its instruments and the venue registry
+(jobs/venues/registry.py) adds them here, so the domain names no venue.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Literal
@@ -42,22 +44,15 @@ class Instrument:
         return (qty / self.lot_size).quantize(Decimal(1), rounding=ROUND_DOWN) * self.lot_size
 
 
-_INSTRUMENTS: dict[str, Instrument] = {
-    i.symbol: i
-    for i in (
-        Instrument("BTC/USDT", "BTC", "USDT", "crypto", Decimal("0.01"), Decimal("0.00001"),
-                   Decimal("0.00001"), Decimal("5")),
-        Instrument("ETH/USDT", "ETH", "USDT", "crypto", Decimal("0.01"), Decimal("0.0001"),
-                   Decimal("0.0001"), Decimal("5")),
-        Instrument("SPY", "SPY", "USD", "equity", Decimal("0.01"), Decimal("0.001"),
-                   Decimal("0.001"), Decimal("1"), exchange_calendar="XNYS"),
-    )
-}
+_INSTRUMENTS: dict[str, Instrument] = {}
 
 
-# figures shown to a person (tool results) use these increments; storage cannot import them
-for _i in _INSTRUMENTS.values():
-    register_instrument(_i.symbol, tick=_i.tick_size, lot=_i.lot_size, base=_i.base, quote=_i.quote)
+def add_instruments(instruments: Iterable[Instrument]) -> None:
+    """Make instruments known by symbol (a venue's provider, through the venue registry)."""
+    for i in instruments:
+        _INSTRUMENTS[i.symbol] = i
+        # figures shown to a person (tool results) use these increments; storage cannot import them
+        register_instrument(i.symbol, tick=i.tick_size, lot=i.lot_size, base=i.base, quote=i.quote)
 
 
 class UnknownInstrumentError(ValueError):

@@ -1,19 +1,34 @@
-"""The venue protocol every venue implements: paper today, Alpaca / ccxt / 3Commas later.
+"""The venue protocols: what every venue package (jobs/venues/<name>/) gives the rest of the system.
+
+`Venue` speaks trading only: submit, cancel, get by client order id, open orders, balances, and
+the order updates the venue makes on its own (a resting order filled on a tick, a list's leg
+opened or cancelled), delivered as `OrderUpdate` events to the handlers given to `on_update`.
+Capabilities only some venues have (cancel-replace, order lists) are their own protocols, which
+the flows test for. How a venue persists, matches or talks to its exchange is its own business.
 
 Outcomes, not exceptions, for what the venue decided: a rejection is a VenueOrder with status
-"rejected". Exceptions are for what we do not know: VenueTimeout means the request may or may
-not have reached the venue (reconcile by client order id, never report a rejection);
+"rejected" and a reason. Exceptions are for what we do not know: VenueTimeout means the request
+may or may not have reached the venue (reconcile by client order id, never report a rejection);
 VenueUnavailable means it certainly did not (nothing was sent).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from storage.values import OrderStatus, OrderType, Side, TimeInForce
+from storage.values import OrderStatus, OrderType, Quote, Side, TimeInForce
+
+if TYPE_CHECKING:
+    from jobs.domain.instruments import Instrument
+    from jobs.domain.orders import OrderSpec
+    from storage.driver import RawPool
+    from storage.settings import Settings
+    from storage.state.reader import StateReader
 
 
 class VenueTimeout(Exception):
@@ -60,16 +75,118 @@ class VenueOrder:
     reject_reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class VenueBalance:
+    asset: str
+    total: Decimal
+    locked: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """The venue changed an order without being asked (a fill on a tick, a leg a fill cancelled).
+
+    `update_id` is unique per change, so a consumer keyed on it applies each change once however
+    often it is delivered; `order` is the order as the venue now holds it, when it said.
+    """
+
+    venue: str
+    client_order_id: str
+    update_id: str
+    order: VenueOrder | None = None
+
+
+UpdateHandler = Callable[[OrderUpdate], Awaitable[None]]
+
+
 class Venue(Protocol):
     name: str
-    # True only for a venue whose book is written in the ledger's own Postgres (the paper venue).
-    # Postgres makes its WAL durable in order, so such a venue cannot keep an order whose record
-    # a crash lost: the order's record need not wait for the WAL flush before the venue call
-    # (jobs/orders.py). Every venue outside the database must leave it False.
-    keeps_book_in_ledger: bool
 
     async def submit_order(self, req: OrderRequest) -> VenueOrder: ...
 
     async def cancel_order(self, client_order_id: str) -> VenueOrder | None: ...
 
     async def get_order(self, client_order_id: str) -> VenueOrder | None: ...
+
+    async def open_orders(self) -> list[VenueOrder]: ...
+
+    async def balances(self) -> list[VenueBalance]: ...
+
+    def on_update(self, handler: UpdateHandler) -> None:
+        """Deliver the venue's own order updates to `handler` from now on."""
+
+
+@runtime_checkable
+class ReplacesOrders(Protocol):
+    """A venue with an atomic cancel-replace: (the old order's state, the new order's state)."""
+
+    async def replace_order(self, client_order_id: str,
+                            req: OrderRequest) -> tuple[VenueOrder | None, VenueOrder]: ...
+
+
+@runtime_checkable
+class SubmitsOrderLists(Protocol):
+    """A venue that books an OCO's or bracket's legs (request, leg name, held) in one call."""
+
+    async def submit_order_list(self, order_list_id: str,
+                                legs: list[tuple[OrderRequest, str, bool]]) -> list[VenueOrder]: ...
+
+
+class Pricing(Protocol):
+    """How a venue prices an order before it is sent: what a preview shows and risk reserves."""
+
+    fee_bps: Decimal
+    slippage_bps: Decimal
+
+    @property
+    def fee_rate(self) -> Decimal: ...
+
+    def estimate(self, spec: OrderSpec, inst: Instrument, quote: Quote) -> tuple[Decimal, str]:
+        """(price, execution): "fills_now", "rests" or "waits_for_stop", against this quote."""
+        ...
+
+
+class LoopErrors(Protocol):
+    """A background loop's failure accounting (the daemon's: outages logged once per process)."""
+
+    def failed(self, exc: BaseException, *, cap: float = 5.0) -> float: ...
+
+    def ok(self, *, db: bool = False, redis: bool = False) -> None: ...
+
+
+ErrorsFor = Callable[[str, logging.Logger], LoopErrors]
+
+
+class VenueBackground(Protocol):
+    """What a venue runs in the daemon besides answering calls (paper: matching on quotes)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def on_quotes(self, quotes: list[Quote]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VenueDeps:
+    """What a venue may be built with: the ledger's pool and the state view's reader."""
+
+    settings: Settings
+    db: RawPool
+    reader: StateReader
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePackage:
+    """One venue package as the registry sees it (NautilusTrader's factories, much smaller).
+
+    `instruments` and `pricing` are light (no I/O): the MCP bridge's previews use them without
+    building the venue. `build` and `background` import the venue's execution side when called.
+    """
+
+    name: str
+    instruments: Callable[[], list[Instrument]]
+    pricing: Callable[[Settings], Pricing]
+    opening_balances: Callable[[Settings], Mapping[str, Decimal]]
+    build: Callable[[VenueDeps], Venue]
+    background: Callable[[Venue, ErrorsFor], VenueBackground] | None = None

@@ -8,6 +8,7 @@ from decimal import Decimal
 from fastmcp import FastMCP
 from pydantic import BaseModel
 
+from jobs.preview import account_venue
 from mcp_bridge.context import READ_ONLY, Bridge
 from storage.figures import AvgPrice, Balance, Fee, Figures, Money, Price, Qty, quote_currency
 
@@ -70,10 +71,11 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         """Balances of the paper account (total, locked by open orders, available) and whether trading
         is ACTIVE or HALTED. Use it to check funds before preview_order and to confirm a trade's effect.
         """
-        balances = [b for b in await bridge.reader.balances() if b.venue == "paper"]
+        venue = account_venue()
+        balances = [b for b in await bridge.reader.balances() if b.venue == venue]
         state = await bridge.reader.trading_state()
         return AccountResult(
-            mode=bridge.settings.mode, venue="paper", trading_state=state.state,
+            mode=bridge.settings.mode, venue=venue, trading_state=state.state,
             trading_state_reason=state.reason,
             balances=[BalanceLine(asset=b.asset, total=b.total, locked=b.locked, available=b.available)
                       for b in balances])

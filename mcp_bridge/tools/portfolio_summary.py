@@ -27,6 +27,7 @@ from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field, PlainSerializer
 
 from jobs.domain.instruments import all_instruments
+from jobs.preview import account_venue
 from mcp_bridge.context import READ_ONLY, Bridge
 from storage.figures import AvgPrice, Balance, Fee, Figures, Money, Price, Qty
 from storage.state.views import PositionView, QuoteView
@@ -164,13 +165,14 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         now = datetime.now(UTC)
         notes: list[str] = []
         sums: dict[str, _Sums] = {}
-        held = {p.symbol: p for p in positions if p.venue == "paper"}
+        venue = account_venue()
+        held = {p.symbol: p for p in positions if p.venue == venue}
         holdings: list[Holding] = []
         complete = True
 
         cash_lines = []
         for b in balances:
-            if b.venue != "paper" or (b.asset in by_base and by_base[b.asset].symbol in held) or b.total == 0:
+            if b.venue != venue or (b.asset in by_base and by_base[b.asset].symbol in held) or b.total == 0:
                 continue  # a traded asset is valued as a position below
             inst = by_base.get(b.asset)
             if inst is None:
@@ -180,7 +182,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
                                        value=None if rate is None else _round(b.total * rate, into)))
             else:  # an asset held without a position record (e.g. a starting balance)
                 held[inst.symbol] = PositionView.model_construct(
-                    venue="paper", symbol=inst.symbol, qty=b.total, avg_price=Decimal(0),
+                    venue=venue, symbol=inst.symbol, qty=b.total, avg_price=Decimal(0),
                     realized_pnl=Decimal(0), fees=Decimal(0), updated_at=now)
                 notes.append(f"{b.asset}: held without a position record, so no average price or P&L")
 

@@ -1,7 +1,8 @@
 """Matching rules of the paper venue (pure): whether and at what price an order fills against a quote.
 
-In the domain because the paper venue, the daemon's paper host and order previews must agree:
-all three call `step` (or `fill_price`, its stateless form) with the same order and quote.
+Pure (no I/O) because the venue's execution, its host in the daemon and its price estimate for
+previews (fees.py) must agree: all three call `step` (or `fill_price`, its stateless form) with
+the same order and quote.
 
 The rules, per order type (a buy looks at the ask, a sell at the bid; slippage moves a taker's
 price away from it by `slippage_bps`):

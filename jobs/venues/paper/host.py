@@ -1,13 +1,16 @@
-"""Hosts the paper venue's matching in the daemon: resting orders are checked on every quote.
+"""The paper venue's matching loop, run in the daemon: resting orders are checked on every quote.
 
 The book of resting orders is cached in memory and refreshed from Postgres (the venue's own
 tables) every `refresh_s`; each quote is applied in memory with the same matching rules the
-venue uses (jobs.domain.matching.step), and only a quote that fills an order or moves its state
-(a stop-limit's trigger, a trailing stop's anchor) costs a transaction (`fill_resting`, which
-applies the quote again to the order as stored, under its row lock). A fill is then handed to
-the worker as a `sync_order_job` keyed by the fill, so our books are updated by the same code
-path as any venue's fill event; so are the other legs of an OCO or bracket that the fill (or a
-stop-limit leg's trigger) opened or cancelled in the same transaction.
+venue uses (matching.step), and only a quote that fills an order or moves its state (a
+stop-limit's trigger, a trailing stop's anchor) costs a transaction (`fill_resting`, which
+applies the quote again to the order as stored, under its row lock). A fill is then reported as
+the venue's `OrderUpdate`, keyed by the fill (the daemon books it through the worker, by the
+same code path as any venue's fill event); so are the other legs of an OCO or bracket that the
+fill (or a stop-limit leg's trigger) opened or cancelled in the same transaction.
+
+The daemon starts it through the venue registry (jobs/venues/registry.py) and hands it the
+quotes; it imports nothing of the daemon.
 """
 
 from __future__ import annotations
@@ -15,11 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from daemon.metrics import PAPER_FILLS
-from daemon.outages import LoopErrors, StoreOutages
-from jobs.domain.matching import step
-from jobs.queue import CommandQueue
-from jobs.venues.paper.venue import BookOrder, PaperVenue
+from jobs.venues.base import ErrorsFor, OrderUpdate
+from jobs.venues.paper.execution import BookOrder, PaperVenue
+from jobs.venues.paper.matching import step
 from storage.values import Quote
 
 log = logging.getLogger("tradingd.paper")
@@ -27,14 +28,14 @@ MAX_BACKLOG = 100_000  # quotes waiting for matching (~3 hours of this simulator
 
 
 class PaperHost:
-    def __init__(self, venue: PaperVenue, queue: CommandQueue, refresh_s: float = 0.25,
-                 outages: StoreOutages | None = None) -> None:
+    """The matching loop over the venue's resting orders (a VenueBackground)."""
+
+    def __init__(self, venue: PaperVenue, errors_for: ErrorsFor, refresh_s: float = 0.25) -> None:
         self.venue = venue
-        self.queue = queue
         self.refresh_s = refresh_s
         # a Postgres outage is logged once for the daemon, not a traceback every refresh_s
-        self.errors = LoopErrors("paper book refresh", outages or StoreOutages(log), log)
-        self.match_errors = LoopErrors("paper matching", self.errors.outages, log)
+        self.errors = errors_for("paper book refresh", log)
+        self.match_errors = errors_for("paper matching", log)
         self.book: dict[str, list[BookOrder]] = {}
         self._backlog: list[Quote] = []
         self._arrived = asyncio.Event()
@@ -106,15 +107,13 @@ class PaperHost:
                 self.book[q.symbol] = rest if kept is None else [*rest, kept]
                 fill_id = state.fills[-1].fill_id if state is not None and state.fills else "none"
                 for cid in others:  # legs of its list that opened or were cancelled with it
-                    await self.queue.enqueue_job("sync_order_job", cid,
-                                                 job_id=f"sync:{cid}:{order.client_order_id}:{fill_id}")
+                    await self.venue.report(OrderUpdate(self.venue.name, cid,
+                                                        f"{order.client_order_id}:{fill_id}"))
                 if others:
                     await self.refresh()  # legs that opened rest from this quote on
                 if state is None:
                     continue
-                PAPER_FILLS.inc()
-                await self.queue.enqueue_job("sync_order_job", order.client_order_id,
-                                             job_id=f"sync:{order.client_order_id}:{fill_id}")
+                await self.venue.report(OrderUpdate(self.venue.name, order.client_order_id, fill_id, state))
                 log.info("paper %s %s filled on tick at %s", order.type, order.client_order_id,
                          state.fills[-1].price if state.fills else "?")
         return tried

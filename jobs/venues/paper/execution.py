@@ -1,39 +1,52 @@
-"""The paper venue: a simulated exchange with its own book in Postgres.
+"""The paper venue's execution: a simulated exchange with its own book in Postgres.
 
 Market orders fill at once at the simulated bid/ask with slippage and a fee; the other types
-rest until the daemon's paper host sees a quote that triggers them (`fill_resting`), by the
-rules of jobs.domain.matching. What an order has seen is kept on its row (a stop-limit's
-`triggered`, a trailing stop's `trail_anchor` and current `stop_price`), so a restarted daemon
-goes on from where the order was.
+rest until the venue's host (host.py) sees a quote that triggers them (`fill_resting`), by the
+rules of matching.py. What an order has seen is kept on its row (a stop-limit's `triggered`, a
+trailing stop's `trail_anchor` and current `stop_price`), so a restarted daemon goes on from
+where the order was. The book's tables are defined in storage (storage/models/paper_book.py).
 A duplicate client order id returns the existing order, as a real venue's duplicate check
 lets us find it. `faults` lets tests make a submit time out after the venue accepted it.
 
 A new order is matched in memory first and then written with its fill in one statement
 (autocommit, so no BEGIN/COMMIT round trips): the venue answers as fast as a row can be written.
+Its book is in the ledger's Postgres, so our record of an order need not wait for the WAL flush
+before the call (jobs/record_durability.py).
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Numeric, String, bindparam, insert, select, text, update
+from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from jobs.domain.instruments import get_instrument
-from jobs.domain.matching import BPS, BookState, step
-from jobs.venues.base import OrderRequest, VenueFill, VenueOrder, VenueTimeout
+from jobs.record_durability import BookInLedger
+from jobs.venues.base import (
+    OrderRequest,
+    OrderUpdate,
+    UpdateHandler,
+    VenueBalance,
+    VenueFill,
+    VenueOrder,
+    VenueTimeout,
+)
+from jobs.venues.paper.config import PaperConfig
+from jobs.venues.paper.data import StateQuotes
+from jobs.venues.paper.fees import PaperPricing
 from jobs.venues.paper.lists import cascade, match_leg
+from jobs.venues.paper.matching import BookState, step
 from storage.driver import DatabaseConnectionLost, Db, RawPool, transaction
-from storage.tables import PAPER_FILLS, PAPER_ORDERS
+from storage.tables import BALANCES, PAPER_FILLS, PAPER_ORDERS
 from storage.values import Quote
 
-QuoteSource = Callable[[str], Awaitable[Quote | None]]
-FEE_QUANTUM = Decimal("0.00000001")
+NAME = "paper"
 
 _CID = PAPER_ORDERS.c.client_order_id
 _AMOUNT = Numeric(38, 18)
@@ -81,6 +94,8 @@ _SET_ORDER = (update(PAPER_ORDERS).where(_CID == bindparam("p_cid"))
                       reject_reason=bindparam("p_reason"), stop_price=bindparam("p_stop"),
                       trail_anchor=bindparam("p_anchor"), triggered=bindparam("p_triggered")))
 _RESTING = select(PAPER_ORDERS).where(PAPER_ORDERS.c.status == "open")
+_OPEN = select(PAPER_ORDERS).where(PAPER_ORDERS.c.status.in_(("open", "held")))
+_BALANCES = select(BALANCES).where(BALANCES.c.venue == NAME).order_by(BALANCES.c.asset)
 _LOCK_LIST = (select(PAPER_ORDERS).where(PAPER_ORDERS.c.order_list_id == bindparam("p_list"))
               .order_by(_CID).with_for_update())
 # what fill_resting did: the order if it still rests, its state if it filled, other legs it changed
@@ -138,24 +153,28 @@ class PaperFaults:
         self.crashes_before_accept = 0
 
 
-class PaperVenue:
-    name = "paper"
-    keeps_book_in_ledger = True  # its book is in the ledger's Postgres (see Venue)
+class PaperVenue(BookInLedger):
+    name = NAME
 
-    def __init__(self, db: RawPool, quotes: QuoteSource, *,
-                 fee_bps: Decimal, slippage_bps: Decimal, stale_after_s: float) -> None:
+    def __init__(self, db: RawPool, quotes: StateQuotes, config: PaperConfig) -> None:
         self.db = db
         self.quotes = quotes
-        self.fee_rate = fee_bps / BPS
-        self.slippage_bps = slippage_bps
-        self.stale_after = timedelta(seconds=stale_after_s)
+        self.config = config
+        self.pricing = PaperPricing(config.fee_bps, config.slippage_bps)
+        self.slippage_bps = config.slippage_bps
         self.faults = PaperFaults()
+        self._handlers: list[UpdateHandler] = []
+
+    def on_update(self, handler: UpdateHandler) -> None:
+        self._handlers.append(handler)
+
+    async def report(self, update: OrderUpdate) -> None:
+        """Hand one of the venue's own order updates (the host's fills) to every handler."""
+        for handler in self._handlers:
+            await handler(update)
 
     async def _fresh_quote(self, symbol: str) -> Quote | None:
-        q = await self.quotes(symbol)
-        if q is None or datetime.now(UTC) - q.ts > self.stale_after:
-            return None
-        return q
+        return await self.quotes.fresh_quote(symbol)
 
     async def submit_order(self, req: OrderRequest) -> VenueOrder:
         if self.faults.crashes_before_accept > 0:
@@ -173,20 +192,15 @@ class PaperVenue:
             fill = self._match(order, quote, resting=False)
             if order.status == "open" and req.type == "limit" and req.time_in_force == "ioc":
                 order.status = "cancelled"
-        for attempt in (1, 2):
-            try:
-                state = await self._book(order, fill)
-                break
-            except DatabaseConnectionLost:
-                # whether the book took the order is unknown: the write is keyed by the client
-                # order id, so sending it again is safe and finds out (a restarted Postgres)
-                if attempt == 2:
-                    raise
+        state = await self._book(order, fill)
         if self.faults.timeouts_after_accept > 0:
             self.faults.timeouts_after_accept -= 1
             raise VenueTimeout(f"paper venue: simulated timeout after accepting {req.client_order_id}")
         return state
 
+    # whether the book took the order is unknown when the connection is lost: the write is keyed
+    # by the client order id, so sending it once more is safe and finds out (a restarted Postgres)
+    @retry(retry=retry_if_exception_type(DatabaseConnectionLost), stop=stop_after_attempt(2), reraise=True)
     async def _book(self, order: BookOrder, fill: VenueFill | None) -> VenueOrder:
         """Write a new order (and its fill); a client order id already on the book answers with that order."""
         async with transaction(self.db, autocommit=True) as db:
@@ -213,14 +227,14 @@ class PaperVenue:
             order.status = "rejected"
             order.reject_reason = f"notional buys less than the minimum {inst.min_qty}"
             return None
-        fee = (qty * price * self.fee_rate).quantize(FEE_QUANTUM)
+        fee = self.pricing.fee(qty, price)
         order.filled_qty += qty
         order.status = "filled"
         return VenueFill(f"{order.venue_order_id}-f{uuid.uuid4().hex[:8]}", qty, price, fee, inst.quote,
                          hit[1], datetime.now(UTC))
 
     async def fill_resting(self, client_order_id: str, quote: Quote) -> Resting:
-        """Called by the paper host on a quote that moves or fills the order: under the lock of the
+        """Called by the venue's host on a quote that moves or fills the order: under the lock of the
         order (and of every leg of its list), apply the quote to the order as stored, and what
         that does to the other legs (jobs/venues/paper/lists.py). Returns the order as now on the
         book (None if it no longer rests), its state to book if the quote filled it, and the
@@ -347,6 +361,18 @@ class PaperVenue:
     async def get_order(self, client_order_id: str) -> VenueOrder | None:
         async with transaction(self.db, autocommit=True) as db:
             return await self._state(db, client_order_id)
+
+    async def open_orders(self) -> list[VenueOrder]:
+        """Every order on the book that can still fill: resting, or held until its entry fills.
+        (Fills are whole: an open order has none.)"""
+        async with transaction(self.db, autocommit=True) as db:
+            return [_venue_order(BookOrder.from_row(r), []) for r in await db.all(_OPEN)]
+
+    async def balances(self) -> list[VenueBalance]:
+        """The simulated account's balances: the simulated exchange keeps no account of its own,
+        so its balances are the ledger's (funded from the config's starting balances)."""
+        async with transaction(self.db, autocommit=True) as db:
+            return [VenueBalance(r.asset, r.total, r.locked) for r in await db.all(_BALANCES)]
 
     async def resting_orders(self) -> list[BookOrder]:
         """Every order resting on the book."""

@@ -1,0 +1,129 @@
+"""The venue registry: which venues are configured, and each one built from its package.
+
+Shared code asks here instead of naming a venue: the venue for a symbol, a venue's pricing for
+a preview, the venues' opening balances, their background tasks for the daemon and their order
+updates. The packages it knows are listed in `PACKAGES`; the configured ones are built (the
+paper venue always, and by default the one every symbol trades on).
+
+Instruments: importing this module adds every known package's instruments to the domain's
+catalogue (jobs/domain/instruments.py), so any process that can reach a venue, or preview an
+order, can look a symbol up. A symbol belongs to the first package that lists it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping
+from decimal import Decimal
+
+from jobs.domain.instruments import add_instruments, normalize_symbol
+from jobs.venues import paper
+from jobs.venues.base import (
+    ErrorsFor,
+    OrderUpdate,
+    Pricing,
+    UpdateHandler,
+    Venue,
+    VenueBackground,
+    VenueDeps,
+    VenuePackage,
+)
+from storage.driver import RawPool
+from storage.settings import Settings
+from storage.state.reader import StateReader
+
+PACKAGES: dict[str, VenuePackage] = {p.name: p for p in (paper.PACKAGE,)}
+DEFAULT_VENUE = paper.PACKAGE.name  # where a symbol no package claims would go: the simulated market
+
+_VENUE_OF_SYMBOL: dict[str, str] = {}
+for _package in PACKAGES.values():
+    _instruments = _package.instruments()
+    add_instruments(_instruments)
+    for _inst in _instruments:
+        _VENUE_OF_SYMBOL.setdefault(_inst.symbol, _package.name)
+
+
+def configured_venues(settings: Settings) -> list[str]:
+    """The venues this process trades on (the paper venue always; live venues join it later)."""
+    return [DEFAULT_VENUE]
+
+
+def default_venue() -> str:
+    """The venue whose account the tools show when none is named."""
+    return DEFAULT_VENUE
+
+
+def venue_for_symbol(symbol: str) -> str:
+    """The venue a symbol's orders go to."""
+    return _VENUE_OF_SYMBOL.get(normalize_symbol(symbol), DEFAULT_VENUE)
+
+
+def pricing_for(settings: Settings, venue: str) -> Pricing:
+    """A venue's fees and price estimate, without building the venue (previews in the bridge)."""
+    return PACKAGES[venue].pricing(settings)
+
+
+class Venues(MutableMapping[str, Venue]):
+    """The configured venues of one process, by name (a test may swap one for a wrapper)."""
+
+    def __init__(self, settings: Settings, venues: dict[str, Venue]) -> None:
+        self.settings = settings
+        self._venues = venues
+        self._pricing = {name: pricing_for(settings, name) for name in venues}
+        self.background: dict[str, VenueBackground] = {}
+
+    def __getitem__(self, name: str) -> Venue:
+        return self._venues[name]
+
+    def __setitem__(self, name: str, venue: Venue) -> None:
+        self._venues[name] = venue
+
+    def __delitem__(self, name: str) -> None:
+        del self._venues[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._venues)
+
+    def __len__(self) -> int:
+        return len(self._venues)
+
+    @property
+    def default(self) -> str:
+        return DEFAULT_VENUE
+
+    def for_symbol(self, symbol: str) -> Venue:
+        return self._venues[venue_for_symbol(symbol)]
+
+    def pricing(self, venue: str) -> Pricing:
+        return self._pricing[venue]
+
+    def opening_balances(self) -> dict[str, Mapping[str, Decimal]]:
+        """Each venue's funding the first time we start (a simulated account's; none for a live one)."""
+        return {name: PACKAGES[name].opening_balances(self.settings) for name in self._venues}
+
+    def on_update(self, handler: UpdateHandler) -> None:
+        """Every venue's own order updates (fills on ticks, legs changed) go to `handler`."""
+        for venue in self._venues.values():
+            venue.on_update(handler)
+
+    async def start_background(self, errors_for: ErrorsFor) -> list[VenueBackground]:
+        """Start what each venue runs in the daemon (paper: matching); their quote subscribers."""
+        for name, venue in self._venues.items():
+            make = PACKAGES[name].background
+            if make is not None and name not in self.background:
+                task = make(venue, errors_for)
+                await task.start()
+                self.background[name] = task
+        return list(self.background.values())
+
+    async def stop_background(self) -> None:
+        tasks, self.background = list(self.background.values()), {}
+        for task in tasks:
+            await task.stop()
+
+
+def build_venues(settings: Settings, db: RawPool, reader: StateReader) -> Venues:
+    deps = VenueDeps(settings, db, reader)
+    return Venues(settings, {name: PACKAGES[name].build(deps) for name in configured_venues(settings)})
+
+
+__all__ = ["OrderUpdate", "Venues", "build_venues", "configured_venues", "pricing_for", "venue_for_symbol"]
