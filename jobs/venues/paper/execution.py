@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Numeric, String, bindparam, insert, select, text, update
+from sqlalchemy import Boolean, DateTime, Numeric, String, any_, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import array
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from jobs.domain.instruments import get_instrument
@@ -94,7 +95,7 @@ _SET_ORDER = (update(PAPER_ORDERS).where(_CID == bindparam("p_cid"))
                       reject_reason=bindparam("p_reason"), stop_price=bindparam("p_stop"),
                       trail_anchor=bindparam("p_anchor"), triggered=bindparam("p_triggered")))
 _RESTING = select(PAPER_ORDERS).where(PAPER_ORDERS.c.status == "open")
-_OPEN = select(PAPER_ORDERS).where(PAPER_ORDERS.c.status.in_(("open", "held")))
+_OPEN = select(PAPER_ORDERS).where(PAPER_ORDERS.c.status == any_(array(["held", "open"])))
 _BALANCES = select(BALANCES).where(BALANCES.c.venue == NAME).order_by(BALANCES.c.asset)
 _LOCK_LIST = (select(PAPER_ORDERS).where(PAPER_ORDERS.c.order_list_id == bindparam("p_list"))
               .order_by(_CID).with_for_update())
