@@ -4,7 +4,9 @@ records.py   the events (frozen, Decimal and UTC-exact, deterministic event ids)
 codec.py     events to and from stream entries
 keys.py      stream names and per-topic bounds
 publisher.py XADD after commit, pipelined, trimmed per topic
-subscriber.py consumer groups: ack, resume, claim, gaps, retries, dead letters
+subscriber.py consumer groups: ack, resume, claim, gaps, outages, dead letters
+subscription.py a subscriber's handler, gap hook, options and counters
+handler_retry.py bounded handler retries (a store outage uses up none)
 dedupe.py    the idempotency contract for handlers and the SeenSet helper
 dead_letters.py events a subscriber gave up on, with the reason
 runner.py    several subscribers in one task group with clean stopping
@@ -28,10 +30,28 @@ from storage.events.records import (
     TradingStateChanged,
 )
 from storage.events.runner import run_subscribers
-from storage.events.subscriber import Gap, Handler, Subscriber, SubscriberOptions, SubscriberStats
+from storage.events.subscriber import Subscriber
+from storage.events.subscription import Gap, GapHook, Handler, SubscriberOptions, SubscriberStats
 
 __all__ = [
-    "TOPICS", "BarClosed", "DeadLetter", "Event", "EventPublisher", "FillBooked", "Gap", "Handler",
-    "OrderUpdated", "QuoteEvent", "SeenSet", "Subscriber", "SubscriberOptions", "SubscriberStats", "Topic",
-    "TradeEvent", "TradingStateChanged", "dead_letters", "run_subscribers",
+    "TOPICS",
+    "BarClosed",
+    "DeadLetter",
+    "Event",
+    "EventPublisher",
+    "FillBooked",
+    "Gap",
+    "GapHook",
+    "Handler",
+    "OrderUpdated",
+    "QuoteEvent",
+    "SeenSet",
+    "Subscriber",
+    "SubscriberOptions",
+    "SubscriberStats",
+    "Topic",
+    "TradeEvent",
+    "TradingStateChanged",
+    "dead_letters",
+    "run_subscribers",
 ]

@@ -29,8 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from redis.asyncio import Redis
@@ -40,59 +39,15 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from storage.events import keys
 from storage.events.codec import UndecodableEvent, decode
 from storage.events.dead_letters import stage_park
-from storage.events.dedupe import SEEN_MAX, SeenSet
+from storage.events.dedupe import SeenSet
+from storage.events.handler_retry import HandlerRetry, is_error
 from storage.events.records import Event, Topic
+from storage.events.subscription import Gap, GapHook, Handler, SubscriberOptions, SubscriberStats
 from storage.outage import OutageLog, backoff_s, unavailable
 
 log = logging.getLogger("tradingd.events")
 
-Handler = Callable[[Event], Awaitable[None]]
 _Entry = tuple[bytes, Mapping[bytes, bytes]]  # a stream entry as redis-py reads it: id, fields
-
-
-@dataclass(frozen=True, slots=True)
-class Gap:
-    """Events this group may never see: its owner should resync what it keeps from Postgres.
-
-    created: the group did not exist (first start, or it vanished while the subscriber was down);
-    vanished: the stream or the group disappeared while the subscriber ran (FLUSHDB);
-    trimmed: the stream was trimmed past entries the group had not been given (or had pending)."""
-
-    topic: Topic
-    reason: Literal["created", "vanished", "trimmed"]
-    detail: str = ""
-
-
-GapHook = Callable[[Gap], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriberOptions:
-    batch: int = 100  # entries per read; also the most a crash makes the group redeliver
-    block_ms: int = 1_000  # a blocking read returns after this with nothing (so stop is prompt)
-    claim_idle_ms: int = 30_000  # an entry pending this long belongs to a dead consumer
-    housekeeping_s: float = 5.0  # how often to claim a dead consumer's entries and look for trimming
-    max_attempts: int = 5  # handler failures (not store outages) before an event is parked
-    retry_base_s: float = 0.05  # first wait between handler attempts, doubling up to retry_cap_s
-    retry_cap_s: float = 2.0
-    max_deliveries: int = 10  # deliveries without an ack (consumer crashes) before an entry is parked
-    dedupe: bool = True  # skip ids in the group's SeenSet
-    seen_max: int = SEEN_MAX
-    new_group_from: str = "0"  # where a new group starts: "0" all the stream holds, "$" new events only
-
-
-@dataclass
-class SubscriberStats:
-    handled: int = 0
-    duplicates: int = 0  # skipped: the SeenSet had them, or twice in one batch
-    dead_lettered: int = 0
-    claimed: int = 0  # entries taken over from other consumers
-    gaps: list[Gap] = field(default_factory=list)
-
-
-def _is_error(exc: BaseException) -> bool:
-    """Retry exceptions, never a cancellation (tenacity catches BaseException)."""
-    return isinstance(exc, Exception)
 
 
 def _group_gone(exc: ResponseError) -> bool:
@@ -104,38 +59,6 @@ def _group_gone(exc: ResponseError) -> bool:
 def _id_tuple(entry_id: bytes) -> tuple[int, int]:
     ms, _, seq = entry_id.partition(b"-")
     return int(ms), int(seq or 0)
-
-
-class _HandlerAttempts:
-    """tenacity's stop and wait for one event: faults use up the budget, store outages do not."""
-
-    def __init__(self, sub: Subscriber) -> None:
-        self.sub = sub
-        self.faults = 0
-
-    def note(self, exc: BaseException) -> None:
-        if unavailable(exc):
-            self.sub._handler_outage.failed(exc)
-        else:
-            self.faults += 1
-            log.warning("handler of %s failed (attempt %d of %d): %s: %s", self.sub.group, self.faults,
-                        self.sub.options.max_attempts, type(exc).__name__, exc)
-
-    def exhausted(self) -> bool:
-        return self.faults >= self.sub.options.max_attempts
-
-    def stop(self, rs: RetryCallState) -> bool:
-        assert rs.outcome is not None
-        exc = rs.outcome.exception()
-        assert exc is not None
-        self.note(exc)
-        return self.exhausted()
-
-    def wait(self, rs: RetryCallState | None = None) -> float:
-        if self.sub._handler_outage.down_since is not None:
-            return self.sub._handler_outage.delay()
-        o = self.sub.options
-        return min(o.retry_cap_s, o.retry_base_s * 2 ** max(0, self.faults - 1))
 
 
 class Subscriber:
@@ -158,7 +81,7 @@ class Subscriber:
         self._stopping = False
         self._read: asyncio.Future[Any] | None = None
         self._outage = OutageLog(f"event bus (group {group})", log)
-        self._handler_outage = OutageLog(f"a store, for handler of group {group}", log)
+        self._handler = HandlerRetry(handler, self.options, group)
         self._faults = 0  # consecutive unexpected failures of a step (not outages)
 
     # ---- running -----------------------------------------------------------------------------
@@ -167,7 +90,7 @@ class Subscriber:
         """Consume until `request_stop` (returns) or cancellation (raises CancelledError).
         Never returns or raises because of Redis or a handler."""
         while not self._stopping:
-            async for attempt in AsyncRetrying(retry=retry_if_exception(_is_error), wait=self._step_wait,
+            async for attempt in AsyncRetrying(retry=retry_if_exception(is_error), wait=self._step_wait,
                                                before_sleep=self._step_failed, reraise=True):
                 with attempt:
                     await self._step()
@@ -315,7 +238,7 @@ class Subscriber:
 
     async def _recover_own_pending(self) -> None:
         """Our own entries delivered before a crash or failure and never acknowledged, oldest first."""
-        cursors = dict.fromkeys(self._topics, b"0")
+        cursors: dict[Any, Any] = dict.fromkeys(self._topics, b"0")  # redis-py's annotation is narrower
         while cursors and not self._stopping:
             try:
                 reply = await self.redis.xreadgroup(self.group, self.consumer, cursors,
@@ -406,7 +329,7 @@ class Subscriber:
                     self.stats.duplicates += 1
                     ack.append(entry_id)
                 else:
-                    failure = await self._handle(event)
+                    failure = await self._handler.call(event)
                     if failure is None:
                         self.stats.handled += 1
                         handled_ids.append(event_id)
@@ -425,30 +348,6 @@ class Subscriber:
         rows = await self.redis.xpending_range(stream, self.group, min=entries[0][0], max=entries[-1][0],
                                                count=len(entries), consumername=self.consumer)
         return {r["message_id"]: int(r["times_delivered"]) for r in rows}
-
-    async def _handle(self, event: Event) -> tuple[str, int] | None:
-        """None once the handler returned; (reason, attempts) when it failed `max_attempts` times."""
-        try:
-            await self.handler(event)
-            if self._handler_outage.down_since is not None:
-                self._handler_outage.ok()
-            return None
-        except Exception as first:
-            attempts = _HandlerAttempts(self)
-            attempts.note(first)
-            failed: BaseException = first
-        if not attempts.exhausted():
-            await asyncio.sleep(attempts.wait())
-            try:
-                async for attempt in AsyncRetrying(retry=retry_if_exception(_is_error), stop=attempts.stop,
-                                                   wait=attempts.wait, reraise=True):
-                    with attempt:
-                        await self.handler(event)
-                self._handler_outage.ok()
-                return None
-            except Exception as e:
-                failed = e
-        return f"{type(failed).__name__}: {failed}", attempts.faults
 
     async def _acknowledge(self, stream: str, ack: list[bytes], handled_ids: list[str],
                            parked: list[tuple[bytes, Mapping[bytes, bytes], str, int]]) -> None:

@@ -1,3 +1,5 @@
+# redis-py types each command `Awaitable[T] | T` (one signature for its sync and async clients):
+# mypy: disable-error-code="misc"
 """The event bus (storage/events) on the real Redis (and Postgres for the kill -9 test).
 
 Every wait is bounded (asyncio.timeout, `until`, tests.stack.eventually): a bus that loses or stalls an
@@ -29,10 +31,12 @@ from storage.events import (
     EventPublisher,
     FillBooked,
     Gap,
+    Handler,
     OrderUpdated,
     QuoteEvent,
     Subscriber,
     SubscriberOptions,
+    Topic,
     TradeEvent,
     TradingStateChanged,
     dead_letters,
@@ -92,13 +96,13 @@ async def running(*subs: Subscriber, grace_s: float = 5.0) -> AsyncIterator[asyn
             await task
 
 
-def recorder() -> tuple[list[Event], Callable[[Event], asyncio.Future[None]]]:
+def recorder() -> tuple[list[Event], Handler]:
     got: list[Event] = []
 
     async def handle(event: Event) -> None:
         got.append(event)
 
-    return got, handle  # type: ignore[return-value]
+    return got, handle
 
 
 async def until(condition: Callable[[], object], within_s: float = 10.0) -> None:
@@ -108,8 +112,8 @@ async def until(condition: Callable[[], object], within_s: float = 10.0) -> None
             await asyncio.sleep(0.01)
 
 
-async def pending(redis: Redis, topic: str, group: str) -> int:
-    return int((await redis.xpending(keys.stream(topic), group))["pending"])  # type: ignore[arg-type]
+async def pending(redis: Redis, topic: Topic, group: str) -> int:
+    return int((await redis.xpending(keys.stream(topic), group))["pending"])
 
 
 # ---- records and codec ---------------------------------------------------------------------------
@@ -123,7 +127,7 @@ async def test_every_event_type_round_trips_with_exact_decimals_and_utc(redis: R
         back = decode(fields)
         assert back == event and type(back) is type(event)
         assert fields[b"id"].decode() == event.event_id
-        for name in event.__dataclass_fields__:  # type: ignore[attr-defined]
+        for name in event.__dataclass_fields__:
             value = getattr(back, name)
             if isinstance(getattr(event, name), Decimal):  # same value, digit for digit, still a Decimal
                 assert isinstance(value, Decimal) and value == getattr(event, name)
