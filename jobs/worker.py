@@ -43,7 +43,7 @@ from jobs.replace import replace_order
 from jobs.resources import Resources, build_resources
 from jobs.schedules import run_scheduled_buy, schedule_command
 from storage.heap import settle_heap
-from storage.outage import OutageLog, unavailable
+from storage.outage import OutageLog, retry_through_outage, unavailable
 from storage.settings import Settings, get_settings
 from storage.state import keys
 from storage.state.writer import StateWriter
@@ -112,15 +112,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     res = build_resources(settings, ctx["redis"])
     ctx["res"] = res
     outage = OutageLog("database (worker start-up)", log)
-    while True:  # a worker started during an outage waits for the database instead of exiting
-        try:
+    async for attempt in retry_through_outage(outage):  # started during an outage: wait, do not exit
+        with attempt:
             await ensure_accounts(res)
-            break
-        except Exception as e:
-            if not unavailable(e):
-                raise
-            outage.failed(e)
-            await asyncio.sleep(outage.delay())
     outage.ok()
     load_calendars(all_instruments(), datetime.now(UTC))
     settle_heap()

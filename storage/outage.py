@@ -20,6 +20,7 @@ import asyncpg
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
 # asyncpg's classes for "the server is not there or not accepting work": refused or dropped
 # connections, a server starting up or shutting down, too many clients, a cancelled statement
@@ -52,6 +53,22 @@ def backoff_s(attempt: int, *, base: float = 0.25, cap: float = 5.0) -> float:
     # the exponent is capped: a shared log counts every loop's attempts, and a long outage passes
     # 1,024 of them, where 2 ** n no longer converts to a float (it crashed the loops it paced)
     return random.uniform(base / 2, min(cap, base * 2 ** min(max(0, attempt - 1), 30)))
+
+
+def retry_through_outage(outage: OutageLog, *, base: float = 0.25, cap: float = 5.0) -> AsyncRetrying:
+    """Retry an attempt for as long as the store it needs is unreachable (`unavailable`), with the
+    same full-jitter backoff as `backoff_s`, the outage logged once through `outage`; any other
+    error propagates at once. Call `outage.ok()` after it succeeds.
+
+    Usage: `async for attempt in retry_through_outage(outage): with attempt: await op()`.
+    """
+    def note(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if exc is not None:
+            outage.failed(exc)
+
+    return AsyncRetrying(retry=retry_if_exception(unavailable), before_sleep=note, reraise=True,
+                         wait=wait_random_exponential(multiplier=base, max=cap, min=base / 2))
 
 
 @dataclass
