@@ -15,123 +15,38 @@ Matching rules (what a test can rely on):
   with the same newClientOrderID can be accepted only when the previous one is filled, otherwise the
   order will be rejected"); otherwise `-2010 Duplicate order sent.`
 
-Every change is announced to `listeners` (synchronously, in order) as the events at the bottom of this
-module; the websocket streams turn them into Binance's frames.
+Every change is announced to `listeners` (synchronously, in order) as the events of records.py; the
+websocket streams turn them into Binance's frames.
 """
 
 from __future__ import annotations
 
 import itertools
 import secrets
-import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from tests.fakes.binance_spot import errors
 from tests.fakes.binance_spot.errors import BinanceError
 from tests.fakes.binance_spot.instruments import ORDER_TYPES, SymbolSpec
+from tests.fakes.binance_spot.records import (
+    BUY,
+    SELL,
+    ZERO,
+    BalanceEvent,
+    BookTop,
+    Event,
+    Fill,
+    Order,
+    OrderEvent,
+    PublicTrade,
+    now_ms,
+    snapshot,
+)
 
-ZERO = Decimal(0)
-BUY, SELL = "BUY", "SELL"
-OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
 DEFAULT_TOP_QTY = Decimal(100)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True)
-class BookTop:
-    update_id: int
-    symbol: str
-    bid: Decimal
-    bid_qty: Decimal
-    ask: Decimal
-    ask_qty: Decimal
-
-
-@dataclass(frozen=True)
-class PublicTrade:
-    trade_id: int
-    symbol: str
-    price: Decimal
-    qty: Decimal
-    time_ms: int
-    buyer_is_maker: bool
-
-
-@dataclass(frozen=True)
-class Fill:
-    trade_id: int
-    order_id: int
-    symbol: str
-    is_buyer: bool
-    is_maker: bool
-    price: Decimal
-    qty: Decimal
-    commission: Decimal
-    commission_asset: str
-    time_ms: int
-
-    @property
-    def quote_qty(self) -> Decimal:
-        return self.price * self.qty
-
-
-@dataclass
-class Order:
-    order_id: int
-    symbol: str
-    client_order_id: str
-    side: str
-    type: str
-    time_in_force: str
-    price: Decimal  # 0 for MARKET, as Binance reports it
-    orig_qty: Decimal
-    orig_quote_qty: Decimal
-    time_ms: int
-    update_time_ms: int
-    executed_qty: Decimal = ZERO
-    cumulative_quote_qty: Decimal = ZERO
-    status: str = "NEW"
-    fills: list[Fill] = field(default_factory=list)
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.orig_qty - self.executed_qty
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
-
-    @property
-    def rests(self) -> bool:
-        return self.type in ("LIMIT", "LIMIT_MAKER")
-
-
-@dataclass(frozen=True)
-class OrderEvent:
-    """One executionReport: `execution` is Binance's execution type (NEW, TRADE, CANCELED, EXPIRED)."""
-
-    order: Order  # a snapshot taken when the event happened
-    execution: str
-    fill: Fill | None
-    time_ms: int
-    cancel_client_order_id: str | None = None
-
-
-@dataclass(frozen=True)
-class BalanceEvent:
-    """The touched assets after a change, as outboundAccountPosition reports them: asset -> (free, locked)."""
-
-    balances: dict[str, tuple[Decimal, Decimal]]
-    time_ms: int
-
-
-Event = BookTop | PublicTrade | OrderEvent | BalanceEvent
 
 DEFAULT_PRICES: dict[str, tuple[Decimal, Decimal]] = {
     "BTCUSDT": (Decimal("60000.00"), Decimal("60000.01")),
@@ -525,7 +440,3 @@ class Book:
     def _emit(self, event: Event) -> None:
         for listener in list(self.listeners):
             listener(event)
-
-
-def snapshot(order: Order) -> Order:
-    return replace(order, fills=list(order.fills))

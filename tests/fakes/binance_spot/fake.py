@@ -17,10 +17,11 @@ from decimal import Decimal
 import uvicorn
 
 from tests.fakes.binance_spot.auth import Credentials
-from tests.fakes.binance_spot.book import Book, PublicTrade, now_ms
+from tests.fakes.binance_spot.book import Book
 from tests.fakes.binance_spot.faults import Faults
 from tests.fakes.binance_spot.instruments import DEFAULT_SYMBOLS, SymbolSpec
 from tests.fakes.binance_spot.limits import RequestWeightLimiter
+from tests.fakes.binance_spot.records import PublicTrade, now_ms
 from tests.fakes.binance_spot.server import build_app
 from tests.fakes.binance_spot.streams import ListenKeys, StreamHub
 

@@ -22,9 +22,9 @@ from starlette.routing import Route, WebSocketRoute
 
 from tests.fakes.binance_spot import errors, tape, wire
 from tests.fakes.binance_spot.auth import rest_payload
-from tests.fakes.binance_spot.book import Order
 from tests.fakes.binance_spot.errors import BinanceError
 from tests.fakes.binance_spot.instruments import exchange_info
+from tests.fakes.binance_spot.records import Order
 
 if TYPE_CHECKING:
     from tests.fakes.binance_spot.fake import FakeBinanceSpot

@@ -30,8 +30,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tests.fakes.binance_spot import errors, tape, wire
 from tests.fakes.binance_spot.auth import Credentials, ws_api_payload
-from tests.fakes.binance_spot.book import BalanceEvent, Book, BookTop, Event, OrderEvent, PublicTrade
+from tests.fakes.binance_spot.book import Book
 from tests.fakes.binance_spot.errors import BinanceError
+from tests.fakes.binance_spot.records import BalanceEvent, BookTop, Event, OrderEvent, PublicTrade
 
 STREAM_NAME = re.compile(r"^[a-z0-9]+@(trade|aggTrade|bookTicker|ticker|miniTicker)$")
 LISTEN_KEY_TTL_MS = 60 * 60 * 1000

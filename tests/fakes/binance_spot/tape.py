@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.fakes.binance_spot.book import BookTop, PublicTrade
 from tests.fakes.binance_spot.errors import BinanceError
+from tests.fakes.binance_spot.records import BookTop, PublicTrade
 from tests.fakes.binance_spot.wire import dec
 
 INTERVAL_MS: dict[str, int] = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.fakes.binance_spot.book import BalanceEvent, BookTop, Fill, Order, OrderEvent, PublicTrade
+from tests.fakes.binance_spot.records import BalanceEvent, BookTop, Fill, Order, OrderEvent, PublicTrade
 
 
 def dec(value: Decimal) -> str:
