@@ -67,7 +67,6 @@ class Subscriber:
         self.redis = redis
         self.group = group
         self.consumer = consumer
-        self.handler = handler
         self.on_gap = on_gap
         self.options = options or SubscriberOptions()
         self.stats = SubscriberStats()
@@ -103,11 +102,6 @@ class Subscriber:
         self._stopping = True
         if self._read is not None and not self._read.done():
             self._read.cancel()
-
-    @property
-    def reading(self) -> bool:
-        """Waiting for entries (not inside a handler): a stop now loses no work."""
-        return self._read is not None and not self._read.done()
 
     def _step_failed(self, rs: RetryCallState) -> None:
         assert rs.outcome is not None
