@@ -4,6 +4,7 @@ Why a package per dialect: each venue's framing, acks and reconnect rules differ
 downstream (state view, strategies, risk) should only ever see `storage.values` types.
 """
 
+import jobs.venues.registry  # noqa: F401  (fills the instrument catalogue the symbols are looked up in)
 from daemon.feeds.binance import BinanceFeedClient
 
 __all__ = ["BinanceFeedClient"]

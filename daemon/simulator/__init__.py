@@ -5,6 +5,7 @@ an account or a clock-dependent venue. Same seed, same prices; the wire dialect 
 the production feed client is what gets exercised.
 """
 
+import jobs.venues.registry  # noqa: F401  (fills the instrument catalogue the symbols are looked up in)
 from daemon.simulator.paths import (
     SAMPLE_TICKS_CSV,
     CsvReplayPath,
