@@ -398,3 +398,37 @@ async def test_stop_finishes_the_handler_in_progress_and_acknowledges_it(redis: 
         await until(lambda: len(done) == 2)
     assert done == [trade(1).event_id, trade(2).event_id]
     assert await pending(redis, "trade", "g") == 0
+
+
+async def test_stopping_an_idle_subscriber_does_not_wait_for_its_blocking_read(redis: Redis) -> None:
+    got, handle = recorder()
+    sub = Subscriber(redis, group="g", consumer="c", topics=["trade"], handler=handle,
+                     options=SubscriberOptions(block_ms=30_000))
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_subscribers([sub], stop))
+    await EventPublisher(redis).publish([trade(1)])
+    await until(lambda: len(got) == 1)
+    await asyncio.sleep(0.2)  # now blocked in XREADGROUP for up to 30 s
+    stop.set()
+    async with asyncio.timeout(1):
+        await task
+
+
+async def test_a_store_outage_inside_the_handler_uses_up_no_attempt(redis: Redis) -> None:
+    """Postgres or Redis unreachable from a handler is not the event's fault: the event waits for the
+    store (backoff) instead of being parked after max_attempts."""
+    failures = {"left": 4}
+    got: list[Event] = []
+
+    async def handle(event: Event) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionRefusedError("Postgres is down")
+        got.append(event)
+
+    opts = SubscriberOptions(block_ms=100, max_attempts=2, retry_base_s=0.01)
+    sub = Subscriber(redis, group="g", consumer="c", topics=["trade"], handler=handle, options=opts)
+    async with running(sub):
+        await EventPublisher(redis).publish([trade(1)])
+        await until(lambda: len(got) == 1, within_s=15)
+    assert sub.stats.dead_lettered == 0 and await dead_letters(redis) == []
