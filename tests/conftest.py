@@ -90,6 +90,7 @@ def settings(database_url: str, redis: Redis, tmp_path: Path) -> Settings:
         # SPY orders must not depend on the wall clock (NYSE hours); the session check has its own
         # tests at fixed instants (test_market_sessions.py)
         enforce_market_hours=False,
+        toolsets="all",  # the suite exercises every tool; tests/mcp_bridge/test_toolsets.py checks the choice
     )
 
 
