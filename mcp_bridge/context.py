@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from jobs.commands import AnyCommand
 from jobs.intake import NotAccepted
 from jobs.queue import CommandQueue
+from mcp_bridge.param_schema import CompactSchema
 from storage.settings import Settings
 from storage.state.reader import StateReader
 from storage.state.views import CommandView, OrderView, QuoteView
@@ -32,12 +33,18 @@ def writes(*, destructive: bool, idempotent: bool) -> dict[str, bool]:
             "openWorldHint": False}
 
 
-# shared parameter types
-PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+# shared parameter types (CompactSchema: how tools/list shows them; validation is the type's)
+# An amount or a price: a JSON number or a decimal string ("0.1" stays exact), > 0 and finite.
+_NOT_SHOWN_FOR_AMOUNTS = ("exclusiveMinimum",)  # a positive amount goes without saying
+PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False),
+                            CompactSchema(omit=_NOT_SHOWN_FOR_AMOUNTS)]
+OptionalPositiveDecimal = Annotated[PositiveDecimal | None, CompactSchema()]
+# a symbol's length and characters are the server's limits; the example says what to pass
 Symbol = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9/_\-.]+$",
-                              description="instrument symbol, e.g. 'BTC/USDT', 'ETH/USDT' or 'SPY'")]
+                              description="e.g. 'BTC/USDT' or 'SPY'"),
+                   CompactSchema(omit=("pattern", "minLength", "maxLength"))]
 CommandIdParam = Annotated[str, Field(min_length=1, max_length=160, pattern=r"^[A-Za-z0-9:_\-.]+$",
-                                      description="the command_id a previous tool call returned")]
+                                      description="from an earlier tool result")]
 
 
 class CommandOutcome(BaseModel):

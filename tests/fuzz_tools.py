@@ -102,6 +102,8 @@ def _number_strategy(prop: dict[str, Any]) -> st.SearchStrategy[Any]:
 
 def _schema_strategy(name: str, prop: dict[str, Any]) -> st.SearchStrategy[Any]:
     """A strategy for values that satisfy (or nearly satisfy) one property's schema."""
+    if isinstance(prop.get("type"), list):  # a type list (mcp_bridge/param_schema.py) is an anyOf
+        prop = {"anyOf": [{**prop, "type": kind} for kind in prop["type"]]}
     options = prop.get("anyOf")
     if options:
         kinds = {o.get("type") for o in options}

@@ -18,27 +18,24 @@ from pydantic import BaseModel, Field
 
 from jobs.preview import InputRejected, resolve_symbol
 from mcp_bridge.context import READ_ONLY, Bridge, Symbol
+from mcp_bridge.param_schema import CompactSchema
 from storage.state.fills import FillView
 from storage.state.reader import Page, Position
 from storage.state.views import OrderView
 
-Limit = Annotated[int, Field(ge=1, le=200, description="at most this many per page, newest first")]
+Limit = Annotated[int, Field(ge=1, le=200, description="page size")]
 Cursor = Annotated[str | None, Field(
     min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-=]+$",
-    description="the 'next' value of the previous page, to get the page after it; omit for the newest")]
-Since = Annotated[datetime | None, Field(
-    description="only from this instant on (inclusive), ISO 8601, e.g. '2026-11-30T00:00:00Z' "
-                "(no offset: UTC)")]
-Until = Annotated[datetime | None, Field(
-    description="only before this instant (exclusive), ISO 8601, e.g. '2026-11-30T12:00:00Z' "
-                "(no offset: UTC)")]
-OptSymbol = Annotated[Symbol | None, Field(description="only this symbol, e.g. 'BTC/USDT'")]
+    description="the previous page's 'next'; omit for the newest"), CompactSchema()]
+Since = Annotated[datetime | None, Field(description="inclusive, ISO 8601 (no offset: UTC)"), CompactSchema()]
+Until = Annotated[datetime | None, Field(description="exclusive, ISO 8601 (no offset: UTC)"), CompactSchema()]
+OptSymbol = Annotated[Symbol | None, CompactSchema()]
 ScheduleId = Annotated[str | None, Field(
     min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$",
-    description="only orders a DCA schedule placed (its id, as list_dca_schedules shows)")]
+    description="only orders this DCA schedule placed"), CompactSchema()]
 OrderIdFilter = Annotated[str | None, Field(
     min_length=4, max_length=40, pattern=r"^ord_[A-Za-z0-9_\-]+$",
-    description="only fills of this order ('ord_...', as list_orders shows)")]
+    description="only this order's fills"), CompactSchema()]
 
 
 class OrdersPage(BaseModel):
@@ -104,14 +101,13 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="List orders", annotations={**READ_ONLY, "title": "List orders"})
     async def list_orders(
         status: Annotated[Literal["open", "filled", "cancelled", "rejected", "all"], Field(
-            description="open: still working (use it to find orders to cancel); filled, cancelled, "
-                        "rejected: ended that way; all: any")] = "all",
+            description="open: still working (cancellable)")] = "all",
         symbol: OptSymbol = None, schedule_id: ScheduleId = None, since: Since = None, until: Until = None,
         limit: Limit = 50, cursor: Cursor = None,
     ) -> OrdersPage:
         """Orders newest first (status, filled qty, average price, fees), filtered by status, symbol,
-        DCA schedule and creation time, a page at a time: when the answer has `next`, call again with
-        cursor=next (and the same filters) for older ones. Fills of an order: list_fills."""
+        DCA schedule and creation time. While the answer has `next`, call again with cursor=next and
+        the same filters for older ones."""
         after = decode_cursor("list_orders", cursor)
         low, high = time_range(since, until)
         page = await bridge.reader.order_page(symbol=canonical(symbol), status=status,
@@ -124,9 +120,9 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="List fills", annotations={**READ_ONLY, "title": "List fills"})
     async def list_fills(symbol: OptSymbol = None, order_id: OrderIdFilter = None, since: Since = None,
                          until: Until = None, limit: Limit = 50, cursor: Cursor = None) -> FillsPage:
-        """Executions newest first: order id, symbol, side, price, qty, fee and its asset, liquidity
-        (maker: rested on the book; taker: took the book) and time; filtered by symbol, order and
-        time, a page at a time (call again with cursor=next while the answer has `next`)."""
+        """Executions newest first (order id, side, price, qty, fee, maker or taker, time), filtered by
+        symbol, order and time. While the answer has `next`, call again with cursor=next and the same
+        filters for older ones."""
         after = decode_cursor("list_fills", cursor)
         low, high = time_range(since, until)
         page = await bridge.reader.fill_page(symbol=canonical(symbol), order_id=order_id, since=low,

@@ -33,11 +33,8 @@ class QuoteResult(Figures):
 def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="Get a quote", annotations=READ_ONLY)
     async def get_quote(symbol: Symbol) -> QuoteResult:
-        """Current best bid/ask for a symbol from the live feed (paper market).
-
-        Use it before preview_order to see the price. A quote marked stale is too old to trade on:
-        wait a few seconds and ask again. Next step to trade: preview_order.
-        """
+        """Current best bid/ask of a symbol from the live feed; check it before preview_order. A
+        quote marked stale is too old to trade on: wait a few seconds and ask again."""
         try:
             canonical = resolve_symbol(symbol)
         except InputRejected as e:

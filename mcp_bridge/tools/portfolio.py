@@ -68,9 +68,8 @@ class PositionsResult(BaseModel):
 def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="Account balances", annotations=READ_ONLY)
     async def get_account() -> AccountResult:
-        """Balances of the paper account (total, locked by open orders, available) and whether trading
-        is ACTIVE or HALTED. Use it to check funds before preview_order and to confirm a trade's effect.
-        """
+        """Paper account balances (total, locked by open orders, available) and whether trading is
+        ACTIVE or HALTED; check funds here before preview_order."""
         venue = account_venue()
         balances = [b for b in await bridge.reader.balances() if b.venue == venue]
         state = await bridge.reader.trading_state()
@@ -82,11 +81,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
 
     @mcp.tool(title="Positions", annotations=READ_ONLY)
     async def get_positions() -> PositionsResult:
-        """Open and closed positions (qty, average entry price, realized P&L of closed qty, fees paid)
-        with a mark from the live quote, and the totals per quote currency.
-
-        Use it to see what is held, e.g. before a sell (sell qty may not exceed the position).
-        """
+        """Positions (qty, average entry price, realized and unrealized P&L, fees) marked at the live
+        quote, with totals per quote currency. A sell may not exceed the position held."""
         lines = []
         totals: dict[str, CurrencyTotal] = {}
         for p in await bridge.reader.positions():

@@ -44,7 +44,7 @@ InQuote = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_ty
 
 QuoteParam = Annotated[str, Field(
     min_length=2, max_length=10, pattern=r"^[A-Za-z]+$",
-    description="the currency to value everything in: USDT (default), USD, or BTC/ETH")]
+    description="USDT, USD, BTC or ETH")]
 
 
 class Holding(Figures):
@@ -150,11 +150,10 @@ def _mark(qty: Decimal, q: QuoteView | None) -> Decimal | None:
 def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="Portfolio summary", annotations={**READ_ONLY, "title": "Portfolio summary"})
     async def get_portfolio(quote: QuoteParam = "USDT") -> PortfolioResult:
-        """What the paper account is worth in one currency: total equity (cash + positions marked at
-        the bid), each position's market value, unrealized and realized P&L and fees, and the day's
-        change (against the first valuation made this UTC day, whose time is given). Holdings in a
-        currency that does not convert into `quote` (SPY and USD cash when valuing in USDT: no
-        USD/USDT pair) are listed under not_converted, in their own currency, not in equity."""
+        """What the paper account is worth in one currency: equity (cash + positions at the bid),
+        each position's value, P&L and fees, and the change since the UTC day's first valuation.
+        Holdings with no rate into `quote` (SPY and USD cash in USDT) are listed apart under
+        not_converted, not in equity."""
         into = quote.upper()
         if into not in quote_currencies():
             raise ToolError(f"cannot value in {quote[:10]!r}; use one of: {', '.join(quote_currencies())}")

@@ -11,24 +11,33 @@ from pydantic import BaseModel, Field
 
 from jobs.commands import CreateDcaSchedule, DeleteDcaSchedule, PlainText, UpdateDcaSchedule, new_command_id
 from jobs.preview import InputRejected, check_schedule_input, default_dca_name
-from mcp_bridge.context import READ_ONLY, Bridge, CommandOutcome, PositiveDecimal, Symbol, writes
+from mcp_bridge.context import (
+    READ_ONLY,
+    Bridge,
+    CommandOutcome,
+    OptionalPositiveDecimal,
+    PositiveDecimal,
+    Symbol,
+    writes,
+)
+from mcp_bridge.param_schema import CompactSchema
 from storage.state.views import ScheduleView
 
 ScheduleId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^sch_[A-Za-z0-9]+$",
-                                  description="a schedule id ('sch_...') from list_dca_schedules")]
+                                  description="from list_dca_schedules")]
 Cron = Annotated[PlainText | None, Field(
     min_length=9, max_length=120,
-    description="5-field crontab in UTC: minute hour day-of-month month day-of-week, "
-                "e.g. '0 9 * * mon' = Mondays 09:00 UTC; give cron or interval_s, not both")]
+    description="5-field crontab in UTC, e.g. '0 9 * * mon' = Mondays 09:00; cron or interval_s"),
+    CompactSchema()]
 IntervalS = Annotated[int | None, Field(ge=60, le=366 * 86400,
-                                        description="fire every N seconds instead of a cron (min 60)")]
+                                        description="seconds between fires, instead of cron"),
+                      CompactSchema()]
 MisfireGrace = Annotated[int | None, Field(
-    ge=0, le=7 * 86400, description="how late (s) a fire missed while the daemon was down may still buy; "
-                                    "default 3600")]
-MaxPrice = Annotated[PositiveDecimal | None,
-                     Field(description="skip a fire when the ask is above this price")]
-Name = Annotated[PlainText | None, Field(min_length=1, max_length=100,
-                                         description="a label for the schedule (printable text)")]
+    ge=0, le=7 * 86400, description="how late (s) a missed fire may still buy; default 3600"),
+    CompactSchema()]
+MaxPrice = Annotated[OptionalPositiveDecimal, Field(description="skip a fire when the ask is above it")]
+Name = Annotated[PlainText | None, Field(min_length=1, max_length=100, description="a label"),
+                 CompactSchema()]
 
 
 class ScheduleResult(BaseModel):
@@ -65,21 +74,15 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="Create a DCA schedule", annotations=writes(destructive=False, idempotent=False))
     async def create_dca_schedule(
         symbol: Symbol,
-        quote_amount: Annotated[PositiveDecimal, Field(
-            description="how much quote currency to spend per fire, e.g. 100 (USDT)")],
+        quote_amount: Annotated[PositiveDecimal, Field(description="quote currency per fire, e.g. 100")],
         cron: Cron = None, interval_s: IntervalS = None, name: Name = None,
         misfire_grace_s: MisfireGrace = None, max_price: MaxPrice = None,
     ) -> ScheduleResult:
-        """Create a recurring market buy of a fixed quote amount (dollar-cost averaging).
-
-        Example: "buy 100 USDT of BTC every Monday at 09:00 UTC" = symbol 'BTC/USDT', quote_amount 100,
-        cron '0 9 * * mon'. cron is a 5-field crontab evaluated in UTC (convert the user's local time).
-        Missed fires: if the daemon was down at fire times, only the most recent missed fire within
-        misfire_grace_s (default 3600 s) is bought, once; older missed fires are recorded as skipped.
-        Each buy passes the normal risk checks: a schedule that could never pass them (amount above the
-        max order notional, a symbol outside the allowlist, every fire outside its market's hours) is
-        refused; what may stop some fires (funds today, some fires outside market hours) comes back in
-        `warnings`. Manage it with list_dca_schedules / update_dca_schedule.
+        """Create a recurring market buy of a fixed quote amount (DCA): "100 USDT of BTC every Monday
+        09:00 UTC" = symbol 'BTC/USDT', quote_amount 100, cron '0 9 * * mon' (convert the user's time
+        to UTC). After downtime only the latest missed fire within misfire_grace_s is bought, once. A
+        schedule that could never pass the risk checks is refused; what may stop some fires comes
+        back in `warnings`.
         """
         canonical = _check(symbol, quote_amount, cron, interval_s, timing_required=True, max_price=max_price)
         assert canonical is not None
@@ -91,10 +94,9 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
 
     @mcp.tool(title="List DCA schedules", annotations=READ_ONLY)
     async def list_dca_schedules() -> SchedulesResult:
-        """All DCA schedules that are not deleted (active or paused), with their next and last fire
-        times (UTC) and their last run: last_outcome ('ordered', 'failed', 'skipped_max_price',
-        'skipped_missed'; null before the first fire), last_error (why it did not buy) and
-        consecutive_failures (runs in a row that failed; health reports 3 or more)."""
+        """DCA schedules not deleted (active or paused): next and last fire times (UTC), and the last
+        run's last_outcome ('ordered', 'failed', 'skipped_max_price', 'skipped_missed'), last_error and
+        consecutive_failures."""
         schedules = await bridge.reader.schedules()
         return SchedulesResult(schedules=schedules, count=len(schedules))
 
@@ -103,15 +105,13 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     async def update_dca_schedule(
         schedule_id: ScheduleId,
         action: Annotated[Literal["pause", "resume", "change"], Field(
-            description="pause: stop firing; resume: continue from now (no catch-up of paused time); "
-                        "change: edit the fields given")],
+            description="resume: from now, no catch-up; change: edit the fields given")],
         name: Name = None,
-        quote_amount: Annotated[PositiveDecimal | None,
-                                Field(description="new amount per fire (change)")] = None,
+        quote_amount: Annotated[OptionalPositiveDecimal, Field(description="per fire")] = None,
         cron: Cron = None, interval_s: IntervalS = None, misfire_grace_s: MisfireGrace = None,
         max_price: MaxPrice = None,
     ) -> ScheduleResult:
-        """Pause, resume or change a DCA schedule. For action='change' give only the fields to change
+        """Pause, resume or change a DCA schedule; for action='change' give only the fields to change
         (cron or interval_s replaces the timing). Pausing is the safe way to stop a schedule."""
         fields = {"name": name, "quote_amount": quote_amount, "cron": cron, "interval_s": interval_s,
                   "misfire_grace_s": misfire_grace_s, "max_price": max_price}
@@ -133,8 +133,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
 
     @mcp.tool(title="Delete a DCA schedule", annotations=writes(destructive=True, idempotent=True))
     async def delete_dca_schedule(schedule_id: ScheduleId) -> ScheduleResult:
-        """Delete a DCA schedule for good. Only when the operator enabled destructive tools
-        (TRADINGD_DESTRUCTIVE_TOOLS=true); otherwise pause it with update_dca_schedule(action='pause')."""
+        """Delete a DCA schedule for good; refused unless the operator enabled destructive tools, so
+        usually pause it with update_dca_schedule(action='pause') instead."""
         if not bridge.settings.destructive_tools:
             raise ToolError("deleting schedules is disabled (TRADINGD_DESTRUCTIVE_TOOLS=false); pause it "
                             "with update_dca_schedule(action='pause') or ask the operator to enable "

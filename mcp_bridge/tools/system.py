@@ -62,12 +62,9 @@ async def health_report(bridge: Bridge) -> HealthResult:
 def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="Command status", annotations=READ_ONLY)
     async def get_command_status(command_id: CommandIdParam) -> CommandView:
-        """Status of a command a tool queued (e.g. a place_order that came back 'pending').
-
-        status: received/running = still working (ask again in a few seconds); succeeded; rejected or
-        failed = did not happen, `message` says why and what to change; unknown = the venue outcome is
-        being reconciled, do not repeat the order.
-        """
+        """Status of a queued command (e.g. a place_order that came back 'pending'): received or
+        running = ask again in a few seconds; rejected or failed = did not happen, `message` says why;
+        unknown = the venue outcome is being reconciled, do not repeat the order."""
         view = await bridge.reader.command(command_id)
         if view is None:
             raise ToolError(f"no command {command_id!r} (unknown id, or older than 7 days); tool results "
@@ -76,7 +73,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
 
     @mcp.tool(title="Audit log", annotations=READ_ONLY)
     async def get_audit_log(
-        limit: Annotated[int, Field(ge=1, le=500, description="how many entries, newest first")] = 50,
+        limit: Annotated[int, Field(ge=1, le=500, description="entries")] = 50,
     ) -> AuditResult:
         """The most recent audit entries (orders, fills, commands, schedule changes), newest first.
         Use it to explain to the user what the system did and why."""
@@ -85,8 +82,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
 
     @mcp.tool(title="System health", annotations=READ_ONLY)
     async def health() -> HealthResult:
-        """Is the system able to trade? Status ok / degraded / down with the problems in plain words:
-        database or Redis unreachable, state view rebuilding, daemon or worker down, worker failing
-        jobs, stale quotes, commands waiting too long, trading HALTED. Check it when orders are
-        rejected or commands stay pending unexpectedly."""
+        """Can the system trade? ok, degraded or down, with the problems in plain words (a store
+        unreachable, daemon or worker down, stale quotes, commands waiting, trading HALTED). Check it
+        when orders are rejected or commands stay pending unexpectedly."""
         return await health_report(bridge)
