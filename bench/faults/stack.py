@@ -191,7 +191,7 @@ class Stack:
             "MCP_HTTP_TOKEN": self.token, "MAX_ORDER_NOTIONAL": "1000000", "ENFORCE_MARKET_HOURS": "false",
             "PAPER_STARTING_BALANCES": json.dumps(STARTING_BALANCES),
             "AUDIT_ANCHOR_PATH": str(self.workdir / "audit-anchors.jsonl"), "LOG_LEVEL": "INFO",
-            "LOG_JSON": "true",
+            "LOG_JSON": "true", "TOOLSETS": "all",  # the fuzz drives every tool
         }
         env.update({f"TRADINGD_{k}": v for k, v in settings.items()})
         env["PYTHONPATH"] = str(REPO)
