@@ -13,6 +13,7 @@ import secrets
 import signal
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,8 +26,10 @@ app = typer.Typer(help="tradingd: self-hosted trading daemon driven by AI assist
                   no_args_is_help=True, add_completion=False)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 state_app = typer.Typer(help="The Redis state view.", no_args_is_help=True)
+bars_app = typer.Typer(help="OHLCV bars.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(state_app, name="state")
+app.add_typer(bars_app, name="bars")
 # soft_wrap: a long line (the `claude mcp add ...` command, an audit verdict) is printed whole, not
 # broken at 80 columns when the output is a file or a pipe, so it can be copied as it is
 console = Console(stderr=True, soft_wrap=True)
@@ -245,6 +248,26 @@ def state_rebuild() -> None:
             await redis.aclose()
 
     asyncio.run(main())
+
+
+@bars_app.command("import")
+def bars_import(
+        file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="kline CSV (or its .zip)")],
+        symbol: Annotated[str, typer.Option(help="e.g. BTC/USDT")],
+        timeframe: Annotated[str, typer.Option(help="1m, 5m, 15m, 1h, 4h or 1d: the file's interval")],
+        venue: Annotated[str | None, typer.Option(help="kept under this venue [default: its own]")] = None,
+        ) -> None:
+    """Import Binance's public kline CSV (data.binance.vision) as closed bars: Postgres, then the
+    state view. Idempotent; a malformed row refuses the whole file (exit 2), naming its line."""
+    from daemon.bars_import import BarsImportError, import_kline_file
+
+    s = _settings()
+    try:
+        summary = asyncio.run(import_kline_file(s, file, symbol=symbol, timeframe=timeframe, venue=venue))
+    except BarsImportError as e:
+        console.print(f"[bold red]nothing imported[/]: {escape(str(e))}")
+        raise typer.Exit(2) from None
+    console.print(escape(summary))
 
 
 def main() -> None:  # pragma: no cover - console script entry

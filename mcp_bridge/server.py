@@ -41,7 +41,17 @@ from jobs.intake import CommandIntake
 from jobs.queue import CommandQueue, connect_queue
 from mcp_bridge.context import Bridge
 from mcp_bridge.lean_schema import LeanOutputSchemas
-from mcp_bridge.tools import discovery, history, market, orders, portfolio, portfolio_summary, schedules, system
+from mcp_bridge.tools import (
+    bars,
+    discovery,
+    history,
+    market,
+    orders,
+    portfolio,
+    portfolio_summary,
+    schedules,
+    system,
+)
 from mcp_bridge.toolsets import DISCOVERY_TOOLS, ToolChoice, parse_names, select_tools
 from storage.heap import settle_heap
 from storage.settings import Settings, SettingsError
@@ -267,7 +277,7 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
         auth = BearerTokenVerifier(settings.mcp_http_token.get_secret_value())
     mcp = FastMCP("tradingd", instructions=INSTRUCTIONS, version=tradingd_version(), lifespan=connect, auth=auth,
                   mask_error_details=True, middleware=[ErrorTranslation()], on_duplicate="error")
-    for module in (market, portfolio, portfolio_summary, orders, history, schedules, system):
+    for module in (market, bars, portfolio, portfolio_summary, orders, history, schedules, system):
         module.register(mcp, bridge)
     serve_chosen_tools(mcp, settings)
     mcp.add_transform(LeanOutputSchemas())

@@ -3,13 +3,16 @@ rebuild after a FLUSHDB, the daemon's bar builder on the simulator, the CSV impo
 
 from __future__ import annotations
 
+import zipfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from fastmcp import Client
 from sqlalchemy import text
 
 from daemon.bars import BarService
 from daemon.market import MarketHub
+from mcp_bridge.server import build_server
 from storage.bars import BarRepository
 from storage.state import keys
 from storage.state.bars import BarReader, write_bars
@@ -17,6 +20,8 @@ from storage.state.reader import ViewRebuilding
 from storage.state.rebuild import rebuild_state_view
 from storage.state.writer import StateWriter
 from storage.values import Bar, Quote, Trade
+from tests.conftest import TEST_REDIS_URL
+from tests.helpers import call, run_cli, tool_error
 from tests.stack import eventually, running_daemon
 
 D = Decimal
@@ -201,3 +206,83 @@ async def _ready_bars(reader: BarReader) -> list[Bar] | None:
         return await reader.recent("paper", "ETH/USDT", "1h", 5)
     except ViewRebuilding:
         return None
+
+
+# --- get_bars, at tool level
+
+async def test_get_bars_shows_the_newest_bars_at_the_instruments_increments(settings, redis):
+    await write_bars(redis, [bar(m, "100") for m in range(3)]
+                     + [bar(3, "87700.5", closed=False, volume="12.345", trades=7)])
+    async with Client(build_server(settings)) as c:
+        got = await call(c, "get_bars", symbol="btcusdt", limit=2)
+        tools = {t.name: t for t in await c.list_tools()}
+    assert (got["symbol"], got["venue"], got["timeframe"]) == ("BTC/USDT", "paper", "1m")
+    assert got["bars"] == [
+        {"open_time": "2026-01-05T14:32:00Z", "open": "100.00", "high": "101.00", "low": "99.00",
+         "close": "100.00", "volume": "1.50000", "trades": 3, "closed": True},
+        {"open_time": "2026-01-05T14:33:00Z", "open": "100.00", "high": "87700.50", "low": "99.00",
+         "close": "87700.50", "volume": "12.34500", "trades": 7, "closed": False},
+    ]
+    tool = tools["get_bars"]
+    assert tool.title and tool.annotations.readOnlyHint and not tool.annotations.destructiveHint
+    assert len(tool.model_dump_json(exclude_none=True)) <= 2500
+
+
+async def test_get_bars_refuses_an_unknown_timeframe_and_says_when_there_are_no_bars(settings, redis):
+    await write_bars(redis, [bar(0, "100")])
+    async with Client(build_server(settings)) as c:
+        said = await tool_error(c, "get_bars", symbol="BTC/USDT", timeframe="2m")
+        assert "timeframe" in said and "'1m'" in said and "'1d'" in said
+        said = await tool_error(c, "get_bars", symbol="BTC/USDT", timeframe="5m")
+        assert "no 5m bars for BTC/USDT yet" in said
+        assert "no 1m bars for ETH/USDT yet" in await tool_error(c, "get_bars", symbol="ETH/USDT")
+        assert "unknown symbol" in (await tool_error(c, "get_bars", symbol="NOPE/USDT")).lower()
+        assert "limit" in await tool_error(c, "get_bars", symbol="BTC/USDT", limit=501)
+        await redis.flushdb()
+        assert "rebuilt" in await tool_error(c, "get_bars", symbol="BTC/USDT")
+
+
+# --- tradingd bars import
+
+def _kline(minute: int, close: str) -> str:
+    ms = int((T0 + timedelta(minutes=minute)).timestamp() * 1000)
+    return f"{ms},100.00,{max(D(close), D(101))},99.00,{close},2.5,{ms + 59_999},250.0,12,1.0,100.0,0"
+
+
+async def test_bars_import_loads_a_kline_file_idempotently_and_get_bars_shows_it(settings, sessions, redis,
+                                                                                 tmp_path):
+    env = {"TRADINGD_DATABASE_URL": settings.database_url, "TRADINGD_REDIS_URL": TEST_REDIS_URL}
+    path = tmp_path / "BTCUSDT-1m-2026-01-05.csv"
+    path.write_text("\n".join(_kline(m, "100.5") for m in range(3)) + "\n")
+    code, said = await run_cli("bars", "import", str(path), "--symbol", "btcusdt", "--timeframe", "1m",
+                               env=env)
+    assert code == 0, said
+    assert "imported 3 1m bars of BTC/USDT on paper" in said
+    first = await _rows(sessions)
+    archive = tmp_path / "BTCUSDT-1m-2026-01-05.zip"  # as data.binance.vision serves it
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(path, path.name)
+    code, said = await run_cli("bars", "import", str(archive), "--symbol", "BTC/USDT", "--timeframe", "1m",
+                               env=env)
+    assert code == 0, said
+    assert await _rows(sessions) == first and len(first) == 3 and all(r[-1] for r in first)
+    async with Client(build_server(settings)) as c:
+        got = await call(c, "get_bars", symbol="BTC/USDT")
+    assert [(b["open_time"], b["close"], b["trades"]) for b in got["bars"]] == [
+        (f"2026-01-05T14:3{m}:00Z", "100.50", 12) for m in range(3)]
+
+
+async def test_bars_import_refuses_a_malformed_file_and_writes_nothing(settings, sessions, redis, tmp_path):
+    env = {"TRADINGD_DATABASE_URL": settings.database_url, "TRADINGD_REDIS_URL": TEST_REDIS_URL}
+    path = tmp_path / "bad.csv"
+    path.write_text(_kline(0, "100") + "\n" + _kline(1, "100").replace(",12,", ",twelve,") + "\n")
+    code, said = await _import(path, "1m", env)
+    assert code == 2 and "nothing imported" in said and "line 2: trade count" in said, said
+    code, said = await _import(path, "7m", env)
+    assert code == 2 and "unknown timeframe '7m'" in said, said
+    assert await _rows(sessions) == []
+
+
+async def _import(path, timeframe: str, env: dict[str, str]) -> tuple[int, str]:
+    return await run_cli("bars", "import", str(path), "--symbol", "BTC/USDT", "--timeframe", timeframe,
+                         env=env)

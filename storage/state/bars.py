@@ -7,6 +7,8 @@ Layout: one sorted set per (venue, symbol, timeframe) (keys.bars), scored by the
 `[open_time_ms, open, high, low, close, volume, trades, closed]` with every digit of each
 Decimal as a string. The bar under way is written again and again as it grows: a write first
 removes whatever the set holds at that score, so a bar has one record whatever its versions.
+keys.BAR_VENUES remembers the venue each symbol's bars were last written for, so a reader that
+names no venue (the `get_bars` tool) needs no venue configuration of its own.
 
 Bars are derived from Postgres: the rebuild clears every series and refills it (`refill_bars`),
 and reads refuse to answer from a view that is not ready (reader.ViewRebuilding), as the
@@ -57,6 +59,8 @@ def stage_bars(pipe: Pipeline, bars: Iterable[Bar]) -> int:
         score = bar.open_time.timestamp()
         pipe.zremrangebyscore(key, score, score)
         pipe.zadd(key, {bar_record(bar): score})
+        if key not in series:
+            pipe.hset(keys.BAR_VENUES, bar.symbol, bar.venue)
         series.add(key)
         n += 1
     for key in series:
@@ -85,6 +89,16 @@ async def refill_bars(redis: Redis, repository: BarRepository) -> int:
 class BarReader:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+
+    async def venue_of(self, symbol: str) -> str | None:
+        """The venue `symbol`'s bars were last written for (None: no bars yet)."""
+        async with self.redis.pipeline(transaction=True) as p:
+            p.exists(keys.STATE_READY)
+            p.hget(keys.BAR_VENUES, symbol)
+            ready, raw = await p.execute()
+        if not ready:
+            raise ViewRebuilding()
+        return raw.decode() if raw else None
 
     async def recent(self, venue: str, symbol: str, timeframe: Timeframe, limit: int) -> list[Bar]:
         """The newest `limit` bars of a series, oldest first; ViewRebuilding if the view is not ready."""

@@ -21,7 +21,8 @@ def bars(venue: str, symbol: str, timeframe: str) -> str:
     return f"{PREFIX}:bars:{venue}:{symbol}:{timeframe}"
 
 
-BAR_SERIES = f"{PREFIX}:bars:*"  # every series, for the rebuild to clear
+BAR_SERIES = f"{PREFIX}:bars:*"  # every series (and BAR_VENUES), for the rebuild to clear
+BAR_VENUES = f"{PREFIX}:bars:venues"  # hash symbol -> the venue its bars were last written for
 BARS_RECENT_MAX = 500
 
 # orders
