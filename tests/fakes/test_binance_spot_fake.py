@@ -126,6 +126,9 @@ async def test_market_buy_fills_at_the_ask_with_fee_in_base(ex: Any, fake_binanc
     balance = await ex.fetch_balance()
     assert D(balance["BTC"]["free"]) == Decimal("1.00999")
     assert D(balance["USDT"]["free"]) == Decimal("100000") - Decimal("600.0001")
+    await ex.create_order(BTC, "market", "buy", 0.001, None)
+    assert ex.last_response_headers["x-mbx-order-count-10s"] in ("1", "2")  # "1" if a 10 s window turned
+    assert ex.last_response_headers["x-mbx-order-count-1d"] in ("1", "2")
 
 
 async def test_market_sell_pays_fee_in_quote_and_expires_what_the_book_cannot_fill(
@@ -247,36 +250,56 @@ async def _raw_get(url: str) -> tuple[int, Any, Any]:
         return response.status, response.headers.copy(), await response.json(content_type=None)
 
 
+class FrozenClock:
+    """The weight limiter's clock, moved by hand: windows, Retry-After and bans become exact."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_over_the_weight_limit_429_then_418_for_a_client_that_keeps_going() -> None:
-    fake = FakeBinanceSpot(weight_limit=10, weight_window_s=60)
+    clock = FrozenClock(600.25)  # 59.75 s before the minute ends
+    fake = FakeBinanceSpot(weight_limit=10, weight_window_s=60, ban_s=120, limiter_clock=clock)
     await fake.start()
     exchange = ccxt_binance(fake)
     try:
         status, headers, _ = await _raw_get(fake.rest_url + "/ping")
         assert (status, headers["X-MBX-USED-WEIGHT-1M"]) == (200, "1")
-        with pytest.raises(ccxt.DDoSProtection):  # exchangeInfo weighs 20 > 10
+        with pytest.raises(ccxt.DDoSProtection):  # exchangeInfo weighs 20: 21 > 10
             await exchange.load_markets()
         assert fake.limiter.throttled == 1
-        status, headers, body = await _raw_get(fake.rest_url + "/ping")  # kept going before Retry-After
-        assert status == 418 and body["code"] == -1003 and "banned" in body["msg"]
-        assert 100 <= int(headers["Retry-After"]) <= 120
+        clock.now += 30  # keeps going before Retry-After: banned
+        status, headers, body = await _raw_get(fake.rest_url + "/ping")
+        assert (status, body["code"], headers["Retry-After"]) == (418, -1003, "120")
+        assert "IP banned until 750250" in body["msg"]
+        clock.now += 100  # still banned, and told how long
         with pytest.raises(ccxt.DDoSProtection):
             await exchange.fetch_time()
-        assert fake.limiter.banned == 2
+        status, headers, _ = await _raw_get(fake.rest_url + "/ping")
+        assert (status, headers["Retry-After"], fake.limiter.banned) == (418, "20", 3)
+        clock.now += 20
+        assert (await _raw_get(fake.rest_url + "/ping"))[0] == 200
     finally:
         await exchange.close()
         await fake.stop()
 
 
-async def test_429_answer_carries_retry_after_and_binance_body() -> None:
-    fake = FakeBinanceSpot(weight_limit=3, weight_window_s=60)
+async def test_429_carries_retry_after_and_binance_body_and_lifts_with_the_window() -> None:
+    clock = FrozenClock(960_005.5)  # 54.5 s before the minute ends
+    fake = FakeBinanceSpot(weight_limit=3, weight_window_s=60, limiter_clock=clock)
     await fake.start()
     try:
         answers = [await _raw_get(fake.rest_url + "/ping") for _ in range(4)]
         assert [a[0] for a in answers] == [200, 200, 200, 429]
         _, headers, body = answers[-1]
-        assert body["code"] == -1003 and "Too much request weight used" in body["msg"]
-        assert 1 <= int(headers["Retry-After"]) <= 60
+        assert (body["code"], headers["Retry-After"]) == (-1003, "55")
+        assert "current limit is 3 request weight per 1M" in body["msg"]
+        clock.now += 54.5  # a client that waited as told starts a fresh window
+        status, headers, _ = await _raw_get(fake.rest_url + "/ping")
+        assert (status, headers["X-MBX-USED-WEIGHT-1M"], fake.limiter.banned) == (200, "1", 0)
     finally:
         await fake.stop()
 
@@ -316,8 +339,8 @@ async def test_ccxt_rate_limiter_stays_under_the_fakes_limit_that_a_burst_breaks
         burst.markets = limited.markets
         burst.markets_by_id = limited.markets_by_id
         try:
-            with pytest.raises(ccxt.DDoSProtection):
-                for _ in range(10):
+            with pytest.raises(ccxt.DDoSProtection):  # 20 x 5 weight: over 30 whichever seconds it spans
+                for _ in range(20):
                     await burst.fetch_order_book(BTC, 5)
             assert fake.limiter.throttled == 1
         finally:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import uvicorn
@@ -31,6 +32,13 @@ SECRET = "fake-binance-secret"
 
 
 class FakeBinanceSpot:
+    """One fake exchange, one account (`api_key`/`secret`). Knobs: the symbols, starting balances and
+    prices, maker/taker fee rates, and the request weight limit per window (`weight_limit` per
+    `weight_window_s`, ban length `ban_s`; `limiter_clock` lets a test move the limiter's time by hand).
+    Test hooks: `set_price`, `trade`, `deposit`; `faults` (delays, forced answers); `refuse_connections`;
+    `limiter.requests` / `peak_weight` / `throttled` / `banned`; `hub.wait_subscribed` /
+    `wait_user_streams` (so a test acts only once a websocket client is listening)."""
+
     def __init__(
         self,
         *,
@@ -44,12 +52,13 @@ class FakeBinanceSpot:
         weight_limit: int = 6000,
         weight_window_s: float = 60.0,
         ban_s: float = 120.0,
+        limiter_clock: Callable[[], float] = time.time,
     ) -> None:
         self.book = Book(
             symbols, balances=balances, prices=prices, maker_fee=maker_fee, taker_fee=taker_fee, clock=now_ms
         )
         self.credentials = Credentials(api_key, secret)
-        self.limiter = RequestWeightLimiter(weight_limit, weight_window_s, ban_s)
+        self.limiter = RequestWeightLimiter(weight_limit, weight_window_s, ban_s, limiter_clock)
         self.faults = Faults()
         self.listen_keys = ListenKeys(now_ms)
         self.hub = StreamHub(self.book, self.credentials, self.listen_keys, self.limiter.rate_limits)

@@ -20,8 +20,10 @@ from tests.fakes.binance_spot.errors import BinanceError
 
 
 def window_label(window_s: float) -> str:
-    """The interval suffix Binance puts in header and `rateLimits` names: 1S, 10S, 1M, 1H..."""
+    """The interval suffix Binance puts in header names: 1S, 10S, 1M, 1H, 1D..."""
     seconds = int(window_s)
+    if seconds % 86_400 == 0:
+        return f"{seconds // 86_400}D"
     if seconds % 3600 == 0:
         return f"{seconds // 3600}H"
     if seconds % 60 == 0:
@@ -70,6 +72,7 @@ class RequestWeightLimiter:
         self._used = 0
         self._throttled_until = 0.0
         self._banned_until = 0.0
+        self._orders: dict[int, tuple[int, int]] = {}  # window length (s) -> (window index, orders in it)
 
     @property
     def header(self) -> str:
@@ -118,6 +121,19 @@ class RequestWeightLimiter:
             self.throttled += 1
             raise too_much_weight(self.limit, self.window_s, max(1, math.ceil(self._throttled_until - now)))
         return self._used
+
+    def count_order(self) -> dict[str, str]:
+        """Count an accepted order; the `X-MBX-ORDER-COUNT-10S` / `-1D` headers Binance adds to its answer
+        (counted only: the fake does not refuse on order counts)."""
+        now = self.clock()
+        headers = {}
+        for window_s in (10, 86_400):
+            window = int(now // window_s)
+            if self._orders.get(window_s, (None, 0))[0] != window:
+                self._orders[window_s] = (window, 0)
+            self._orders[window_s] = (window, self._orders[window_s][1] + 1)
+            headers[f"X-MBX-ORDER-COUNT-{window_label(window_s)}"] = str(self._orders[window_s][1])
+        return headers
 
     def reset(self) -> None:
         """Forget the window, throttling and ban (counters too), e.g. between phases of a test."""

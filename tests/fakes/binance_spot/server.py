@@ -359,6 +359,8 @@ async def dispatch(request: Request) -> Response:
         elif endpoint.security == USER_STREAM:
             fake.credentials.check_key(request.headers.get("X-MBX-APIKEY"))
         body, status = endpoint.handler(fake, params), 200
+        if (method, path) == ("POST", "/api/v3/order"):
+            headers.update(fake.limiter.count_order())
     except BinanceError as error:
         body, status = error.body(), error.status
         headers.update(error.headers)
