@@ -24,9 +24,9 @@ from storage.state.reader import Page, Position
 from storage.state.views import OrderView
 
 Limit = Annotated[int, Field(ge=1, le=200, description="page size")]
-Cursor = Annotated[str | None, Field(
-    min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-=]+$",
-    description="the previous page's 'next'; omit for the newest"), CompactSchema()]
+Cursor = Annotated[str | None, Field(  # opaque: its limits are the server's, not shown
+    min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-=]+$", description="the previous page's 'next'"),
+    CompactSchema(omit=("pattern", "minLength", "maxLength"))]
 Since = Annotated[datetime | None, Field(description="inclusive, ISO 8601 (no offset: UTC)"), CompactSchema()]
 Until = Annotated[datetime | None, Field(description="exclusive, ISO 8601 (no offset: UTC)"), CompactSchema()]
 OptSymbol = Annotated[Symbol | None, CompactSchema()]
@@ -105,9 +105,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         symbol: OptSymbol = None, schedule_id: ScheduleId = None, since: Since = None, until: Until = None,
         limit: Limit = 50, cursor: Cursor = None,
     ) -> OrdersPage:
-        """Orders newest first (status, filled qty, average price, fees), filtered by status, symbol,
-        DCA schedule and creation time. While the answer has `next`, call again with cursor=next and
-        the same filters for older ones."""
+        """Orders newest first, filtered by status, symbol, DCA schedule and creation time; while the
+        answer has `next`, call again with cursor=next and the same filters."""
         after = decode_cursor("list_orders", cursor)
         low, high = time_range(since, until)
         page = await bridge.reader.order_page(symbol=canonical(symbol), status=status,
@@ -120,9 +119,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="List fills", annotations={**READ_ONLY, "title": "List fills"})
     async def list_fills(symbol: OptSymbol = None, order_id: OrderIdFilter = None, since: Since = None,
                          until: Until = None, limit: Limit = 50, cursor: Cursor = None) -> FillsPage:
-        """Executions newest first (order id, side, price, qty, fee, maker or taker, time), filtered by
-        symbol, order and time. While the answer has `next`, call again with cursor=next and the same
-        filters for older ones."""
+        """Executions newest first (price, qty, fee, maker or taker), filtered by symbol, order and
+        time; while the answer has `next`, call again with cursor=next and the same filters."""
         after = decode_cursor("list_fills", cursor)
         low, high = time_range(since, until)
         page = await bridge.reader.fill_page(symbol=canonical(symbol), order_id=order_id, since=low,

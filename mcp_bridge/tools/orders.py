@@ -85,9 +85,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
                             order_class: OrderClassParam = "simple", take_profit_price: Amount = None,
                             stop_loss_price: Amount = None,
                             stop_loss_limit_price: Amount = None) -> PreviewResult:
-        """Value an order without placing it (price, fee, cost, balances after, risk verdict) and get
-        a single-use 30 s `token` for place_order with the SAME fields. If risk.allowed is false,
-        change the order instead."""
+        """Value an order without placing it and get a single-use 30 s `token` for place_order with
+        the SAME fields. If risk.allowed is false, change the order instead."""
         order = OrderFields(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
                            limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force,
                            trail_amount=trail_amount, trail_percent=trail_percent, order_class=order_class,
@@ -106,10 +105,9 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
                           order_class: OrderClass = "simple", take_profit_price: Amount = None,
                           stop_loss_price: Amount = None,
                           stop_loss_limit_price: Amount = None) -> OrderCommandResult:
-        """Place an order previewed by preview_order: its token (single use, 30 s) and exactly the
-        same fields; a changed order or an expired or replayed token is refused (preview again). If
-        the outcome is 'pending', do not place again: call get_command_status(command_id).
-        """
+        """Place an order previewed by preview_order, with its token (single use, 30 s) and exactly
+        the same fields, or it is refused (preview again). If the outcome is 'pending', do not place
+        again: call get_command_status(command_id)."""
         order = OrderFields(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
                            limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force,
                            trail_amount=trail_amount, trail_percent=trail_percent, order_class=order_class,

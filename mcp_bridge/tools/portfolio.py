@@ -81,8 +81,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
 
     @mcp.tool(title="Positions", annotations=READ_ONLY)
     async def get_positions() -> PositionsResult:
-        """Positions (qty, average entry price, realized and unrealized P&L, fees) marked at the live
-        quote, with totals per quote currency. A sell may not exceed the position held."""
+        """Positions (qty, average entry price, P&L, fees) marked at the live quote, with totals per
+        quote currency; a sell may not exceed the position."""
         lines = []
         totals: dict[str, CurrencyTotal] = {}
         for p in await bridge.reader.positions():

@@ -75,14 +75,13 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     async def get_audit_log(
         limit: Annotated[int, Field(ge=1, le=500, description="entries")] = 50,
     ) -> AuditResult:
-        """The most recent audit entries (orders, fills, commands, schedule changes), newest first.
-        Use it to explain to the user what the system did and why."""
+        """The latest audit entries (orders, fills, commands, schedule changes), newest first: what
+        the system did and why."""
         entries = await bridge.reader.audit_recent(limit)
         return AuditResult(entries=entries, count=len(entries))
 
     @mcp.tool(title="System health", annotations=READ_ONLY)
     async def health() -> HealthResult:
-        """Can the system trade? ok, degraded or down, with the problems in plain words (a store
-        unreachable, daemon or worker down, stale quotes, commands waiting, trading HALTED). Check it
-        when orders are rejected or commands stay pending unexpectedly."""
+        """Can the system trade? ok, degraded or down, with the problems in plain words; check it
+        when orders are rejected or commands stay pending."""
         return await health_report(bridge)
