@@ -168,3 +168,20 @@ async def test_the_readme_tools_table_matches_the_server():
                     flag[bool(t.annotations.destructive_hint)], flag[bool(t.annotations.idempotent_hint)])
                 for n, t in served.items()}
     assert rows == expected
+
+
+def _sentences(text: str) -> list[str]:
+    import re
+
+    text = re.sub(r"\b(e\.g|i\.e|etc|vs)\.", r"\1", text)  # abbreviations end no sentence
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+
+
+async def test_descriptions_say_what_and_when_in_at_most_three_sentences_and_parameters_briefly():
+    tools = await _listed(_server(toolsets="all", dynamic_toolsets=True))
+    long = {n: len(_sentences(t.description or "")) for n, t in tools.items() if len(_sentences(t.description or "")) > 3}
+    assert not long, f"descriptions over three sentences: {long}"
+    assert all(t.description for t in tools.values())
+    wordy = {f"{n}.{p}": len(s.get("description", "")) for n, t in tools.items()
+             for p, s in t.input_schema.get("properties", {}).items() if len(s.get("description", "")) > 160}
+    assert not wordy, f"parameter descriptions over 160 characters: {wordy}"
