@@ -14,10 +14,7 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import BigInteger, String, any_, bindparam, column, func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import JSONB, array
 from structlog.contextvars import bind_contextvars
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
@@ -29,14 +26,16 @@ from jobs.domain.orders import OrderSpecError, normalize_order
 from jobs.domain.replace import check_changes, current_spec, released, why_not_replaceable
 from jobs.domain.risk import check_order
 from jobs.effects import Effects, HeldPublish, effect
-from jobs.ledger import CLAIM, claim_command, claim_params, finish_command
+from jobs.ledger import claim_command, finish_command, new_command
 from jobs.record_durability import record_must_be_flushed
 from jobs.resources import Resources
 from jobs.venues.base import OrderRequest, VenueOrder, VenueTimeout, VenueUnavailable
-from storage.audit import AUDIT_APPEND_SELECT
-from storage.driver import Db, transaction
+from storage.repos import Db, read
+from storage.repos.commands import Commands
+from storage.repos.ledger import LockedOrder
+from storage.repos.orders import NewOrder, Orders, RiskInputs
+from storage.repos.records import CommandRecord, OrderRecord
 from storage.state.views import QuoteView
-from storage.tables import BALANCES, COMMANDS, CONTROL, ORDERS
 from storage.values import FINAL_COMMAND_STATUSES, OPEN_ORDER_STATUSES
 
 log = logging.getLogger("tradingd.orders")
@@ -50,57 +49,7 @@ def _asking_the_venue() -> AsyncRetrying:
                          retry=retry_if_exception_type((VenueTimeout, VenueUnavailable, TimeoutError)))
 
 
-def _available(asset_param: str) -> Any:
-    return (select(BALANCES.c.total - BALANCES.c.locked)
-            .where(BALANCES.c.venue == bindparam("p_venue"), BALANCES.c.asset == bindparam(asset_param))
-            .scalar_subquery())
-
-
-# The claim of a place_order command and what its risk check needs (the trading state and both
-# assets' free balance), in one round trip.
-_claimed = CLAIM.cte("claimed")
-_CLAIM_WITH_RISK_INPUTS = select(
-    _claimed, select(CONTROL.c.state).where(CONTROL.c.id == 1).scalar_subquery().label("trading_state"),
-    _available("p_quote").label("free_quote"), _available("p_base").label("free_base"))
-# The new order with its audit entry: one round trip (storage/audit.py, AUDIT_APPEND_SELECT).
-# p_commit_wait "off" lets its transaction commit without waiting for the WAL flush, when the
-# venue allows it (jobs/record_durability.py says when, and why that is safe).
-_NEW_ORDER_COLUMNS = ("id", "client_order_id", "command_id", "venue", "symbol", "side", "type",
-                      "time_in_force", "qty", "notional", "limit_price", "stop_price", "status", "filled_qty",
-                      "fees", "schedule_id", "created_at", "updated_at", "trail_amount", "trail_percent",
-                      "replaces", "order_list_id", "leg")
-_new_order = (insert(ORDERS)
-              .values({name: bindparam(name, type_=ORDERS.c[name].type) for name in _NEW_ORDER_COLUMNS})
-              .returning(*ORDERS.c).cte("new_order"))
-_order_audit = (text(AUDIT_APPEND_SELECT.format(gate="true"))
-                .columns(column("head_seq", BigInteger), column("head_hash", String)).cte("audit"))
-_commit_wait = func.set_config("synchronous_commit", bindparam("p_commit_wait", type_=String), True)
-_INSERT_ORDER = select(_new_order, select(_order_audit.c.head_seq).scalar_subquery().label("audit_head_seq"),
-                       select(_order_audit.c.head_hash).scalar_subquery().label("audit_head_hash"),
-                       select(_commit_wait).scalar_subquery().label("commit_wait"))
-# the order a command placed: of an OCO's or bracket's legs, the first (its client order id is the list's)
-_ORDER_OF_COMMAND = (select(ORDERS).where(ORDERS.c.command_id == bindparam("p_id"))
-                     .order_by(ORDERS.c.order_list_id.is_(None).desc(),
-                               (ORDERS.c.client_order_id == ORDERS.c.order_list_id).desc())
-                     .limit(1))
-_LEGS = (select(ORDERS).where(ORDERS.c.order_list_id == bindparam("p_list"))
-         .order_by(ORDERS.c.created_at, ORDERS.c.id))
-_OPEN_LEGS = _LEGS.where(ORDERS.c.status == any_(array(sorted(OPEN_ORDER_STATUSES))))
-_ORDER_BY_CLIENT_ID = select(ORDERS).where(ORDERS.c.client_order_id == bindparam("p_id"))
-_ORDER = select(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
-_OPEN_ORDERS = (select(ORDERS.c.client_order_id)
-                .where(ORDERS.c.status == any_(array(sorted(OPEN_ORDER_STATUSES)))))
-_COMMAND = select(COMMANDS).where(COMMANDS.c.id == bindparam("p_id"))
-_ORDER_UNKNOWN = (update(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
-                  .values(status="unknown", updated_at=bindparam("p_ts"), version=ORDERS.c.version + 1)
-                  .returning(*ORDERS.c))
-_COMMAND_UNKNOWN = (update(COMMANDS).where(COMMANDS.c.id == bindparam("p_id"))
-                    .values(status="unknown", result=bindparam("p_result", type_=JSONB),
-                            updated_at=bindparam("p_ts"))
-                    .returning(*COMMANDS.c))
-
-
-def _result(row: Any) -> CommandResult:
+def _result(row: CommandRecord) -> CommandResult:
     r = row.result or {}
     return CommandResult(command_id=row.id, kind=row.kind, status=row.status,
                          message=str(r.get("message", "")), order_id=r.get("order_id"),
@@ -125,21 +74,21 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
     try:
         # claim, validate, risk-check and record: one transaction
         async with effect(res, hold=True) as (db, fx):
-            cmd_row = await db.one(_CLAIM_WITH_RISK_INPUTS, {
-                **claim_params(cmd), "p_venue": res.default_venue,
-                "p_quote": inst.quote if isinstance(inst, Instrument) else "",
-                "p_base": inst.base if isinstance(inst, Instrument) else ""})
+            orders = Orders(db)
+            cmd_row, inputs = await orders.claim_for_order(
+                new_command(cmd), venue=res.default_venue,
+                quote_asset=inst.quote if isinstance(inst, Instrument) else "",
+                base_asset=inst.base if isinstance(inst, Instrument) else "")
             if cmd_row.status in FINAL_COMMAND_STATUSES:
                 # publish again, with its order: a run that died before publishing left the view behind
                 fx.command = cmd_row
-                if (placed := await db.first(_ORDER_OF_COMMAND, {"p_id": cmd.command_id})) is not None:
+                if (placed := await orders.of_command(cmd.command_id)) is not None:
                     fx.order(placed)
                 return _result(cmd_row)
             # the order is written in the claim's transaction, so only a repeat run can find one
-            existing = await db.first(_ORDER_OF_COMMAND, {"p_id": cmd.command_id}) \
-                if cmd_row.attempts > 1 else None
+            existing = await orders.of_command(cmd.command_id) if cmd_row.attempts > 1 else None
             quote = await quote_read if quote_read is not None and not existing else None
-            order = None if existing else await _admit(res, db, fx, cmd, inst, cmd_row, quote)
+            order = None if existing else await _admit(res, db, fx, cmd, inst, inputs, quote)
     finally:
         if quote_read is not None and not quote_read.done():
             quote_read.cancel()  # not needed after all (a repeat run, or the claim failed)
@@ -166,11 +115,12 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
 
 
 async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder | ReplaceOrder, inst: Instrument | str,
-                 inputs: Any, quote: QuoteView | None, *, replaced: Any | None = None) -> Any | None:
+                 inputs: RiskInputs, quote: QuoteView | None, *,
+                 replaced: OrderRecord | None = None) -> OrderRecord | None:
     """Validate, round and risk-check the order; record it as "submitting", or reject the command.
 
-    `inst` is the instrument, or why the symbol is unknown; `inputs` is the claimed command row
-    with the risk check's inputs (_CLAIM_WITH_RISK_INPUTS). `replaced`: the order a replacement
+    `inst` is the instrument, or why the symbol is unknown; `inputs` is what the risk check reads
+    from Postgres, read with the command's claim (Orders.claim_for_order). `replaced`: the order a replacement
     replaces (jobs/replace.py), whose locked funds count as free for it.
     """
     if isinstance(inst, str):
@@ -202,32 +152,31 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder | ReplaceO
     fx.durable_at_commit = record_must_be_flushed(res.venues[venue])
     order_list = legs(spec, cmd.command_id)
     list_id = order_list[0].client_order_id if spec.order_class != "simple" else None
-    first = None
+    orders, first = Orders(db), None
     for leg in order_list:  # one order, or each leg of an OCO or bracket
         order_id, leg_spec = "ord_" + uuid.uuid4().hex[:20], leg.spec
         fx.note(actor=cmd.source, action="order.submitting", subject=order_id, payload={
             "command_id": cmd.command_id, "client_order_id": leg.client_order_id, **leg_spec.canonical(),
             "order_list_id": list_id, "leg": leg.name or None, "risk": verdict.message})
-        audit = fx.carry_audit(db)
-        order = await db.one(_INSERT_ORDER, {
-            "id": order_id, "client_order_id": leg.client_order_id, "command_id": cmd.command_id,
-            "venue": venue, "symbol": inst.symbol, "side": leg_spec.side, "type": leg_spec.type,
-            "time_in_force": leg_spec.time_in_force, "qty": leg_spec.qty, "notional": leg_spec.notional,
-            "limit_price": leg_spec.limit_price, "stop_price": leg_spec.stop_price, "status": "submitting",
-            "filled_qty": Decimal(0), "fees": Decimal(0), "created_at": now, "updated_at": now,
-            "schedule_id": (replaced.schedule_id if replaced is not None
-                            else getattr(cmd, "schedule_id", None)),
-            "trail_amount": leg_spec.trail_amount, "trail_percent": leg_spec.trail_percent,
-            "replaces": replaced.id if replaced is not None else None,
-            "order_list_id": list_id, "leg": leg.name or None,
-            "p_commit_wait": "on" if fx.durable_at_commit else "off", **audit.params})
-        await fx.settle_audit(db, audit, order)
+        order, written = await orders.record_submitting(NewOrder(
+            id=order_id, client_order_id=leg.client_order_id, command_id=cmd.command_id,
+            venue=venue, symbol=inst.symbol, side=leg_spec.side, type=leg_spec.type,
+            time_in_force=leg_spec.time_in_force, qty=leg_spec.qty, notional=leg_spec.notional,
+            limit_price=leg_spec.limit_price, stop_price=leg_spec.stop_price, status="submitting",
+            filled_qty=Decimal(0), fees=Decimal(0), created_at=now, updated_at=now,
+            schedule_id=(replaced.schedule_id if replaced is not None else getattr(cmd, "schedule_id", None)),
+            trail_amount=leg_spec.trail_amount, trail_percent=leg_spec.trail_percent,
+            replaces=replaced.id if replaced is not None else None,
+            order_list_id=list_id, leg=leg.name or None),
+            audit=list(fx.drafts), wait_for_flush=fx.durable_at_commit)
+        fx.drafts.clear()  # carried by the insert (storage/repos/orders.py)
+        fx.audit += written
         fx.order(order)
         first = first or order
     return first
 
 
-async def _venue_never_received(res: Resources, order: Any) -> bool:
+async def _venue_never_received(res: Resources, order: OrderRecord) -> bool:
     """Whether the venue says it has no order under this client order id (not: it did not answer)."""
     try:
         return await asyncio.wait_for(res.venues[order.venue].get_order(order.client_order_id),
@@ -236,7 +185,7 @@ async def _venue_never_received(res: Resources, order: Any) -> bool:
         return False
 
 
-async def _submit(res: Resources, cmd: PlaceOrder, order: Any,
+async def _submit(res: Resources, cmd: PlaceOrder, order: OrderRecord,
                   published: HeldPublish | None) -> CommandResult:
     """The venue call, with the client order id derived from the command; then book the outcome.
 
@@ -259,19 +208,20 @@ async def _submit(res: Resources, cmd: PlaceOrder, order: Any,
     return await _apply(res, order.id, vo, cmd.command_id, actor=cmd.source, after=published)
 
 
-def _request(order: Any) -> OrderRequest:
+def _request(order: OrderRecord) -> OrderRequest:
     return OrderRequest(order.client_order_id, order.symbol, order.side, order.type, order.time_in_force,
                         order.qty, order.notional, order.limit_price, order.stop_price, order.trail_amount,
                         order.trail_percent)
 
 
-async def _submit_list(res: Resources, cmd: PlaceOrder, first: Any,
+async def _submit_list(res: Resources, cmd: PlaceOrder, first: OrderRecord,
                        published: HeldPublish | None) -> CommandResult:
     """An OCO's or bracket's legs in one venue call (PaperVenue.submit_order_list), then booked in
     one transaction; the command's outcome is its first leg's."""
-    async with transaction(res.db, autocommit=True) as db:
-        rows = await db.all(_LEGS, {"p_list": first.order_list_id})
-    rows.sort(key=lambda r: LEG_ORDER[r.leg])
+    assert first.order_list_id is not None
+    async with read(res.db) as db:
+        rows = await Orders(db).legs(first.order_list_id)
+    rows.sort(key=lambda r: LEG_ORDER[r.leg or ""])
     has_entry = any(r.leg == ENTRY for r in rows)
     venue = res.venues[first.venue]
     submit_list = getattr(venue, "submit_order_list", None)
@@ -297,19 +247,19 @@ async def _submit_list(res: Resources, cmd: PlaceOrder, first: Any,
                                                              [], why)
             await apply_venue_order(db, fx, r.id, vo, fee_rate=res.fee_rate, actor=cmd.source,
                                     decide=placed_outcome(cmd.command_id) if r.id == first.id else None)
-        cmd_row = fx.command or await db.one(_COMMAND, {"p_id": cmd.command_id})
+        cmd_row = fx.command or await Commands(db).get(cmd.command_id)
     return _result(cmd_row)
 
 
-async def _other_open_legs(res: Resources, order: Any) -> list[Any]:
+async def _other_open_legs(res: Resources, order: OrderRecord) -> list[OrderRecord]:
     """The other legs of the order's list that we believe open (none for a simple order)."""
     if order.order_list_id is None:
         return []
-    async with transaction(res.db, autocommit=True) as db:
-        return [r for r in await db.all(_OPEN_LEGS, {"p_list": order.order_list_id}) if r.id != order.id]
+    async with read(res.db) as db:
+        return [r for r in await Orders(db).legs(order.order_list_id, open_only=True) if r.id != order.id]
 
 
-async def sync_legs(res: Resources, order: Any) -> None:
+async def sync_legs(res: Resources, order: OrderRecord) -> None:
     """Reconcile the other open legs of the order's list (the venue may have changed them with it)."""
     for r in await _other_open_legs(res, order):
         await sync_order(res, r.client_order_id)
@@ -319,20 +269,20 @@ async def _mark_unknown(res: Resources, order_id: str, command_id: str, why: str
                         after: HeldPublish | None = None) -> None:
     now = datetime.now(UTC)
     async with effect(res, after=after) as (db, fx):
-        order = await db.one(_ORDER_UNKNOWN, {"p_id": order_id, "p_ts": now})
+        order = await Orders(db).mark_unknown(order_id, now)
         fx.order(order)
         fx.note(actor="worker", action="order.unknown", subject=order.id,
                 payload={"why": why, "client_order_id": order.client_order_id})
-        fx.command = await db.one(_COMMAND_UNKNOWN, {"p_id": command_id, "p_ts": now, "p_result": {
+        fx.command = await Commands(db).mark_unknown(command_id, {
             "message": f"{why}; outcome unknown, reconciling by client order id {order.client_order_id}",
-            "order_id": order.id}})
+            "order_id": order.id}, now)
 
 
 def placed_outcome(command_id: str | None) -> Decide:
     """What a place command's outcome is, given its order as booked (kept if it already has one)."""
-    def decide(order: Any) -> Finish | None:
+    def decide(order: OrderRecord, booking: LockedOrder) -> Finish | None:
         cid = command_id or order.command_id
-        actor, kind = order.command_source or "worker", order.command_kind or "place_order"
+        actor, kind = booking.command_source or "worker", booking.command_kind or "place_order"
         if order.status == "rejected":
             return Finish(cid, "rejected", f"venue rejected the order: {order.reject_reason}", actor, kind,
                           only_if_open=True, result={"order_id": order.id})
@@ -349,14 +299,14 @@ async def _apply(res: Resources, order_id: str, vo: VenueOrder, command_id: str 
     async with effect(res, after=after) as (db, fx):
         order = await apply_venue_order(db, fx, order_id, vo, fee_rate=res.fee_rate, actor=actor,
                                         decide=placed_outcome(command_id))
-        cmd_row = fx.command or await db.one(_COMMAND, {"p_id": command_id or order.command_id})
+        cmd_row = fx.command or await Commands(db).get(command_id or order.command_id)
     return _result(cmd_row)
 
 
 async def sync_order(res: Resources, client_order_id: str, *, command_id: str | None = None) -> CommandResult:
     """Ask the venue about one order and apply what it says (fills, status)."""
-    async with transaction(res.db, autocommit=True) as db:
-        order = await db.one(_ORDER_BY_CLIENT_ID, {"p_id": client_order_id})
+    async with read(res.db) as db:
+        order = await Orders(db).by_client_order_id(client_order_id)
     bind_contextvars(client_order_id=client_order_id, venue=order.venue)
     venue = res.venues[order.venue]
     vo: VenueOrder | None = None
@@ -371,8 +321,8 @@ async def sync_order(res: Resources, client_order_id: str, *, command_id: str | 
         if order.status in ("submitting", "unknown") and age > UNKNOWN_GIVE_UP_AFTER:
             vo = VenueOrder(client_order_id, None, "rejected", Decimal(0), [], "never reached the venue")
         else:
-            async with transaction(res.db, autocommit=True) as db:
-                return _result(await db.one(_COMMAND, {"p_id": command_id or order.command_id}))
+            async with read(res.db) as db:
+                return _result(await Commands(db).get(command_id or order.command_id))
     return await _apply(res, order.id, vo, command_id, actor="reconcile")
 
 
@@ -380,7 +330,7 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
     """Cancels pass even when trading is HALTED: they only remove risk."""
     async with effect(res) as (db, fx):
         cmd_row = await claim_command(db, cmd)
-        order = await db.first(_ORDER, {"p_id": cmd.order_id})
+        order = await Orders(db).get(cmd.order_id)
         if cmd_row.status in FINAL_COMMAND_STATUSES:
             fx.command = cmd_row  # publish it again: a run that died before publishing left the view behind
     if cmd_row.status in FINAL_COMMAND_STATUSES:
@@ -415,7 +365,7 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
 
 
 def cancel_outcome(cmd: CancelOrder) -> Decide:
-    def decide(order: Any) -> Finish:
+    def decide(order: OrderRecord, _: LockedOrder) -> Finish:
         if order.status == "cancelled":
             return Finish(cmd.command_id, "succeeded", f"order {order.id} cancelled", cmd.source, cmd.kind,
                           result={"order_id": order.id, "filled_qty": str(order.filled_qty)})
@@ -427,8 +377,8 @@ def cancel_outcome(cmd: CancelOrder) -> Decide:
 
 async def reconcile_open_orders(res: Resources) -> int:
     """Sync every order we believe is open with its venue. Returns how many were checked."""
-    async with transaction(res.db, autocommit=True) as db:
-        cids = [r[0] for r in await db.all(_OPEN_ORDERS)]
+    async with read(res.db) as db:
+        cids = await Orders(db).open_client_order_ids()
     for cid in cids:
         await sync_order(res, cid)
     return len(cids)

@@ -20,18 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from decimal import Decimal
-from typing import Any
 
 from jobs.booking import apply_venue_order
 from jobs.commands import CommandResult, ReplaceOrder
 from jobs.domain.instruments import Instrument, UnknownInstrumentError, get_instrument
 from jobs.effects import HeldPublish, effect
-from jobs.ledger import claim_params, finish_command
+from jobs.ledger import finish_command, new_command
 from jobs.orders import (
-    _CLAIM_WITH_RISK_INPUTS,
-    _COMMAND,
-    _ORDER,
-    _ORDER_OF_COMMAND,
     VENUE_CALL_TIMEOUT_S,
     _admit,
     _mark_unknown,
@@ -42,6 +37,9 @@ from jobs.orders import (
 )
 from jobs.resources import Resources
 from jobs.venues.base import OrderRequest, VenueOrder, VenueTimeout, VenueUnavailable
+from storage.repos.commands import Commands
+from storage.repos.orders import Orders
+from storage.repos.records import OrderRecord
 from storage.values import FINAL_COMMAND_STATUSES
 
 log = logging.getLogger("tradingd.orders")
@@ -54,25 +52,25 @@ async def replace_order(res: Resources, cmd: ReplaceOrder) -> CommandResult:
         inst = str(e)
     quote = await res.reader.quote(inst.symbol) if isinstance(inst, Instrument) else None
     async with effect(res, hold=True) as (db, fx):
-        cmd_row = await db.one(_CLAIM_WITH_RISK_INPUTS, {
-            **claim_params(cmd), "p_venue": res.default_venue,
-            "p_quote": inst.quote if isinstance(inst, Instrument) else "",
-            "p_base": inst.base if isinstance(inst, Instrument) else ""})
+        orders = Orders(db)
+        cmd_row, inputs = await orders.claim_for_order(
+            new_command(cmd), venue=res.default_venue,
+            quote_asset=inst.quote if isinstance(inst, Instrument) else "",
+            base_asset=inst.base if isinstance(inst, Instrument) else "")
         if cmd_row.status in FINAL_COMMAND_STATUSES:
             fx.command = cmd_row  # publish again: a run that died before publishing left the view behind
-            if (placed := await db.first(_ORDER_OF_COMMAND, {"p_id": cmd.command_id})) is not None:
+            if (placed := await orders.of_command(cmd.command_id)) is not None:
                 fx.order(placed)
             return _result(cmd_row)
-        existing = (await db.first(_ORDER_OF_COMMAND, {"p_id": cmd.command_id})
-                    if cmd_row.attempts > 1 else None)
-        old = await db.first(_ORDER, {"p_id": cmd.order_id})
+        existing = await orders.of_command(cmd.command_id) if cmd_row.attempts > 1 else None
+        old = await orders.get(cmd.order_id)
         new = None
         if existing is None:
             if old is None:
                 await finish_command(db, fx, cmd.command_id, "rejected",
                                      f"no order {cmd.order_id!r}; list_orders shows the ids")
             else:
-                new = await _admit(res, db, fx, cmd, inst, cmd_row, quote, replaced=old)
+                new = await _admit(res, db, fx, cmd, inst, inputs, quote, replaced=old)
     published = fx.published
     assert published is not None
     if existing is not None:
@@ -87,10 +85,11 @@ async def replace_order(res: Resources, cmd: ReplaceOrder) -> CommandResult:
     if new is None:
         await published
         return _result(fx.command or cmd_row)
+    assert old is not None  # a replacement was recorded for it
     return await _send(res, cmd, old, new, published)
 
 
-async def _send(res: Resources, cmd: ReplaceOrder, old: Any, new: Any,
+async def _send(res: Resources, cmd: ReplaceOrder, old: OrderRecord, new: OrderRecord,
                 published: HeldPublish | None) -> CommandResult:
     """The venue's cancel-replace; then book what it says of both orders in one transaction."""
     venue = res.venues[new.venue]
@@ -118,5 +117,5 @@ async def _send(res: Resources, cmd: ReplaceOrder, old: Any, new: Any,
             await apply_venue_order(db, fx, old.id, old_vo, fee_rate=res.fee_rate, actor=cmd.source)
         await apply_venue_order(db, fx, new.id, vo, fee_rate=res.fee_rate, actor=cmd.source,
                                 decide=placed_outcome(cmd.command_id))
-        cmd_row = fx.command or await db.one(_COMMAND, {"p_id": cmd.command_id})
+        cmd_row = fx.command or await Commands(db).get(cmd.command_id)
     return _result(cmd_row)
