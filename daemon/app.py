@@ -27,6 +27,7 @@ from daemon.bars import BarService
 from daemon.db_probe import DbProbe
 from daemon.dca_clock import DcaClock
 from daemon.http import HttpServer, build_app
+from daemon.instruments import InstrumentPublisher
 from daemon.market import MarketHub
 from daemon.metrics import RECONCILES, VENUE_UPDATES
 from daemon.outages import LoopErrors, StoreOutages
@@ -59,6 +60,7 @@ class Daemon:
         self.http: HttpServer | None = None
         self.anchors: AuditAnchorer | None = None
         self.guard: ViewGuard | None = None
+        self.instruments: InstrumentPublisher | None = None
         self.probe: DbProbe | None = None
         self.outages = StoreOutages(log)  # one outage log per store for all the daemon's loops
         self._beat_now = asyncio.Event()
@@ -79,6 +81,10 @@ class Daemon:
         # rebuilds the view now, then watches it: rebuilt again if Redis is flushed or restarted
         self.guard = ViewGuard(self.res.sessions, pool, outages=self.outages)
         await self.guard.start()
+        # what each venue trades, for get_market_pairs: published now, on a change, after a flush
+        self.instruments = InstrumentPublisher(self.res.venues.instrument_providers(), pool,
+                                               outages=self.outages)
+        await self.instruments.start()
         await self._enqueue_reconcile("startup")
         self.market = MarketHub(s, self.res.writer, outages=self.outages)
         # bars from the feed's trades (a quote's mid for a symbol without trades): daemon/bars.py
@@ -121,6 +127,7 @@ class Daemon:
                            ("market", self.market and self.market.stop),
                            ("bars", self.bars and self.bars.stop),
                            ("venue tasks", venue_tasks),
+                           ("instruments", self.instruments and self.instruments.stop),
                            ("view guard", self.guard and self.guard.stop)):
             if stop:
                 try:

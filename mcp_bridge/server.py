@@ -47,6 +47,7 @@ from mcp_bridge.tools import (
     history,
     market,
     orders,
+    pairs,
     portfolio,
     portfolio_summary,
     schedules,
@@ -277,7 +278,7 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
         auth = BearerTokenVerifier(settings.mcp_http_token.get_secret_value())
     mcp = FastMCP("tradingd", instructions=INSTRUCTIONS, version=tradingd_version(), lifespan=connect, auth=auth,
                   mask_error_details=True, middleware=[ErrorTranslation()], on_duplicate="error")
-    for module in (market, bars, portfolio, portfolio_summary, orders, history, schedules, system):
+    for module in (market, bars, pairs, portfolio, portfolio_summary, orders, history, schedules, system):
         module.register(mcp, bridge)
     serve_chosen_tools(mcp, settings)
     mcp.add_transform(LeanOutputSchemas())

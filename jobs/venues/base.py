@@ -132,6 +132,33 @@ class SubmitsOrderLists(Protocol):
                                 legs: list[tuple[OrderRequest, str, bool]]) -> list[VenueOrder]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One instrument as a venue lists it: the domain's `Instrument` (increments, minimums, asset
+    class, market hours as an exchange calendar) plus what only the venue knows, its own spelling
+    of the symbol and whether it trades right now. What `get_market_pairs` shows, per venue."""
+
+    instrument: Instrument
+    venue_symbol: str  # the venue's spelling: "BTCUSDT" on Binance; the symbol itself on paper
+    tradable: bool = True  # False while the venue halts, suspends or delists it
+    status: str = "trading"  # the venue's own word for it ("TRADING", "BREAK", "HALT"...)
+
+
+ListingsChanged = Callable[[], Awaitable[None]]
+
+
+class InstrumentProvider(Protocol):
+    """What a venue trades, from the venue's own instrument data (paper: its fixed list; an
+    exchange: its markets, e.g. ccxt's load_markets). `listings` may answer from a cache the
+    provider keeps; it is asked again whenever the state view lost them (a flushed Redis), so it
+    should not reload from the venue each time. A provider that learns of a change (a reload that
+    found a new or halted market) awaits each `on_change` handler; the daemon then republishes."""
+
+    async def listings(self) -> list[Listing]: ...
+
+    def on_change(self, handler: ListingsChanged) -> None: ...
+
+
 class Pricing(Protocol):
     """How a venue prices an order before it is sent: what a preview shows and risk reserves."""
 
@@ -190,3 +217,6 @@ class VenuePackage:
     opening_balances: Callable[[Settings], Mapping[str, Decimal]]
     build: Callable[[VenueDeps], Venue]
     background: Callable[[Venue, ErrorsFor], VenueBackground] | None = None
+    # the venue's instrument provider, from the built venue (an exchange's shares its client);
+    # None: the venue lists `instruments()` under their own symbols (the registry's FixedListings)
+    instrument_provider: Callable[[Venue], InstrumentProvider] | None = None

@@ -15,10 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, MutableMapping
 from decimal import Decimal
 
-from jobs.domain.instruments import add_instruments, normalize_symbol
+from jobs.domain.instruments import Instrument, add_instruments, normalize_symbol
 from jobs.venues import paper
 from jobs.venues.base import (
     ErrorsFor,
+    InstrumentProvider,
+    Listing,
+    ListingsChanged,
     OrderUpdate,
     Pricing,
     UpdateHandler,
@@ -62,6 +65,20 @@ def pricing_for(settings: Settings, venue: str) -> Pricing:
     return PACKAGES[venue].pricing(settings)
 
 
+class FixedListings:
+    """The instrument provider of a venue whose list never changes (paper): its package's
+    instruments, each under its own symbol, always tradable."""
+
+    def __init__(self, instruments: list[Instrument]) -> None:
+        self._listings = [Listing(i, venue_symbol=i.symbol) for i in instruments]
+
+    async def listings(self) -> list[Listing]:
+        return list(self._listings)
+
+    def on_change(self, handler: ListingsChanged) -> None:
+        """Never called: nothing changes."""
+
+
 class Venues(MutableMapping[str, Venue]):
     """The configured venues of one process, by name (a test may swap one for a wrapper)."""
 
@@ -95,6 +112,14 @@ class Venues(MutableMapping[str, Venue]):
 
     def pricing(self, venue: str) -> Pricing:
         return self._pricing[venue]
+
+    def instrument_providers(self) -> dict[str, InstrumentProvider]:
+        """What each venue trades, by venue (the daemon publishes it to the state view)."""
+        providers: dict[str, InstrumentProvider] = {}
+        for name, venue in self._venues.items():
+            make = PACKAGES[name].instrument_provider
+            providers[name] = make(venue) if make is not None else FixedListings(PACKAGES[name].instruments())
+        return providers
 
     def opening_balances(self) -> dict[str, Mapping[str, Decimal]]:
         """Each venue's funding the first time we start (a simulated account's; none for a live one)."""

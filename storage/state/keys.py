@@ -25,6 +25,14 @@ BAR_SERIES = f"{PREFIX}:bars:*"  # every series (and BAR_VENUES), for the rebuil
 BAR_VENUES = f"{PREFIX}:bars:venues"  # hash symbol -> the venue its bars were last written for
 BARS_RECENT_MAX = 500
 
+# what each venue trades (storage/state/instruments.py): live data from the venues, like quotes,
+# not in Postgres and not rebuilt from it; the daemon publishes them again when they are gone
+def instruments(venue: str) -> str:
+    return f"{PREFIX}:instruments:{venue}"  # hash symbol -> pair record
+
+
+INSTRUMENT_VENUES = f"{PREFIX}:instruments"  # hash venue -> {"at", "count"}: its list is published
+
 # orders
 def order(order_id: str) -> str:
     return f"{PREFIX}:order:{order_id}"

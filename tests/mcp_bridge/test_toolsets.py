@@ -123,7 +123,7 @@ async def test_dynamic_toolsets_start_small_and_enable_toolset_loads_one_and_say
     changes = _ListChanges()
     async with Client(server, message_handler=changes) as c:
         first = {t.name for t in await c.list_tools()}
-        assert first == {"get_quote", "get_bars", "list_toolsets", "enable_toolset"}
+        assert first == {"get_quote", "get_bars", "get_market_pairs", "list_toolsets", "enable_toolset"}
         with pytest.raises(ToolError, match="Unknown tool"):
             await c.call_tool("list_dca_schedules", {})
         listing = (await c.call_tool("list_toolsets", {})).structured_content["toolsets"]
