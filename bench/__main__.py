@@ -11,13 +11,14 @@ import sys
 
 from bench.event_bus import main as event_bus
 from bench.faults.suite import main as faults
+from bench.mcp_load import main as mcp_load
 from bench.order_cost import main as order_cost
 from bench.roundtrip import main as roundtrip
 from bench.state_read import main as state_read
 from bench.tool_list import main as tool_list
 
 BENCHES = {"roundtrip": roundtrip, "state_read": state_read, "order_cost": order_cost,
-           "tool_list": tool_list, "event_bus": event_bus}
+           "tool_list": tool_list, "event_bus": event_bus, "mcp_load": mcp_load}
 WITH_OPTIONS = {"faults": faults}
 
 
