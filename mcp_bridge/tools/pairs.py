@@ -4,6 +4,8 @@ The daemon publishes every venue's instrument list (storage/state/instruments.py
 reads it, with the symbols' last quotes. Figures are shown at the pair's own increments, read from
 the pair itself rather than the process's instrument registry (storage/figures.py), because one
 symbol may have different increments on two venues and the bridge may not know a venue's symbols.
+The view keeps one live quote per symbol (keys.quote, the daemon's feed), so a symbol listed by two
+venues shows that quote on both until quotes are kept per venue.
 """
 
 from __future__ import annotations
