@@ -24,25 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import asyncpg
-from sqlalchemy import any_, bindparam, select
-from sqlalchemy.dialects.postgresql import JSONB, array, insert
-
 from jobs.commands import AnyCommand
-from storage.driver import DatabaseConnectionLost, RawPool, transaction
 from storage.outage import OutageLog, unavailable
-from storage.tables import COMMANDS
+from storage.repos import DatabaseConnectionLost, Pool, UnstorableValue, read, transaction
+from storage.repos.commands import Commands, NewCommand, UnfinishedCommand
+from storage.repos.records import CommandRecord
 
 log = logging.getLogger("tradingd.intake")
 INTAKE_TIMEOUT_S = 3.0  # a caller waits at most this long for the database before hearing why
-UNFINISHED_BATCH = 500
-
-_RECORD = (insert(COMMANDS)
-           .values(id=bindparam("p_id"), kind=bindparam("p_kind"), source=bindparam("p_source"),
-                   payload=bindparam("p_payload", type_=JSONB), status="received", attempts=0)
-           .on_conflict_do_nothing(index_elements=[COMMANDS.c.id])
-           .returning(COMMANDS.c.id))
-_EXISTING = select(COMMANDS).where(COMMANDS.c.id == bindparam("p_id"))
 
 
 class NotAccepted(Exception):
@@ -52,24 +41,24 @@ class NotAccepted(Exception):
 @dataclass(frozen=True)
 class Intake:
     outcome: Literal["recorded", "known", "unknown"]
-    row: Any = None  # the stored command when it was already known (a repeat of the same id)
+    row: CommandRecord | None = None  # the stored command when it was already known (a repeat of the same id)
 
 
 class CommandIntake:
     """Records commands in Postgres on a small pool of its own (the bridge's only database use)."""
 
     def __init__(self, database_url: str, *, pool_size: int = 4) -> None:
-        self.db = RawPool(database_url, size=pool_size)
+        self.db = Pool(database_url, size=pool_size)
         self.outage = OutageLog("database (command intake)", log)
         self._abandoned: set[asyncio.Task[Any]] = set()
 
     async def record(self, cmd: AnyCommand) -> Intake:
-        params = {"p_id": cmd.command_id, "p_kind": cmd.kind, "p_source": cmd.source,
-                  "p_payload": cmd.model_dump(mode="json")}
+        # what jobs.ledger.new_command builds; not imported from there: the bridge imports this module
+        new = NewCommand(cmd.command_id, cmd.kind, cmd.source, cmd.model_dump(mode="json"))
         sent: list[bool] = []  # non-empty once a connection is ours: the statement may reach the server
         # a task of its own, so a silent server cannot hold the caller past the bound, not even
         # while the connection is being cleaned up; abandoned, it ends by the driver's timeouts
-        task = asyncio.ensure_future(self._insert(params, sent))
+        task = asyncio.ensure_future(self._insert(new, sent))
         done, _ = await asyncio.wait({task}, timeout=INTAKE_TIMEOUT_S)
         if not done:
             self._abandoned.add(task)
@@ -78,7 +67,7 @@ class CommandIntake:
             return Intake("unknown")
         try:
             row = task.result()
-        except asyncpg.DataError as e:  # a value Postgres cannot store: the request's fault
+        except UnstorableValue as e:  # a value Postgres cannot store: the request's fault
             raise NotAccepted(f"{cmd.kind} not accepted: a value cannot be stored ({type(e).__name__}); "
                               "nothing was recorded") from None
         except Exception as e:
@@ -93,13 +82,11 @@ class CommandIntake:
         self.outage.ok()
         return Intake("recorded") if row is None else Intake("known", row)
 
-    async def _insert(self, params: dict[str, Any], sent: list[bool]) -> Any:
+    async def _insert(self, new: NewCommand, sent: list[bool]) -> CommandRecord | None:
         """None if the command was recorded now, else the row stored earlier under its id."""
         async with transaction(self.db) as db:
             sent.append(True)
-            if await db.first(_RECORD, params) is not None:
-                return None
-            return await db.one(_EXISTING, {"p_id": params["p_id"]})
+            return await Commands(db).record(new)
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._abandoned.discard(task)
@@ -110,15 +97,8 @@ class CommandIntake:
         await self.db.close()
 
 
-# Recorded commands that are not finished and have not changed for a while: the candidates for
-# re-delivery when their job is missing from Redis (daemon/redelivery.py).
-_UNFINISHED = (select(COMMANDS.c.id, COMMANDS.c.kind, COMMANDS.c.payload, COMMANDS.c.updated_at)
-               .where(COMMANDS.c.status == any_(array(["received", "running"])),
-                      COMMANDS.c.updated_at < bindparam("p_before"))
-               .order_by(COMMANDS.c.created_at).limit(UNFINISHED_BATCH))
-
-
-async def unfinished_commands(pool: RawPool, before: datetime) -> list[Any]:
-    """(id, kind, payload, updated_at) of commands received or running, last changed before `before`."""
-    async with transaction(pool, autocommit=True) as db:
-        return await db.all(_UNFINISHED, {"p_before": before})
+async def unfinished_commands(pool: Pool, before: datetime) -> list[UnfinishedCommand]:
+    """Commands received or running, last changed before `before`: the candidates for re-delivery
+    when their job is missing from Redis (daemon/redelivery.py)."""
+    async with read(pool) as db:
+        return await Commands(db).unfinished(before)

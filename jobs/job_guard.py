@@ -26,10 +26,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 from arq import Retry
-from sqlalchemy import all_, any_, bindparam, func, literal_column, select
-from sqlalchemy.dialects.postgresql import JSONB, array, insert
 from structlog.contextvars import bound_contextvars
 
 from jobs.effects import effect
@@ -37,8 +34,9 @@ from jobs.ledger import note_outcome, outcome_document
 from jobs.resources import Resources
 from jobs.schedules import _finish_run as finish_run
 from storage.outage import OutageLog, backoff_s, unavailable
-from storage.tables import COMMANDS, ORDERS
-from storage.values import FINAL_COMMAND_STATUSES, OPEN_ORDER_STATUSES, CommandStatus
+from storage.repos.commands import Commands, NewCommand
+from storage.repos.orders import Orders
+from storage.values import CommandStatus
 
 log = logging.getLogger("tradingd.worker")
 JobFunction = Callable[..., Awaitable[Any]]
@@ -47,22 +45,6 @@ RETRY_CAP_S = 5.0
 COMMAND_JOBS = frozenset({"place_order_job", "cancel_order_job", "schedule_command_job"})
 MESSAGE_MAX = 300
 RECENT_S = 60.0  # the heartbeat counts internal errors over this window
-
-# The failed (or unknown) outcome, recorded even if no run ever claimed the command; a command
-# that already has a final outcome keeps it (the WHERE of the conflict clause).
-_FAIL = (insert(COMMANDS)
-         .values(id=bindparam("p_id"), kind=bindparam("p_kind"), source=bindparam("p_source"),
-                 payload=bindparam("p_payload", type_=JSONB), status=bindparam("p_status"),
-                 result=bindparam("p_result", type_=JSONB), error=bindparam("p_error"), attempts=1,
-                 updated_at=bindparam("p_ts"))
-         .on_conflict_do_update(
-             index_elements=[COMMANDS.c.id],
-             set_={c: literal_column(f"excluded.{c}") for c in ("status", "result", "error", "updated_at")},
-             where=COMMANDS.c.status != all_(array(sorted(FINAL_COMMAND_STATUSES))))
-         .returning(*COMMANDS.c))
-_OPEN_ORDER_OF_COMMAND = select(func.count()).select_from(ORDERS).where(
-    ORDERS.c.command_id == bindparam("p_id"), ORDERS.c.status == any_(array(sorted(OPEN_ORDER_STATUSES))))
-
 
 class JobHealth:
     """What the worker's heartbeat says about its jobs: retrying through an outage, and failing."""
@@ -163,20 +145,16 @@ async def fail_command(res: Resources, command_id: str, payload: Any, error: Bas
     kind = _clean(str(body.get("kind") or "command"))[:40]
     source = _clean(str(body.get("source") or "mcp"))[:40]
     async with effect(res) as (db, fx):
-        has_order = bool(await db.scalar(_OPEN_ORDER_OF_COMMAND, {"p_id": command_id}))
+        has_order = await Orders(db).command_has_open_order(command_id)
         status: CommandStatus = "unknown" if has_order else "failed"
         message = (f"internal error ({type(error).__name__}) after the order was recorded; its outcome is "
                    "being reconciled with the venue, do not repeat it" if has_order else
                    f"internal error ({type(error).__name__}: {_clean(str(error))}); nothing was done. "
                    "Check the request's values and try again")
         doc = outcome_document(_clean(message), {})
-        params = {"p_id": command_id, "p_kind": kind, "p_source": source, "p_status": status, "p_result": doc,
-                  "p_error": doc["message"] if status == "failed" else None, "p_ts": datetime.now(UTC)}
-        try:
-            async with db.conn.transaction():  # a savepoint: a payload Postgres rejects is stored without
-                row = await db.first(_FAIL, {**params, "p_payload": body})
-        except (asyncpg.DataError, ValueError, TypeError):
-            row = await db.first(_FAIL, {**params, "p_payload": {"unstorable": True}})
+        # recorded even if no run ever claimed the command; a final outcome is kept (row None)
+        row = await Commands(db).fail(NewCommand(command_id, kind, source, body), status, doc,
+                                      doc["message"] if status == "failed" else None, datetime.now(UTC))
         if row is not None:
             fx.command = row
             note_outcome(fx, actor=row.source, command_id=row.id, kind=row.kind, cmd_status=status,

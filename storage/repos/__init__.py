@@ -25,9 +25,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from asyncpg import DataError
+
 from storage.driver import DatabaseConnectionLost, Db, RawPool, transaction
 
 Pool = RawPool
+UnstorableValue = DataError  # Postgres refused a value (out of range, invalid text): the request's fault
 
 
 @asynccontextmanager
@@ -37,4 +40,4 @@ async def read(pool: Pool) -> AsyncIterator[Db]:
         yield db
 
 
-__all__ = ["DatabaseConnectionLost", "Db", "Pool", "read", "transaction"]
+__all__ = ["DatabaseConnectionLost", "Db", "Pool", "UnstorableValue", "read", "transaction"]
