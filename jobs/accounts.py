@@ -6,26 +6,19 @@ from the exchange. Which venues, and how much, the venue registry says.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-
-from jobs.effects import effect_session
+from jobs.effects import effect
 from jobs.resources import Resources
-from storage.models import BalanceRow
+from storage.repos.ledger import Ledger
 
 
 async def ensure_accounts(res: Resources) -> None:
-    async with effect_session(res) as (s, fx):
+    async with effect(res) as (db, fx):
+        ledger = Ledger(db)
         for venue, balances in sorted(res.venues.opening_balances().items()):
             if not balances:
                 continue
             for asset, amount in sorted(balances.items()):
-                created = (await s.execute(insert(BalanceRow).values(venue=venue, asset=asset, total=amount,
-                                                                     locked=0)
-                                           .on_conflict_do_nothing(index_elements=["venue", "asset"])
-                                           .returning(BalanceRow.asset))).scalar()
-                if created:
+                if await ledger.fund(venue, asset, amount):  # a balance the venue already has is kept
                     fx.note(actor="system", action="balance.funded", subject=f"{venue}|{asset}",
                             payload={"asset": asset, "amount": amount})
-            funded = await s.execute(select(BalanceRow).where(BalanceRow.venue == venue))
-            fx.balances.extend(funded.scalars())
+            fx.balances.extend(await ledger.balances(venue))
