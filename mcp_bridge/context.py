@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from jobs.commands import AnyCommand
 from jobs.intake import NotAccepted
 from jobs.queue import CommandQueue
-from mcp_bridge.param_schema import CompactSchema
+from mcp_bridge.param_schema import SERVER_LIMITS, CompactSchema
 from storage.settings import Settings
 from storage.state.reader import StateReader
 from storage.state.views import CommandView, OrderView, QuoteView
@@ -42,9 +42,8 @@ OptionalPositiveDecimal = Annotated[PositiveDecimal | None, CompactSchema()]
 # a symbol's length and characters are the server's limits; the example says what to pass
 Symbol = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9/_\-.]+$",
                               description="e.g. 'BTC/USDT' or 'SPY'"),
-                   CompactSchema(omit=("pattern", "minLength", "maxLength"))]
-CommandIdParam = Annotated[str, Field(min_length=1, max_length=160, pattern=r"^[A-Za-z0-9:_\-.]+$",
-                                      description="from an earlier tool result")]
+                   CompactSchema(omit=SERVER_LIMITS)]
+CommandIdParam = Annotated[str, Field(min_length=1, max_length=160, pattern=r"^[A-Za-z0-9:_\-.]+$")]
 
 
 class CommandOutcome(BaseModel):

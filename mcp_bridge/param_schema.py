@@ -28,6 +28,10 @@ _FAMILY_KEYWORDS = {
 _FAMILY = {"integer": "number"}  # an integer is a number: numeric keywords apply to both
 _SHADOWED = frozenset({"title", "description"})  # an option's own, hidden by the parameter's
 
+# a string's limits that protect the server (length, characters) and tell a caller nothing it
+# needs, for a value it copies (a cursor) or names from an example (a symbol)
+SERVER_LIMITS = ("pattern", "minLength", "maxLength")
+
 
 class CompactSchema:
     """Annotated metadata: the parameter's JSON schema without `omit` keywords, its anyOf as one

@@ -18,21 +18,21 @@ from pydantic import BaseModel, Field
 
 from jobs.preview import InputRejected, resolve_symbol
 from mcp_bridge.context import READ_ONLY, Bridge, Symbol
-from mcp_bridge.param_schema import CompactSchema
+from mcp_bridge.param_schema import SERVER_LIMITS, CompactSchema
 from storage.state.fills import FillView
 from storage.state.reader import Page, Position
 from storage.state.views import OrderView
 
-Limit = Annotated[int, Field(ge=1, le=200, description="page size")]
-Cursor = Annotated[str | None, Field(  # opaque: its limits are the server's, not shown
+Limit = Annotated[int, Field(ge=1, le=200)]
+Cursor = Annotated[str | None, Field(
     min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-=]+$", description="the previous page's 'next'"),
-    CompactSchema(omit=("pattern", "minLength", "maxLength"))]
-Since = Annotated[datetime | None, Field(description="inclusive, ISO 8601 (no offset: UTC)"), CompactSchema()]
-Until = Annotated[datetime | None, Field(description="exclusive, ISO 8601 (no offset: UTC)"), CompactSchema()]
+    CompactSchema(omit=SERVER_LIMITS)]
+Since = Annotated[datetime | None, Field(description="inclusive; no offset = UTC"), CompactSchema()]
+Until = Annotated[datetime | None, Field(description="exclusive; no offset = UTC"), CompactSchema()]
 OptSymbol = Annotated[Symbol | None, CompactSchema()]
 ScheduleId = Annotated[str | None, Field(
     min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$",
-    description="only orders this DCA schedule placed"), CompactSchema()]
+    description="only orders this DCA schedule placed"), CompactSchema(omit=SERVER_LIMITS)]
 OrderIdFilter = Annotated[str | None, Field(
     min_length=4, max_length=40, pattern=r"^ord_[A-Za-z0-9_\-]+$",
     description="only this order's fills"), CompactSchema()]

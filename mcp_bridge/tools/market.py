@@ -33,8 +33,8 @@ class QuoteResult(Figures):
 def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="Get a quote", annotations=READ_ONLY)
     async def get_quote(symbol: Symbol) -> QuoteResult:
-        """Current best bid/ask of a symbol from the live feed; check it before preview_order. A
-        quote marked stale is too old to trade on: wait a few seconds and ask again."""
+        """Best bid/ask of a symbol from the live feed. A stale quote is too old to trade on: wait a
+        few seconds and ask again."""
         try:
             canonical = resolve_symbol(symbol)
         except InputRejected as e:

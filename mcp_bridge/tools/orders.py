@@ -30,8 +30,8 @@ from mcp_bridge.param_schema import CompactSchema
 from storage.state.views import OrderView
 from storage.values import OrderType, Side, TimeInForce
 
-OrderId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^(ord_|td-)[A-Za-z0-9_\-]+$",
-                               description="'ord_...' or client order id 'td-...'")]
+# an order id or a client order id: the pattern says which prefixes
+OrderId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^(ord_|td-)[A-Za-z0-9_\-]+$")]
 Amount = OptionalPositiveDecimal  # a quantity or a price, optional
 # preview_order describes the order fields; place_order takes the same ones bare (its description
 # sends the assistant to the preview), so tools/list does not say it all twice
@@ -42,7 +42,7 @@ Notional = Annotated[OptionalPositiveDecimal, Field(description="quote currency;
 Tif = Annotated[TimeInForce, Field(description="ioc: limit only")]
 OrderClassParam = Annotated[OrderClass, Field(
     description="oco: + stop_loss_price leg; bracket: + take_profit_price, stop_loss_price exits")]
-Token = Annotated[str, Field(pattern=r"^pv_[A-Za-z0-9_\-]{16,64}$", description="the preview's token")]
+Token = Annotated[str, Field(pattern=r"^pv_[A-Za-z0-9_\-]{16,64}$")]  # the preview's
 IdempotencyKey = Annotated[str | None, Field(
     min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$",
     description="same key on a retry: cancels once"), CompactSchema()]
@@ -148,9 +148,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     async def preview_replace(order_id: OrderId, qty: Amount = None, limit_price: Amount = None,
                               stop_price: Amount = None, trail_amount: Amount = None,
                               trail_percent: Amount = None) -> PreviewResult:
-        """Value a change of an open order's qty or prices (symbol, side, type stay) without placing
-        it: preview_order's figures and risk verdict, and a single-use 30 s `token` for replace_order
-        with the same changes."""
+        """Value a change of an open order's qty or prices as preview_order does, and get a
+        single-use 30 s `token` for replace_order with the same changes."""
         view = await _open_order(order_id)
         try:
             return await preview_replacement(bridge.reader, bridge.redis, bridge.settings, view, {
@@ -165,9 +164,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
                             stop_price: Amount = None, trail_amount: Amount = None,
                             trail_percent: Amount = None) -> OrderCommandResult:
         """Replace an open order as preview_replace valued it (its token, the SAME order_id and
-        changes): the venue cancels it and books the replacement under a new order id, or changes
-        nothing. If the outcome is 'pending', do not repeat: call get_command_status(command_id).
-        """
+        changes); the replacement gets a new order id. If the outcome is 'pending', do not repeat:
+        call get_command_status(command_id)."""
         view = await _open_order(order_id)
         changes = {"qty": qty, "limit_price": limit_price, "stop_price": stop_price,
                    "trail_amount": trail_amount, "trail_percent": trail_percent}

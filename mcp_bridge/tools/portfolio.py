@@ -69,7 +69,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="Account balances", annotations=READ_ONLY)
     async def get_account() -> AccountResult:
         """Paper account balances (total, locked by open orders, available) and whether trading is
-        ACTIVE or HALTED; check funds here before preview_order."""
+        ACTIVE or HALTED."""
         venue = account_venue()
         balances = [b for b in await bridge.reader.balances() if b.venue == venue]
         state = await bridge.reader.trading_state()
@@ -82,7 +82,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="Positions", annotations=READ_ONLY)
     async def get_positions() -> PositionsResult:
         """Positions (qty, average entry price, P&L, fees) marked at the live quote, with totals per
-        quote currency; a sell may not exceed the position."""
+        quote currency."""
         lines = []
         totals: dict[str, CurrencyTotal] = {}
         for p in await bridge.reader.positions():

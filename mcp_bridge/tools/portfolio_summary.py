@@ -151,8 +151,8 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="Portfolio summary", annotations={**READ_ONLY, "title": "Portfolio summary"})
     async def get_portfolio(quote: QuoteParam = "USDT") -> PortfolioResult:
         """What the paper account is worth in one currency: equity (cash + positions at the bid),
-        P&L, fees and the change since the UTC day's first valuation. Holdings with no rate into
-        `quote` (e.g. SPY in USDT) are listed apart under not_converted."""
+        P&L, fees and the day's change; holdings with no rate into `quote` (e.g. SPY in USDT) are
+        listed apart under not_converted."""
         into = quote.upper()
         if into not in quote_currencies():
             raise ToolError(f"cannot value in {quote[:10]!r}; use one of: {', '.join(quote_currencies())}")

@@ -62,9 +62,9 @@ async def health_report(bridge: Bridge) -> HealthResult:
 def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="Command status", annotations=READ_ONLY)
     async def get_command_status(command_id: CommandIdParam) -> CommandView:
-        """Status of a queued command (e.g. a place_order that came back 'pending'): received or
-        running = ask again in a few seconds; rejected or failed = did not happen, `message` says why;
-        unknown = the venue outcome is being reconciled, do not repeat the order."""
+        """Status of a queued command (e.g. a 'pending' place_order): received or running = ask again
+        shortly; rejected or failed = did not happen, `message` says why; unknown = being reconciled,
+        do not repeat the order."""
         view = await bridge.reader.command(command_id)
         if view is None:
             raise ToolError(f"no command {command_id!r} (unknown id, or older than 7 days); tool results "
@@ -73,7 +73,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
 
     @mcp.tool(title="Audit log", annotations=READ_ONLY)
     async def get_audit_log(
-        limit: Annotated[int, Field(ge=1, le=500, description="entries")] = 50,
+        limit: Annotated[int, Field(ge=1, le=500)] = 50,
     ) -> AuditResult:
         """The latest audit entries (orders, fills, commands, schedule changes), newest first: what
         the system did and why."""
