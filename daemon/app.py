@@ -2,9 +2,10 @@
 
 Start-up (ARCHITECTURE.md flow 7): rebuild the Redis state view from Postgres → reconcile
 open orders with the venue (as a worker job) → start market data and each venue's background
-tasks (the venue registry's: matching of a simulated venue) → start
-the DCA clock → anchor the audit chain outside Postgres → serve /health and /metrics. Shutdown
-runs the same steps backwards; every effect is written in its own transaction, so stopping
+tasks (the venue registry's: matching of a simulated venue) and the event-bus subscribers
+(daemon/subscriptions.py: paper matching, the bar builder, the state view) → start the DCA
+clock → anchor the audit chain outside Postgres → serve /health and /metrics. Shutdown runs the
+same steps backwards; every effect is written in its own transaction, so stopping
 between two effects leaves nothing half-written.
 
 While it runs, the view guard (daemon/view_guard.py) rebuilds the view whenever Redis was
@@ -32,6 +33,7 @@ from daemon.market import MarketHub
 from daemon.metrics import RECONCILES, VENUE_UPDATES
 from daemon.outages import LoopErrors, StoreOutages
 from daemon.redelivery import Redelivery
+from daemon.subscriptions import DaemonSubscriptions, Subscription
 from daemon.view_guard import ViewGuard
 from jobs.accounts import ensure_accounts
 from jobs.queue import CommandQueue, connect_queue
@@ -40,6 +42,7 @@ from storage.bars import BarRepository
 from storage.heap import settle_heap
 from storage.settings import Settings
 from storage.state.health import evaluate, inputs_or_outage
+from storage.state.view_events import ViewFromEvents
 
 if TYPE_CHECKING:
     from jobs.venues.base import OrderUpdate
@@ -56,6 +59,7 @@ class Daemon:
         self.queue: CommandQueue | None = None
         self.market: MarketHub | None = None
         self.bars: BarService | None = None
+        self.subscriptions: DaemonSubscriptions | None = None
         self.clock: DcaClock | None = None
         self.http: HttpServer | None = None
         self.anchors: AuditAnchorer | None = None
@@ -86,17 +90,22 @@ class Daemon:
                                                outages=self.outages)
         await self.instruments.start()
         await self._enqueue_reconcile("startup")
-        self.market = MarketHub(s, self.res.writer, outages=self.outages)
-        # bars from the feed's trades (a quote's mid for a symbol without trades): daemon/bars.py
+        self.market = MarketHub(s, self.res.writer, outages=self.outages, venue=self.res.default_venue,
+                                events=self.res.events)
+        # bars from the feed's trade events (a quote's mid for a symbol without trades): daemon/bars.py
         self.bars = BarService(self.res.default_venue, s.symbols, BarRepository(self.res.sessions), pool,
-                               outages=self.outages)
+                               outages=self.outages, events=self.res.events)
         await self.bars.start()
-        self.market.trade_handlers.append(self.bars.on_trade)
-        self.market.tick_handlers.append(self.bars.on_quote)
         self.res.venues.on_update(self._on_venue_update)
-        for task in await self.res.venues.start_background(
-                lambda what, logger: LoopErrors(what, self.outages, logger)):
-            self.market.subscribers.append(task.on_quotes)
+        await self.res.venues.start_background(lambda what, logger: LoopErrors(what, self.outages, logger))
+        # the bus's consumers in the daemon, subscribed before the market publishes: daemon/subscriptions.py
+        view = ViewFromEvents(pool, self.res.sessions)
+        self.subscriptions = DaemonSubscriptions(pool, [
+            Subscription("state-view", view.TOPICS, view.on_event, view.on_gap),
+            Subscription("bars", self.bars.TOPICS, self.bars.on_event, self.bars.on_gap),
+            *(Subscription(f"venue-{name}", task.topics, task.on_event, task.on_gap)
+              for name, task in self.res.venues.background.items())])
+        await self.subscriptions.start()
         await self.market.start()
         self.clock = DcaClock(self.res, self.queue, outages=self.outages)
         await self.clock.start()
@@ -125,6 +134,7 @@ class Daemon:
                            ("redelivery", self.redelivery and self.redelivery.stop),
                            ("clock", self.clock and self.clock.stop),
                            ("market", self.market and self.market.stop),
+                           ("subscriptions", self.subscriptions and self.subscriptions.stop),
                            ("bars", self.bars and self.bars.stop),
                            ("venue tasks", venue_tasks),
                            ("instruments", self.instruments and self.instruments.stop),

@@ -1,20 +1,31 @@
-"""The daemon's bar builder: trades (or quotes) in, bars persisted to Postgres and shown in the view.
+"""The daemon's bar builder: trade (or quote) events in, bars persisted to Postgres, closed bars out
+as `BarClosed` events.
 
-Why a timer rather than a write per trade: a busy symbol prints thousands of trades a second and
-each one changes the bars under way; the feed's handlers (`on_trade`, `on_quote`) only update the
-in-memory builders, and every `flush_every_s` one loop writes the bars that closed and the
-latest state of the bars under way, one upsert and one Redis round trip for all symbols. The
-same loop closes bars on time when no trade arrives (`BarBuilder.flush`), `close_grace_s` after
-their interval ends so a trade stamped by a venue clock a little behind ours still counts.
+It is a subscriber of the event bus (group "bars"): the market hub publishes every trade and the
+conflated quotes (daemon/market.py), and `on_event` feeds them to the in-memory builders; it is
+no longer called by the hub. Why a timer rather than a write per trade: a busy symbol prints
+thousands of trades a second and each one changes the bars under way; every `flush_every_s` one
+loop writes the bars that closed and the latest state of the bars under way, one upsert and one
+Redis round trip for all symbols. The same loop closes bars on time when no trade arrives
+(`BarBuilder.flush`), `close_grace_s` after their interval ends so a trade stamped by a venue
+clock a little behind ours still counts.
 
-Order: Postgres first, then the view (the view never shows a bar Postgres does not have). A
-failed write keeps the closed bars for the next pass (the open ones are taken fresh each time);
-an outage is logged once for the process (daemon/outages.py).
+Order: Postgres first, then Redis (nothing shows a bar Postgres does not have). In that round
+trip the bars under way are written to the view directly (they change every second and only
+matter while fresh, like quotes) and each closed bar is published as `BarClosed`; the state
+view's subscriber (storage/state/view_events.py) writes closed bars to the view from those
+events, as any later consumer (indicators, alerts) reads them. A failed write keeps the closed
+bars for the next pass (the open ones are taken fresh each time); an outage is logged once for
+the process (daemon/outages.py).
+
+Repeats: the bus delivers at least once and its group skips event ids it has handled (SeenSet),
+which covers a redelivery after a restart; a trade applied twice in the window the SeenSet cannot
+cover (the daemon died between handling a batch and acknowledging it) would count twice, but
+that in-memory count died with the process: a restart resumes the bars from Postgres.
 
 Start-up: bars left open by the previous run are resumed, so a restart within a minute carries
 on the minute's bar rather than overwriting it with the trades seen since (trades during the
-downtime are missing either way; the bar says so only through its lower volume). The lead moves
-the handlers onto the event bus later; they are plain async methods for that reason.
+downtime are missing either way; the bar says so only through its lower volume).
 """
 
 from __future__ import annotations
@@ -29,19 +40,29 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 
 from daemon.outages import LoopErrors, StoreOutages
-from jobs.domain.bars import BarBuilder
+from jobs.domain.bars import BarBuilder, timeframe_length
 from storage.bars import BarRepository
-from storage.state.bars import write_bars
+from storage.events import BarClosed, Event, EventPublisher, Gap, QuoteEvent, Topic, TradeEvent
+from storage.state.bars import stage_bars
 from storage.values import Bar, Quote, Trade
 
 log = logging.getLogger("tradingd.bars")
 
 
+def bar_closed(bar: Bar) -> BarClosed:
+    return BarClosed(venue=bar.venue, symbol=bar.symbol, timeframe=bar.timeframe, open_time=bar.open_time,
+                     close_time=bar.open_time + timeframe_length(bar.timeframe), open=bar.open, high=bar.high,
+                     low=bar.low, close=bar.close, volume=bar.volume, trade_count=bar.trades)
+
+
 class BarService:
+    TOPICS: tuple[Topic, ...] = ("trade", "quote")
+
     def __init__(self, venue: str, symbols: Iterable[str], repository: BarRepository, redis: Redis, *,
                  outages: StoreOutages | None = None, flush_every_s: float = 1.0,
-                 close_grace_s: float = 2.0) -> None:
+                 close_grace_s: float = 2.0, events: EventPublisher | None = None) -> None:
         self.venue = venue
+        self.events = events if events is not None else EventPublisher(redis)
         self.builders = {s: BarBuilder(venue, s) for s in symbols}
         self.repository, self.redis = repository, redis
         self.flush_every_s, self.close_grace = flush_every_s, timedelta(seconds=close_grace_s)
@@ -82,7 +103,21 @@ class BarService:
             newest.add((bar.symbol, bar.timeframe))
             self.builders[bar.symbol].resume(bar)
 
-    # ---- input (called by the market hub for every trade and quote) ------------------------
+    # ---- input: the bus's trade and quote events ----------------------------------------------
+    async def on_event(self, event: Event) -> None:
+        if isinstance(event, TradeEvent) and event.venue == self.venue:
+            await self.on_trade(Trade(symbol=event.symbol, price=event.price, qty=event.quantity,
+                                      trade_id=event.trade_id, ts=event.ts))
+        elif isinstance(event, QuoteEvent) and event.venue == self.venue:
+            await self.on_quote(Quote(event.symbol, event.bid, event.ask, event.bid_size, event.ask_size,
+                                      event.ts, event.last))
+
+    async def on_gap(self, gap: Gap) -> None:
+        """Trades the group never saw are gone for the bars (their volume is lower); the bars
+        themselves are in Postgres and in memory, so there is nothing to resync."""
+        if gap.reason != "created":
+            log.warning("bars may miss %s events (%s: %s)", gap.topic, gap.reason, gap.detail)
+
     async def on_trade(self, trade: Trade) -> None:
         builder = self.builders.get(trade.symbol)
         if builder is None:
@@ -100,7 +135,8 @@ class BarService:
     # ---- output ----------------------------------------------------------------------------
     async def flush(self, now: datetime | None = None) -> int:
         """Close the bars whose interval ended (`close_grace_s` ago), then write those and the bars
-        under way that changed: Postgres, then the view. Returns how many bars were written."""
+        under way that changed: Postgres, then the view (open bars) and the bus (closed ones).
+        Returns how many bars were written."""
         cutoff = (now or datetime.now(UTC)) - self.close_grace
         for symbol, builder in self.builders.items():
             if closed := builder.flush(cutoff):
@@ -113,7 +149,10 @@ class BarService:
         batch = closed + [b for s in moved for b in self.builders[s].open_bars()]
         try:
             await self.repository.upsert(batch)
-            await write_bars(self.redis, batch)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                stage_bars(pipe, (b for b in batch if not b.closed))
+                self.events.stage(pipe, [bar_closed(b) for b in batch if b.closed])
+                await pipe.execute()
         except BaseException:
             self._closed = closed + self._closed  # kept, in order, for the next pass
             self._moved |= moved

@@ -3,8 +3,19 @@
 `effect(res)` opens the transaction and hands out an `Effects` collector. Code inside records
 the rows it wrote and notes audit entries; on a clean exit the audit entries are chained and
 written (one statement), the transaction commits, and only then are the state view, the audit
-feed and the event stream updated, in one Redis round trip. The view never shows an effect
+feed and the event bus updated, in one Redis round trip. The view never shows an effect
 Postgres does not hold; if publishing fails, the next rebuild repairs the view.
+
+Events (storage/events): every order the effect wrote goes out as `OrderUpdated`, every fill it
+booked as `FillBooked`, both made here from the committed rows (so no flow has to remember to
+publish them), plus whatever typed events the code inside added to `fx.events`
+(`TradingStateChanged`). They are staged in the same MULTI/EXEC as the view writes: both land
+or neither does. A crash between the commit and this publish loses the events together with the
+view update; nothing depends on them arriving: the view guard or the next rebuild repairs the
+view from Postgres, and each subscriber keeps what it needs resynced from Postgres (the paper
+host reloads its book at start, on a gap and every `SAFETY_RESYNC_S`; the worker's booking
+of a venue's fill is keyed by the fill, not by the event). An event published twice (a held
+publish flushed at close, a retried job) has the same event id, which subscribers skip.
 """
 
 from __future__ import annotations
@@ -21,9 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from jobs.resources import Resources
 from storage.audit import AuditDraft, AuditEntry, CarriedAudit, audit_draft, write_audit
 from storage.driver import DatabaseConnectionLost, Db, RawDb, SessionDb, transaction, wait_for_wal_flush
+from storage.events import Event, FillBooked, OrderUpdated
 from storage.models import DcaScheduleRow
-from storage.state.fills import fill_view
+from storage.state.fills import FillView, fill_view
 from storage.state.from_rows import balance_view, command_view, order_view, position_view, schedule_view
+from storage.state.views import OrderView
 
 log = logging.getLogger("tradingd.effects")
 HOLD_S = 0.05  # how long a held publish waits for the next effect to carry it (see HeldPublish)
@@ -41,7 +54,9 @@ class Effects:
     schedules: list[DcaScheduleRow] = field(default_factory=list)
     drafts: list[AuditDraft] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # typed events beyond the orders and fills (which publish derives from the rows); anything
+    # else found here (the booking's old ("kind", {...}) notes) is not published
+    events: list[Any] = field(default_factory=list)
     command: Any = None
     published: HeldPublish | None = None  # see effect(hold=True)
     # False when the transaction committed without waiting for the WAL flush (an order's record
@@ -173,17 +188,36 @@ async def effect_session(res: Resources) -> AsyncIterator[tuple[AsyncSession, Ef
     await publish(res, fx)
 
 
+def order_updated(o: OrderView) -> OrderUpdated:
+    return OrderUpdated(order_id=o.order_id, client_order_id=o.client_order_id, venue=o.venue,
+                        symbol=o.symbol, side=o.side, status=o.status, quantity=o.qty,
+                        filled_qty=o.filled_qty, avg_fill_price=o.avg_fill_price, version=o.version,
+                        ts=o.updated_at, reason=o.reject_reason)
+
+
+def fill_booked(f: FillView, client_order_id: str) -> FillBooked:
+    return FillBooked(fill_id=f.fill_id, order_id=f.order_id, client_order_id=client_order_id, venue=f.venue,
+                      symbol=f.symbol, side=f.side, quantity=f.qty, price=f.price, fee=f.fee,
+                      fee_asset=f.fee_asset, ts=f.ts)
+
+
 async def publish(res: Resources, fx: Effects) -> None:
-    """Everything one committed effect changed, in one Redis round trip (a MULTI/EXEC pipeline)."""
+    """Everything one committed effect changed, and its events, in one Redis round trip (a
+    MULTI/EXEC pipeline)."""
     if not fx:
         return
     w = res.writer
     orders = {oid: order_view(o) for oid, o in fx.orders.items()}
+    fills = [fill_view(f) for f in fx.fills]
+    cids = {o.order_id: o.client_order_id for o in orders.values()}
+    events: list[Event] = [*(fill_booked(f, cids.get(f.order_id, "")) for f in fills),
+                           *(order_updated(o) for o in orders.values()),
+                           *(e for e in fx.events if isinstance(e, Event))]
     async with w.batch() as p:
         if orders:
             await w.write_orders(orders.values(), p)
-        if fx.fills:
-            await w.write_fills((fill_view(f) for f in fx.fills), p)
+        if fills:
+            await w.write_fills(fills, p)
         if fx.positions or fx.balances:
             await w.write_portfolio((position_view(r) for r in fx.positions),
                                     (balance_view(b) for b in fx.balances), p)
@@ -191,8 +225,7 @@ async def publish(res: Resources, fx: Effects) -> None:
             await w.write_schedule(schedule_view(sch), p)
         if fx.audit:
             await w.push_audit((e.as_dict() for e in fx.audit), p)
-        for kind, data in fx.events:
-            await w.publish_event(kind, data, p)
+        res.events.stage(p, events)
         if fx.command is not None:
             final = fx.command.status not in ("received", "running")
             cmd = command_view(fx.command)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ from jobs.domain.risk import RiskLimits
 from jobs.venues.registry import Venues, build_venues
 from storage.db import make_engine, make_sessionmaker
 from storage.driver import RawPool
+from storage.events import EventPublisher
 from storage.settings import Settings
 from storage.state.reader import StateReader
 from storage.state.writer import StateWriter
@@ -30,6 +32,11 @@ class Resources:
     writer: StateWriter
     venues: Venues  # the configured venues (jobs/venues/registry.py)
     held: set[Any] = field(default_factory=set)  # jobs.effects.HeldPublish not yet sent
+
+    @functools.cached_property
+    def events(self) -> EventPublisher:
+        """The event bus's publisher: effects stage their events with their view writes (jobs/effects.py)."""
+        return EventPublisher(self.redis)
 
     @property
     def default_venue(self) -> str:

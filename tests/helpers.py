@@ -6,10 +6,12 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
@@ -17,7 +19,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.state import keys
+from storage.events.keys import stream
+from storage.events.records import Topic, TradingStateChanged
 from storage.state.views import QuoteView
 from storage.state.writer import StateWriter
 
@@ -29,9 +32,29 @@ async def put_quote(redis: Redis, symbol: str, bid: str, ask: str, *, stale: boo
     return q
 
 
-async def events(redis: Redis) -> list[bytes]:
-    """The kinds of the events on the state view's event stream, oldest first."""
-    return [fields[b"kind"] for _, fields in await redis.xrange(keys.EVENTS)]
+async def events(redis: Redis, topic: Topic = "state") -> list[str]:
+    """The ids of the events on one topic of the event bus (storage/events), oldest first."""
+    return [fields[b"id"].decode() for _, fields in await redis.xrange(stream(topic))]
+
+
+async def bus_drained(redis: Redis, group: str, topics: Iterable[Topic]) -> bool:
+    """Whether `group` has been given, and has acknowledged, everything on its topics' streams."""
+    for topic in topics:
+        groups = {g["name"]: g for g in await redis.xinfo_groups(stream(topic))}
+        g = groups.get(group.encode())
+        if g is None or g["pending"] or g.get("lag") != 0:
+            return False
+    return True
+
+
+def marker(name: str) -> TradingStateChanged:
+    """A typed event that carries only `name`, for tests of publishing (what went out, in what order)."""
+    return TradingStateChanged(state="ACTIVE", reason=name, actor="test", changed_at=datetime.now(UTC))
+
+
+async def markers(redis: Redis) -> list[str]:
+    """The names of the markers published so far, oldest first."""
+    return [orjson.loads(fields[b"data"])["reason"] for _, fields in await redis.xrange(stream("state"))]
 
 
 async def tamper_audit(sessions: async_sessionmaker[AsyncSession], sql: str) -> None:

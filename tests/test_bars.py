@@ -4,6 +4,7 @@ rebuild after a FLUSHDB, the daemon's bar builder on the simulator, the CSV impo
 from __future__ import annotations
 
 import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,16 +13,21 @@ from sqlalchemy import text
 
 from daemon.bars import BarService
 from daemon.market import MarketHub
+from daemon.subscriptions import DaemonSubscriptions, Subscription
 from mcp_bridge.server import build_server
 from storage.bars import BarRepository
+from storage.events import EventPublisher
+from storage.events import keys as bus_keys
+from storage.events.codec import decode
 from storage.state import keys
 from storage.state.bars import BarReader, write_bars
 from storage.state.reader import ViewRebuilding
 from storage.state.rebuild import rebuild_state_view
+from storage.state.view_events import ViewFromEvents
 from storage.state.writer import StateWriter
 from storage.values import Bar, Quote, Trade
 from tests.conftest import TEST_REDIS_URL
-from tests.helpers import call, run_cli, tool_error
+from tests.helpers import bus_drained, call, run_cli, tool_error
 from tests.stack import eventually, running_daemon
 
 D = Decimal
@@ -115,27 +121,45 @@ async def test_a_flushed_view_refills_its_bars_from_postgres(sessions, redis):
 
 # --- the daemon's bar builder
 
-async def test_the_daemon_builds_bars_from_the_simulators_trades(settings, sessions, redis):
-    hub = MarketHub(settings, StateWriter(redis))
+async def test_the_daemon_builds_bars_from_the_simulators_trade_events(settings, sessions, redis):
+    """The hub publishes every trade; the bar builder consumes them from the bus (group "bars") and
+    its closed bars reach the view through the state view's subscriber. The same trades handed to a
+    second builder by direct calls (venue "direct") give the same bars."""
+    hub = MarketHub(settings, StateWriter(redis), events=EventPublisher(redis))
     repo = BarRepository(sessions)
     service = BarService("paper", settings.symbols, repo, redis, flush_every_s=0.2)
+    direct = BarService("direct", settings.symbols, repo, redis)  # flushed by hand at the end
+    view = ViewFromEvents(redis, sessions)
+    subs = DaemonSubscriptions(redis, [
+        Subscription("bars", service.TOPICS, service.on_event, service.on_gap),
+        Subscription("state-view", view.TOPICS, view.on_event, view.on_gap)])
     seen: list[Trade] = []
 
     async def record(t: Trade) -> None:
         seen.append(t)
+        await direct.on_trade(t)
 
-    hub.trade_handlers += [service.on_trade, record]
-    hub.tick_handlers.append(service.on_quote)
+    hub.trade_handlers.append(record)
+    hub.tick_handlers.append(direct.on_quote)
     await service.start()
+    await subs.start()
     await hub.start()
     try:  # the bars under way reach Postgres and the view while trades stream
         await eventually(lambda: BarReader(redis).recent("paper", "BTC/USDT", "1m", 5), timeout=20)
         await eventually(lambda: _at_least(seen, "BTC/USDT", 40), timeout=20)
+        await hub.stop()
+        await eventually(lambda: bus_drained(redis, "bars", service.TOPICS), timeout=20)
+        await service.stop()
+        assert await repo.open_bars("paper", ["BTC/USDT"])  # left open by a stop: the next start resumes them
+        end = datetime.now(UTC) + timedelta(days=2)  # every bar's interval is over
+        await service.flush(now=end)
+        await direct.flush(now=end)
+        await eventually(lambda: bus_drained(redis, "state-view", view.TOPICS), timeout=20)
     finally:
         await hub.stop()
+        await subs.stop()
         await service.stop()
-    assert await repo.open_bars("paper", ["BTC/USDT"])  # left open by a stop: the next start resumes them
-    await service.flush(now=datetime.now(UTC) + timedelta(days=2))  # every bar's interval is over
+    assert subs.by_group("bars").stats.handled > len(seen)  # every trade and the quotes
 
     btc = [t for t in seen if t.symbol == "BTC/USDT"]
     first, last = min(t.ts for t in btc), max(t.ts for t in btc)
@@ -150,9 +174,21 @@ async def test_the_daemon_builds_bars_from_the_simulators_trades(settings, sessi
     if not service.late_dropped:
         assert day.volume == sum(t.qty for t in btc)
         assert (day.high, day.low) == (max(t.price for t in btc), min(t.price for t in btc))
-    # the view shows what Postgres holds
+    # from events or from direct calls, the same bars
+    for timeframe in ("1m", "1d"):
+        by_direct = await repo.range("direct", "BTC/USDT", timeframe, first - timedelta(days=1),
+                                     last + timedelta(1))
+        assert [replace(b, venue="paper") for b in by_direct] == (minutes if timeframe == "1m" else [day])
+    # the view shows what Postgres holds: the closed bars came through BarClosed events
     assert await BarReader(redis).recent("paper", "BTC/USDT", "1m", 1000) == minutes
     assert await BarReader(redis).recent("paper", "BTC/USDT", "1d", 10) == [day]
+
+
+async def apply_bar_events(redis, sessions) -> None:
+    """What the state view's subscriber does with every bar event on the bus (storage/state/view_events.py)."""
+    view = ViewFromEvents(redis, sessions)
+    for _, fields in await redis.xrange(bus_keys.stream("bar")):
+        await view.on_event(decode(fields))
 
 
 async def _at_least(trades: list[Trade], symbol: str, n: int) -> bool:
@@ -182,6 +218,7 @@ async def test_quotes_make_bars_for_a_symbol_without_trades(sessions, redis):
     for mid, ts in ((D("580.005"), t), (D("581"), t + timedelta(seconds=20))):
         await service.on_quote(Quote("SPY", mid - D("0.005"), mid + D("0.005"), D("1"), D("1"), ts))
     await service.flush(t + timedelta(minutes=1))
+    await apply_bar_events(redis, sessions)  # the closed bar reaches the view as a BarClosed event
     (minute,) = await BarReader(redis).recent("paper", "SPY", "1m", 5)
     assert (minute.open, minute.high) == (D("580.005"), D("581"))
     assert (minute.low, minute.close) == (D("580.005"), D("581"))

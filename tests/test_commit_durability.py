@@ -19,7 +19,7 @@ from jobs.effects import Effects, HeldPublish
 from jobs.ledger import claim_command
 from jobs.orders import _admit, place_order
 from storage.driver import transaction
-from tests.helpers import events, put_quote
+from tests.helpers import marker, markers, put_quote
 from tests.stack import eventually
 
 
@@ -80,11 +80,11 @@ async def test_a_held_publish_of_an_unflushed_commit_waits_for_the_flush(res, re
             await db.conn.execute("INSERT INTO wal_probe VALUES (1)")  # less than a WAL page
         async with transaction(res.db, autocommit=True) as db:
             committed_at = await db.conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
-        kind = f"unflushed-{attempt}".encode()
-        HeldPublish(res, Effects(events=[(kind.decode(), {})], durable_at_commit=False))
+        kind = f"unflushed-{attempt}"
+        HeldPublish(res, Effects(events=[marker(kind)], durable_at_commit=False))
 
-        async def shown(kind: bytes = kind) -> bool:
-            return kind in await events(redis)
+        async def shown(kind: str = kind) -> bool:
+            return kind in await markers(redis)
 
         await eventually(shown, timeout=10, every=0.001)  # read the flush position the moment it shows
         async with transaction(res.db, autocommit=True) as db:

@@ -25,7 +25,7 @@ from storage.audit import audit_draft, verify_chain, write_audit
 from storage.driver import DatabaseConnectionLost, SessionDb, transaction
 from storage.models import AuditRow, BalanceRow, CommandRow, FillRow, OrderRow, PaperOrderRow, PositionRow
 from tests.conftest import ADMIN_DSN
-from tests.helpers import events, put_quote
+from tests.helpers import marker, markers, put_quote
 from tests.stack import eventually
 
 
@@ -271,18 +271,18 @@ async def test_a_held_publish_goes_out_on_its_own_unless_taken_over_and_is_flush
     keep it from the view, a fast one must not publish it twice, and shutdown must not drop it."""
     res = build_resources(settings, redis, pool_size=1)
     try:
-        alone = Effects(events=[("alone", {})])
+        alone = Effects(events=[marker("alone")])
         HeldPublish(res, alone)
-        carried = Effects(events=[("carried", {})])
+        carried = Effects(events=[marker("carried")])
         held = HeldPublish(res, carried)
         assert held.take_over() is carried  # the next effect publishes it with its own
-        await eventually(lambda: events(redis))
+        await eventually(lambda: markers(redis))
         await asyncio.sleep(HOLD_S * 2)  # time for the taken-over one to go out, were it to
-        assert await events(redis) == [b"alone"]
-        HeldPublish(res, Effects(events=[("at-close", {})]))
+        assert await markers(redis) == ["alone"]
+        HeldPublish(res, Effects(events=[marker("at-close")]))
     finally:
         await res.close()
-    assert await events(redis) == [b"alone", b"at-close"]
+    assert await markers(redis) == ["alone", "at-close"]
 
 
 async def test_the_paper_book_statement_turns_off_the_flush_wait_for_its_own_transaction(res):

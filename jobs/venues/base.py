@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from jobs.domain.instruments import Instrument
     from jobs.domain.orders import OrderSpec
     from storage.driver import RawPool
+    from storage.events import Event, Gap, Topic
     from storage.settings import Settings
     from storage.state.reader import StateReader
 
@@ -185,13 +186,22 @@ ErrorsFor = Callable[[str, logging.Logger], LoopErrors]
 
 
 class VenueBackground(Protocol):
-    """What a venue runs in the daemon besides answering calls (paper: matching on quotes)."""
+    """What a venue runs in the daemon besides answering calls (paper: matching on quotes).
+
+    The daemon subscribes it to the event bus: `topics` in a consumer group of its own, each
+    event to `on_event` (idempotent on the event id), `on_gap` when events may have been lost
+    (it then resyncs what it keeps from Postgres)."""
+
+    @property
+    def topics(self) -> tuple[Topic, ...]: ...
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
-    async def on_quotes(self, quotes: list[Quote]) -> None: ...
+    async def on_event(self, event: Event) -> None: ...
+
+    async def on_gap(self, gap: Gap) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

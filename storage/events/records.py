@@ -92,7 +92,7 @@ class OrderUpdated(Event):
     symbol: str
     side: str
     status: str
-    quantity: Decimal
+    quantity: Decimal | None  # None: an order for a notional amount, whose quantity the fill decides
     filled_qty: Decimal
     avg_fill_price: Decimal | None
     version: int

@@ -96,6 +96,12 @@ class Subscriber:
             self._outage.ok()
             self._faults = 0
 
+    async def prepare(self) -> None:
+        """Create the group on each stream now, before `run` (which would do it on its first step):
+        for an owner that starts publishing right after and must not miss what it publishes.
+        A gap it finds is reported (on_gap) here."""
+        await self._ensure_groups()
+
     def request_stop(self) -> None:
         """Finish the handler in progress, acknowledge what was handled, and return from `run`.
         A blocking read in progress is abandoned at once (it holds nothing)."""

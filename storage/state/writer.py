@@ -194,11 +194,6 @@ class StateWriter:
         async with self.batch(pipe) as p:
             p.set(keys.TRADING_STATE, dumps(state))
 
-    async def publish_event(self, kind: str, data: dict[str, Any], pipe: Pipeline | None = None) -> None:
-        async with self.batch(pipe) as p:
-            p.xadd(keys.EVENTS, {"kind": kind, "data": orjson.dumps(data, default=str)},
-                   maxlen=keys.EVENTS_MAXLEN, approximate=True)
-
     async def heartbeat(self, component: str, ttl_s: int = 15, **info: Any) -> None:
         body = {"at": datetime.now(UTC).isoformat(), **info}
         await self.redis.set(keys.heartbeat(component), orjson.dumps(body, default=str), ex=ttl_s)

@@ -380,6 +380,12 @@ class PaperVenue(BookInLedger):
         async with transaction(self.db, autocommit=True) as db:
             return [BookOrder.from_row(r) for r in await db.all(_RESTING)]
 
+    async def book_order(self, client_order_id: str) -> BookOrder | None:
+        """One order as the book holds it, whatever its status (the host's read on an order event)."""
+        async with transaction(self.db, autocommit=True) as db:
+            row = await db.first(_ORDER, {"p_cid": client_order_id})
+        return BookOrder.from_row(row) if row is not None else None
+
     @staticmethod
     async def _store(db: Db, order: BookOrder) -> None:
         await db.first(_SET_ORDER, {"p_cid": order.client_order_id, "p_status": order.status,

@@ -1,16 +1,36 @@
-"""The paper venue's matching loop, run in the daemon: resting orders are checked on every quote.
+"""The paper venue's matching, run in the daemon: resting orders are checked on every quote event.
 
-The book of resting orders is cached in memory and refreshed from Postgres (the venue's own
-tables) every `refresh_s`; each quote is applied in memory with the same matching rules the
-venue uses (matching.step), and only a quote that fills an order or moves its state (a
-stop-limit's trigger, a trailing stop's anchor) costs a transaction (`fill_resting`, which
-applies the quote again to the order as stored, under its row lock). A fill is then reported as
-the venue's `OrderUpdate`, keyed by the fill (the daemon books it through the worker, by the
-same code path as any venue's fill event); so are the other legs of an OCO or bracket that the
-fill (or a stop-limit leg's trigger) opened or cancelled in the same transaction.
+The book of resting orders is cached in memory. It is loaded whole from Postgres (the venue's own
+tables) at start, after a gap in the event bus (a flushed Redis, a trimmed stream: `on_gap`), and
+every `SAFETY_RESYNC_S` as a safety net only; between those it follows the bus instead of
+polling (it re-read the whole book every 250 ms before):
 
-The daemon starts it through the venue registry (jobs/venues/registry.py) and hands it the
-quotes; it imports nothing of the daemon.
+- `OrderUpdated` of this venue: a final status takes the order off the cached book; any other
+  reads that one order from the venue's book (one row by its key), which rests it if it is open
+  there. The worker publishes the event after it booked the venue's answer, so the venue's row is
+  already there. A quote that arrived after the order was booked (it may be read before the
+  order event, the topics are separate streams) is applied to it at once, so none is missed.
+- `QuoteEvent` for a symbol with resting orders: applied in memory with the same matching rules
+  the venue uses (matching.step); only a quote that fills an order or moves its state (a
+  stop-limit's trigger, a trailing stop's anchor) costs a transaction (`fill_resting`, which
+  applies the quote again to the order as stored, under its row lock). Quotes of every feed that
+  streams the symbol count, as the venue prices new orders from the view's quote for the symbol
+  (data.py). Trades are not matched: the venue's rules are written against a bid and an ask,
+  which a printed trade does not carry.
+
+A fill is then reported as the venue's `OrderUpdate`, keyed by the fill (the daemon books it
+through the worker, by the same code path as any venue's fill event); so are the other legs of
+an OCO or bracket that the fill (or a stop-limit leg's trigger) opened or cancelled in the same
+transaction, and the legs it opened are read into the book at once.
+
+Why this is safe without exactly-once delivery: the venue's book in Postgres is the truth and
+every fill is decided again under the order's row lock, so a quote seen twice fills nothing
+twice, and an order event lost (a crash between the worker's commit and its publish) is found by
+the next resync. The event stream is the backlog: a slow or silent database holds up matching,
+never the feed (the market hub only publishes).
+
+The daemon subscribes it to the bus (`TOPICS`, `on_event`, `on_gap`) through the venue registry
+(jobs/venues/registry.py); it imports nothing of the daemon.
 """
 
 from __future__ import annotations
@@ -21,76 +41,105 @@ import logging
 from jobs.venues.base import ErrorsFor, OrderUpdate
 from jobs.venues.paper.execution import BookOrder, PaperVenue
 from jobs.venues.paper.matching import step
-from storage.values import Quote
+from storage.events import Event, Gap, OrderUpdated, QuoteEvent, Topic
+from storage.values import FINAL_ORDER_STATUSES, Quote
 
 log = logging.getLogger("tradingd.paper")
-MAX_BACKLOG = 100_000  # quotes waiting for matching (~3 hours of this simulator's ticks)
+SAFETY_RESYNC_S = 30.0  # a whole-book read this often, only to repair what an event that never came missed
 
 
 class PaperHost:
-    """The matching loop over the venue's resting orders (a VenueBackground)."""
+    """Matching of the venue's resting orders on quote events (a VenueBackground)."""
 
-    def __init__(self, venue: PaperVenue, errors_for: ErrorsFor, refresh_s: float = 0.25) -> None:
+    TOPICS: tuple[Topic, ...] = ("quote", "order")
+
+    def __init__(self, venue: PaperVenue, errors_for: ErrorsFor, *,
+                 resync_every_s: float = SAFETY_RESYNC_S) -> None:
         self.venue = venue
-        self.refresh_s = refresh_s
-        # a Postgres outage is logged once for the daemon, not a traceback every refresh_s
-        self.errors = errors_for("paper book refresh", log)
-        self.match_errors = errors_for("paper matching", log)
+        self.resync_every_s = resync_every_s
+        # a Postgres outage is logged once for the daemon, not a traceback every resync
+        self.errors = errors_for("paper book resync", log)
         self.book: dict[str, list[BookOrder]] = {}
-        self._backlog: list[Quote] = []
-        self._arrived = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self.last_quote: dict[str, Quote] = {}
+        self.book_reads = 0  # whole-book reads (start, gaps, the safety resync): not one per quote
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def topics(self) -> tuple[Topic, ...]:
+        return self.TOPICS
 
     async def start(self) -> None:
         await self.refresh()
-        self._tasks = [asyncio.create_task(self._refresh_loop(), name="paper-book-refresh"),
-                       asyncio.create_task(self._match_loop(), name="paper-matching")]
+        self._task = asyncio.create_task(self._resync_loop(), name="paper-book-resync")
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
 
     async def refresh(self) -> None:
+        """Load the whole book from Postgres."""
         book: dict[str, list[BookOrder]] = {}
         for order in await self.venue.resting_orders():
             book.setdefault(order.symbol, []).append(order)
         self.book = book
+        self.book_reads += 1
 
-    async def _refresh_loop(self) -> None:
-        delay = self.refresh_s
+    async def _resync_loop(self) -> None:
+        delay = self.resync_every_s
         while True:
             await asyncio.sleep(delay)
             try:
                 await self.refresh()
                 self.errors.ok(db=True)
-                delay = self.refresh_s
+                delay = self.resync_every_s
             except Exception as e:  # the book stays as last read; matching re-checks under a row lock
-                delay = max(self.refresh_s, self.errors.failed(e, cap=2.0))
+                delay = min(self.resync_every_s, self.errors.failed(e, cap=2.0))
+
+    # ---- the bus ----------------------------------------------------------------------------
+
+    async def on_event(self, event: Event) -> None:
+        """A quote or an order event (idempotent: a repeat finds the book as the first one left it)."""
+        if isinstance(event, QuoteEvent):
+            await self.on_quotes([Quote(event.symbol, event.bid, event.ask, event.bid_size, event.ask_size,
+                                        event.ts, event.last)])
+        elif isinstance(event, OrderUpdated) and event.venue == self.venue.name:
+            await self._order_changed(event)
+
+    async def on_gap(self, gap: Gap) -> None:
+        """Events may have been lost (a flushed Redis, a trimmed stream): the book from Postgres."""
+        log.info("paper book resync after a %s gap on %s", gap.reason, gap.topic)
+        await self.refresh()
+
+    async def _order_changed(self, event: OrderUpdated) -> None:
+        cid = event.client_order_id
+        if event.status in FINAL_ORDER_STATUSES:
+            self._drop(event.symbol, cid)
+            return
+        order = await self.venue.book_order(cid)
+        if order is None:  # not on the venue's book (yet: "submitting")
+            return
+        self._drop(order.symbol, cid)
+        if order.status != "open":
+            return
+        self.book.setdefault(order.symbol, []).append(order)
+        last = self.last_quote.get(order.symbol)
+        if last is not None and last.ts >= event.ts:  # arrived after the order was booked
+            await self.match([last])
+
+    def _drop(self, symbol: str, client_order_id: str) -> None:
+        orders = self.book.get(symbol)
+        if orders:
+            self.book[symbol] = [o for o in orders if o.client_order_id != client_order_id]
+
+    # ---- matching ---------------------------------------------------------------------------
 
     async def on_quotes(self, quotes: list[Quote]) -> None:
-        """Hand the quotes to the matcher and return at once: matching writes to Postgres, and a
-        slow or silent database must not hold up the quotes the feed publishes (it did: quotes
-        stopped moving during a Postgres outage). Every quote is kept, in order, since any one
-        of them may be the one that crossed a resting order; past MAX_BACKLOG (a long outage)
-        the oldest go."""
-        self._backlog.extend(quotes)
-        if len(self._backlog) > MAX_BACKLOG:
-            del self._backlog[:len(self._backlog) - MAX_BACKLOG]
-        self._arrived.set()
-
-    async def _match_loop(self) -> None:
-        while True:
-            await self._arrived.wait()
-            self._arrived.clear()
-            batch, self._backlog = self._backlog, []
-            try:
-                tried = await self.match(batch)
-                self.match_errors.ok(db=tried > 0)  # only a fill attempt says Postgres is back
-            except Exception as e:  # the quotes not matched yet go back to the front
-                self._backlog[:0] = batch
-                await asyncio.sleep(self.match_errors.failed(e, cap=2.0))
-                self._arrived.set()
+        """Match these quotes now (the bus's quote events come through here; tests call it too)."""
+        for q in quotes:
+            self.last_quote[q.symbol] = q
+        await self.match(quotes)
 
     async def match(self, quotes: list[Quote]) -> int:
         """Apply each quote to every resting order of its symbol; returns how many transactions were tried."""
@@ -109,8 +158,10 @@ class PaperHost:
                 for cid in others:  # legs of its list that opened or were cancelled with it
                     await self.venue.report(OrderUpdate(self.venue.name, cid,
                                                         f"{order.client_order_id}:{fill_id}"))
-                if others:
-                    await self.refresh()  # legs that opened rest from this quote on
+                    self._drop(q.symbol, cid)  # and those that opened rest from this quote on
+                    leg = await self.venue.book_order(cid)
+                    if leg is not None and leg.status == "open":
+                        self.book.setdefault(leg.symbol, []).append(leg)
                 if state is None:
                     continue
                 await self.venue.report(OrderUpdate(self.venue.name, order.client_order_id, fill_id, state))
