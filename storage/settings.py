@@ -10,9 +10,17 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "TRADINGD_"
@@ -22,9 +30,42 @@ class SettingsError(RuntimeError):
     """Start-up refused because of configuration; the message says what to change."""
 
 
+class CcxtVenueSettings(BaseModel):
+    """One exchange reached through ccxt (jobs/venues/ccxt/), nested under its venue name:
+    TRADINGD_CCXT__BINANCE__API_KEY, TRADINGD_CCXT__BINANCE__SECRET, TRADINGD_CCXT__BINANCE__SYMBOLS...
+    Built only in live mode with the opt-in and keys (the check below); the keys are secrets,
+    never shown in a message or a log line (daemon/logs.py masks every SecretStr in the settings)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    exchange: str = "binance"  # the ccxt exchange id (ccxt.exchanges)
+    api_key: SecretStr | None = None
+    secret: SecretStr | None = None
+    sandbox: bool = False  # the exchange's testnet (ccxt set_sandbox_mode)
+    symbols: list[str] = ["BTC/USDT"]  # what this venue trades (and the feed streams)
+    # tests only: the REST base (".../api/v3" on Binance), the market-stream and user-stream bases
+    rest_url: str | None = None
+    ws_url: str | None = None
+    ws_api_url: str | None = None
+    options: dict[str, Any] = {}  # ccxt options merged over the venue's defaults
+    timeout_ms: int = Field(10_000, ge=100, le=60_000)  # one HTTP call; past it the outcome is unknown
+    rate_limit_ms: int | None = Field(None, ge=0)  # ccxt's own pacing; None: ccxt's figure
+    weight_limit: int = Field(6000, ge=1)  # the exchange's request weight per minute (Binance's)
+    slow_down_at: float = Field(0.7, gt=0, le=1)  # of weight_limit: pace requests from here on
+    max_wait_s: float = Field(2.0, ge=0)  # a call waits this long for a rate-limit pause, else refused
+    poll_interval_s: float = Field(5.0, gt=0)  # order polling while the user stream is down
+    fee_bps: Decimal = Field(Decimal("10"), ge=0, le=1000)  # the preview's taker fee estimate
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self.api_key and self.api_key.get_secret_value()
+                    and self.secret and self.secret.get_secret_value())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        env_nested_delimiter="__",
     )
 
     # --- where state lives
@@ -63,6 +104,11 @@ class Settings(BaseSettings):
     paper_fee_bps: Decimal = Field(Decimal("10"), ge=0, le=1000)
     paper_slippage_bps: Decimal = Field(Decimal("2"), ge=0, le=1000)
     paper_starting_balances: dict[str, Decimal] = {"USDT": Decimal("100000"), "USD": Decimal("100000")}
+
+    # --- live venues through ccxt, by venue name (TRADINGD_CCXT__<NAME>__<SETTING>); live mode only
+    ccxt: dict[str, CcxtVenueSettings] = {}
+    # a symbol's venue when not the live venue listing it: {"BTC/USDT": "paper"} (JSON)
+    venue_for_symbol: dict[str, str] = {}
 
     # --- risk
     max_order_notional: Decimal = Field(Decimal("25000"), gt=0)
@@ -109,6 +155,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a Redis URL, e.g. redis://127.0.0.1:6379/0")
         return v
 
+    @field_validator("ccxt")
+    @classmethod
+    def _venue_names(cls, v: dict[str, CcxtVenueSettings]) -> dict[str, CcxtVenueSettings]:
+        for name in v:
+            if name == "paper" or not name.isidentifier() or name != name.lower():
+                raise ValueError(f"venue name {name!r}: use a lower-case word other than 'paper', "
+                                 "e.g. binance")
+        return v
+
     @model_validator(mode="after")
     def _live_needs_opt_in(self) -> Settings:
         if self.mode == "live" and not self.live_trading_opt_in:
@@ -117,19 +172,41 @@ class Settings(BaseSettings):
                 "leave TRADINGD_MODE=paper to trade on the simulated market"
             )
         if self.mode == "live":
-            raise ValueError(
-                "mode=live is accepted but no live venue is wired in this release; use TRADINGD_MODE=paper"
-            )
+            if not self.ccxt:
+                raise ValueError(
+                    "mode=live needs a live venue: set TRADINGD_CCXT__BINANCE__API_KEY and "
+                    "TRADINGD_CCXT__BINANCE__SECRET (another ccxt exchange: TRADINGD_CCXT__<NAME>__EXCHANGE)"
+                )
+            for name, venue in self.ccxt.items():
+                if not venue.has_keys:
+                    upper = name.upper()
+                    raise ValueError(
+                        f"mode=live: venue {name} has no API key and secret; set "
+                        f"TRADINGD_CCXT__{upper}__API_KEY and TRADINGD_CCXT__{upper}__SECRET"
+                    )
+        known = {"paper", *self.ccxt} if self.mode == "live" else {"paper"}
+        for symbol, venue_name in self.venue_for_symbol.items():
+            if venue_name not in known:
+                raise ValueError(f"TRADINGD_VENUE_FOR_SYMBOL sends {symbol} to {venue_name!r}, which is not "
+                                 f"a venue of this mode ({', '.join(sorted(known))})")
         return self
+
+    def live_venues(self) -> dict[str, CcxtVenueSettings]:
+        """The ccxt venues this process trades on: in live mode (opted in, with keys), every one
+        configured; in paper mode none, whatever is configured."""
+        return dict(self.ccxt) if self.mode == "live" and self.live_trading_opt_in else {}
 
 
 def _describe(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        loc = [str(p) for p in e.get("loc", ()) if p != "__root__"]
-        name = ENV_PREFIX + loc[0].upper() if loc else "configuration"
+        loc = [str(p) for p in e.get("loc", ()) if p != "__root__" and not isinstance(p, int)]
+        name = ENV_PREFIX + "__".join(loc).upper() if loc else "configuration"
         given = e.get("input")
-        shown = "" if loc and loc[0].endswith("token") else f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
+        # never echoed: a secret, or a whole venue section (which may hold one)
+        secret = (any(p.endswith(("token", "key", "secret")) for p in loc)
+                  or (loc[:1] == ["ccxt"] and len(loc) < 3))
+        shown = "" if secret or given is None or isinstance(given, dict) else f" (got {given!r})"
         lines.append(f"{name}: {e['msg']}{shown}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 

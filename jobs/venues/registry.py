@@ -5,6 +5,11 @@ a preview, the venues' opening balances, their background tasks for the daemon a
 updates. The packages it knows are listed in `PACKAGES`; the configured ones are built (the
 paper venue always, and by default the one every symbol trades on).
 
+Live venues (jobs/venues/ccxt/, one per TRADINGD_CCXT__<NAME> section) join in live mode only,
+opted in and with keys (storage/settings.py refuses live mode otherwise). Paper stays available
+beside them: a symbol trades on the live venue that lists it (its configured symbols), unless
+TRADINGD_VENUE_FOR_SYMBOL names another venue for it; a symbol no live venue lists stays on paper.
+
 Instruments: importing this module adds every known package's instruments to the domain's
 catalogue (jobs/domain/instruments.py), so any process that can reach a venue, or preview an
 order, can look a symbol up. A symbol belongs to the first package that lists it.
@@ -16,7 +21,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from decimal import Decimal
 
 from jobs.domain.instruments import Instrument, add_instruments, normalize_symbol
-from jobs.venues import paper
+from jobs.venues import ccxt, paper
 from jobs.venues.base import (
     ErrorsFor,
     InstrumentProvider,
@@ -46,8 +51,14 @@ for _package in PACKAGES.values():
 
 
 def configured_venues(settings: Settings) -> list[str]:
-    """The venues this process trades on (the paper venue always; live venues join it later)."""
-    return [DEFAULT_VENUE]
+    """The venues this process trades on: the paper venue always, and in live mode each ccxt venue."""
+    return [DEFAULT_VENUE, *settings.live_venues()]
+
+
+def packages(settings: Settings) -> dict[str, VenuePackage]:
+    """Each configured venue's package, by venue name."""
+    return {name: PACKAGES[name] if name in PACKAGES else ccxt.package(name)
+            for name in configured_venues(settings)}
 
 
 def default_venue() -> str:
@@ -55,14 +66,25 @@ def default_venue() -> str:
     return DEFAULT_VENUE
 
 
-def venue_for_symbol(symbol: str) -> str:
-    """The venue a symbol's orders go to."""
-    return _VENUE_OF_SYMBOL.get(normalize_symbol(symbol), DEFAULT_VENUE)
+def venue_for_symbol(symbol: str, settings: Settings | None = None) -> str:
+    """The venue a symbol's orders go to: TRADINGD_VENUE_FOR_SYMBOL's choice, else the first live
+    venue listing it (live mode), else the package listing its instrument (paper)."""
+    canonical = normalize_symbol(symbol)
+    if settings is not None:
+        live = settings.live_venues()
+        chosen = {normalize_symbol(s): v for s, v in settings.venue_for_symbol.items()}.get(canonical)
+        if chosen is not None and (chosen in live or chosen in PACKAGES):
+            return chosen
+        for name, venue in live.items():
+            if canonical in {normalize_symbol(s) for s in venue.symbols}:
+                return name
+    return _VENUE_OF_SYMBOL.get(canonical, DEFAULT_VENUE)
 
 
 def pricing_for(settings: Settings, venue: str) -> Pricing:
     """A venue's fees and price estimate, without building the venue (previews in the bridge)."""
-    return PACKAGES[venue].pricing(settings)
+    package = PACKAGES.get(venue) or packages(settings)[venue]
+    return package.pricing(settings)
 
 
 class FixedListings:
@@ -85,6 +107,7 @@ class Venues(MutableMapping[str, Venue]):
     def __init__(self, settings: Settings, venues: dict[str, Venue]) -> None:
         self.settings = settings
         self._venues = venues
+        self._packages = packages(settings)
         self._pricing = {name: pricing_for(settings, name) for name in venues}
         self.background: dict[str, VenueBackground] = {}
 
@@ -108,7 +131,11 @@ class Venues(MutableMapping[str, Venue]):
         return DEFAULT_VENUE
 
     def for_symbol(self, symbol: str) -> Venue:
-        return self._venues[venue_for_symbol(symbol)]
+        return self._venues[self.name_for(symbol)]
+
+    def name_for(self, symbol: str) -> str:
+        """The name of the venue a symbol's orders go to (see `venue_for_symbol`)."""
+        return venue_for_symbol(symbol, self.settings)
 
     def pricing(self, venue: str) -> Pricing:
         return self._pricing[venue]
@@ -117,13 +144,14 @@ class Venues(MutableMapping[str, Venue]):
         """What each venue trades, by venue (the daemon publishes it to the state view)."""
         providers: dict[str, InstrumentProvider] = {}
         for name, venue in self._venues.items():
-            make = PACKAGES[name].instrument_provider
-            providers[name] = make(venue) if make is not None else FixedListings(PACKAGES[name].instruments())
+            package = self._packages[name]
+            make = package.instrument_provider
+            providers[name] = make(venue) if make is not None else FixedListings(package.instruments())
         return providers
 
     def opening_balances(self) -> dict[str, Mapping[str, Decimal]]:
         """Each venue's funding the first time we start (a simulated account's; none for a live one)."""
-        return {name: PACKAGES[name].opening_balances(self.settings) for name in self._venues}
+        return {name: self._packages[name].opening_balances(self.settings) for name in self._venues}
 
     def on_update(self, handler: UpdateHandler) -> None:
         """Every venue's own order updates (fills on ticks, legs changed) go to `handler`."""
@@ -133,7 +161,7 @@ class Venues(MutableMapping[str, Venue]):
     async def start_background(self, errors_for: ErrorsFor) -> list[VenueBackground]:
         """Start what each venue runs in the daemon (paper: matching); their quote subscribers."""
         for name, venue in self._venues.items():
-            make = PACKAGES[name].background
+            make = self._packages[name].background
             if make is not None and name not in self.background:
                 task = make(venue, errors_for)
                 await task.start()
@@ -148,7 +176,7 @@ class Venues(MutableMapping[str, Venue]):
 
 def build_venues(settings: Settings, db: RawPool, reader: StateReader) -> Venues:
     deps = VenueDeps(settings, db, reader)
-    return Venues(settings, {name: PACKAGES[name].build(deps) for name in configured_venues(settings)})
+    return Venues(settings, {name: package.build(deps) for name, package in packages(settings).items()})
 
 
 __all__ = ["OrderUpdate", "Venues", "build_venues", "configured_venues", "pricing_for", "venue_for_symbol"]
