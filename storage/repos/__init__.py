@@ -7,9 +7,11 @@ once at import, run through `storage.driver.Db`, which in production is a `RawDb
 `RawPool`. It was measured faster (docs/benchmarks.md: SQLAlchemy's per-execution work was
 ~0.11 ms of a ~0.25 ms statement, a pool checkout ~0.22 ms more; job ~9 -> ~7 ms), and every
 statement a flow runs can go through it. `SessionDb` remains only as the adapter behind
-jobs/effects.py's `effect_session`, for flows not moved yet; the ORM models remain the one
-definition of every table (migrations, storage/tables.py) and serve storage's own readers (the
-state view's rebuild, the audit walk).
+jobs/effects.py's `effect_session`, for the flows not moved yet (jobs/schedules.py, whose
+repository, schedules.py here, is ready; the paper venue's book in jobs/venues/paper/); the
+pyproject import-linter contract lists them. The ORM models remain the one definition of every
+table (migrations, storage/tables.py) and serve storage's own readers (the state view's
+rebuild, the audit walk); no ORM object leaves storage/ through a repository.
 
 How: a repository is a plain class over the `Db` of the caller's transaction (`Orders(db)` costs
 nothing), so the flows in jobs/ keep their transaction boundaries; each method is one round
