@@ -1,4 +1,5 @@
-"""Output schemas as a client sees them: the top-level shape of a result, nothing more.
+"""Schemas as a client sees them in tools/list: a result's top-level shape, nothing more, and
+parameters without their null defaults.
 
 Why: pydantic writes a full JSON Schema for every result model, with each nested model's
 definition, every field's description and default, and `anyOf [X, null]` for each optional
@@ -104,20 +105,31 @@ def _array_items(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]
     return None
 
 
-class LeanOutputSchemas(Transform):
-    """Shows every tool in tools/list with `lean_output_schema` applied (each schema computed once;
-    the tool itself is copied per listing, since visibility marks travel on the listed copy)."""
+def lean_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The input schema without `"default": null` on optional parameters: `required` already says
+    which parameters may be left out, and null is what leaving one out means."""
+    props = schema.get("properties")
+    if not props:
+        return schema
+    lean_props = {name: {k: v for k, v in sub.items() if not (k == "default" and v is None)}
+                  for name, sub in props.items()}
+    return {**schema, "properties": lean_props}
+
+
+class LeanSchemas(Transform):
+    """Shows every tool in tools/list with `lean_output_schema` and `lean_input_schema` applied
+    (each computed once; the tool itself is copied per listing, since visibility marks travel on
+    the listed copy). Arguments are still validated against the tool's full model."""
 
     def __init__(self) -> None:
-        self._schemas: dict[str, dict[str, Any]] = {}
+        self._schemas: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
 
     async def list_tools(self, tools: Sequence[Tool]) -> Sequence[Tool]:
         return [self._leaned(t) for t in tools]
 
     def _leaned(self, tool: Tool) -> Tool:
-        if tool.output_schema is None:
-            return tool
         lean = self._schemas.get(tool.key)
         if lean is None:
-            lean = self._schemas[tool.key] = lean_output_schema(tool.output_schema)
-        return tool.model_copy(update={"output_schema": lean})
+            output = None if tool.output_schema is None else lean_output_schema(tool.output_schema)
+            lean = self._schemas[tool.key] = (lean_input_schema(tool.parameters), output)
+        return tool.model_copy(update={"parameters": lean[0], "output_schema": lean[1]})

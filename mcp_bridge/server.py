@@ -40,7 +40,7 @@ from jobs.domain.sessions import load_calendars
 from jobs.intake import CommandIntake
 from jobs.queue import CommandQueue, connect_queue
 from mcp_bridge.context import Bridge
-from mcp_bridge.lean_schema import LeanOutputSchemas
+from mcp_bridge.lean_schema import LeanSchemas
 from mcp_bridge.tools import (
     bars,
     discovery,
@@ -281,7 +281,7 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
     for module in (market, bars, pairs, portfolio, portfolio_summary, orders, history, schedules, system):
         module.register(mcp, bridge)
     serve_chosen_tools(mcp, settings)
-    mcp.add_transform(LeanOutputSchemas())
+    mcp.add_transform(LeanSchemas())
 
     @mcp.custom_route("/health", methods=["GET"])
     async def http_health(request: Request) -> Response:

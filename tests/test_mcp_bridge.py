@@ -374,6 +374,8 @@ BAD_CALLS: dict[str, tuple[dict[str, Any], str]] = {
     "get_command_status": ({"command_id": "a b"}, "command_id"),
     "get_audit_log": ({"limit": 501}, "limit"),
     "health": ({"deep": True}, "deep"),
+    "get_bars": ({"symbol": "BTC/USDT", "timeframe": "2m"}, "timeframe"),
+    "get_market_pairs": ({"limit": 0}, "limit"),
 }
 
 
@@ -406,6 +408,8 @@ EXPECTED_HINTS = {
     "get_command_status": (True, False, True),
     "get_audit_log": (True, False, True),
     "health": (True, False, True),
+    "get_bars": (True, False, True),
+    "get_market_pairs": (True, False, True),
 }
 
 

@@ -185,3 +185,15 @@ async def test_descriptions_say_what_and_when_in_at_most_three_sentences_and_par
     wordy = {f"{n}.{p}": len(s.get("description", "")) for n, t in tools.items()
              for p, s in t.input_schema.get("properties", {}).items() if len(s.get("description", "")) > 160}
     assert not wordy, f"parameter descriptions over 160 characters: {wordy}"
+
+
+def test_input_schemas_lose_null_defaults_only():
+    from mcp_bridge.lean_schema import lean_input_schema
+
+    schema = {"type": "object", "required": ["a"], "properties": {
+        "a": {"type": "string"}, "b": {"type": ["string", "null"], "default": None},
+        "c": {"type": "string", "default": "gtc"}}}
+    lean = lean_input_schema(schema)
+    assert lean["properties"] == {"a": {"type": "string"}, "b": {"type": ["string", "null"]},
+                                  "c": {"type": "string", "default": "gtc"}}
+    assert lean["required"] == ["a"] and schema["properties"]["b"]["default"] is None  # the original kept
