@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from daemon.metrics import SCHEDULE_FIRES
 from daemon.outages import LoopErrors, StoreOutages
-from jobs.domain.schedule_clock import next_fire_after, plan_catch_up
+from jobs.domain.schedule_clock import Clock, next_fire_after, plan_catch_up, utc_now
 from jobs.effects import effect_session
 from jobs.queue import CommandQueue
 from jobs.resources import Resources
@@ -37,8 +37,12 @@ log = logging.getLogger("tradingd.dca")
 
 class DcaClock:
     def __init__(self, res: Resources, queue: CommandQueue, resync_s: float = 30.0,
-                 outages: StoreOutages | None = None) -> None:
+                 outages: StoreOutages | None = None, now: Clock = utc_now) -> None:
+        """`now` is read wherever a fire is judged due or missed; a test passes a virtual clock,
+        starts `scheduler` paused before `start()` and rings each armed alarm itself
+        (tests/daemon/test_dca_clock_virtual.py), so no test sleeps through real fire times."""
         self.res = res
+        self.now = now
         outages = outages or StoreOutages(log)
         self._resync_errors = LoopErrors("DCA schedule resync", outages, log)
         self._listen_errors = LoopErrors("DCA schedule change listener", outages, log)
@@ -50,7 +54,8 @@ class DcaClock:
         self.fires = 0
 
     async def start(self) -> None:
-        self.scheduler.start()
+        if not self.scheduler.running:  # a test may have started it paused, to ring alarms itself
+            self.scheduler.start()
         for sid in await self._active_ids():
             await self.resync(sid)
         for run_id in await pending_runs(self.res):
@@ -110,7 +115,7 @@ class DcaClock:
             if self.scheduler.get_job(schedule_id):
                 self.scheduler.remove_job(schedule_id)
             return
-        if row.next_fire_at <= datetime.now(UTC):
+        if row.next_fire_at <= self.now():
             await self._catch_up(schedule_id)
             return
         self.scheduler.add_job(self._fire, DateTrigger(run_date=row.next_fire_at),
@@ -147,7 +152,7 @@ class DcaClock:
 
     async def _catch_up(self, schedule_id: str) -> None:
         run_id: str | None = None
-        now = datetime.now(UTC)
+        now = self.now()
         async with effect_session(self.res) as (s, fx):
             row = await s.get(DcaScheduleRow, schedule_id, with_for_update=True)
             if row is None or row.status != "active" or row.next_fire_at is None or row.next_fire_at > now:

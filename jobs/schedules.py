@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from jobs.commands import CommandResult, CreateDcaSchedule, DeleteDcaSchedule, PlaceOrder, UpdateDcaSchedule
 from jobs.domain.instruments import UnknownInstrumentError, get_instrument
 from jobs.domain.orders import MAX_DECIMALS, MAX_NOTIONAL, MAX_PRICE, OrderSpecError, check_amount
-from jobs.domain.schedule_clock import ScheduleSpecError, next_fire_after, validate_spec
+from jobs.domain.schedule_clock import Clock, ScheduleSpecError, next_fire_after, utc_now, validate_spec
 from jobs.domain.schedule_fit import ScheduleFit, judge_schedule
 from jobs.effects import effect_session
 from jobs.ledger import claim_command, finish_command
@@ -41,13 +41,14 @@ def fire_command_id(schedule_id: str, fire_time: datetime) -> str:
     return f"dca:{schedule_id}:{fire_time.astimezone(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
 
 
-def _spec_error(cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaScheduleRow | None) -> str | None:
+def _spec_error(cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaScheduleRow | None,
+                now: datetime) -> str | None:
     try:
         symbol = cmd.symbol if isinstance(cmd, CreateDcaSchedule) else row.symbol  # type: ignore[union-attr]
         inst = get_instrument(symbol)
         cron = cmd.cron if (cmd.cron or cmd.interval_s) else (row.cron if row else None)
         interval = cmd.interval_s if (cmd.cron or cmd.interval_s) else (row.interval_s if row else None)
-        validate_spec(cron, interval)
+        validate_spec(cron, interval, now=now)
     except (UnknownInstrumentError, ScheduleSpecError) as e:
         return str(e)
     amount = cmd.quote_amount
@@ -63,8 +64,10 @@ def _spec_error(cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaScheduleRow 
     return None
 
 
-async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResult:
-    now = datetime.now(UTC)
+async def schedule_command(res: Resources, cmd: ScheduleCommand, *, clock: Clock = utc_now) -> CommandResult:
+    """`clock` gives the time the schedule is created or changed at (its anchor and first fire);
+    a test passes a virtual one to run the daemon's clock at virtual times."""
+    now = clock()
     async with effect_session(res) as (s, fx):
         db = SessionDb(s)
         cmd_row = await claim_command(db, cmd)
@@ -81,7 +84,7 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand) -> CommandResul
                 cmd = None  # type: ignore[assignment]
         if cmd is not None:
             error = None if isinstance(cmd, DeleteDcaSchedule) or (
-                isinstance(cmd, UpdateDcaSchedule) and cmd.action != "change") else _spec_error(cmd, row)
+                isinstance(cmd, UpdateDcaSchedule) and cmd.action != "change") else _spec_error(cmd, row, now)
             fit = ScheduleFit()
             if error is None and _activates(cmd):
                 fit = _judge(res, cmd, row, now)  # type: ignore[arg-type]

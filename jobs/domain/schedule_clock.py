@@ -13,12 +13,22 @@ Pure functions: APScheduler's CronTrigger is used only as a calculator of fire t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
 MAX_RECORDED_SKIPS = 500
+
+# Where the scheduling code reads "now" (the daemon's clock, the schedule commands): a parameter,
+# so a test can run the missed-fire policy at virtual times instead of sleeping through real ones.
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The real clock, timezone-aware UTC: every Clock parameter's default."""
+    return datetime.now(UTC)
 
 
 class ScheduleSpecError(ValueError):
