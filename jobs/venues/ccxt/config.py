@@ -9,6 +9,7 @@ object's secrets (its repr shows stars), and they are unwrapped only into the cc
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
@@ -67,6 +68,8 @@ def build_exchange(config: CcxtConfig) -> Any:
     import ccxt.async_support as ccxt_async
     import ccxt.pro as ccxt_pro
 
+    # ccxt's debug lines carry each request's headers (the API key) and signed query strings
+    logging.getLogger("ccxt").setLevel(max(logging.INFO, logging.getLogger("ccxt").getEffectiveLevel()))
     cls = getattr(ccxt_pro, config.exchange, None) or getattr(ccxt_async, config.exchange, None)
     if cls is None:
         raise ValueError(f"ccxt has no exchange {config.exchange!r} (see ccxt.exchanges)")

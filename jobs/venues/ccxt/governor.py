@@ -97,35 +97,43 @@ class RateGovernor:
     async def admit(self) -> None:
         """Wait until a request may be sent (at most `max_wait_s`), or raise `RateLimited`."""
         waited = 0.0
-        while True:
-            wait = self._wait_needed()
-            if wait <= 0:
-                break
-            if waited + wait > self.max_wait_s:
-                raise RateLimited(f"{self.venue}: rate limit, requests paused for {wait:.1f} s more; "
-                                  "nothing was sent")
+        while (wait := self._blocked_for()) > 0:  # a pause, or the limit reached: wait it out
+            waited += self._wait(wait, waited)
+            await self._sleep(wait)
+        pace = self._spacing()
+        if pace > 0:
+            waited += self._wait(pace, waited)
             async with self._pacing:  # paced callers go one at a time
-                await self._sleep(wait)
-            waited += wait
-            self.paused_s += wait
+                await self._sleep(pace)
         self._in_flight += 1
+
+    def _wait(self, wait: float, waited: float) -> float:
+        if waited + wait > self.max_wait_s:
+            raise RateLimited(f"{self.venue}: rate limit, requests paused for {wait:.1f} s more; "
+                              "nothing was sent")
+        self.paused_s += wait
+        return wait
 
     def done(self) -> None:
         """The request admitted last was answered or failed."""
         self._in_flight = max(0, self._in_flight - 1)
 
-    def _wait_needed(self) -> float:
+    def _blocked_for(self) -> float:
+        """How long no request may go: a 429/418 pause, or the rest of a minute used up."""
         if self.paused_for > 0:
             return self.paused_for
-        used = self.used_weight()
-        left_in_window = WINDOW_S - self._wall() % WINDOW_S
-        if used >= self.weight_limit * HARD_STOP:
-            return left_in_window + 0.05  # Binance's minute turns on the exchange's clock; a margin
-        soft = self.weight_limit * self.slow_down_at
-        if used >= soft:
-            budget = self.weight_limit * HARD_STOP - used  # weight left this minute (>= 1 request)
-            return left_in_window / max(budget, 1.0)
+        if self.used_weight() >= self.weight_limit * HARD_STOP:
+            # Binance's minute turns on the exchange's clock: a small margin past ours
+            return WINDOW_S - self._wall() % WINDOW_S + 0.05
         return 0.0
+
+    def _spacing(self) -> float:
+        """Past `slow_down_at`: the minute's remaining time over its remaining weight, per request."""
+        used = self.used_weight()
+        if used < self.weight_limit * self.slow_down_at:
+            return 0.0
+        budget = self.weight_limit * HARD_STOP - used  # weight left this minute
+        return (WINDOW_S - self._wall() % WINDOW_S) / max(budget, 1.0)
 
     def _window_now(self) -> int:
         return int(self._wall() // WINDOW_S)

@@ -58,8 +58,17 @@ class CcxtOrderUpdates:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
+    # the exchange matches its own book: no quote or bus event concerns this task
+    topics: tuple[Any, ...] = ()
+
     async def on_quotes(self, quotes: list[Quote]) -> None:
-        """Nothing: the exchange matches its own book."""
+        """Nothing to do."""
+
+    async def on_event(self, event: Any) -> None:
+        """Nothing to do."""
+
+    async def on_gap(self, gap: Any) -> None:
+        """Nothing kept from events: nothing to resync."""
 
     # -- the user stream -------------------------------------------------------------------------
 
