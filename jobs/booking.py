@@ -81,8 +81,6 @@ def _move_position(fx: Effects, locked: LockedOrder, inst: Instrument, deltas: d
             "venue_fill_id": f.venue_fill_id, "symbol": order.symbol, "side": order.side,
             "qty": plain_decimal(f.qty), "price": plain_decimal(f.price), "fee": plain_decimal(f.fee),
             "fee_asset": f.fee_asset, "position_qty": plain_decimal(pos.qty)})  # str(NUMERIC 0) is "0E-18"
-        fx.events.append(("fill", {"order_id": order.id, "symbol": order.symbol, "side": order.side,
-                                   "qty": f.qty, "price": f.price}))
     return PositionFigures(pos.qty, pos.avg_price, pos.realized_pnl, pos.fees)
 
 
@@ -126,7 +124,6 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
         fx.note(actor=actor, action=f"order.{after.status}", subject=order.id, payload={
             "client_order_id": order.client_order_id, "symbol": order.symbol, "side": order.side,
             "filled_qty": plain_decimal(filled), "reason": reason})
-        fx.events.append(("order", {"order_id": order.id, "status": after.status}))
     outcome = None
     if finish is not None:
         doc = finish.document()

@@ -54,9 +54,8 @@ class Effects:
     schedules: list[DcaScheduleRow] = field(default_factory=list)
     drafts: list[AuditDraft] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
-    # typed events beyond the orders and fills (which publish derives from the rows); anything
-    # else found here (the booking's old ("kind", {...}) notes) is not published
-    events: list[Any] = field(default_factory=list)
+    # typed events beyond the orders and fills, which `publish` makes from the rows (see above)
+    events: list[Event] = field(default_factory=list)
     command: Any = None
     published: HeldPublish | None = None  # see effect(hold=True)
     # False when the transaction committed without waiting for the WAL flush (an order's record
@@ -212,7 +211,7 @@ async def publish(res: Resources, fx: Effects) -> None:
     cids = {o.order_id: o.client_order_id for o in orders.values()}
     events: list[Event] = [*(fill_booked(f, cids.get(f.order_id, "")) for f in fills),
                            *(order_updated(o) for o in orders.values()),
-                           *(e for e in fx.events if isinstance(e, Event))]
+                           *fx.events]
     async with w.batch() as p:
         if orders:
             await w.write_orders(orders.values(), p)

@@ -63,7 +63,10 @@ class ViewFromEvents:
                                                                    reason=event.reason))
 
     async def on_gap(self, gap: Gap) -> None:
-        """Events may have been lost: what this subscription writes, from Postgres."""
+        """Events may have been lost: what this subscription writes, from Postgres. A group created
+        at start needs nothing: the daemon has just rebuilt the view."""
+        if gap.reason == "created":
+            return
         if gap.topic == "bar":
             n = await refill_bars(self.redis, BarRepository(self.sessions))
             log.info("bars in the view refilled from Postgres after a %s gap (%d bars)", gap.reason, n)

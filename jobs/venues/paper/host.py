@@ -108,7 +108,10 @@ class PaperHost:
             await self._order_changed(event)
 
     async def on_gap(self, gap: Gap) -> None:
-        """Events may have been lost (a flushed Redis, a trimmed stream): the book from Postgres."""
+        """Events may have been lost (a flushed Redis, a trimmed stream): the book from Postgres.
+        A group created at start needs nothing: `start` has just loaded the book."""
+        if gap.reason == "created":
+            return
         log.info("paper book resync after a %s gap on %s", gap.reason, gap.topic)
         await self.refresh()
 
