@@ -6,6 +6,9 @@ A fire records its run and advances the schedule in one transaction, then enqueu
 keyed by the run; a crash after the commit is repaired at start-up by re-enqueueing runs still
 "enqueued". Fires missed while the daemon was down follow `plan_catch_up` (coalesce within the
 schedule's grace window; the rest are recorded as skipped_missed).
+
+The schedules and runs are read and written through the schedules repository
+(storage/repos/schedules.py) inside jobs' effects: the daemon holds no SQL of its own.
 """
 
 from __future__ import annotations
@@ -13,23 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from daemon.metrics import SCHEDULE_FIRES
 from daemon.outages import LoopErrors, StoreOutages
 from jobs.domain.schedule_clock import Clock, next_fire_after, plan_catch_up, utc_now
-from jobs.effects import effect_session
+from jobs.effects import effect
 from jobs.queue import CommandQueue
 from jobs.resources import Resources
-from jobs.schedules import fire_command_id, pending_runs, record_outcome
-from storage.models import DcaRunRow, DcaScheduleRow
+from jobs.schedules import pending_runs, record_run, with_outcome
+from storage.repos import read
+from storage.repos.schedules import Schedules
 from storage.state import keys
 
 log = logging.getLogger("tradingd.dca")
@@ -71,9 +72,8 @@ class DcaClock:
         self.scheduler.shutdown(wait=False)
 
     async def _active_ids(self) -> list[str]:
-        async with self.res.sessions() as s:
-            return list((await s.execute(
-                select(DcaScheduleRow.id).where(DcaScheduleRow.status == "active"))).scalars())
+        async with read(self.res.db) as db:
+            return await Schedules(db).active_ids()
 
     async def _resync_all(self) -> None:
         """Every resync_s (an APScheduler job): also catches up a fire that failed in an outage."""
@@ -109,8 +109,8 @@ class DcaClock:
 
     async def resync(self, schedule_id: str) -> None:
         """Bring the in-memory alarm in line with the schedule row (and catch up if overdue)."""
-        async with self.res.sessions() as s:
-            row = await s.get(DcaScheduleRow, schedule_id)
+        async with read(self.res.db) as db:
+            row = await Schedules(db).get(schedule_id)
         if row is None or row.status != "active" or row.next_fire_at is None:
             if self.scheduler.get_job(schedule_id):
                 self.scheduler.remove_job(schedule_id)
@@ -133,16 +133,18 @@ class DcaClock:
 
     async def _fire_now(self, schedule_id: str, fire_time: datetime) -> None:
         run_id: str | None = None
-        async with effect_session(self.res) as (s, fx):
-            row = await s.get(DcaScheduleRow, schedule_id, with_for_update=True)
+        async with effect(self.res) as (db, fx):
+            schedules = Schedules(db)
+            row = await schedules.get(schedule_id, lock=True)
             if row is None or row.status != "active" or row.next_fire_at != fire_time:
                 log.info("schedule %s changed before its fire at %s; resyncing", schedule_id, fire_time)
             else:
-                run_id = await _record_run(s, row, fire_time, "enqueued", "fired on time")
-                row.last_fire_at = fire_time
-                row.next_fire_at = next_fire_after(fire_time, cron=row.cron, interval_s=row.interval_s,
-                                                   anchor=row.created_at)
-                fx.schedules.append(row)
+                run_id = await record_run(db, row, fire_time, "enqueued", "fired on time")
+                row = await schedules.save(replace(
+                    row, last_fire_at=fire_time, updated_at=self.now(),
+                    next_fire_at=next_fire_after(fire_time, cron=row.cron, interval_s=row.interval_s,
+                                                 anchor=row.created_at)))
+                fx.schedules.append(row)  # type: ignore[arg-type]  # Effects still names the ORM row type
                 fx.note(actor="scheduler", action="dca.fire", subject=row.id,
                         payload={"fire_time": fire_time.isoformat(), "run_id": run_id})
         if run_id:
@@ -153,8 +155,9 @@ class DcaClock:
     async def _catch_up(self, schedule_id: str) -> None:
         run_id: str | None = None
         now = self.now()
-        async with effect_session(self.res) as (s, fx):
-            row = await s.get(DcaScheduleRow, schedule_id, with_for_update=True)
+        async with effect(self.res) as (db, fx):
+            schedules = Schedules(db)
+            row = await schedules.get(schedule_id, lock=True)
             if row is None or row.status != "active" or row.next_fire_at is None or row.next_fire_at > now:
                 return
             plan = plan_catch_up(row.next_fire_at, now, cron=row.cron, interval_s=row.interval_s,
@@ -162,14 +165,14 @@ class DcaClock:
             skip_note = (f"missed while the daemon was down; outside the {row.misfire_grace_s}s "
                          "grace or coalesced into a later fire")
             for t in plan.skipped:
-                await _record_run(s, row, t, "skipped_missed", skip_note)
+                await record_run(db, row, t, "skipped_missed", skip_note)
             if plan.run is not None:
-                run_id = await _record_run(s, row, plan.run, "enqueued", "caught up after downtime")
-                row.last_fire_at = plan.run
+                run_id = await record_run(db, row, plan.run, "enqueued", "caught up after downtime")
+                row = replace(row, last_fire_at=plan.run)
             elif plan.skipped_total:  # no buy to wait for: the skip is this schedule's latest outcome
-                record_outcome(row, "skipped_missed", f"{plan.skipped_total} fire(s) {skip_note}")
-            row.next_fire_at = plan.next_fire_at
-            fx.schedules.append(row)
+                row = with_outcome(row, "skipped_missed", f"{plan.skipped_total} fire(s) {skip_note}")
+            row = await schedules.save(replace(row, next_fire_at=plan.next_fire_at, updated_at=now))
+            fx.schedules.append(row)  # type: ignore[arg-type]  # Effects still names the ORM row type
             fx.note(actor="scheduler", action="dca.catch_up", subject=row.id, payload={
                 "missed": plan.skipped_total + (1 if plan.run else 0), "skipped": plan.skipped_total,
                 "run_fire_time": plan.run.isoformat() if plan.run else None})
@@ -190,11 +193,3 @@ class DcaClock:
     async def _enqueue(self, run_id: str) -> None:
         await self.queue.enqueue_job("scheduled_buy_job", run_id, job_id=f"dca-run:{run_id}")
 
-
-async def _record_run(s: AsyncSession, row: DcaScheduleRow, fire_time: datetime, status: str,
-                      note: str) -> str | None:
-    """Insert the run for (schedule, fire time) once; returns its id, or None if it existed."""
-    return (await s.execute(insert(DcaRunRow).values(
-        id="run_" + uuid.uuid4().hex[:16], schedule_id=row.id, fire_time=fire_time, status=status,
-        command_id=fire_command_id(row.id, fire_time) if status == "enqueued" else None, note=note,
-    ).on_conflict_do_nothing(index_elements=["schedule_id", "fire_time"]).returning(DcaRunRow.id))).scalar()

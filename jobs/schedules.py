@@ -3,6 +3,10 @@
 The daemon records each fire as a dca_runs row (unique per schedule and fire time) before it
 enqueues `run_scheduled_buy`; the buy's command id is derived from that pair, so a fire that
 is enqueued twice or re-run after a crash places one order.
+
+Schedules and runs are read and written through the schedules repository
+(storage/repos/schedules.py) as frozen records: a change is a new record (`dataclasses.replace`)
+saved inside the effect's transaction, and the saved record is what the state view is fed.
 """
 
 from __future__ import annotations
@@ -10,26 +14,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs.commands import CommandResult, CreateDcaSchedule, DeleteDcaSchedule, PlaceOrder, UpdateDcaSchedule
 from jobs.domain.instruments import UnknownInstrumentError, get_instrument
 from jobs.domain.orders import MAX_DECIMALS, MAX_NOTIONAL, MAX_PRICE, OrderSpecError, check_amount
 from jobs.domain.schedule_clock import Clock, ScheduleSpecError, next_fire_after, utc_now, validate_spec
 from jobs.domain.schedule_fit import ScheduleFit, judge_schedule
-from jobs.effects import effect_session
+from jobs.effects import effect
 from jobs.ledger import claim_command, finish_command
 from jobs.orders import _result, place_order
 from jobs.resources import Resources
-from storage.driver import SessionDb
-from storage.models import BalanceRow, DcaRunRow, DcaScheduleRow
+from storage.repos import Db, read
+from storage.repos.ledger import Ledger
+from storage.repos.schedules import RunRecord, ScheduleRecord, Schedules
 from storage.state import keys
 from storage.state.views import QuoteView
-from storage.values import FINAL_COMMAND_STATUSES
+from storage.values import FINAL_COMMAND_STATUSES, ScheduleRunStatus
 
 ScheduleCommand = CreateDcaSchedule | UpdateDcaSchedule | DeleteDcaSchedule
 QUOTE_WAIT_S = 10.0  # how long a fire waits for a fresh quote (see fresh_quote)
@@ -41,7 +44,7 @@ def fire_command_id(schedule_id: str, fire_time: datetime) -> str:
     return f"dca:{schedule_id}:{fire_time.astimezone(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
 
 
-def _spec_error(cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaScheduleRow | None,
+def _spec_error(cmd: CreateDcaSchedule | UpdateDcaSchedule, row: ScheduleRecord | None,
                 now: datetime) -> str | None:
     try:
         symbol = cmd.symbol if isinstance(cmd, CreateDcaSchedule) else row.symbol  # type: ignore[union-attr]
@@ -68,15 +71,15 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand, *, clock: Clock
     """`clock` gives the time the schedule is created or changed at (its anchor and first fire);
     a test passes a virtual one to run the daemon's clock at virtual times."""
     now = clock()
-    async with effect_session(res) as (s, fx):
-        db = SessionDb(s)
+    async with effect(res) as (db, fx):
+        schedules = Schedules(db)
         cmd_row = await claim_command(db, cmd)
         if cmd_row.status in FINAL_COMMAND_STATUSES:
             fx.command = cmd_row  # publish it again: a run that died before publishing left the view behind
             return _result(cmd_row)
-        row: DcaScheduleRow | None = None
+        row: ScheduleRecord | None = None
         if not isinstance(cmd, CreateDcaSchedule):
-            row = await s.get(DcaScheduleRow, cmd.schedule_id, with_for_update=True)
+            row = await schedules.get(cmd.schedule_id, lock=True)
             if row is None or row.status == "deleted":
                 await finish_command(db, fx, cmd.command_id, "rejected",
                                      f"no schedule {cmd.schedule_id!r}; list_dca_schedules shows the ids")
@@ -91,32 +94,33 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand, *, clock: Clock
                 error = fit.refusal
             warnings = None
             if error is None and _activates(cmd):
-                warnings = fit.warnings + await _funds_warnings(s, res, cmd, row)  # type: ignore[arg-type]
+                warnings = fit.warnings + await _funds_warnings(db, res, cmd, row)  # type: ignore[arg-type]
             if error:
                 await finish_command(db, fx, cmd.command_id, "rejected", error)
             elif isinstance(cmd, CreateDcaSchedule):
                 inst = get_instrument(cmd.symbol)
-                row = DcaScheduleRow(
+                first_fire = next_fire_after(now, cron=cmd.cron, interval_s=cmd.interval_s, anchor=now)
+                row = await schedules.create(ScheduleRecord(
                     id="sch_" + uuid.uuid4().hex[:16], name=cmd.name, venue=res.default_venue,
                     symbol=inst.symbol,
                     quote_amount=cmd.quote_amount, cron=cmd.cron, interval_s=cmd.interval_s, status="active",
                     misfire_grace_s=cmd.misfire_grace_s if cmd.misfire_grace_s is not None
                     else res.settings.dca_misfire_grace_s,
-                    max_price=cmd.max_price, command_id=cmd.command_id, created_at=now, updated_at=now)
-                row.next_fire_at = next_fire_after(now, cron=row.cron, interval_s=row.interval_s, anchor=now)
-                s.add(row)
+                    max_price=cmd.max_price, next_fire_at=first_fire, last_fire_at=None,
+                    command_id=cmd.command_id, last_outcome=None, last_error=None, consecutive_failures=0,
+                    created_at=now, updated_at=now))
                 await finish_command(db, fx, cmd.command_id, "succeeded", f"schedule {row.id} created",
-                                     schedule_id=row.id, next_fire_at=row.next_fire_at.isoformat(),
+                                     schedule_id=row.id, next_fire_at=first_fire.isoformat(),
                                      warnings=warnings or None)
             else:
                 assert row is not None
-                _apply_update(row, cmd, now)
+                row = await schedules.save(_updated(row, cmd, now))
                 await finish_command(db, fx, cmd.command_id, "succeeded", f"schedule {row.id} {row.status}",
                                      schedule_id=row.id,
                                      next_fire_at=row.next_fire_at.isoformat() if row.next_fire_at else None,
                                      warnings=warnings or None)
         if row is not None:
-            fx.schedules.append(row)
+            fx.schedules.append(row)  # type: ignore[arg-type]  # Effects still names the ORM row type
     if row is not None:
         await res.redis.publish(keys.SCHEDULES_CHANGED, row.id)
     return _result(fx.command or cmd_row)
@@ -128,7 +132,7 @@ def _activates(cmd: ScheduleCommand | None) -> bool:
                                                   and cmd.action in ("change", "resume"))
 
 
-def _terms(cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaScheduleRow | None,
+def _terms(cmd: CreateDcaSchedule | UpdateDcaSchedule, row: ScheduleRecord | None,
            now: datetime) -> tuple[str, Decimal, str | None, int | None, datetime]:
     """The symbol, amount and timing (cron, interval, interval anchor) the schedule will run on."""
     if isinstance(cmd, CreateDcaSchedule):
@@ -141,7 +145,7 @@ def _terms(cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaScheduleRow | Non
     return row.symbol, amount, cron, interval, row.created_at if interval else now
 
 
-def _judge(res: Resources, cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaScheduleRow | None,
+def _judge(res: Resources, cmd: CreateDcaSchedule | UpdateDcaSchedule, row: ScheduleRecord | None,
            now: datetime) -> ScheduleFit:
     """Refuse a schedule every fire of which the risk check would refuse (jobs/domain/schedule_fit.py)."""
     symbol, amount, cron, interval, anchor = _terms(cmd, row, now)
@@ -149,12 +153,12 @@ def _judge(res: Resources, cmd: CreateDcaSchedule | UpdateDcaSchedule, row: DcaS
                           limits=res.limits, now=now)
 
 
-async def _funds_warnings(s: AsyncSession, res: Resources, cmd: CreateDcaSchedule | UpdateDcaSchedule,
-                          row: DcaScheduleRow | None) -> list[str]:
+async def _funds_warnings(db: Db, res: Resources, cmd: CreateDcaSchedule | UpdateDcaSchedule,
+                          row: ScheduleRecord | None) -> list[str]:
     """A warning, not a refusal: the balance changes with every trade (and a deposit may come)."""
     symbol, amount, *_ = _terms(cmd, row, datetime.now(UTC))
     inst = get_instrument(symbol)
-    balance = await s.get(BalanceRow, (res.default_venue, inst.quote))
+    balance = await Ledger(db).balance(res.default_venue, inst.quote)
     available = balance.total - balance.locked if balance is not None else Decimal(0)
     need = amount * (1 + res.fee_rate)
     if need <= available:
@@ -163,34 +167,32 @@ async def _funds_warnings(s: AsyncSession, res: Resources, cmd: CreateDcaSchedul
             f"fee (about {need:.2f}): fires are refused until the account holds enough {inst.quote}"]
 
 
-def _apply_update(row: DcaScheduleRow, cmd: UpdateDcaSchedule | DeleteDcaSchedule, now: datetime) -> None:
+def _updated(row: ScheduleRecord, cmd: UpdateDcaSchedule | DeleteDcaSchedule,
+             now: datetime) -> ScheduleRecord:
+    """The schedule as the command leaves it (deleted, paused, changed or resumed)."""
     if isinstance(cmd, DeleteDcaSchedule):
-        row.status, row.next_fire_at = "deleted", None
-    elif cmd.action == "pause":
-        row.status, row.next_fire_at = "paused", None
-    else:
-        if cmd.action == "change":
-            row.name = cmd.name or row.name
-            row.quote_amount = cmd.quote_amount or row.quote_amount
-            if cmd.cron or cmd.interval_s:
-                row.cron, row.interval_s = cmd.cron, cmd.interval_s
-            if cmd.misfire_grace_s is not None:
-                row.misfire_grace_s = cmd.misfire_grace_s
-            if cmd.max_price is not None:
-                row.max_price = cmd.max_price
-        if cmd.action == "resume" or row.status == "active":
-            row.status = "active"
-            # resuming never buys for fires that passed while paused: it continues from now
-            row.next_fire_at = next_fire_after(now, cron=row.cron, interval_s=row.interval_s,
-                                               anchor=row.created_at if row.interval_s else now)
-    row.updated_at = now
+        return replace(row, status="deleted", next_fire_at=None, updated_at=now)
+    if cmd.action == "pause":
+        return replace(row, status="paused", next_fire_at=None, updated_at=now)
+    if cmd.action == "change":
+        cron, interval = ((cmd.cron, cmd.interval_s) if cmd.cron or cmd.interval_s
+                          else (row.cron, row.interval_s))
+        grace = row.misfire_grace_s if cmd.misfire_grace_s is None else cmd.misfire_grace_s
+        row = replace(row, name=cmd.name or row.name, quote_amount=cmd.quote_amount or row.quote_amount,
+                      cron=cron, interval_s=interval, misfire_grace_s=grace,
+                      max_price=row.max_price if cmd.max_price is None else cmd.max_price)
+    if cmd.action == "resume" or row.status == "active":
+        # resuming never buys for fires that passed while paused: it continues from now
+        row = replace(row, status="active", next_fire_at=next_fire_after(
+            now, cron=row.cron, interval_s=row.interval_s, anchor=row.created_at if row.interval_s else now))
+    return replace(row, updated_at=now)
 
 
 async def run_scheduled_buy(res: Resources, run_id: str) -> CommandResult | None:
     """Execute one recorded fire: a market buy of quote_amount, at most once per run."""
-    async with res.sessions() as s:
-        run = await s.get(DcaRunRow, run_id)
-        sch = await s.get(DcaScheduleRow, run.schedule_id) if run else None
+    async with read(res.db) as db:
+        run = await Schedules(db).run(run_id)
+        sch = await Schedules(db).get(run.schedule_id) if run else None
     if run is None or sch is None:
         return None
     cmd = PlaceOrder(command_id=fire_command_id(sch.id, run.fire_time), source="scheduler", symbol=sch.symbol,
@@ -202,7 +204,8 @@ async def run_scheduled_buy(res: Resources, run_id: str) -> CommandResult | None
                           outcome="skipped_max_price")
         return None
     result = await place_order(res, cmd)
-    status = "ordered" if result.status in ("succeeded", "unknown", "running") else "failed"
+    placed = result.status in ("succeeded", "unknown", "running")
+    status: ScheduleRunStatus = "ordered" if placed else "failed"
     await _finish_run(res, run_id, status, result.order_id, result.message)
     return result
 
@@ -226,26 +229,29 @@ async def fresh_quote(res: Resources, symbol: str, *, wait_s: float) -> QuoteVie
         await asyncio.sleep(QUOTE_POLL_S)
 
 
-async def _finish_run(res: Resources, run_id: str, status: str, order_id: str | None, note: str, *,
-                      outcome: str | None = None) -> None:
+async def _finish_run(res: Resources, run_id: str, status: ScheduleRunStatus, order_id: str | None, note: str,
+                      *, outcome: str | None = None) -> None:
     """Record how a run ended, on the run and on its schedule (`outcome`, default the run's status).
 
     The schedule is locked before the run, as the clock does when it fires. A run finished
     before (a re-delivered job) leaves the schedule's outcome alone, so a failure counts once.
     """
-    async with effect_session(res) as (s, fx):
-        schedule_id = await s.scalar(select(DcaRunRow.schedule_id).where(DcaRunRow.id == run_id))
-        sch = await s.get(DcaScheduleRow, schedule_id, with_for_update=True) if schedule_id else None
-        run = await s.get(DcaRunRow, run_id, with_for_update=True)
-        assert run is not None
-        first = run.status == "enqueued"
-        run.status, run.order_id, run.note = status, order_id, note
+    async with effect(res) as (db, fx):
+        schedules = Schedules(db)
+        unlocked = await schedules.run(run_id)
+        sch = await schedules.get(unlocked.schedule_id, lock=True) if unlocked else None
+        locked = await schedules.run(run_id, lock=True)
+        assert locked is not None
+        first = locked.status == "enqueued"
+        run: RunRecord = await schedules.finish_run(run_id, status, order_id, note)
         fx.note(actor="scheduler", action=f"dca_run.{status}", subject=run.schedule_id,
                 payload={"run_id": run.id, "fire_time": run.fire_time.isoformat(), "order_id": order_id,
                          "note": note})
         if first and sch is not None and sch.status != "deleted":
-            record_outcome(sch, outcome or status, note)
-            fx.schedules.append(sch)
+            # updated_at: when the row changed (the ORM's onupdate did the same)
+            sch = await schedules.save(replace(with_outcome(sch, outcome or status, note),
+                                               updated_at=datetime.now(UTC)))
+            fx.schedules.append(sch)  # type: ignore[arg-type]  # Effects still names the ORM row type
     level = logging.INFO if status == "ordered" else logging.WARNING
     log.log(level, "schedule %s fire %s: %s%s (%s)", run.schedule_id, run.fire_time.isoformat(),
             outcome or status, f", order {order_id}" if order_id else "", note)
@@ -254,18 +260,26 @@ async def _finish_run(res: Resources, run_id: str, status: str, order_id: str | 
 FAILURE_OUTCOMES = frozenset({"failed"})  # a skip (max_price, missed while down) is not the schedule failing
 
 
-def record_outcome(sch: DcaScheduleRow, outcome: str, note: str | None) -> None:
-    """Keep a run's outcome on its schedule (list_dca_schedules, health): a buy placed clears the
+def with_outcome(sch: ScheduleRecord, outcome: str, note: str | None) -> ScheduleRecord:
+    """The schedule keeping a run's outcome (list_dca_schedules, health): a buy placed clears the
     error and the count of failures in a row; a failure adds one; a skip keeps the count."""
-    sch.last_outcome = outcome
     if outcome == "ordered":
-        sch.last_error, sch.consecutive_failures = None, 0
-        return
-    sch.last_error = note
-    if outcome in FAILURE_OUTCOMES:
-        sch.consecutive_failures = (sch.consecutive_failures or 0) + 1
+        return replace(sch, last_outcome=outcome, last_error=None, consecutive_failures=0)
+    failures = sch.consecutive_failures + (1 if outcome in FAILURE_OUTCOMES else 0)
+    return replace(sch, last_outcome=outcome, last_error=note, consecutive_failures=failures)
+
+
+async def record_run(db: Db, sch: ScheduleRecord, fire_time: datetime, status: ScheduleRunStatus,
+                     note: str) -> str | None:
+    """Record the run for (schedule, fire time) once; its id, or None if that fire was recorded before.
+    A run to buy for ("enqueued") carries the command id its buy will place the order under."""
+    run = await Schedules(db).record_run(
+        "run_" + uuid.uuid4().hex[:16], sch.id, fire_time, status,
+        fire_command_id(sch.id, fire_time) if status == "enqueued" else None, note)
+    return None if run is None else run.id
 
 
 async def pending_runs(res: Resources) -> list[str]:
-    async with res.sessions() as s:
-        return list((await s.execute(select(DcaRunRow.id).where(DcaRunRow.status == "enqueued"))).scalars())
+    """Runs recorded but whose buy has not finished: re-enqueued at start-up (and by redelivery)."""
+    async with read(res.db) as db:
+        return await Schedules(db).pending_run_ids()

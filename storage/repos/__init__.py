@@ -6,12 +6,12 @@ the order path's: SQLAlchemy Core statements (or text where a statement is plain
 once at import, run through `storage.driver.Db`, which in production is a `RawDb` on the asyncpg
 `RawPool`. It was measured faster (docs/benchmarks.md: SQLAlchemy's per-execution work was
 ~0.11 ms of a ~0.25 ms statement, a pool checkout ~0.22 ms more; job ~9 -> ~7 ms), and every
-statement a flow runs can go through it. `SessionDb` remains only as the adapter behind
-jobs/effects.py's `effect_session`, for the flows not moved yet (jobs/schedules.py, whose
-repository, schedules.py here, is ready; the paper venue's book in jobs/venues/paper/); the
-pyproject import-linter contract lists them. The ORM models remain the one definition of every
-table (migrations, storage/tables.py) and serve storage's own readers (the state view's
-rebuild, the audit walk); no ORM object leaves storage/ through a repository.
+statement a flow runs can go through it. `SessionDb` remains only behind jobs/effects.py's
+`effect_session`, which no flow calls any more (the schedules moved to schedules.py here); what
+is not moved yet (the paper venue's book in jobs/venues/paper/) is listed in the pyproject
+import-linter contract. The ORM models remain the one definition of every table (migrations,
+storage/tables.py) and serve storage's own readers (the state view's rebuild, the audit walk);
+no ORM object leaves storage/ through a repository.
 
 How: a repository is a plain class over the `Db` of the caller's transaction (`Orders(db)` costs
 nothing), so the flows in jobs/ keep their transaction boundaries; each method is one round

@@ -1,8 +1,9 @@
 """The schedules repository: DCA schedules and their runs (tables `dca_schedules`, `dca_runs`).
 
 A run is unique per (schedule, fire time), recorded by the daemon's clock before it enqueues the
-buy. Locking order, as the clock's: the schedule before its run. Written for jobs/schedules.py,
-which still works on ORM sessions (storage/repos/__init__.py: not moved yet).
+buy (`record_run`: a fire recorded twice is recorded once). Locking order, as the clock's: the
+schedule before its run. Used by jobs/schedules.py (the schedule commands, the scheduled buy)
+and the daemon's clock (daemon/dca_clock.py), each inside its own effect's transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from decimal import Decimal
 from typing import cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from storage.driver import Db
 from storage.models import DcaRunRow, DcaScheduleRow
@@ -73,6 +75,14 @@ _FINISH_RUN = (update(RUNS).where(RUNS.c.id == bindparam("p_id"))
                        note=bindparam("p_note"))
                .returning(*RUNS.c))
 _PENDING_RUNS = select(RUNS.c.id).where(RUNS.c.status == "enqueued").order_by(RUNS.c.fire_time)
+_ACTIVE_IDS = select(SCHEDULES.c.id).where(SCHEDULES.c.status == "active").order_by(SCHEDULES.c.id)
+# created_at: the column's Python-side default (storage/driver.py fills it in)
+_RECORD_RUN = (pg_insert(RUNS)
+               .values(id=bindparam("p_id"), schedule_id=bindparam("p_schedule_id"),
+                       fire_time=bindparam("p_fire_time"), status=bindparam("p_status"),
+                       command_id=bindparam("p_command_id"), note=bindparam("p_note"))
+               .on_conflict_do_nothing(index_elements=["schedule_id", "fire_time"])
+               .returning(*RUNS.c))
 
 
 class Schedules:
@@ -103,6 +113,19 @@ class Schedules:
         row = await self.db.one(_FINISH_RUN, {"p_id": run_id, "p_status": status, "p_order_id": order_id,
                                               "p_note": note})
         return record_of(RunRecord, row)
+
+    async def record_run(self, run_id: str, schedule_id: str, fire_time: datetime, status: ScheduleRunStatus,
+                         command_id: str | None, note: str) -> RunRecord | None:
+        """Record the fire (schedule, fire time) once: the new run, or None if it was recorded before
+        (a fire rung twice, a catch-up after a fire that committed)."""
+        row = await self.db.first(_RECORD_RUN, {"p_id": run_id, "p_schedule_id": schedule_id,
+                                                "p_fire_time": fire_time, "p_status": status,
+                                                "p_command_id": command_id, "p_note": note})
+        return None if row is None else record_of(RunRecord, row)
+
+    async def active_ids(self) -> list[str]:
+        """The schedules that fire (status active): the ones the clock keeps an alarm for."""
+        return [r[0] for r in await self.db.all(_ACTIVE_IDS)]
 
     async def pending_run_ids(self) -> list[str]:
         """Runs recorded but not finished (enqueued), oldest fire first: what re-delivery re-sends."""

@@ -61,3 +61,25 @@ async def test_runs_are_unique_per_fire_time_and_a_finished_run_is_no_longer_pen
         assert await Schedules(db).pending_run_ids() == ["run_2"]
         run = await Schedules(db).run("run_1")
     assert run == done
+
+
+async def test_a_fire_is_recorded_once_and_only_active_schedules_fire(pool: Pool):
+    now = datetime.now(UTC).replace(microsecond=0)
+    async with transaction(pool) as db:
+        await Schedules(db).create(_schedule(now))
+        await Schedules(db).create(replace(_schedule(now), id="sch_2", status="paused", next_fire_at=None))
+    async with transaction(pool) as db:
+        schedules = Schedules(db)
+        first = await schedules.record_run("run_a", "sch_1", now, "enqueued", "dca:sch_1:t", "fired on time")
+        again = await schedules.record_run("run_b", "sch_1", now, "enqueued", "dca:sch_1:t", "caught up")
+        skipped = await schedules.record_run("run_c", "sch_1", now - timedelta(hours=1), "skipped_missed",
+                                             None, "missed while down")
+    assert first is not None and again is None  # the same (schedule, fire time): the first run stands
+    assert (first.id, first.status, first.command_id, first.note, first.fire_time) == (
+        "run_a", "enqueued", "dca:sch_1:t", "fired on time", now)
+    assert first.created_at.tzinfo is not None  # the column's default, filled in by the driver
+    assert skipped is not None and (skipped.status, skipped.command_id) == ("skipped_missed", None)
+    async with transaction(pool, autocommit=True) as db:
+        assert await Schedules(db).pending_run_ids() == ["run_a"]  # a skip is not waiting for a buy
+        assert await Schedules(db).active_ids() == ["sch_1"]
+        assert await Schedules(db).run("run_b") is None
