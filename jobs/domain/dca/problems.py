@@ -16,10 +16,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 ERROR_TYPE = "dca_config"  # the pydantic error type of every problem raised here
+
+
+class FrozenModel(BaseModel):
+    """Base of every configuration model: immutable, and unknown fields refused (a misspelt field
+    silently ignored would run a bot other than the one asked for)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def refusal(message: str) -> PydanticCustomError:
+    """One problem raised from a field validator (pydantic puts it at the field's location)."""
+    return PydanticCustomError(ERROR_TYPE, "{problem}", {"problem": message})
 
 
 class Problems:
@@ -39,8 +51,7 @@ class Problems:
         if not self._found:
             return
         details = [
-            InitErrorDetails(type=PydanticCustomError(ERROR_TYPE, "{problem}", {"problem": message}),
-                             loc=loc, input=value)
+            InitErrorDetails(type=refusal(message), loc=loc, input=value)
             for loc, message, value in self._found
         ]
         raise ValidationError.from_exception_data(title, details)
