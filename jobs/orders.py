@@ -5,6 +5,10 @@ commit → call the venue with the client order id derived from the command → 
 applies what the venue said. A re-run of the same command finds its order and reconciles it
 with the venue instead of sending it again. A venue timeout leaves the order "unknown" until
 reconciliation finds out; it is never reported as a rejection.
+
+The venue is the symbol's (the registry's routing: a live venue listing it, or paper): its
+balances are what the risk check reads, its fee rate what it reserves, and the booking moves that
+venue's balances and position; a live venue's balances are then mirrored (jobs/accounts.py).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from decimal import Decimal
 from structlog.contextvars import bind_contextvars
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
+from jobs.accounts import mirror_balances_after_booking
 from jobs.booking import Decide, Finish, apply_venue_order
 from jobs.commands import CancelOrder, CommandResult, PlaceOrder, ReplaceOrder
 from jobs.domain.instruments import Instrument, UnknownInstrumentError, get_instrument
@@ -76,8 +81,8 @@ async def place_order(res: Resources, cmd: PlaceOrder) -> CommandResult:
         async with effect(res, hold=True) as (db, fx):
             orders = Orders(db)
             cmd_row, inputs = await orders.claim_for_order(
-                new_command(cmd), venue=res.default_venue,
-                quote_asset=inst.quote if isinstance(inst, Instrument) else "",
+                new_command(cmd), venue=res.venue_for(inst.symbol) if isinstance(inst, Instrument) else
+                res.default_venue, quote_asset=inst.quote if isinstance(inst, Instrument) else "",
                 base_asset=inst.base if isinstance(inst, Instrument) else "")
             if cmd_row.status in FINAL_COMMAND_STATUSES:
                 # publish again, with its order: a run that died before publishing left the view behind
@@ -127,6 +132,8 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder | ReplaceO
         await finish_command(db, fx, cmd.command_id, "rejected", inst)
         return None
     free = {inst.quote: inputs.free_quote or Decimal(0), inst.base: inputs.free_base or Decimal(0)}
+    venue = res.venue_for(inst.symbol)  # whose balances `inputs` holds (the claim read that venue's)
+    fee_rate = res.fee_rate_of(venue)
     try:
         spec = normalize_order(cmd.spec(), inst)
         if replaced is not None:
@@ -134,16 +141,15 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder | ReplaceO
             if why is not None:
                 raise OrderSpecError(why)
             check_changes(normalize_order(current_spec(replaced), inst), spec)
-            asset, amount = released(replaced, inst, res.fee_rate)
+            asset, amount = released(replaced, inst, res.fee_rate_of(replaced.venue))
             free[asset] += amount
     except OrderSpecError as e:
         await finish_command(db, fx, cmd.command_id, "rejected", str(e))
         return None
     ref = None if quote is None or quote.stale else (quote.ask if spec.side == "buy" else quote.bid)
-    venue = res.default_venue
     verdict = check_order(spec, inst, trading_state=inputs.trading_state or "ACTIVE", limits=res.limits,
                           reference_price=ref, available_quote=free[inst.quote],
-                          available_base=free[inst.base], fee_rate=res.fee_rate)
+                          available_base=free[inst.base], fee_rate=fee_rate)
     if not verdict.allowed:
         await finish_command(db, fx, cmd.command_id, "rejected",
                              "risk check refused the order: " + verdict.message)
@@ -205,7 +211,7 @@ async def _submit(res: Resources, cmd: PlaceOrder, order: OrderRecord,
     except VenueUnavailable as e:
         vo = VenueOrder(order.client_order_id, None, "rejected", Decimal(0), [],
                         f"venue unavailable, not sent: {e}")
-    return await _apply(res, order.id, vo, cmd.command_id, actor=cmd.source, after=published)
+    return await _apply(res, order, vo, cmd.command_id, actor=cmd.source, after=published)
 
 
 def _request(order: OrderRecord) -> OrderRequest:
@@ -245,7 +251,7 @@ async def _submit_list(res: Resources, cmd: PlaceOrder, first: OrderRecord,
         for r in rows:
             vo = by_cid.get(r.client_order_id) or VenueOrder(r.client_order_id, None, "rejected", Decimal(0),
                                                              [], why)
-            await apply_venue_order(db, fx, r.id, vo, fee_rate=res.fee_rate, actor=cmd.source,
+            await apply_venue_order(db, fx, r.id, vo, fee_rate=res.fee_rate_of(r.venue), actor=cmd.source,
                                     decide=placed_outcome(cmd.command_id) if r.id == first.id else None)
         cmd_row = fx.command or await Commands(db).get(cmd.command_id)
     return _result(cmd_row)
@@ -294,12 +300,14 @@ def placed_outcome(command_id: str | None) -> Decide:
     return decide
 
 
-async def _apply(res: Resources, order_id: str, vo: VenueOrder, command_id: str | None, *, actor: str,
+async def _apply(res: Resources, order: OrderRecord, vo: VenueOrder, command_id: str | None, *, actor: str,
                  after: HeldPublish | None = None) -> CommandResult:
     async with effect(res, after=after) as (db, fx):
-        order = await apply_venue_order(db, fx, order_id, vo, fee_rate=res.fee_rate, actor=actor,
-                                        decide=placed_outcome(command_id))
-        cmd_row = fx.command or await Commands(db).get(command_id or order.command_id)
+        stored = await apply_venue_order(db, fx, order.id, vo, fee_rate=res.fee_rate_of(order.venue),
+                                         actor=actor, decide=placed_outcome(command_id))
+        cmd_row = fx.command or await Commands(db).get(command_id or stored.command_id)
+    if fx.balances:  # a live venue's own figures replace our estimate (jobs/accounts.py)
+        await mirror_balances_after_booking(res, order.venue)
     return _result(cmd_row)
 
 
@@ -323,7 +331,7 @@ async def sync_order(res: Resources, client_order_id: str, *, command_id: str | 
         else:
             async with read(res.db) as db:
                 return _result(await Commands(db).get(command_id or order.command_id))
-    return await _apply(res, order.id, vo, command_id, actor="reconcile")
+    return await _apply(res, order, vo, command_id, actor="reconcile")
 
 
 async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
@@ -352,15 +360,18 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
     async with effect(res) as (db, fx):
         for row, leg_vo in legs_now:
             if leg_vo is not None:
-                await apply_venue_order(db, fx, row.id, leg_vo, fee_rate=res.fee_rate, actor=cmd.source)
+                await apply_venue_order(db, fx, row.id, leg_vo, fee_rate=res.fee_rate_of(row.venue),
+                                        actor=cmd.source)
         if vo is None:
             await finish_command(db, fx, cmd.command_id, "failed",
                                  f"venue did not confirm the cancel of {order.id}; check get_order and retry",
                                  order_id=order.id)
         else:
-            await apply_venue_order(db, fx, order.id, vo, fee_rate=res.fee_rate, actor=cmd.source,
-                                    decide=cancel_outcome(cmd))
+            await apply_venue_order(db, fx, order.id, vo, fee_rate=res.fee_rate_of(order.venue),
+                                    actor=cmd.source, decide=cancel_outcome(cmd))
     assert fx.command is not None
+    if fx.balances:
+        await mirror_balances_after_booking(res, order.venue)
     return _result(fx.command)
 
 

@@ -216,7 +216,7 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
     age = quote.age_s(now)
     stale = quote.too_old(now, settings.quote_stale_after_s)
 
-    venue = venue_for_symbol(inst.symbol)
+    venue = venue_for_symbol(inst.symbol, settings)  # the worker's routing, so the balances agree
     pricing = pricing_for(settings, venue)
     price, execution = pricing.estimate(spec, inst, Quote(quote.symbol, quote.bid, quote.ask, quote.bid_size,
                                                           quote.ask_size, quote.ts, quote.last))

@@ -54,8 +54,8 @@ async def replace_order(res: Resources, cmd: ReplaceOrder) -> CommandResult:
     async with effect(res, hold=True) as (db, fx):
         orders = Orders(db)
         cmd_row, inputs = await orders.claim_for_order(
-            new_command(cmd), venue=res.default_venue,
-            quote_asset=inst.quote if isinstance(inst, Instrument) else "",
+            new_command(cmd), venue=res.venue_for(inst.symbol) if isinstance(inst, Instrument) else
+            res.default_venue, quote_asset=inst.quote if isinstance(inst, Instrument) else "",
             base_asset=inst.base if isinstance(inst, Instrument) else "")
         if cmd_row.status in FINAL_COMMAND_STATUSES:
             fx.command = cmd_row  # publish again: a run that died before publishing left the view behind
@@ -114,8 +114,9 @@ async def _send(res: Resources, cmd: ReplaceOrder, old: OrderRecord, new: OrderR
                             f"venue unavailable, not sent: {e}")
     async with effect(res, after=published) as (db, fx):
         if old_vo is not None:
-            await apply_venue_order(db, fx, old.id, old_vo, fee_rate=res.fee_rate, actor=cmd.source)
-        await apply_venue_order(db, fx, new.id, vo, fee_rate=res.fee_rate, actor=cmd.source,
+            await apply_venue_order(db, fx, old.id, old_vo, fee_rate=res.fee_rate_of(old.venue),
+                                    actor=cmd.source)
+        await apply_venue_order(db, fx, new.id, vo, fee_rate=res.fee_rate_of(new.venue), actor=cmd.source,
                                 decide=placed_outcome(cmd.command_id))
         cmd_row = fx.command or await Commands(db).get(cmd.command_id)
     return _result(cmd_row)

@@ -52,10 +52,20 @@ class Resources:
         """The default venue's fee rate (what risk reserves and booking release for its orders)."""
         return self.venues.pricing(self.default_venue).fee_rate
 
+    def venue_for(self, symbol: str) -> str:
+        """The venue a symbol's orders go to (the registry's routing: jobs/venues/registry.py)."""
+        return self.venues.name_for(symbol)
+
+    def fee_rate_of(self, venue: str) -> Decimal:
+        """A venue's fee rate: what risk reserves and booking release for that venue's orders."""
+        return self.venues.pricing(venue).fee_rate
+
     async def close(self) -> None:
         for pending in list(self.held):  # a job that stopped between its order's record and its outcome
             with contextlib.suppress(Exception):  # the view is rebuilt from Postgres at the next start
                 await pending.flush()
+        with contextlib.suppress(Exception):  # an exchange client's sessions; nothing to keep
+            await self.venues.close()
         await self.db.close()
         await self.engine.dispose()
 

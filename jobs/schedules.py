@@ -101,7 +101,7 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand, *, clock: Clock
                 inst = get_instrument(cmd.symbol)
                 first_fire = next_fire_after(now, cron=cmd.cron, interval_s=cmd.interval_s, anchor=now)
                 row = await schedules.create(ScheduleRecord(
-                    id="sch_" + uuid.uuid4().hex[:16], name=cmd.name, venue=res.default_venue,
+                    id="sch_" + uuid.uuid4().hex[:16], name=cmd.name, venue=res.venue_for(inst.symbol),
                     symbol=inst.symbol,
                     quote_amount=cmd.quote_amount, cron=cmd.cron, interval_s=cmd.interval_s, status="active",
                     misfire_grace_s=cmd.misfire_grace_s if cmd.misfire_grace_s is not None
@@ -158,9 +158,10 @@ async def _funds_warnings(db: Db, res: Resources, cmd: CreateDcaSchedule | Updat
     """A warning, not a refusal: the balance changes with every trade (and a deposit may come)."""
     symbol, amount, *_ = _terms(cmd, row, datetime.now(UTC))
     inst = get_instrument(symbol)
-    balance = await Ledger(db).balance(res.default_venue, inst.quote)
+    venue = res.venue_for(inst.symbol)  # where its buys go, so whose balance pays for them
+    balance = await Ledger(db).balance(venue, inst.quote)
     available = balance.total - balance.locked if balance is not None else Decimal(0)
-    need = amount * (1 + res.fee_rate)
+    need = amount * (1 + res.fee_rate_of(venue))
     if need <= available:
         return []
     return [f"the available {inst.quote} balance ({available:.2f}) is below quote_amount {amount} plus the "

@@ -26,7 +26,7 @@ from arq.utils import timestamp_ms
 from arq.worker import func
 
 from jobs import arq_scripts
-from jobs.accounts import ensure_accounts
+from jobs.accounts import ensure_accounts, mirror_live_balances
 from jobs.commands import (
     CancelOrder,
     CreateDcaSchedule,
@@ -94,7 +94,10 @@ async def sync_order_job(ctx: dict[str, Any], client_order_id: str) -> dict[str,
 
 
 async def reconcile_job(ctx: dict[str, Any]) -> int:
-    return await reconcile_open_orders(_res(ctx))
+    res = _res(ctx)
+    checked = await reconcile_open_orders(res)
+    await mirror_live_balances(res)  # a live venue's balances, as the venue has them (jobs/accounts.py)
+    return checked
 
 
 JOB_HEALTH = JobHealth()  # one worker per process; its heartbeat reports these
@@ -116,9 +119,21 @@ async def startup(ctx: dict[str, Any]) -> None:
         with attempt:
             await ensure_accounts(res)
     outage.ok()
+    await load_listings(res)
     load_calendars(all_instruments(), datetime.now(UTC))
     settle_heap()
     log.info("worker ready (mode=%s, queue=%s)", settings.mode, settings.queue_name)
+
+
+async def load_listings(res: Resources) -> None:
+    """Each venue's instruments, so orders round to the increments its exchange accepts (a live
+    venue's replace the catalogue's defaults when loaded). An exchange that does not answer now
+    is asked again on its first order (the ccxt venue loads its markets before sending)."""
+    for venue, provider in res.venues.instrument_providers().items():
+        try:
+            await provider.listings()
+        except Exception as e:
+            log.warning("%s instruments not loaded at start: %s", venue, e or type(e).__name__)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from storage.values import OrderStatus, OrderType, Quote, Side, TimeInForce
+from storage.values import Bar, OrderStatus, OrderType, Quote, Side, TimeInForce, Trade
 
 if TYPE_CHECKING:
     from jobs.domain.instruments import Instrument
@@ -204,6 +204,51 @@ class VenueBackground(Protocol):
     async def on_gap(self, gap: Gap) -> None: ...
 
 
+QuoteHandler = Callable[[Quote], Awaitable[None]]
+TradeHandler = Callable[[Trade], Awaitable[None]]
+StaleHandler = Callable[[str, bool], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHandlers:
+    """Where a venue's market feed delivers: the daemon's market hub (daemon/market.py), which
+    conflates quotes, publishes QuoteEvent/TradeEvent and writes the state view."""
+
+    on_quote: QuoteHandler
+    on_trade: TradeHandler
+    on_stale: StaleHandler
+    stale_after_s: float = 5.0
+
+
+class MarketFeed(Protocol):
+    """A venue's own market data (an exchange's websocket streams), for `symbols`, as domain
+    values through the `FeedHandlers` it was built with. The same face as the simulator's feed
+    client (daemon/feeds/binance.py), so the hub treats both alike."""
+
+    symbols: list[str]
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def connections(self) -> int: ...
+
+    def is_stale(self, symbol: str) -> bool: ...
+
+    def last_quote(self, symbol: str) -> Quote | None: ...
+
+
+class BarHistory(Protocol):
+    """A venue's past candles (an exchange's OHLCV endpoint, ccxt `fetch_ohlcv`): closed bars of
+    `symbol` at `timeframe` from `since` (None: the newest `limit`), oldest first."""
+
+    async def bars(self, symbol: str, timeframe: str, since: datetime | None, limit: int) -> list[Bar]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class VenueDeps:
     """What a venue may be built with: the ledger's pool and the state view's reader."""
@@ -230,3 +275,11 @@ class VenuePackage:
     # the venue's instrument provider, from the built venue (an exchange's shares its client);
     # None: the venue lists `instruments()` under their own symbols (the registry's FixedListings)
     instrument_provider: Callable[[Venue], InstrumentProvider] | None = None
+    # the venue's own market feed for the symbols routed to it (an exchange's streams); None: its
+    # market is the daemon's simulator (paper)
+    market_data: Callable[[Venue, list[str], FeedHandlers], MarketFeed] | None = None
+    # where past bars come from (ccxt fetch_ohlcv); None: the venue keeps no history
+    bar_history: Callable[[Venue], BarHistory] | None = None
+    # True: the account lives at the venue (a real exchange), whose balances are the truth; the
+    # ledger mirrors them (jobs/accounts.py). False: the ledger is the account (paper)
+    mirrors_balances: bool = False

@@ -23,10 +23,13 @@ from decimal import Decimal
 from jobs.domain.instruments import Instrument, add_instruments, normalize_symbol
 from jobs.venues import ccxt, paper
 from jobs.venues.base import (
+    BarHistory,
     ErrorsFor,
+    FeedHandlers,
     InstrumentProvider,
     Listing,
     ListingsChanged,
+    MarketFeed,
     OrderUpdate,
     Pricing,
     UpdateHandler,
@@ -139,6 +142,43 @@ class Venues(MutableMapping[str, Venue]):
 
     def pricing(self, venue: str) -> Pricing:
         return self._pricing[venue]
+
+    def symbols_by_venue(self) -> dict[str, list[str]]:
+        """Every symbol this process follows (TRADINGD_SYMBOLS and each live venue's), under the
+        venue its orders go to: what each venue's feed streams, its bars are kept under, its
+        history is backfilled for."""
+        live = self.settings.live_venues().values()
+        wanted = [*self.settings.symbols, *(s for v in live for s in v.symbols)]
+        by_venue: dict[str, list[str]] = {name: [] for name in self._venues}
+        for symbol in dict.fromkeys(normalize_symbol(s) for s in wanted):
+            by_venue.setdefault(self.name_for(symbol), []).append(symbol)
+        return by_venue
+
+    def market_feeds(self, handlers: FeedHandlers) -> dict[str, MarketFeed]:
+        """The venues' own market feeds (not started), each for the symbols routed to it; a venue
+        without one (paper) is served by the daemon's simulator."""
+        feeds: dict[str, MarketFeed] = {}
+        for name, symbols in self.symbols_by_venue().items():
+            make = self._packages[name].market_data if name in self._packages else None
+            if make is not None and symbols and name in self._venues:
+                feeds[name] = make(self._venues[name], symbols, handlers)
+        return feeds
+
+    def bar_histories(self) -> dict[str, BarHistory]:
+        """Where each venue's past bars come from, for the venues that keep any."""
+        return {name: make(venue) for name, venue in self._venues.items()
+                if (make := self._packages[name].bar_history) is not None}
+
+    def mirrored(self) -> list[str]:
+        """The venues whose account lives at the venue: the ledger mirrors their balances."""
+        return [name for name in self._venues if self._packages[name].mirrors_balances]
+
+    async def close(self) -> None:
+        """Close each venue's connections (an exchange client's HTTP session and websockets)."""
+        for venue in self._venues.values():
+            close = getattr(venue, "close", None)
+            if close is not None:
+                await close()
 
     def instrument_providers(self) -> dict[str, InstrumentProvider]:
         """What each venue trades, by venue (the daemon publishes it to the state view)."""

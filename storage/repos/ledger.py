@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from storage.audit import AUDIT_APPEND_CTE, AUDIT_HEAD, AuditDraft, AuditEntry, CarriedAudit
@@ -108,6 +108,20 @@ _FUND = (insert(BALANCES)
          .values(venue=bindparam("p_venue"), asset=bindparam("p_asset"), total=bindparam("p_total"), locked=0)
          .on_conflict_do_nothing(index_elements=[BALANCES.c.venue, BALANCES.c.asset])
          .returning(BALANCES.c.asset))
+# A mirrored balance (a live venue's figures, jobs/accounts.py): written only if the row is as it
+# was read before the venue was asked (same version), or absent as it was then; otherwise a booking
+# came in between, and the mirror that follows that booking carries the venue's newer figures.
+_MIRROR_NEW = (insert(BALANCES)
+               .values(venue=bindparam("p_venue"), asset=bindparam("p_asset"), total=bindparam("p_total"),
+                       locked=bindparam("p_locked"), version=1)
+               .on_conflict_do_nothing(index_elements=[BALANCES.c.venue, BALANCES.c.asset])
+               .returning(*BALANCES.c))
+_MIRROR_SEEN = (BALANCES.update()
+                .where(BALANCES.c.venue == bindparam("p_venue"), BALANCES.c.asset == bindparam("p_asset"),
+                       BALANCES.c.version == bindparam("p_version"))
+                .values(total=bindparam("p_total"), locked=bindparam("p_locked"), updated_at=func.now(),
+                        version=BALANCES.c.version + 1)
+                .returning(*BALANCES.c))
 _BALANCES_OF = select(BALANCES).where(BALANCES.c.venue == bindparam("p_venue")).order_by(BALANCES.c.asset)
 _BALANCE = select(BALANCES).where(BALANCES.c.venue == bindparam("p_venue"),
                                   BALANCES.c.asset == bindparam("p_asset"))
@@ -256,6 +270,28 @@ class Ledger:
         """Open a balance of `amount` unless the venue has one for the asset; whether it did."""
         created = await self.db.scalar(_FUND, {"p_venue": venue, "p_asset": asset, "p_total": amount})
         return created is not None
+
+    async def mirror(self, venue: str, figures: Mapping[str, tuple[Decimal, Decimal]],
+                     seen: Sequence[BalanceRecord]) -> list[BalanceRecord]:
+        """Set the venue's balances to `figures` (asset -> (total, locked), as the venue reports
+        them; an asset in `seen` it no longer reports goes to zero). `seen`: the rows as read before
+        the venue was asked; a row changed since then is left alone. Returns the rows written."""
+        before = {b.asset: b for b in seen}
+        written = []
+        for asset in sorted(set(figures) | set(before)):
+            total, locked = figures.get(asset, (Decimal(0), Decimal(0)))
+            old = before.get(asset)
+            if old is None:
+                row = await self.db.first(_MIRROR_NEW, {"p_venue": venue, "p_asset": asset, "p_total": total,
+                                                        "p_locked": locked})
+            elif (old.total, old.locked) == (total, locked):
+                continue
+            else:
+                row = await self.db.first(_MIRROR_SEEN, {"p_venue": venue, "p_asset": asset, "p_total": total,
+                                                         "p_locked": locked, "p_version": old.version})
+            if row is not None:
+                written.append(record_of(BalanceRecord, row))
+        return written
 
     async def balances(self, venue: str) -> list[BalanceRecord]:
         return [record_of(BalanceRecord, r) for r in await self.db.all(_BALANCES_OF, {"p_venue": venue})]

@@ -74,6 +74,14 @@ class CcxtFeedClient:
     def last_quote(self, symbol: str) -> Quote | None:
         return self._last_quote.get(symbol)
 
+    def is_stale(self, symbol: str) -> bool:
+        return symbol in self._stale
+
+    @property
+    def connected(self) -> bool:
+        """Whether quotes are flowing: some symbol quoted and none of them stale."""
+        return bool(self._last_seen) and not self._stale
+
     async def start(self) -> None:
         await self.exchange.load_markets()
         self._tasks = [asyncio.create_task(self._keep(self._quotes), name="ccxt-quotes"),
