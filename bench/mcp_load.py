@@ -138,11 +138,11 @@ class Bridge:
 async def _one_order(client: Client[Any]) -> float:
     """preview_order then place_order; returns place_order's milliseconds."""
     preview = await client.call_tool("preview_order", ORDER)
-    token = preview.structured_content["token"]
+    token = (preview.structured_content or {})["token"]
     t0 = time.perf_counter()
     result = await client.call_tool("place_order", {"token": token, **ORDER})
     elapsed = (time.perf_counter() - t0) * 1000
-    status = result.structured_content["command"]["status"]
+    status = (result.structured_content or {})["command"]["status"]
     if status != "succeeded":
         raise RuntimeError(f"place_order did not succeed: {result.structured_content}")
     return elapsed

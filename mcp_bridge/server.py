@@ -40,6 +40,7 @@ from jobs.domain.sessions import load_calendars
 from jobs.intake import CommandIntake
 from jobs.queue import CommandQueue, connect_queue
 from mcp_bridge.context import Bridge
+from mcp_bridge.input_schemas import serve_input_schemas
 from mcp_bridge.lean_schema import LeanSchemas
 from mcp_bridge.tools import (
     bars,
@@ -381,6 +382,7 @@ def http_app(settings: Settings, queue: CommandQueue | None = None) -> Any:
     """The streamable-HTTP ASGI app (MCP at /mcp behind the bearer token, GET /health open)."""
     _require_token(settings)
     mcp = build_server(settings, queue)
+    serve_input_schemas(mcp)  # or the MCP SDK runs a whole tools/list per tool call (input_schemas.py)
     return mcp.http_app(path=MCP_PATH, transport="http", host_origin_protection="auto")
 
 
