@@ -42,18 +42,21 @@ class Event:
 
     def __post_init__(self) -> None:
         # the checks a wire round trip would otherwise find too late: a float where money goes
-        # (inexact, and it would decode as a different Decimal), a naive or non-UTC time
-        for name, kind in field_kinds(type(self)):
+        # (inexact, and it would decode as a different Decimal), a naive or non-UTC time. Only the
+        # Decimal and datetime fields are looked at (the market hub makes one event per trade)
+        decimals, times = _checked_fields(type(self))
+        for name in decimals:
             value = getattr(self, name)
-            if value is None:
-                continue
-            if kind is Decimal and not isinstance(value, Decimal):
+            if value is not None and not isinstance(value, Decimal):
                 raise TypeError(f"{type(self).__name__}.{name} must be a Decimal, not {type(value).__name__}")
-            if kind is datetime:
-                if not isinstance(value, datetime) or value.utcoffset() is None:
-                    raise TypeError(f"{type(self).__name__}.{name} must be a timezone-aware datetime")
-                if value.tzinfo is not UTC:
-                    object.__setattr__(self, name, value.astimezone(UTC))
+        for name in times:
+            value = getattr(self, name)
+            if value is None or (value.__class__ is datetime and value.tzinfo is UTC):
+                continue
+            if not isinstance(value, datetime) or value.utcoffset() is None:
+                raise TypeError(f"{type(self).__name__}.{name} must be a timezone-aware datetime")
+            if value.tzinfo is not UTC:
+                object.__setattr__(self, name, value.astimezone(UTC))
 
     @property
     def event_id(self) -> str:
@@ -71,6 +74,19 @@ def field_kinds(cls: type) -> tuple[tuple[str, type | None], ...]:
         kinds = tuple((f.name, _kind(hints[f.name])) for f in fields(cls))
         _KINDS[cls] = kinds
     return kinds
+
+
+_CHECKED: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _checked_fields(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the Decimal fields, the datetime fields) of an event class, worked out once."""
+    checked = _CHECKED.get(cls)
+    if checked is None:
+        kinds = field_kinds(cls)
+        checked = (tuple(n for n, k in kinds if k is Decimal), tuple(n for n, k in kinds if k is datetime))
+        _CHECKED[cls] = checked
+    return checked
 
 
 def _kind(hint: object) -> type | None:

@@ -140,6 +140,21 @@ async def test_every_event_type_round_trips_with_exact_decimals_and_utc(redis: R
         await redis.xrange(keys.stream("trade")))[0][1][b"data"]
 
 
+async def test_a_batch_keeps_its_order_across_topics_and_an_id_with_a_nul_byte(redis: Redis) -> None:
+    """Several events of a topic go as one script call that splits them on NUL bytes; an id holding
+    one (a venue's odd trade id) must not be cut, and the entry ids come back in the events' order."""
+    odd = TradeEvent(venue="paper", symbol="BTC/USDT", trade_id="a\x00b", price=Decimal(1),
+                     quantity=Decimal(1), ts=T0)
+    fills = every_event_type()[1:2]
+    for batch in ([trade(1), *fills, trade(2), trade(3)], [trade(4), odd, trade(5)]):
+        ids = await EventPublisher(redis).publish(batch)
+        for event, entry_id in zip(batch, ids, strict=True):
+            [(_, fields)] = await redis.xrange(keys.stream(event.TOPIC), entry_id, entry_id)
+            assert decode(fields) == event
+    assert [decode(f) for _, f in await redis.xrange(keys.stream("trade"))] == [
+        trade(1), trade(2), trade(3), trade(4), odd, trade(5)]
+
+
 def test_records_refuse_floats_and_naive_times() -> None:
     with pytest.raises(TypeError, match="Decimal"):
         TradeEvent(venue="v", symbol="s", trade_id="1", price=0.1, quantity=Decimal(1), ts=T0)  # type: ignore[arg-type]
