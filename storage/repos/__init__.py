@@ -7,8 +7,8 @@ once at import, run through `storage.driver.Db`, which in production is a `RawDb
 `RawPool`. It was measured faster (docs/benchmarks.md: SQLAlchemy's per-execution work was
 ~0.11 ms of a ~0.25 ms statement, a pool checkout ~0.22 ms more; job ~9 -> ~7 ms), and every
 statement a flow runs can go through it. `SessionDb` remains only behind jobs/effects.py's
-`effect_session`, which no flow calls any more (the schedules moved to schedules.py here); what
-is not moved yet (the paper venue's book in jobs/venues/paper/) is listed in the pyproject
+`effect_session`, which no flow calls any more (the schedules moved to schedules.py here, the
+paper venue's book to paper_book.py); what is not moved yet is listed in the pyproject
 import-linter contract. The ORM models remain the one definition of every table (migrations,
 storage/tables.py) and serve storage's own readers (the state view's rebuild, the audit walk);
 no ORM object leaves storage/ through a repository.

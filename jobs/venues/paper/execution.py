@@ -4,27 +4,27 @@ Market orders fill at once at the simulated bid/ask with slippage and a fee; the
 rest until the venue's host (host.py) sees a quote that triggers them (`fill_resting`), by the
 rules of matching.py. What an order has seen is kept on its row (a stop-limit's `triggered`, a
 trailing stop's `trail_anchor` and current `stop_price`), so a restarted daemon goes on from
-where the order was. The book's tables are defined in storage (storage/models/paper_book.py).
+where the order was. The book's tables are defined in storage (storage/models/paper_book.py) and
+its statements are the paper book repository's (storage/repos/paper_book.py); the transactions
+(and the locks they hold) are this module's.
 A duplicate client order id returns the existing order, as a real venue's duplicate check
 lets us find it. `faults` lets tests make a submit time out after the venue accepted it.
 
 A new order is matched in memory first and then written with its fill in one statement
-(autocommit, so no BEGIN/COMMIT round trips): the venue answers as fast as a row can be written.
-Its book is in the ledger's Postgres, so our record of an order need not wait for the WAL flush
-before the call (jobs/record_durability.py).
+(autocommit, so no BEGIN/COMMIT round trips; `PaperBook.add`, which commits without waiting for
+the WAL flush): the venue answers as fast as a row can be written. Its book is in the ledger's
+Postgres, so our record of an order need not wait for the WAL flush before the call
+(jobs/record_durability.py).
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Numeric, String, any_, bindparam, insert, select, text, update
-from sqlalchemy.dialects.postgresql import array
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from jobs.domain.instruments import get_instrument
@@ -43,62 +43,13 @@ from jobs.venues.paper.data import StateQuotes
 from jobs.venues.paper.fees import PaperPricing
 from jobs.venues.paper.lists import cascade, match_leg
 from jobs.venues.paper.matching import BookState, step
-from storage.driver import DatabaseConnectionLost, Db, RawPool, transaction
-from storage.tables import BALANCES, PAPER_FILLS, PAPER_ORDERS
+from storage.repos import DatabaseConnectionLost, Db, Pool, read, transaction
+from storage.repos.ledger import Ledger
+from storage.repos.paper_book import PaperBook, PaperFillRecord, PaperOrderRecord
 from storage.values import Quote
 
 NAME = "paper"
 
-_CID = PAPER_ORDERS.c.client_order_id
-_AMOUNT = Numeric(38, 18)
-# A new order and its fill (if it filled at once) in one atomic statement. Returns nothing when
-# the client order id is already on the book, which then answers with the order it holds.
-# Its commit does not wait for the WAL flush (synchronous_commit off, for this statement only):
-# the worker's booking, committed right after, flushes the WAL up to and past it. Should
-# Postgres itself crash in between, the venue has no record of the order, which is what a
-# venue that never received it looks like: if our record of the order survived (it is older
-# in the WAL), it stays "submitting" and reconciliation settles it as never sent; if it did
-# not, neither side has the order and the job's re-run places it (jobs/orders.py).
-_INSERT_ORDER_AND_FILL = text("""
-WITH new_order AS (
-    INSERT INTO paper_orders (client_order_id, venue_order_id, symbol, side, type, qty, notional, limit_price,
-                              stop_price, status, filled_qty, reject_reason, trail_amount, trail_percent,
-                              trail_anchor, triggered, order_list_id, leg)
-    VALUES (:client_order_id, :venue_order_id, :symbol, :side, :type, :qty, :notional, :limit_price,
-            :stop_price, :status, :filled_qty, :reject_reason, :trail_amount, :trail_percent,
-            :trail_anchor, :triggered, :order_list_id, :leg)
-    ON CONFLICT (client_order_id) DO NOTHING
-    RETURNING client_order_id
-), new_fill AS (
-    INSERT INTO paper_fills (fill_id, client_order_id, qty, price, fee, fee_asset, liquidity, ts)
-    SELECT :fill_id, client_order_id, :fill_qty, :fill_price, :fill_fee, :fill_fee_asset, :fill_liquidity,
-           :fill_ts
-    FROM new_order WHERE CAST(:fill_id AS varchar) IS NOT NULL
-), commit_without_flush_wait AS (
-    SELECT set_config('synchronous_commit', 'off', true)
-)
-SELECT client_order_id FROM new_order, commit_without_flush_wait
-""").bindparams(*(bindparam(n, type_=_AMOUNT) for n in (
-    "qty", "notional", "limit_price", "stop_price", "filled_qty", "fill_qty", "fill_price", "fill_fee",
-    "trail_amount", "trail_percent", "trail_anchor")),
-    *(bindparam(n, type_=String) for n in ("reject_reason", "fill_id", "fill_fee_asset", "fill_liquidity",
-                                           "order_list_id", "leg")),
-    bindparam("triggered", type_=Boolean),
-    bindparam("fill_ts", type_=DateTime(timezone=True)))
-_INSERT_FILL = insert(PAPER_FILLS)
-_ORDER = select(PAPER_ORDERS).where(_CID == bindparam("p_cid"))
-_LOCK_ORDER = _ORDER.with_for_update()
-_FILLS = (select(PAPER_FILLS).where(PAPER_FILLS.c.client_order_id == bindparam("p_cid"))
-          .order_by(PAPER_FILLS.c.ts))
-_SET_ORDER = (update(PAPER_ORDERS).where(_CID == bindparam("p_cid"))
-              .values(status=bindparam("p_status"), filled_qty=bindparam("p_filled"),
-                      reject_reason=bindparam("p_reason"), stop_price=bindparam("p_stop"),
-                      trail_anchor=bindparam("p_anchor"), triggered=bindparam("p_triggered")))
-_RESTING = select(PAPER_ORDERS).where(PAPER_ORDERS.c.status == "open")
-_OPEN = select(PAPER_ORDERS).where(PAPER_ORDERS.c.status == any_(array(["held", "open"])))
-_BALANCES = select(BALANCES).where(BALANCES.c.venue == NAME).order_by(BALANCES.c.asset)
-_LOCK_LIST = (select(PAPER_ORDERS).where(PAPER_ORDERS.c.order_list_id == bindparam("p_list"))
-              .order_by(_CID).with_for_update())
 # what fill_resting did: the order if it still rests, its state if it filled, other legs it changed
 Resting = tuple["BookOrder | None", VenueOrder | None, list[str]]
 
@@ -127,8 +78,12 @@ class BookOrder:
     leg: str | None = None
 
     @classmethod
-    def from_row(cls, row: Any) -> BookOrder:
-        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+    def from_record(cls, record: PaperOrderRecord) -> BookOrder:
+        return cls(**{f.name: getattr(record, f.name) for f in fields(cls)})
+
+    def record(self) -> PaperOrderRecord:
+        """The order as the book stores it."""
+        return PaperOrderRecord(**{f.name: getattr(self, f.name) for f in fields(self)})
 
     def matching_state(self) -> BookState:
         return BookState(self.side, self.type, self.limit_price, self.stop_price,  # type: ignore[arg-type]
@@ -157,7 +112,7 @@ class PaperFaults:
 class PaperVenue(BookInLedger):
     name = NAME
 
-    def __init__(self, db: RawPool, quotes: StateQuotes, config: PaperConfig) -> None:
+    def __init__(self, db: Pool, quotes: StateQuotes, config: PaperConfig) -> None:
         self.db = db
         self.quotes = quotes
         self.config = config
@@ -205,8 +160,8 @@ class PaperVenue(BookInLedger):
     async def _book(self, order: BookOrder, fill: VenueFill | None) -> VenueOrder:
         """Write a new order (and its fill); a client order id already on the book answers with that order."""
         async with transaction(self.db, autocommit=True) as db:
-            created = await db.scalar(_INSERT_ORDER_AND_FILL, {**asdict(order), **_fill_params(fill)})
-            if created is None:
+            created = await PaperBook(db).add(order.record(), _book_fill(order.client_order_id, fill))
+            if not created:
                 state = await self._state(db, order.client_order_id)
                 assert state is not None
                 return state
@@ -254,8 +209,9 @@ class PaperVenue(BookInLedger):
             if event is not None:
                 fills |= cascade(legs, order, event, lambda o: self._match(o, quote, resting=False))
             changed = [o for o, b in zip(legs, before, strict=True) if (o.status, o.matching_state()) != b]
+            book = PaperBook(db)
             for cid, f in fills.items():
-                await db.first(_INSERT_FILL, _fill_row(cid, f))
+                await book.add_fill(_fill_record(cid, f))
             for o in changed:
                 await self._store(db, o)
             state = await self._state(db, client_order_id) if fill is not None else None
@@ -287,22 +243,23 @@ class PaperVenue(BookInLedger):
                 if o.status != "open":  # held, or cancelled by a leg that filled
                     continue
                 fills |= match_leg(orders, o, functools.partial(self._match, quote=quote, resting=False))
+            book = PaperBook(db)
             for o in orders:
-                fill_params = _fill_params(fills.get(o.client_order_id))
-                await db.scalar(_INSERT_ORDER_AND_FILL, {**asdict(o), **fill_params})
+                await book.add(o.record(), _book_fill(o.client_order_id, fills.get(o.client_order_id)))
             return [_venue_order(o, [fills[o.client_order_id]] if o.client_order_id in fills else [])
                     for o in orders]
 
     async def _lock_legs(self, db: Db, client_order_id: str) -> list[BookOrder]:
         """The order locked, with every other leg of its list (in client order id order, so two
         transactions on one list cannot deadlock); [] if the book has no such order."""
-        row = await db.first(_ORDER, {"p_cid": client_order_id})
-        if row is None:
+        book = PaperBook(db)
+        found = await book.order(client_order_id)
+        if found is None:
             return []
-        if row.order_list_id is None:
-            row = await db.first(_LOCK_ORDER, {"p_cid": client_order_id})
-            return [BookOrder.from_row(row)] if row is not None else []
-        return [BookOrder.from_row(r) for r in await db.all(_LOCK_LIST, {"p_list": row.order_list_id})]
+        if found.order_list_id is None:
+            locked = await book.order(client_order_id, lock=True)
+            return [BookOrder.from_record(locked)] if locked is not None else []
+        return [BookOrder.from_record(r) for r in await book.lock_list(found.order_list_id)]
 
     async def replace_order(self, client_order_id: str,
                             req: OrderRequest) -> tuple[VenueOrder | None, VenueOrder]:
@@ -320,7 +277,7 @@ class PaperVenue(BookInLedger):
                         req.qty, req.notional, req.limit_price, req.stop_price, "open", Decimal(0),
                         trail_amount=req.trail_amount, trail_percent=req.trail_percent)
         async with transaction(self.db) as db:
-            row = await db.first(_LOCK_ORDER, {"p_cid": client_order_id})
+            row = await PaperBook(db).order(client_order_id, lock=True)
             done = await self._state(db, req.client_order_id)
             if done is not None:  # a repeat
                 return await self._state(db, client_order_id), done
@@ -334,13 +291,13 @@ class PaperVenue(BookInLedger):
                 new.status = "rejected"
                 new.reject_reason = f"no fresh quote for {req.symbol}; the order is unchanged"
             else:
-                old = BookOrder.from_row(row)
+                old = BookOrder.from_record(row)
                 old.status = "cancelled"
                 await self._store(db, old)
                 if old.type == new.type == "trailing_stop":
                     new.trail_anchor = old.trail_anchor
                 fill = self._match(new, quote, resting=False)
-            await db.scalar(_INSERT_ORDER_AND_FILL, {**asdict(new), **_fill_params(fill)})
+            await PaperBook(db).add(new.record(), _book_fill(new.client_order_id, fill))
             return await self._state(db, client_order_id), _venue_order(new, [fill] if fill else [])
 
     async def cancel_order(self, client_order_id: str) -> VenueOrder | None:
@@ -360,59 +317,54 @@ class PaperVenue(BookInLedger):
             return await self._state(db, client_order_id)
 
     async def get_order(self, client_order_id: str) -> VenueOrder | None:
-        async with transaction(self.db, autocommit=True) as db:
+        async with read(self.db) as db:
             return await self._state(db, client_order_id)
 
     async def open_orders(self) -> list[VenueOrder]:
         """Every order on the book that can still fill: resting, or held until its entry fills.
         (Fills are whole: an open order has none.)"""
-        async with transaction(self.db, autocommit=True) as db:
-            return [_venue_order(BookOrder.from_row(r), []) for r in await db.all(_OPEN)]
+        async with read(self.db) as db:
+            return [_venue_order(BookOrder.from_record(r), []) for r in await PaperBook(db).open_orders()]
 
     async def balances(self) -> list[VenueBalance]:
         """The simulated account's balances: the simulated exchange keeps no account of its own,
         so its balances are the ledger's (funded from the config's starting balances)."""
-        async with transaction(self.db, autocommit=True) as db:
-            return [VenueBalance(r.asset, r.total, r.locked) for r in await db.all(_BALANCES)]
+        async with read(self.db) as db:
+            return [VenueBalance(b.asset, b.total, b.locked) for b in await Ledger(db).balances(NAME)]
 
     async def resting_orders(self) -> list[BookOrder]:
         """Every order resting on the book."""
-        async with transaction(self.db, autocommit=True) as db:
-            return [BookOrder.from_row(r) for r in await db.all(_RESTING)]
+        async with read(self.db) as db:
+            return [BookOrder.from_record(r) for r in await PaperBook(db).resting()]
 
     async def book_order(self, client_order_id: str) -> BookOrder | None:
         """One order as the book holds it, whatever its status (the host's read on an order event)."""
-        async with transaction(self.db, autocommit=True) as db:
-            row = await db.first(_ORDER, {"p_cid": client_order_id})
-        return BookOrder.from_row(row) if row is not None else None
+        async with read(self.db) as db:
+            found = await PaperBook(db).order(client_order_id)
+        return BookOrder.from_record(found) if found is not None else None
 
     @staticmethod
     async def _store(db: Db, order: BookOrder) -> None:
-        await db.first(_SET_ORDER, {"p_cid": order.client_order_id, "p_status": order.status,
-                                      "p_filled": order.filled_qty, "p_reason": order.reject_reason,
-                                      "p_stop": order.stop_price, "p_anchor": order.trail_anchor,
-                                      "p_triggered": order.triggered})
+        await PaperBook(db).store(order.record())
 
     @staticmethod
     async def _state(db: Db, client_order_id: str) -> VenueOrder | None:
-        row = await db.first(_ORDER, {"p_cid": client_order_id})
-        if row is None:
+        book = PaperBook(db)
+        found = await book.order(client_order_id)
+        if found is None:
             return None
-        fills = await db.all(_FILLS, {"p_cid": client_order_id})
-        return _venue_order(BookOrder.from_row(row), [
+        fills = await book.fills(client_order_id)
+        return _venue_order(BookOrder.from_record(found), [
             VenueFill(f.fill_id, f.qty, f.price, f.fee, f.fee_asset, f.liquidity, f.ts) for f in fills])
 
 
-def _fill_row(client_order_id: str, f: VenueFill) -> dict[str, Any]:
-    return {"fill_id": f.fill_id, "client_order_id": client_order_id, "qty": f.qty, "price": f.price,
-            "fee": f.fee, "fee_asset": f.fee_asset, "liquidity": f.liquidity, "ts": f.ts}
+def _book_fill(client_order_id: str, f: VenueFill | None) -> PaperFillRecord | None:
+    """A fill (if any) as the book stores it."""
+    return None if f is None else _fill_record(client_order_id, f)
 
 
-def _fill_params(f: VenueFill | None) -> dict[str, Any]:
-    """_fill_row as the fill_* parameters of _INSERT_ORDER_AND_FILL (all None: no fill)."""
-    row = _fill_row("", f) if f is not None else {}
-    return {name if name == "fill_id" else f"fill_{name}": row.get(name)
-            for name in ("fill_id", "qty", "price", "fee", "fee_asset", "liquidity", "ts")}
+def _fill_record(client_order_id: str, f: VenueFill) -> PaperFillRecord:
+    return PaperFillRecord(f.fill_id, client_order_id, f.qty, f.price, f.fee, f.fee_asset, f.liquidity, f.ts)
 
 
 def _venue_order(order: BookOrder, fills: list[VenueFill]) -> VenueOrder:
