@@ -1,8 +1,11 @@
 """The daemon's composition root: start-up order and orderly shutdown.
 
-Start-up (ARCHITECTURE.md flow 7): rebuild the Redis state view from Postgres → reconcile
-open orders with the venue (as a worker job) → start market data and each venue's background
-tasks (the venue registry's: matching of a simulated venue) and the event-bus subscribers
+Start-up (ARCHITECTURE.md flow 7): mirror the live venues' balances into the ledger (jobs/accounts.py)
+→ rebuild the Redis state view from Postgres → reconcile open orders with the venue (as a worker
+job) → backfill bar history from the venues that keep it (in the background: daemon/bars_backfill.py)
+→ start market data (the simulator, and each venue's own feed for its symbols) and each venue's
+background tasks (the venue registry's: matching of a simulated venue, a live venue's order
+updates) and the event-bus subscribers
 (daemon/subscriptions.py: paper matching, the bar builder, the state view) → start the DCA
 clock → anchor the audit chain outside Postgres → serve /health and /metrics. Shutdown runs the
 same steps backwards; every effect is written in its own transaction, so stopping
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.anchors import AuditAnchorer
 from daemon.bars import BarService
+from daemon.bars_backfill import backfill
 from daemon.db_probe import DbProbe
 from daemon.dca_clock import DcaClock
 from daemon.http import HttpServer, build_app
@@ -35,7 +39,7 @@ from daemon.outages import LoopErrors, StoreOutages
 from daemon.redelivery import Redelivery
 from daemon.subscriptions import DaemonSubscriptions, Subscription
 from daemon.view_guard import ViewGuard
-from jobs.accounts import ensure_accounts
+from jobs.accounts import ensure_accounts, mirror_live_balances
 from jobs.queue import CommandQueue, connect_queue
 from jobs.resources import Resources, build_resources
 from storage.bars import BarRepository
@@ -80,6 +84,7 @@ class Daemon:
         # the daemon starts first and owns the venues' opening balances: funded (once, idempotent)
         # before the rebuild reads Postgres, so the view has balances before any order is previewed
         await ensure_accounts(self.res)
+        await mirror_live_balances(self.res)  # a live account's balances, before the view is built
         self.probe = DbProbe(s.database_url, self.outages.db)
         await self.probe.probe()
         # rebuilds the view now, then watches it: rebuilt again if Redis is flushed or restarted
@@ -91,18 +96,23 @@ class Daemon:
         await self.instruments.start()
         await self._enqueue_reconcile("startup")
         self.market = MarketHub(s, self.res.writer, outages=self.outages, venue=self.res.default_venue,
-                                events=self.res.events)
+                                events=self.res.events, venue_feeds=self.res.venues.market_feeds)
         # bars from the feed's trade events (a quote's mid for a symbol without trades): daemon/bars.py
-        self.bars = BarService(self.res.default_venue, s.symbols, BarRepository(self.res.sessions), pool,
-                               outages=self.outages, events=self.res.events)
+        venue_of = {sym: v for v, symbols in self.res.venues.symbols_by_venue().items() for sym in symbols}
+        self.bars = BarService(self.res.default_venue, list(venue_of), BarRepository(self.res.sessions), pool,
+                               outages=self.outages, events=self.res.events, venue_of=venue_of)
         await self.bars.start()
+        if s.bars_backfill_count and (histories := self.res.venues.bar_histories()):
+            self._loops.append(asyncio.create_task(backfill(
+                histories, self.res.venues.symbols_by_venue(), s.bars_backfill_timeframes,
+                s.bars_backfill_count, BarRepository(self.res.sessions), pool), name="bars-backfill"))
         self.res.venues.on_update(self._on_venue_update)
         await self.res.venues.start_background(lambda what, logger: LoopErrors(what, self.outages, logger))
         # the bus's consumers in the daemon, subscribed before the market publishes: daemon/subscriptions.py
         view = ViewFromEvents(pool, self.res.sessions)
         self.subscriptions = DaemonSubscriptions(pool, [
             Subscription("state-view", view.TOPICS, view.on_event, view.on_gap),
-            Subscription("bars", self.bars.TOPICS, self.bars.on_event, self.bars.on_gap),
+            Subscription("bars", self.bars.TOPICS, self.bars.on_event, self.bars.on_gap, self.bars.OPTIONS),
             *(Subscription(f"venue-{name}", task.topics, task.on_event, task.on_gap)
               for name, task in self.res.venues.background.items())])
         await self.subscriptions.start()
@@ -117,9 +127,9 @@ class Daemon:
             await self.anchors.start()
         self.http = HttpServer(build_app(self.health), s.daemon_http_host, s.daemon_http_port)
         await self.http.start()
-        self._loops = [asyncio.create_task(self._heartbeat(), name="heartbeat"),
-                       asyncio.create_task(self._probe_loop(), name="db-probe"),
-                       asyncio.create_task(self._reconcile_loop(), name="reconcile")]
+        self._loops += [asyncio.create_task(self._heartbeat(), name="heartbeat"),
+                        asyncio.create_task(self._probe_loop(), name="db-probe"),
+                        asyncio.create_task(self._reconcile_loop(), name="reconcile")]
         self.started_at = time.monotonic()
         settle_heap()
         log.info("daemon up: health at http://%s:%s/health", s.daemon_http_host, self.http.port)
@@ -202,11 +212,11 @@ class Daemon:
 
     def _beat(self) -> dict[str, Any]:
         """The daemon's heartbeat body (without "at", which the writer adds)."""
-        feed = self.market.feed if self.market else None
-        stale = [sym for sym in self.settings.symbols if feed is None or feed.is_stale(sym)]
+        market = self.market
+        stale = [sym for sym in self.settings.symbols if market is None or market.is_stale(sym)]
         return {"mode": self.settings.mode, "pid": os.getpid(),
                 "db": self.probe.as_dict() if self.probe else {"ok": None},
-                "feed": {"connected": bool(feed and feed.connected), "stale": stale},
+                "feed": {"connected": bool(market and market.connected), "stale": stale},
                 "view": self.guard.state if self.guard else "unknown"}
 
     async def health(self) -> dict[str, Any]:
@@ -219,11 +229,10 @@ class Daemon:
         if inputs.redis_error is None:
             inputs = inputs.model_copy(update={"daemon": {"at": inputs.now.isoformat(), **beat}})
         report = evaluate(inputs, stale_after_s=self.settings.quote_stale_after_s)
-        feed = self.market.feed if self.market else None
         body = report.model_dump(mode="json")
         body.update({
             "mode": self.settings.mode,
-            "feed": {**beat["feed"], "connections": feed.connections if feed else 0,
+            "feed": {**beat["feed"], "connections": self.market.connections if self.market else 0,
                      "quotes": self.market.quotes_seen if self.market else 0},
             "db": beat["db"],
             "view": {"state": beat["view"], "rebuilds": self.guard.rebuilds if self.guard else 0,

@@ -12,6 +12,7 @@ import os
 import secrets
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -266,6 +267,30 @@ def bars_import(
         summary = asyncio.run(import_kline_file(s, file, symbol=symbol, timeframe=timeframe, venue=venue))
     except BarsImportError as e:
         console.print(f"[bold red]nothing imported[/]: {escape(str(e))}")
+        raise typer.Exit(2) from None
+    console.print(escape(summary))
+
+
+@bars_app.command("backfill")
+def bars_backfill(
+        symbol: Annotated[str, typer.Option(help="e.g. BTC/USDT")],
+        timeframe: Annotated[str, typer.Option(help="1m, 5m, 15m, 1h, 4h or 1d")],
+        since: Annotated[datetime, typer.Option(help="UTC start, e.g. 2024-01-01T00:00:00",
+                                                formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"])],
+        venue: Annotated[str | None, typer.Option(help="a venue keeping history [default: the symbol's]")
+                         ] = None,
+        ) -> None:
+    """Fetch closed bars from the venue (a live ccxt exchange's candles) since --since: Postgres,
+    then the state view. Idempotent; exit 2 with the reason when nothing was written."""
+    from daemon.bars_backfill import BackfillError, backfill_command
+
+    s = _settings()
+    start = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+    try:
+        summary = asyncio.run(backfill_command(s, symbol=symbol, timeframe=timeframe, since=start,
+                                               venue=venue))
+    except BackfillError as e:
+        console.print(f"[bold red]nothing backfilled[/]: {escape(str(e))}")
         raise typer.Exit(2) from None
     console.print(escape(summary))
 

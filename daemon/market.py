@@ -1,4 +1,11 @@
-"""Market data in the daemon: the embedded simulator (paper default) and the feed client.
+"""Market data in the daemon: the embedded simulator (paper default), its feed client, and each
+venue's own feed (a live exchange's streams, from the venue registry's `market_feeds`).
+
+Which feed serves a symbol follows the order routing (jobs/venues/registry.py): a symbol whose
+venue has a feed of its own (ccxt) is streamed by it and published under that venue's name; the
+rest come from the simulator (or TRADINGD_FEED_URL). A symbol has one source, so the view's one
+quote per symbol is that venue's. A venue feed that cannot start (the exchange unreachable) is
+tried again with a doubling pause; its symbols stay without quotes (stale) meanwhile.
 
 Quotes are conflated per symbol: the feed callback only records the latest quote and sets an
 event; one writer task flushes every symbol that moved to the state view and publishes them as
@@ -15,11 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from daemon.feeds.binance import BinanceFeedClient
 from daemon.metrics import FEED_CONNECTIONS, QUOTES, STALE
 from daemon.outages import LoopErrors, StoreOutages
 from daemon.simulator.server import MarketSimulator
+from jobs.domain.instruments import normalize_symbol
+from jobs.venues.base import FeedHandlers, MarketFeed
 from jobs.venues.registry import default_venue
 from storage.events import Event, EventPublisher, QuoteEvent, TradeEvent
 from storage.settings import Settings
@@ -32,6 +42,8 @@ QuoteSubscriber = Callable[[list[Quote]], Awaitable[None]]
 TickHandler = Callable[[Quote], Awaitable[None]]
 TradeHandler = Callable[[Trade], Awaitable[None]]
 MAX_UNSENT_TRADES = 100_000  # trades kept through a Redis outage; past it the oldest go (bars miss them)
+MAX_FEED_RETRY_S = 60.0
+VenueFeeds = Callable[[FeedHandlers], dict[str, MarketFeed]]
 
 
 def quote_view(q: Quote, stale: bool = False) -> QuoteView:
@@ -51,13 +63,19 @@ def trade_event(venue: str, t: Trade) -> TradeEvent:
 
 class MarketHub:
     def __init__(self, settings: Settings, writer: StateWriter, outages: StoreOutages | None = None, *,
-                 venue: str | None = None, events: EventPublisher | None = None) -> None:
-        """venue: the venue whose market this is (the events name it); events: where quotes and trades
-        are published (None: the view only)."""
+                 venue: str | None = None, events: EventPublisher | None = None,
+                 venue_feeds: VenueFeeds | None = None) -> None:
+        """venue: the venue of the simulator's market (its events name it); events: where quotes and
+        trades are published (None: the view only); venue_feeds: the venues' own feeds, by venue
+        (the registry's `Venues.market_feeds`), built when the hub starts."""
         self.settings = settings
         self.writer = writer
         self.venue = venue if venue is not None else default_venue()
         self.events = events
+        self._venue_feeds = venue_feeds
+        self.venue_feeds: dict[str, MarketFeed] = {}
+        self._venue_of: dict[str, str] = {}  # symbol -> venue, for the symbols a venue feed streams
+        self._starting: list[asyncio.Task[None]] = []
         # a Redis outage is logged once for the daemon, not a traceback per tick
         self.errors = LoopErrors("quote flush", outages or StoreOutages(log), log)
         self.simulator: MarketSimulator | None = None
@@ -69,27 +87,78 @@ class MarketHub:
         self._pending: dict[str, Quote] = {}
         self._trades: list[TradeEvent] = []  # not yet published, in arrival order
         self.trades_dropped = 0
+        self._quote_counters: dict[str, Any] = {}
         self._moved = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self.quotes_seen = 0
 
     async def start(self) -> None:
-        url = self.settings.feed_url
-        if url is None:
-            self.simulator = MarketSimulator(self.settings.symbols, seed=self.settings.simulator_seed,
-                                             host=self.settings.simulator_host,
-                                             port=self.settings.simulator_port,
-                                             tick_ms=self.settings.simulator_tick_ms)
-            await self.simulator.start()
-            url = self.simulator.url
-        self.feed = BinanceFeedClient(url, self.settings.symbols, self._on_quote, on_trade=self._on_trade,
-                                      on_stale=self._on_stale,
-                                      stale_after_s=self.settings.quote_stale_after_s)
+        if self._venue_feeds is not None:
+            handlers = FeedHandlers(self._on_quote, self._on_trade, self._on_stale,
+                                    stale_after_s=self.settings.quote_stale_after_s)
+            self.venue_feeds = self._venue_feeds(handlers)
+            self._venue_of = {s: name for name, feed in self.venue_feeds.items() for s in feed.symbols}
+        simulated = [s for s in self.settings.symbols if normalize_symbol(s) not in self._venue_of]
         self._flusher = asyncio.create_task(self._flush_loop(), name="quote-flusher")
-        await self.feed.start()
-        log.info("market data from %s", url)
+        if simulated:
+            url = self.settings.feed_url
+            if url is None:
+                self.simulator = MarketSimulator(simulated, seed=self.settings.simulator_seed,
+                                                 host=self.settings.simulator_host,
+                                                 port=self.settings.simulator_port,
+                                                 tick_ms=self.settings.simulator_tick_ms)
+                await self.simulator.start()
+                url = self.simulator.url
+            self.feed = BinanceFeedClient(url, simulated, self._on_quote, on_trade=self._on_trade,
+                                          on_stale=self._on_stale,
+                                          stale_after_s=self.settings.quote_stale_after_s)
+            await self.feed.start()
+            log.info("market data from %s", url)
+        for name, feed in self.venue_feeds.items():
+            self._starting.append(asyncio.create_task(self._start_venue_feed(name, feed),
+                                                      name=f"feed-start-{name}"))
+
+    async def _start_venue_feed(self, name: str, feed: MarketFeed) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await feed.start()
+                log.info("market data for %s from venue %s", ", ".join(feed.symbols), name)
+                return
+            except Exception as e:
+                log.warning("venue %s feed did not start (%s: %s); again in %.0f s", name, type(e).__name__,
+                            e, delay)
+                await asyncio.sleep(delay)
+                delay = min(MAX_FEED_RETRY_S, delay * 2)
+
+    def venue_of(self, symbol: str) -> str:
+        """The venue whose market a symbol's quotes and trades are (what their events name)."""
+        return self._venue_of.get(symbol, self.venue)
+
+    def feed_of(self, symbol: str) -> BinanceFeedClient | MarketFeed | None:
+        name = self._venue_of.get(normalize_symbol(symbol))
+        return self.venue_feeds[name] if name is not None else self.feed
+
+    def is_stale(self, symbol: str) -> bool:
+        """No feed streams it, or its feed has marked it stale."""
+        feed = self.feed_of(symbol)
+        return feed is None or feed.is_stale(symbol)
+
+    @property
+    def connected(self) -> bool:
+        feeds = [f for f in (self.feed, *self.venue_feeds.values()) if f is not None]
+        return bool(feeds) and all(f.connected for f in feeds)
+
+    @property
+    def connections(self) -> int:
+        return sum(f.connections for f in (self.feed, *self.venue_feeds.values()) if f is not None)
 
     async def stop(self) -> None:
+        for task in self._starting:
+            task.cancel()
+        await asyncio.gather(*self._starting, return_exceptions=True)
+        for feed in self.venue_feeds.values():
+            await feed.stop()
         if self.feed:
             await self.feed.stop()
         if self._flusher:
@@ -98,17 +167,25 @@ class MarketHub:
         if self.simulator:
             await self.simulator.stop()
 
+    @property
+    def unsent(self) -> int:
+        """Symbols with a quote and trades waiting for the next flush."""
+        return len(self._pending) + len(self._trades)
+
     async def _on_quote(self, q: Quote) -> None:
         self._pending[q.symbol] = q
         self._moved.set()
-        QUOTES.labels(q.symbol).inc()
+        counter = self._quote_counters.get(q.symbol)
+        if counter is None:  # prometheus's labels() costs a few microseconds: once per symbol
+            counter = self._quote_counters[q.symbol] = QUOTES.labels(q.symbol)
+        counter.inc()
         self.quotes_seen += 1
         for handle in self.tick_handlers:
             await handle(q)
 
     async def _on_trade(self, t: Trade) -> None:
         if self.events is not None:
-            self._trades.append(trade_event(self.venue, t))
+            self._trades.append(trade_event(self.venue_of(t.symbol), t))
             self._moved.set()
         for handle in self.trade_handlers:
             await handle(t)
@@ -116,7 +193,8 @@ class MarketHub:
     async def _on_stale(self, symbol: str, stale: bool) -> None:
         STALE.labels(symbol).set(1 if stale else 0)
         log.warning("%s quotes %s", symbol, "stopped (stale)" if stale else "resumed")
-        last = self.feed.last_quote(symbol) if self.feed else None
+        feed = self.feed_of(symbol)
+        last = feed.last_quote(symbol) if feed else None
         try:
             if last is not None:
                 await self.writer.write_quote(quote_view(last, stale=stale))
@@ -129,8 +207,7 @@ class MarketHub:
             self._moved.clear()
             batch, self._pending = list(self._pending.values()), {}
             trades, self._trades = self._trades, []
-            if self.feed:
-                FEED_CONNECTIONS.set(self.feed.connections)
+            FEED_CONNECTIONS.set(self.connections)
             try:
                 await self._flush(batch, trades)
                 self.errors.ok(redis=True)
@@ -144,7 +221,7 @@ class MarketHub:
         """The quotes into the view, and quotes and trades onto the bus: one MULTI/EXEC round trip."""
         events: list[Event] = []
         if self.events is not None:
-            events += [quote_event(self.venue, q) for q in quotes]
+            events += [quote_event(self.venue_of(q.symbol), q) for q in quotes]
             events += trades
         async with self.writer.batch() as pipe:
             await self.writer.write_quotes((quote_view(q) for q in quotes), pipe)

@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.values import TIMEFRAMES
+
 ENV_PREFIX = "TRADINGD_"
 
 
@@ -99,6 +101,10 @@ class Settings(BaseSettings):
     simulator_seed: int = 42
     simulator_tick_ms: int = Field(100, ge=1, le=60_000)
     quote_stale_after_s: float = Field(5.0, gt=0)
+    # history from a venue that keeps it (ccxt fetch_ohlcv), at daemon start: the newest N closed
+    # bars of each of these timeframes for every symbol on such a venue (daemon/bars_backfill.py)
+    bars_backfill_timeframes: list[str] = ["1m", "1h", "1d"]
+    bars_backfill_count: int = Field(500, ge=0, le=5000)  # 0: no backfill at start
 
     # --- paper venue
     paper_fee_bps: Decimal = Field(Decimal("10"), ge=0, le=1000)
@@ -153,6 +159,14 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, v: str) -> str:
         if not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a Redis URL, e.g. redis://127.0.0.1:6379/0")
+        return v
+
+    @field_validator("bars_backfill_timeframes")
+    @classmethod
+    def _timeframes(cls, v: list[str]) -> list[str]:
+        for tf in v:
+            if tf not in TIMEFRAMES:
+                raise ValueError(f"unknown timeframe {tf!r}; use some of {', '.join(TIMEFRAMES)}")
         return v
 
     @field_validator("ccxt")
