@@ -26,8 +26,8 @@ from storage.values import Bar, OrderStatus, OrderType, Quote, Side, TimeInForce
 if TYPE_CHECKING:
     from jobs.domain.instruments import Instrument
     from jobs.domain.orders import OrderSpec
-    from storage.driver import RawPool
     from storage.events import Event, Gap, Topic
+    from storage.repos import Pool
     from storage.settings import Settings
     from storage.state.reader import StateReader
 
@@ -254,7 +254,7 @@ class VenueDeps:
     """What a venue may be built with: the ledger's pool and the state view's reader."""
 
     settings: Settings
-    db: RawPool
+    db: Pool
     reader: StateReader
 
 

@@ -38,7 +38,7 @@ from jobs.venues.base import (
     VenueDeps,
     VenuePackage,
 )
-from storage.driver import RawPool
+from storage.repos import Pool
 from storage.settings import Settings
 from storage.state.reader import StateReader
 
@@ -214,7 +214,7 @@ class Venues(MutableMapping[str, Venue]):
             await task.stop()
 
 
-def build_venues(settings: Settings, db: RawPool, reader: StateReader) -> Venues:
+def build_venues(settings: Settings, db: Pool, reader: StateReader) -> Venues:
     deps = VenueDeps(settings, db, reader)
     return Venues(settings, {name: package.build(deps) for name, package in packages(settings).items()})
 
