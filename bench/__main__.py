@@ -11,6 +11,7 @@ import sys
 
 from bench.event_bus import main as event_bus
 from bench.faults.suite import main as faults
+from bench.feed import main as feed
 from bench.mcp_load import main as mcp_load
 from bench.order_cost import main as order_cost
 from bench.roundtrip import main as roundtrip
@@ -18,7 +19,8 @@ from bench.state_read import main as state_read
 from bench.tool_list import main as tool_list
 
 BENCHES = {"roundtrip": roundtrip, "state_read": state_read, "order_cost": order_cost,
-           "tool_list": tool_list, "event_bus": event_bus, "mcp_load": mcp_load}
+           "tool_list": tool_list, "event_bus": event_bus, "mcp_load": mcp_load,
+           "feed": feed}
 WITH_OPTIONS = {"faults": faults}
 
 

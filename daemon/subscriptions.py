@@ -39,13 +39,14 @@ class Subscription:
     topics: tuple[Topic, ...]
     handler: Handler
     on_gap: GapHook | None = None
+    options: SubscriberOptions | None = None  # None: OPTIONS
 
 
 class DaemonSubscriptions:
     def __init__(self, redis: Redis, subscriptions: Sequence[Subscription], *,
                  options: SubscriberOptions = OPTIONS, consumer: str = CONSUMER) -> None:
         self.subscribers = [Subscriber(redis, group=s.group, consumer=consumer, topics=s.topics,
-                                       handler=s.handler, on_gap=s.on_gap, options=options)
+                                       handler=s.handler, on_gap=s.on_gap, options=s.options or options)
                             for s in subscriptions]
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -56,6 +57,8 @@ class DaemonSubscriptions:
     async def start(self) -> None:
         for s in self.subscribers:
             await s.prepare()
+        if not self.subscribers:
+            return
         self._task = asyncio.create_task(run_subscribers(self.subscribers, self._stop),
                                          name="event-subscribers")
 

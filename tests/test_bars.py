@@ -131,7 +131,7 @@ async def test_the_daemon_builds_bars_from_the_simulators_trade_events(settings,
     direct = BarService("direct", settings.symbols, repo, redis)  # flushed by hand at the end
     view = ViewFromEvents(redis, sessions)
     subs = DaemonSubscriptions(redis, [
-        Subscription("bars", service.TOPICS, service.on_event, service.on_gap),
+        Subscription("bars", service.TOPICS, service.on_event, service.on_gap, service.OPTIONS),
         Subscription("state-view", view.TOPICS, view.on_event, view.on_gap)])
     seen: list[Trade] = []
 

@@ -162,6 +162,13 @@ class BinanceFeedClient:
         except orjson.JSONDecodeError:
             log.warning("ignoring non-JSON frame: %.200r", raw)
             return
+        if isinstance(msg, list):  # several messages in one frame (a batching source: bench/feed.py)
+            for one in msg:
+                await self._handle_message(one, raw)
+            return
+        await self._handle_message(msg, raw)
+
+    async def _handle_message(self, msg: Any, raw: str | bytes) -> None:
         if not isinstance(msg, dict):
             log.debug("ignoring non-object frame: %.200r", raw)
             return

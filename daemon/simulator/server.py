@@ -47,6 +47,21 @@ def _error(code: int, msg: str, req_id: Any) -> bytes:
     return orjson.dumps({"code": code, "msg": msg, "id": req_id})
 
 
+def tick_message(prefix: str, kind: str, tick: SimTick, *, update_id: int, trade_id: int,
+                 now_ms: int) -> dict[str, Any]:
+    """One tick of a symbol (stream prefix "btcusdt") as Binance's combined stream sends it: a
+    bookTicker or a trade message (bench/feed.py replays these)."""
+    binance_symbol = prefix.upper()
+    data: dict[str, Any]
+    if kind == "bookTicker":
+        data = {"u": update_id, "s": binance_symbol, "b": str(tick.bid), "B": str(tick.bid_size),
+                "a": str(tick.ask), "A": str(tick.ask_size)}
+    else:
+        data = {"e": "trade", "E": now_ms, "s": binance_symbol, "t": trade_id, "p": str(tick.last),
+                "q": str(tick.last_qty), "T": now_ms, "m": tick.buyer_is_maker, "M": True}
+    return {"stream": f"{prefix}@{kind}", "data": data}
+
+
 class MarketSimulator:
     """Seeded market data for a few symbols, served at `{url}/stream` like Binance's combined stream."""
 
@@ -221,21 +236,14 @@ class MarketSimulator:
 
     def _send(self, symbol: str, tick: SimTick, now_ms: int) -> None:
         prefix = self._stream_prefix[symbol]
-        binance_symbol = prefix.upper()
         for kind in STREAM_KINDS:
             stream = f"{prefix}@{kind}"
             targets = [c.ws for c in self._clients.values() if stream in c.streams]
             if not targets:
                 continue
-            data: dict[str, Any]
-            if kind == "bookTicker":
-                data = {"u": self._update_id, "s": binance_symbol, "b": str(tick.bid),
-                        "B": str(tick.bid_size), "a": str(tick.ask), "A": str(tick.ask_size)}
-            else:
-                data = {"e": "trade", "E": now_ms, "s": binance_symbol, "t": self._trade_ids[symbol],
-                        "p": str(tick.last), "q": str(tick.last_qty), "T": now_ms,
-                        "m": tick.buyer_is_maker, "M": True}
-            broadcast(targets, orjson.dumps({"stream": stream, "data": data}), text=True)
+            message = tick_message(prefix, kind, tick, update_id=self._update_id,
+                                   trade_id=self._trade_ids[symbol], now_ms=now_ms)
+            broadcast(targets, orjson.dumps(message), text=True)
 
     def _drop_slow_clients(self) -> None:
         for ws in list(self._clients):
