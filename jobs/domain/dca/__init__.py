@@ -1,2 +1,3 @@
-"""DCA bots with 3Commas semantics, pure: configuration (config.py), start-condition specs
-(condition_specs.py), the safety-order ladder (ladder.py)."""
+"""DCA bots with 3Commas semantics, pure (no I/O): the configuration (config.py, with its entry
+and exit parts in entries.py and exits.py, problems collected by problems.py), start-condition
+specs (condition_specs.py) and the safety-order ladder, the 3Commas DCA calculator (ladder.py)."""

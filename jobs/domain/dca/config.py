@@ -143,8 +143,8 @@ class BotConfig(FrozenModel):
             raise refusal("start_conditions is empty: give at least one, e.g. [{\"kind\": \"asap\"}]")
         alone = [k for k in kinds if k in STANDALONE_KINDS]
         if alone and len(kinds) > 1:
-            raise refusal(f"start condition {alone[0]} stands alone: remove the other conditions, or remove "
-                          f"{alone[0]} to start when all the others hold")
+            raise refusal(f"start_conditions: {alone[0]} stands alone: remove the other conditions, or "
+                          f"remove {alone[0]} to start when all the others hold")
         return conditions
 
     @model_validator(mode="after")
@@ -158,8 +158,9 @@ class BotConfig(FrozenModel):
             p.add("min_price", f"min_price {self.min_price} must be below max_price {self.max_price}",
                   self.min_price)
         if self.strategy == "short" and self.take_profit.last_percent >= 100:
-            p.add(("take_profit", "percent"), f"take profit {self.take_profit.last_percent}% is unreachable "
-                  "for a short (a price cannot fall 100%): give less than 100")
+            p.add(("take_profit", "percent"), f"take_profit percent {self.take_profit.last_percent} is "
+                  "unreachable for a short (a price cannot fall 100%): give less than 100")
+        self.safety_orders.scale_problems(p, ("safety_orders",))
         self._check_ladder_reach(p)
         p.raise_if_any("BotConfig")
         return self
@@ -180,9 +181,9 @@ class BotConfig(FrozenModel):
                   "<= 0): a long's price can fall less than 100%, give steps below 100", deviation)
         else:
             p.add(("safety_orders", "max_count"),
-                  f"safety order {beyond} of {so.max_count} would sit {deviation:.6g}% below the base "
-                  f"order's price (a price <= 0): lower max_count to at most {beyond - 1}, or step_percent "
-                  "or step_scale, so the last one stays under 100%", so.max_count)
+                  f"max_count {so.max_count}: safety order {beyond} would sit {deviation:.6g}% below the "
+                  f"base order's price (a price <= 0): lower max_count to at most {beyond - 1}, or "
+                  "step_percent or step_scale, so the last one stays under 100%", so.max_count)
 
 
 def parse_bot_config(data: Any) -> BotConfig:

@@ -137,15 +137,29 @@ class SafetyOrders(FrozenModel):
             elif not self.count and self.active_count != 0:
                 p.add("active_count", f"active_count must be 0 (or left out) without safety orders, "
                       f"got {self.active_count}", self.active_count)
-        if not p and self.count and self.volume_type != "base_currency":
-            volumes = self.volumes()
-            limit = MAX_PERCENT_VOLUME if self.volume_type == "percent" else MAX_NOTIONAL
-            if sum(volumes) > limit:
-                p.add("volume_scale", f"volume_scale {self.volume_scale}: the safety orders add up to "
-                      f"{sum(volumes):.8g} ({self.volume_type}), more than the {limit:f} that can be funded: "
-                      "lower volume, volume_scale or max_count", self.volume_scale)
         p.raise_if_any("SafetyOrders")
         return self
+
+    def scale_problems(self, p: Problems, loc: tuple[str, ...]) -> None:
+        """What the scales make of a ladder whose fields are each valid. Called by BotConfig beside its
+        other ladder checks (rather than refusing this part first), so all of them are reported at once."""
+        if not self.count or self.custom_steps:
+            return
+        if self.volume_type != "base_currency":
+            total = sum(self.volumes())
+            limit = MAX_PERCENT_VOLUME if self.volume_type == "percent" else MAX_NOTIONAL
+            if total > limit:
+                p.add((*loc, "volume_scale"), f"volume_scale {self.volume_scale}: the safety orders add up "
+                      f"to {total:.8g} ({self.volume_type}), more than the {limit:f} that can be funded: "
+                      "lower volume, volume_scale or max_count", self.volume_scale)
+        # a step scale below 1 shrinks the steps geometrically: after enough safety orders a step is
+        # too small for Decimal's 28 digits and two safety orders would share one deviation
+        deviations = self.deviations()
+        same = next((n for n in range(1, len(deviations)) if deviations[n] <= deviations[n - 1]), None)
+        if same is not None:
+            p.add((*loc, "step_scale"), f"step_scale {self.step_scale}: the steps shrink until safety order "
+                  f"{same + 1} sits at the same deviation as safety order {same}: raise step_scale or give "
+                  f"max_count at most {same}", self.step_scale)
 
     def _check_geometric(self, p: Problems) -> None:
         if self.volume is None:

@@ -39,6 +39,7 @@ from jobs.domain.dca.config import BotConfig, BotConfigError
 from jobs.domain.dca.entries import VolumeType
 from jobs.domain.instruments import Instrument
 from jobs.domain.orders import MAX_PRICE
+from storage.values import plain_decimal as plain
 
 HUNDRED = Decimal(100)
 
@@ -162,8 +163,9 @@ def build_ladder(config: BotConfig, instrument: Instrument, base_price: Decimal,
         need = required * config.max_active_deals
         if need > available:
             problems.append(
-                f"base_order.volume / safety_orders.volume: the bot needs {need:f} {instrument.quote} "
-                f"({required:f} a deal x {config.max_active_deals} deals) and {available:f} is available: "
+                f"base_order.volume / safety_orders.volume: the bot needs {plain(need)} {instrument.quote} "
+                f"({plain(required)} a deal x {config.max_active_deals} deals) and {plain(available)} is "
+                "available: "
                 "lower the volumes, volume_scale, max_count or max_active_deals")
     return Ladder(strategy=config.strategy, symbol=instrument.symbol, levels=tuple(levels),
                   required_capital_per_deal=required, max_active_deals=config.max_active_deals,
@@ -208,11 +210,12 @@ def _size_problems(field: str, what: str, qty: Decimal, cost: Decimal, price: De
                    instrument: Instrument) -> list[str]:
     i = instrument
     if qty < i.min_qty or qty <= 0:
-        return [f"{field}.volume: {what} at {price} {i.quote} buys {qty} {i.base} after rounding to the lot "
-                f"{i.lot_size}, below the minimum {i.min_qty} {i.base} of {i.symbol}: raise the volume"]
+        return [f"{field}.volume: {what} at {plain(price)} {i.quote} buys {plain(qty)} {i.base} after "
+                f"rounding to the lot {i.lot_size}, below the minimum {i.min_qty} {i.base} of {i.symbol}: "
+                "raise the volume"]
     if cost < i.min_notional:
-        return [f"{field}.volume: {what} is worth {cost} {i.quote} at {price}, below the minimum order value "
-                f"{i.min_notional} {i.quote} of {i.symbol}: raise the volume"]
+        return [f"{field}.volume: {what} is worth {plain(cost)} {i.quote} at {plain(price)}, below the "
+                f"minimum order value {i.min_notional} {i.quote} of {i.symbol}: raise the volume"]
     return []
 
 
@@ -248,9 +251,10 @@ def _target_size_problems(base: LadderLevel, instrument: Instrument, stepped: bo
     for k, t in enumerate(base.take_profit):
         if t.qty < i.min_qty or t.qty <= 0 or t.qty * t.price < i.min_notional:
             field = f"take_profit.steps[{k}].position_percent" if stepped else "base_order.volume"
-            out.append(f"{field}: after the base order, take-profit target {k + 1} closes {t.qty} {i.base} "
-                       f"(worth {t.qty * t.price:f} {i.quote}), below the minimum order ({i.min_qty} "
-                       f"{i.base}, {i.min_notional} {i.quote}): use fewer targets or a larger base order")
+            out.append(f"{field}: after the base order, take-profit target {k + 1} closes {plain(t.qty)} "
+                       f"{i.base} (worth {plain(t.qty * t.price)} {i.quote}), below the minimum order "
+                       f"({i.min_qty} {i.base}, {i.min_notional} {i.quote}): use fewer targets or a larger "
+                       "base order")
     return out
 
 
