@@ -8,7 +8,9 @@ out) as fast as answers come, for SECONDS per level; only place_order is timed.
 
 In the same run, the same place command straight through the queue (jobs.queue CommandQueue:
 enqueue, then wait for its outcome; 16 concurrent, no MCP, no intake record) gives what the
-worker alone sustains, and `vs_queue` = MCP orders/s with 16 clients over that. Targets (issue
+worker alone sustains, and `vs_queue` = MCP orders/s with 16 clients over that. The two windows
+are cut in ROUNDS slices that alternate (MCP, queue, MCP, ...), so that a shared machine's load,
+which drifts within seconds, weighs on both sides of the ratio alike. Targets (issue
 10): vs_queue >= 0.5, place p99 <= 100 ms with 4 clients, bridge <= 5 ms CPU per tool call.
 
 Profiling the bridge: with TRADINGD_BENCH_PROFILE_BRIDGE=<file> the bridge runs under `py-spy
@@ -22,12 +24,14 @@ Last line: `mcp_load: orders_per_s_16=… place_p99_ms_4=… bridge_cpu_ms_per_c
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from decimal import Decimal
@@ -52,6 +56,7 @@ from storage.settings import Settings
 
 LEVELS = (1, 4, 16)
 QUEUE_CLIENTS = 16
+ROUNDS = 3  # the 16-client MCP window and the queue's, each cut in ROUNDS slices that alternate
 SECONDS = float(os.environ.get("TRADINGD_BENCH_MCP_LOAD_S", "10"))
 WARM_UP_ORDERS = 2  # per client, before each level's window: connections, caches
 TOOL_CALLS_PER_ORDER = 2  # preview_order + place_order
@@ -68,6 +73,13 @@ class Level:
     bridge_cpu_s: float
     worker_cpu_s: float
     bench_cpu_s: float
+
+    @classmethod
+    def joined(cls, parts: list[Level]) -> Level:
+        """Windows of one kind taken apart (alternating with another kind) as one."""
+        return cls(parts[0].clients, sum(p.orders for p in parts), sum(p.seconds for p in parts),
+                   [ms for p in parts for ms in p.place_ms], sum(p.bridge_cpu_s for p in parts),
+                   sum(p.worker_cpu_s for p in parts), sum(p.bench_cpu_s for p in parts))
 
     @property
     def per_s(self) -> float:
@@ -157,55 +169,85 @@ async def _place_loop(client: Client[Any], until: float, place_ms: list[float]) 
     return placed
 
 
-async def _through_mcp(bridge: Bridge, clients: int, bridge_proc: psutil.Process,
-                       worker_proc: psutil.Process) -> Level:
-    me = psutil.Process()
-    async with AsyncExitStack() as stack:
-        sessions = [await stack.enter_async_context(
-            Client(bridge.url, auth=bridge.token, timeout=CALL_TIMEOUT_S)) for _ in range(clients)]
-        for _ in range(WARM_UP_ORDERS):
-            await asyncio.gather(*(_one_order(c) for c in sessions))
-        place_ms: list[float] = []
-        cpu0 = _cpu_s(bridge_proc), _cpu_s(worker_proc), _cpu_s(me)
-        t0 = time.monotonic()
-        orders = sum(await asyncio.gather(*(_place_loop(c, t0 + SECONDS, place_ms) for c in sessions)))
-        elapsed = time.monotonic() - t0
-        cpu1 = _cpu_s(bridge_proc), _cpu_s(worker_proc), _cpu_s(me)
-    return Level(clients, orders, elapsed, place_ms, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], cpu1[2] - cpu0[2])
+async def _queue_one(queue: CommandQueue) -> float:
+    """The same market buy enqueued and awaited directly; returns the milliseconds it took."""
+    cmd = PlaceOrder(command_id=new_command_id("place"), symbol=ORDER["symbol"], side="buy", type="market",
+                     qty=Decimal(ORDER["qty"]))
+    t0 = time.perf_counter()
+    await queue.enqueue(cmd)
+    done = await queue.wait(cmd.command_id, CALL_TIMEOUT_S)
+    elapsed = (time.perf_counter() - t0) * 1000
+    if done is None or done.command.status != "succeeded":
+        raise RuntimeError(f"queued order did not succeed: {done}")
+    return elapsed
 
 
-async def _through_queue(settings: Settings, worker_proc: psutil.Process) -> Level:
-    """The same market buy enqueued and awaited directly, QUEUE_CLIENTS at a time."""
+async def _queue_loop(queue: CommandQueue, until: float, wait_ms: list[float]) -> int:
+    done = 0
+    while time.monotonic() < until:
+        wait_ms.append(await _queue_one(queue))
+        done += 1
+    return done
+
+
+Loop = Callable[[float, list[float]], Awaitable[int]]  # (until, latencies out) -> orders done
+
+
+@dataclass
+class Watched:
+    """The processes whose CPU time each window reads: the bridge, the worker and this one."""
+
+    bridge: psutil.Process
+    worker: psutil.Process
+    me: psutil.Process
+
+    def cpu(self) -> tuple[float, float, float]:
+        return _cpu_s(self.bridge), _cpu_s(self.worker), _cpu_s(self.me)
+
+
+async def _window(clients: int, loops: list[Loop], seconds: float, watched: Watched) -> Level:
+    """Run every loop at once for `seconds`; orders done, latencies and CPU in that window."""
+    ms: list[float] = []
+    cpu0 = watched.cpu()
+    t0 = time.monotonic()
+    orders = sum(await asyncio.gather(*(loop(t0 + seconds, ms) for loop in loops)))
+    elapsed = time.monotonic() - t0
+    cpu1 = watched.cpu()
+    return Level(clients, orders, elapsed, ms, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], cpu1[2] - cpu0[2])
+
+
+async def _sessions(stack: AsyncExitStack, bridge: Bridge, n: int) -> list[Loop]:
+    """n connected, warmed-up MCP clients, each as a placing loop."""
+    clients = [await stack.enter_async_context(Client(bridge.url, auth=bridge.token, timeout=CALL_TIMEOUT_S))
+               for _ in range(n)]
+    for _ in range(WARM_UP_ORDERS):
+        await asyncio.gather(*(_one_order(c) for c in clients))
+    return [functools.partial(_place_loop, c) for c in clients]
+
+
+async def _measure(settings: Settings, bridge: Bridge, watched: Watched) -> tuple[dict[int, Level], Level]:
+    """Each level's window; the 16-client level alternates with the queue in ROUNDS slices each,
+    so the machine's load drifting during the run moves both sides of vs_queue alike."""
+    levels: dict[int, Level] = {}
+    for n in LEVELS[:-1]:
+        async with AsyncExitStack() as stack:
+            levels[n] = await _window(n, await _sessions(stack, bridge, n), SECONDS, watched)
     pool = await connect_queue(settings.redis_url)
-    queue = CommandQueue(pool, settings.queue_name, wakeup=settings.worker_wakeup)
-    me = psutil.Process()
-    waits: list[float] = []
-
-    async def loop(until: float) -> int:
-        done_orders = 0
-        while time.monotonic() < until:
-            cmd = PlaceOrder(command_id=new_command_id("place"), symbol=ORDER["symbol"], side="buy",
-                             type="market", qty=Decimal(ORDER["qty"]))
-            t0 = time.perf_counter()
-            await queue.enqueue(cmd)
-            done = await queue.wait(cmd.command_id, CALL_TIMEOUT_S)
-            waits.append((time.perf_counter() - t0) * 1000)
-            if done is None or done.command.status != "succeeded":
-                raise RuntimeError(f"queued order did not succeed: {done}")
-            done_orders += 1
-        return done_orders
-
     try:
-        await asyncio.gather(*(loop(time.monotonic() + 1e-9) for _ in range(QUEUE_CLIENTS)))  # warm-up
-        waits.clear()
-        cpu0 = _cpu_s(worker_proc), _cpu_s(me)
-        t0 = time.monotonic()
-        orders = sum(await asyncio.gather(*(loop(t0 + SECONDS) for _ in range(QUEUE_CLIENTS))))
-        elapsed = time.monotonic() - t0
-        cpu1 = _cpu_s(worker_proc), _cpu_s(me)
+        queue = CommandQueue(pool, settings.queue_name, wakeup=settings.worker_wakeup)
+        await asyncio.gather(*(_queue_one(queue) for _ in range(QUEUE_CLIENTS)))  # warm-up
+        direct: list[Loop] = [functools.partial(_queue_loop, queue) for _ in range(QUEUE_CLIENTS)]
+        async with AsyncExitStack() as stack:
+            top = LEVELS[-1]
+            through_mcp = await _sessions(stack, bridge, top)
+            slices: list[tuple[Level, Level]] = []
+            for _ in range(ROUNDS):
+                slices.append((await _window(top, through_mcp, SECONDS / ROUNDS, watched),
+                               await _window(QUEUE_CLIENTS, direct, SECONDS / ROUNDS, watched)))
     finally:
         await pool.aclose()
-    return Level(QUEUE_CLIENTS, orders, elapsed, waits, 0.0, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
+    levels[top] = Level.joined([m for m, _ in slices])
+    return levels, Level.joined([q for _, q in slices])
 
 
 def _describe(name: str, level: Level, timed: str = "place") -> str:
@@ -227,20 +269,18 @@ async def main() -> None:
         try:
             await wait_for_quotes(settings, "BTC/USDT")
             await wait_for_worker(settings)
-            bridge_proc = await bridge.wait_up()
-            worker_proc = psutil.Process(worker.pid)
-            levels = [await _through_mcp(bridge, n, bridge_proc, worker_proc) for n in LEVELS]
-            queued = await _through_queue(settings, worker_proc)
+            watched = Watched(await bridge.wait_up(), psutil.Process(worker.pid), psutil.Process())
+            by, queued = await _measure(settings, bridge, watched)
         finally:
             bridge.stop()
             for p in (worker, daemon):
                 stop(p)
+    levels = [by[n] for n in LEVELS]
     for level in levels:
         print(_describe("MCP over HTTP", level))
     print(_describe("queue directly (enqueue + wait, no MCP, no intake)", queued, "enqueue+wait"))
     calls = sum(lv.orders for lv in levels) * TOOL_CALLS_PER_ORDER
     cpu_per_call = 1000 * sum(lv.bridge_cpu_s for lv in levels) / calls
-    by = {lv.clients: lv for lv in levels}
     load_after = os.getloadavg()
     print(f"bridge CPU per HTTP tool call: {cpu_per_call:.2f} ms over {calls} calls "
           f"({', '.join(f'{n} clients {by[n].cpu_ms_per_call(by[n].bridge_cpu_s):.2f}' for n in LEVELS)})")
