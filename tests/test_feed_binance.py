@@ -150,3 +150,22 @@ async def test_failing_handler_does_not_stop_the_feed(sim: MarketSimulator, rec:
         assert c.connections == 1
     finally:
         await c.stop()
+
+
+async def test_a_frame_holding_several_messages_hands_out_each_in_order(
+    sim: MarketSimulator, client: BinanceFeedClient, rec: Recorder
+) -> None:
+    """A JSON array of messages in one frame (a batching source: bench/feed.py) is read message by
+    message, as if each had come in a frame of its own."""
+    await rec.until(lambda: rec.quoted_symbols() == set(SYMBOLS))
+    batch = [{"stream": "btcusdt@bookTicker",
+              "data": {"u": 1, "s": "BTCUSDT", "b": "12345.5", "B": "1", "a": "12346", "A": "2"}},
+             {"stream": "btcusdt@trade", "data": {"e": "trade", "E": 1, "s": "BTCUSDT", "t": 777001,
+                                                  "p": "12345.75", "q": "0.5", "T": 1_700_000_000_000}},
+             {"stream": "btcusdt@trade", "data": {"e": "trade", "E": 1, "s": "BTCUSDT", "t": 777002,
+                                                  "p": "12345.25", "q": "0.25", "T": 1_700_000_000_001}}]
+    await sim.inject(batch)  # type: ignore[arg-type]  # inject sends any JSON value
+    await rec.until(lambda: sum(t.trade_id.startswith("77700") for t in rec.trades) == 2)
+    assert [(t.trade_id, t.price) for t in rec.trades if t.trade_id.startswith("77700")] == [
+        ("777001", Decimal("12345.75")), ("777002", Decimal("12345.25"))]
+    assert any(q.bid == Decimal("12345.5") and q.ask_size == Decimal("2") for q in rec.quotes)
