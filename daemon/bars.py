@@ -71,7 +71,8 @@ def bar_closed(bar: Bar) -> BarClosed:
 
 class BarService:
     TOPICS: tuple[Topic, ...] = ("trade", "quote")
-    OPTIONS = SubscriberOptions(new_group_from="$", batch=1_000, dedupe=False)  # see the module docstring
+    # see the module docstring; linger: its bars are written once a second, so fuller reads cost it nothing
+    OPTIONS = SubscriberOptions(new_group_from="$", batch=1_000, dedupe=False, linger_ms=20)
 
     def __init__(self, venue: str, symbols: Iterable[str], repository: BarRepository, redis: Redis, *,
                  outages: StoreOutages | None = None, flush_every_s: float = 1.0,
@@ -131,10 +132,12 @@ class BarService:
     # ---- input: the bus's trade and quote events ----------------------------------------------
     async def on_event(self, event: Event) -> None:
         if isinstance(event, TradeEvent) and event.venue == self.venue_of.get(event.symbol):
-            if self._repeat(event.event_id):
+            builder = self.builders.get(event.symbol)  # as on_trade, without making a Trade per event
+            if builder is None or self._repeat(event.event_id):
                 return
-            await self.on_trade(Trade(symbol=event.symbol, price=event.price, qty=event.quantity,
-                                      trade_id=event.trade_id, ts=event.ts))
+            if closed := builder.on_trade(event.price, event.quantity, event.ts):
+                self._closed += closed
+            self._moved.add(event.symbol)
         elif isinstance(event, QuoteEvent) and event.venue == self.venue_of.get(event.symbol):
             await self.on_quote(Quote(event.symbol, event.bid, event.ask, event.bid_size, event.ask_size,
                                       event.ts, event.last))

@@ -6,7 +6,8 @@ dead-letter stream and for debugging with redis-cli), `type` (the record's class
 "0.1", never a float or "1E-1"), times as ISO 8601 with their UTC offset; decoding turns them back
 into Decimal and aware datetimes by the record's own field types, so a round trip gives an equal
 record. JSON rather than msgpack: an entry stays readable in redis-cli, and orjson encodes the
-frozen dataclass directly (about 5 us an event here, decoding about 6 us).
+frozen dataclass directly (about 2-3 us an event here, decoding about 4 us: only the Decimal and
+datetime fields are converted, the rest go to the record as orjson read them).
 """
 
 from __future__ import annotations
@@ -39,15 +40,17 @@ def encode(event: Event) -> dict[str, bytes]:
 
 
 _Converter = Callable[[Any], Any]
-_DECODERS: dict[type[Event], tuple[tuple[str, _Converter | None], ...]] = {}
+# per event class: its field names, and the (name, converter) of its Decimal and datetime fields
+_DECODERS: dict[type[Event], tuple[frozenset[str], tuple[tuple[str, _Converter], ...]]] = {}
 
 
-def _converters(cls: type[Event]) -> tuple[tuple[str, _Converter | None], ...]:
+def _converters(cls: type[Event]) -> tuple[frozenset[str], tuple[tuple[str, _Converter], ...]]:
     conv = _DECODERS.get(cls)
     if conv is None:
-        table: dict[type | None, _Converter | None] = {Decimal: Decimal, datetime: datetime.fromisoformat,
-                                                       None: None}
-        conv = tuple((name, table[kind]) for name, kind in field_kinds(cls))
+        table: dict[type | None, _Converter] = {Decimal: Decimal, datetime: datetime.fromisoformat}
+        kinds = field_kinds(cls)
+        conv = (frozenset(name for name, _ in kinds),
+                tuple((name, table[kind]) for name, kind in kinds if kind is not None))
         _DECODERS[cls] = conv
     return conv
 
@@ -57,8 +60,13 @@ def decode(fields: Mapping[bytes, bytes]) -> Event:
     try:
         cls = EVENT_TYPES[fields[b"type"].decode()]
         raw = orjson.loads(fields[b"data"])
-        args = {name: (raw[name] if conv is None or raw[name] is None else conv(raw[name]))
-                for name, conv in _converters(cls) if name in raw}
-        return cls(**args)
-    except (KeyError, TypeError, ValueError, ArithmeticError, orjson.JSONDecodeError) as e:
+        names, converters = _converters(cls)
+        if not names.issuperset(raw):  # fields this code does not know (a newer publisher): left out
+            raw = {name: value for name, value in raw.items() if name in names}
+        for name, conv in converters:
+            value = raw.get(name)
+            if value is not None:
+                raw[name] = conv(value)
+        return cls(**raw)
+    except (KeyError, TypeError, ValueError, ArithmeticError, orjson.JSONDecodeError, AttributeError) as e:
         raise UndecodableEvent(f"{type(e).__name__}: {e}") from e

@@ -136,7 +136,11 @@ class Subscriber:
             await self._claim_from_dead_consumers()
             await self._check_trimmed()
             self._next_housekeeping = time.monotonic() + self.options.housekeeping_s
-        await self._consume(await self._xreadgroup(">"), recovered=False)
+        reply = await self._xreadgroup(">")
+        await self._consume(reply, recovered=False)
+        if self.options.linger_ms and sum(len(entries) for _, entries in reply) < self.options.batch:
+            # a partial batch: let more arrive before the next read (SubscriberOptions.linger_ms)
+            await asyncio.sleep(self.options.linger_ms / 1000)
 
     # ---- groups and gaps ---------------------------------------------------------------------
 

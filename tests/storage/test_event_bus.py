@@ -43,7 +43,7 @@ from storage.events import (
     keys,
     run_subscribers,
 )
-from storage.events.codec import decode
+from storage.events.codec import UndecodableEvent, decode, encode
 from tests.conftest import TEST_REDIS_URL
 from tests.stack import eventually
 from tests.storage import bus_consumer
@@ -153,6 +153,15 @@ async def test_a_batch_keeps_its_order_across_topics_and_an_id_with_a_nul_byte(r
             assert decode(fields) == event
     assert [decode(f) for _, f in await redis.xrange(keys.stream("trade"))] == [
         trade(1), trade(2), trade(3), trade(4), odd, trade(5)]
+
+
+def test_decoding_leaves_out_fields_it_does_not_know_and_refuses_a_missing_one() -> None:
+    fields = {k.encode(): v for k, v in encode(trade(1)).items()}
+    newer = {**fields, b"data": fields[b"data"][:-1] + b',"venue_seq":42}'}  # a field of a newer publisher
+    assert decode(newer) == trade(1)
+    older = {**fields, b"data": fields[b"data"].replace(b'"symbol":"BTC/USDT",', b"")}
+    with pytest.raises(UndecodableEvent):
+        decode(older)
 
 
 def test_records_refuse_floats_and_naive_times() -> None:
