@@ -114,7 +114,7 @@ class Daemon:
             Subscription("state-view", view.TOPICS, view.on_event, view.on_gap),
             Subscription("bars", self.bars.TOPICS, self.bars.on_event, self.bars.on_gap, self.bars.OPTIONS),
             *(Subscription(f"venue-{name}", task.topics, task.on_event, task.on_gap)
-              for name, task in self.res.venues.background.items())])
+              for name, task in self.res.venues.background.items() if task.topics)])
         await self.subscriptions.start()
         await self.market.start()
         self.clock = DcaClock(self.res, self.queue, outages=self.outages)

@@ -276,6 +276,8 @@ async def _mark_unknown(res: Resources, order_id: str, command_id: str, why: str
     now = datetime.now(UTC)
     async with effect(res, after=after) as (db, fx):
         order = await Orders(db).mark_unknown(order_id, now)
+        if order is None:  # the venue's own update was booked first (a fill on its user stream)
+            return
         fx.order(order)
         fx.note(actor="worker", action="order.unknown", subject=order.id,
                 payload={"why": why, "client_order_id": order.client_order_id})

@@ -102,7 +102,10 @@ _ORDER = select(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
 _OPEN_ORDERS = select(ORDERS.c.client_order_id).where(ORDERS.c.status == _OPEN)
 _OPEN_ORDERS_OF_COMMAND = select(func.count()).select_from(ORDERS).where(
     ORDERS.c.command_id == bindparam("p_id"), ORDERS.c.status == _OPEN)
-_ORDER_UNKNOWN = (update(ORDERS).where(ORDERS.c.id == bindparam("p_id"))
+# only an order still waiting for its venue's answer: one the venue's own update has booked
+# meanwhile (a fill from the user stream that came before the lost reply) stays as booked
+_ORDER_UNKNOWN = (update(ORDERS).where(ORDERS.c.id == bindparam("p_id"),
+                                       ORDERS.c.status == any_(array(["submitting", "unknown"])))
                   .values(status="unknown", updated_at=bindparam("p_ts"), version=ORDERS.c.version + 1)
                   .returning(*ORDERS.c))
 
@@ -159,6 +162,8 @@ class Orders:
     async def command_has_open_order(self, command_id: str) -> bool:
         return bool(await self.db.scalar(_OPEN_ORDERS_OF_COMMAND, {"p_id": command_id}))
 
-    async def mark_unknown(self, order_id: str, ts: datetime) -> OrderRecord:
-        """The venue did not answer about the order: its outcome is open until reconciled."""
-        return _order(await self.db.one(_ORDER_UNKNOWN, {"p_id": order_id, "p_ts": ts}))
+    async def mark_unknown(self, order_id: str, ts: datetime) -> OrderRecord | None:
+        """The venue did not answer about the order: its outcome is open until reconciled. None:
+        the order is no longer waiting (its outcome was booked another way), nothing changed."""
+        row = await self.db.first(_ORDER_UNKNOWN, {"p_id": order_id, "p_ts": ts})
+        return None if row is None else _order(row)

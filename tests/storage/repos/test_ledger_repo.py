@@ -102,7 +102,7 @@ async def test_an_order_marked_unknown_is_found_by_its_command_and_among_the_ope
     async with transaction(pool) as db:
         order = await record_order(db, "o:5")
         unknown = await Orders(db).mark_unknown(order.id, datetime.now(UTC))
-    assert (unknown.status, unknown.version) == ("unknown", order.version + 1)
+    assert unknown is not None and (unknown.status, unknown.version) == ("unknown", order.version + 1)
     async with transaction(pool, autocommit=True) as db:
         orders = Orders(db)
         assert await orders.of_command("o:5") == unknown
@@ -110,6 +110,15 @@ async def test_an_order_marked_unknown_is_found_by_its_command_and_among_the_ope
         assert await orders.open_client_order_ids() == [order.client_order_id]
         assert await orders.command_has_open_order("o:5")
         assert await orders.get("ord_missing") is None
+
+
+async def test_an_order_booked_meanwhile_is_not_marked_unknown(pool: Pool):
+    """A lost reply after the venue's own update was booked (a fill from its user stream) leaves
+    the order as booked: only an order still waiting for its answer becomes unknown."""
+    async with transaction(pool) as db:
+        filled = await record_order(db, "o:6", status="filled")
+        assert await Orders(db).mark_unknown(filled.id, datetime.now(UTC)) is None
+        assert await Orders(db).get(filled.id) == filled
 
 
 async def test_a_claim_reads_the_risk_inputs_with_it(pool: Pool):
