@@ -7,15 +7,18 @@ feed and the event bus updated, in one Redis round trip. The view never shows an
 Postgres does not hold; if publishing fails, the next rebuild repairs the view.
 
 Events (storage/events): every order the effect wrote goes out as `OrderUpdated`, every fill it
-booked as `FillBooked`, both made here from the committed rows (so no flow has to remember to
+booked as `FillBooked`, both made from the committed rows (so no flow has to remember to
 publish them), plus whatever typed events the code inside added to `fx.events`
 (`TradingStateChanged`). They are staged in the same MULTI/EXEC as the view writes: both land
 or neither does. A crash between the commit and this publish loses the events together with the
 view update; nothing depends on them arriving: the view guard or the next rebuild repairs the
-view from Postgres, and each subscriber keeps what it needs resynced from Postgres (the paper
-host reloads its book at start, on a gap and every `SAFETY_RESYNC_S`; the worker's booking
-of a venue's fill is keyed by the fill, not by the event). An event published twice (a held
-publish flushed at close, a retried job) has the same event id, which subscribers skip.
+view from Postgres, and its periodic settle publishes the lost events as well (the outbox:
+storage/state/rebuild.settle, a few seconds later); each subscriber also keeps what it needs
+resynced from Postgres (the paper host reloads its book at start, on a gap and every
+`SAFETY_RESYNC_S`; the worker's booking of a venue's fill is keyed by the fill, not by the
+event). An event published twice (a held publish flushed at close, a retried job, the settle)
+has the same event id, which subscribers skip. The events are made from the view's records
+(storage/events/from_views.py).
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from jobs.resources import Resources
 from storage.audit import AuditDraft, AuditEntry, CarriedAudit, audit_draft, write_audit
 from storage.driver import DatabaseConnectionLost, Db, RawDb, SessionDb, transaction, wait_for_wal_flush
-from storage.events import Event, FillBooked, OrderUpdated
+from storage.events import Event
+from storage.events.from_views import fill_booked, order_updated
 from storage.models import DcaScheduleRow
-from storage.state.fills import FillView, fill_view
+from storage.state.fills import fill_view
 from storage.state.from_rows import balance_view, command_view, order_view, position_view, schedule_view
-from storage.state.views import OrderView
 
 log = logging.getLogger("tradingd.effects")
 HOLD_S = 0.05  # how long a held publish waits for the next effect to carry it (see HeldPublish)
@@ -185,19 +188,6 @@ async def effect_session(res: Resources) -> AsyncIterator[tuple[AsyncSession, Ef
         yield s, fx
         fx.audit = await write_audit(SessionDb(s), fx.drafts)
     await publish(res, fx)
-
-
-def order_updated(o: OrderView) -> OrderUpdated:
-    return OrderUpdated(order_id=o.order_id, client_order_id=o.client_order_id, venue=o.venue,
-                        symbol=o.symbol, side=o.side, status=o.status, quantity=o.qty,
-                        filled_qty=o.filled_qty, avg_fill_price=o.avg_fill_price, version=o.version,
-                        ts=o.updated_at, reason=o.reject_reason)
-
-
-def fill_booked(f: FillView, client_order_id: str) -> FillBooked:
-    return FillBooked(fill_id=f.fill_id, order_id=f.order_id, client_order_id=client_order_id, venue=f.venue,
-                      symbol=f.symbol, side=f.side, quantity=f.qty, price=f.price, fee=f.fee,
-                      fee_asset=f.fee_asset, ts=f.ts)
 
 
 async def publish(res: Resources, fx: Effects) -> None:

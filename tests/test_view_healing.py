@@ -20,6 +20,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from jobs.commands import CreateDcaSchedule, PlaceOrder
+from storage.events import keys as bus_keys
+from storage.events.codec import decode
 from storage.settings import Settings
 from storage.state import keys
 from storage.state.reader import StateReader, ViewRebuilding
@@ -138,17 +140,24 @@ async def test_an_order_committed_but_never_published_reaches_the_view(settings,
         order_id = await _resting_order(queue, reader, "heal:unpublished")
         order = await reader.order(order_id)
         assert order is not None
-        # what a worker killed between its commit and its publish leaves: the row, not the view
+        # what a worker killed between its commit and its publish leaves: the row, not the view,
+        # and not its event on the bus either (they go out in one round trip)
+        stream = bus_keys.stream("order")
+        sent = [entry for entry, _ in await redis.xrange(stream)]
         async with redis.pipeline(transaction=True) as p:
             p.delete(keys.order(order_id))
             p.zrem(keys.ORDERS_BY_TIME, order_id)
             p.srem(keys.ORDERS_OPEN, order_id)
             p.hdel(keys.ORDERS_BY_CLIENT_ID, order.client_order_id)
+            p.xdel(stream, *sent)
             await p.execute()
         assert await reader.order(order_id) is None
         assert await eventually(lambda: reader.order(order_id), timeout=5) == order
         assert [o.order_id for o in await reader.orders(open_only=True)] == [order_id]
         assert await reader.order_id_for_client_id(order.client_order_id) == order_id
+        # the settle published its event too (the outbox), the same event as the lost one
+        (again,) = [decode(f) for _, f in await redis.xrange(stream)]
+        assert (again.order_id, again.status, again.version) == (order_id, "open", order.version)
 
 
 async def test_a_flush_while_postgres_is_down_waits_for_it_then_rebuilds(settings, redis, caplog):

@@ -18,7 +18,8 @@ Readiness: the rebuild first removes keys.STATE_READY (reads then raise ViewRebu
 than answer from a half-written view) and writes it last, only if Redis still holds the token
 it started with. The daemon's view guard (daemon/view_guard.py) runs it whenever the marker is
 gone or Redis restarted, and runs `settle` over a recent window every few seconds, which
-publishes an effect whose process died between its commit and its publish.
+publishes an effect whose process died between its commit and its publish: its view writes and
+its order and fill events (the bus's outbox: the events were to go in the same round trip).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.audit import recent_audit
 from storage.bars import BarRepository
+from storage.events import EventPublisher
+from storage.events.from_views import fill_booked, order_updated
 from storage.models import (
     BalanceRow,
     CommandRow,
@@ -189,12 +192,28 @@ async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, red
             log.warning("state view was missing %d committed change(s) older than %s (a process stopped "
                         "between commit and publish?); published them now", sum(differ), until.isoformat())
         marks = iter(differ)  # consumed in the order `expected` was built
-        await _write(w, _pick(orders, marks), _pick(positions, marks), _pick(balances, marks),
-                     _pick(schedules, marks), _pick(commands, marks))
-        await w.write_fills(fill_view(f) for f in _pick(fills, marks))
+        missed_orders, missed_positions, missed_balances, missed_schedules, missed_commands, missed_fills = [
+            _pick(rows, marks) for rows in (orders, positions, balances, schedules, commands, fills)]
+        await _write(w, missed_orders, missed_positions, missed_balances, missed_schedules, missed_commands)
+        await w.write_fills(fill_view(f) for f in missed_fills)
+        if until is not None:  # their events went missing with the view writes: published now (the outbox)
+            await _republish(redis, orders, missed_orders, missed_fills)
     log.warning("state view still changing under the rebuild after %d passes; it may lag Postgres until "
                 "the next change of those rows (`tradingd state rebuild` settles it again)", SETTLE_PASSES)
     return 0
+
+
+async def _republish(redis: Redis, orders: Sequence[OrderRow], missed_orders: Sequence[OrderRow],
+                     missed_fills: Sequence[FillRow]) -> None:
+    """The OrderUpdated and FillBooked events of rows the view was missing: the effect that wrote
+    them published its events in the same MULTI/EXEC as its view writes, so they never went out
+    either. Same records, same event ids (storage/events/from_views.py): a subscriber that did see
+    them skips them."""
+    client_ids = {o.id: o.client_order_id for o in orders}
+    events = [*(fill_booked(fill_view(f), client_ids.get(f.order_id, "")) for f in missed_fills),
+              *(order_updated(order_view(o)) for o in missed_orders)]
+    if events:
+        await EventPublisher(redis).publish(events)
 
 
 def _window(row: Any, since: datetime, until: datetime | None) -> list[Any]:
