@@ -92,7 +92,8 @@ To change a resting order: preview_replace, then replace_order with its token. c
 always allowed (even when trading is HALTED). Recurring buys: create_dca_schedule (cron is a
 5-field crontab in UTC, or interval_s >= 60). Use get_portfolio, get_account, get_positions,
 list_orders, list_fills and get_audit_log to report the outcome, and health when something looks
-wrong. Errors say what to change.
+wrong. Errors say what to change. A tool named here but missing from your list belongs to a toolset
+this server does not serve (list_toolsets and enable_toolset load one, when offered).
 """
 
 
