@@ -155,8 +155,8 @@ def build_ladder(config: BotConfig, instrument: Instrument, base_price: Decimal,
         levels.append(LadderLevel(
             index=n, deviation_percent=deviation, price=price, volume=volume, qty=qty, cost=cost,
             total_qty=total_qty, total_cost=total_cost, average_price=average,
-            take_profit=_targets(config, instrument, total_qty, total_cost, base_cost, long),
-            stop_loss_price=_stop(config, instrument, average, long)))
+            take_profit=take_profit_targets(config, instrument, total_qty, total_cost, base_cost, long),
+            stop_loss_price=stop_price(config, instrument, average, long)))
     if levels:
         problems.extend(_target_size_problems(levels[0], instrument, bool(config.take_profit.steps)))
     if available is not None and levels and len(levels) == len(deviations):
@@ -219,8 +219,11 @@ def _size_problems(field: str, what: str, qty: Decimal, cost: Decimal, price: De
     return []
 
 
-def _targets(config: BotConfig, instrument: Instrument, total_qty: Decimal, total_cost: Decimal,
-             base_cost: Decimal, long: bool) -> tuple[TakeProfitTarget, ...]:
+def take_profit_targets(config: BotConfig, instrument: Instrument, total_qty: Decimal, total_cost: Decimal,
+                        base_cost: Decimal, long: bool) -> tuple[TakeProfitTarget, ...]:
+    """The take-profit targets of a position of `total_qty` entered for `total_cost` (the base order
+    cost `base_cost`), by the module docstring's formulas. Public because a running deal
+    (jobs/domain/dca/deal.py) prices its targets from what actually filled, with these same rules."""
     tp = config.take_profit
     targets = tp.targets()
     complete = sum(share for _, share in targets) == HUNDRED
@@ -238,7 +241,8 @@ def _targets(config: BotConfig, instrument: Instrument, total_qty: Decimal, tota
     return tuple(out)
 
 
-def _stop(config: BotConfig, instrument: Instrument, average: Decimal, long: bool) -> Decimal | None:
+def stop_price(config: BotConfig, instrument: Instrument, average: Decimal, long: bool) -> Decimal | None:
+    """The stop-loss price `config.stop_loss.percent` from `average` (None without a stop loss)."""
     if config.stop_loss is None:
         return None
     pct = config.stop_loss.percent / HUNDRED
