@@ -102,10 +102,8 @@ class Daemon:
         self.bars = BarService(self.res.default_venue, list(venue_of), BarRepository(self.res.sessions), pool,
                                outages=self.outages, events=self.res.events, venue_of=venue_of)
         await self.bars.start()
-        if s.bars_backfill_count and (histories := self.res.venues.bar_histories()):
-            self._loops.append(asyncio.create_task(backfill(
-                histories, self.res.venues.symbols_by_venue(), s.bars_backfill_timeframes,
-                s.bars_backfill_count, BarRepository(self.res.sessions), pool), name="bars-backfill"))
+        if s.bars_backfill_count and self.res.venues.bar_histories():
+            self._loops.append(asyncio.create_task(self._backfill_bars(), name="bars-backfill"))
         self.res.venues.on_update(self._on_venue_update)
         await self.res.venues.start_background(lambda what, logger: LoopErrors(what, self.outages, logger))
         # the bus's consumers in the daemon, subscribed before the market publishes: daemon/subscriptions.py
@@ -159,6 +157,16 @@ class Daemon:
         if self.res is not None:
             await self.res.close()
             await self.res.redis.aclose()
+
+    async def _backfill_bars(self) -> None:
+        """History from the venues that keep it (daemon/bars_backfill.py), once, in the background."""
+        assert self.res is not None
+        s, venues = self.settings, self.res.venues
+        try:
+            await backfill(venues.bar_histories(), venues.symbols_by_venue(), s.bars_backfill_timeframes,
+                           s.bars_backfill_count, BarRepository(self.res.sessions), self.res.redis)
+        except Exception as e:  # a store outage: the bars stay missing until a backfill is run again
+            log.warning("bar backfill at start failed: %s", e or type(e).__name__)
 
     async def _on_venue_update(self, update: OrderUpdate) -> None:
         """A venue changed an order on its own (a fill on a tick): the worker books it, keyed by
