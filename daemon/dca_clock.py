@@ -144,7 +144,7 @@ class DcaClock:
                     row, last_fire_at=fire_time, updated_at=self.now(),
                     next_fire_at=next_fire_after(fire_time, cron=row.cron, interval_s=row.interval_s,
                                                  anchor=row.created_at)))
-                fx.schedules.append(row)  # type: ignore[arg-type]  # Effects still names the ORM row type
+                fx.schedules.append(row)
                 fx.note(actor="scheduler", action="dca.fire", subject=row.id,
                         payload={"fire_time": fire_time.isoformat(), "run_id": run_id})
         if run_id:
@@ -172,7 +172,7 @@ class DcaClock:
             elif plan.skipped_total:  # no buy to wait for: the skip is this schedule's latest outcome
                 row = with_outcome(row, "skipped_missed", f"{plan.skipped_total} fire(s) {skip_note}")
             row = await schedules.save(replace(row, next_fire_at=plan.next_fire_at, updated_at=now))
-            fx.schedules.append(row)  # type: ignore[arg-type]  # Effects still names the ORM row type
+            fx.schedules.append(row)
             fx.note(actor="scheduler", action="dca.catch_up", subject=row.id, payload={
                 "missed": plan.skipped_total + (1 if plan.run else 0), "skipped": plan.skipped_total,
                 "run_fire_time": plan.run.isoformat() if plan.run else None})

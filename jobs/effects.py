@@ -4,7 +4,10 @@
 the rows it wrote and notes audit entries; on a clean exit the audit entries are chained and
 written (one statement), the transaction commits, and only then are the state view, the audit
 feed and the event bus updated, in one Redis round trip. The view never shows an effect
-Postgres does not hold; if publishing fails, the next rebuild repairs the view.
+Postgres does not hold; if publishing fails, the next rebuild repairs the view. The statements
+(storage/repos: the audit append is `AuditLog`) and the publish's merging of view writes and
+events into one MULTI/EXEC (storage/state/effect_publish.py) live in storage; this module decides
+when each happens.
 
 Events (storage/events): every order the effect wrote goes out as `OrderUpdated`, every fill it
 booked as `FillBooked`, both made from the committed rows (so no flow has to remember to
@@ -30,16 +33,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from jobs.resources import Resources
-from storage.audit import AuditDraft, AuditEntry, CarriedAudit, audit_draft, write_audit
-from storage.driver import DatabaseConnectionLost, Db, RawDb, SessionDb, transaction, wait_for_wal_flush
+from storage.audit import AuditDraft, AuditEntry, audit_draft
 from storage.events import Event
-from storage.events.from_views import fill_booked, order_updated
-from storage.models import DcaScheduleRow
-from storage.state.fills import fill_view
-from storage.state.from_rows import balance_view, command_view, order_view, position_view, schedule_view
+from storage.repos import DatabaseConnectionLost, Db, transaction, wait_for_wal_flush
+from storage.repos.audit import AuditLog
+from storage.repos.schedules import ScheduleRecord
+from storage.state.effect_publish import publish_effect
 
 log = logging.getLogger("tradingd.effects")
 HOLD_S = 0.05  # how long a held publish waits for the next effect to carry it (see HeldPublish)
@@ -47,14 +47,14 @@ HOLD_S = 0.05  # how long a held publish waits for the next effect to carry it (
 
 @dataclass
 class Effects:
-    """Rows as committed: ORM objects, or rows returned by INSERT/UPDATE ... RETURNING (storage/driver.py),
-    which have the same column attributes (typed Any: the driver's rows carry no column types)."""
+    """Rows as committed: the repositories' records (storage/repos), or rows with their columns
+    (a whole-row composite the booking reads back: typed Any)."""
 
     orders: dict[str, Any] = field(default_factory=dict)
     fills: list[Any] = field(default_factory=list)  # fills this effect recorded (jobs/booking.py)
     positions: list[Any] = field(default_factory=list)
     balances: list[Any] = field(default_factory=list)
-    schedules: list[DcaScheduleRow] = field(default_factory=list)
+    schedules: list[ScheduleRecord] = field(default_factory=list)
     drafts: list[AuditDraft] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     # typed events beyond the orders and fills, which `publish` makes from the rows (see above)
@@ -72,15 +72,6 @@ class Effects:
     def note(self, *, actor: str, action: str, subject: str, payload: dict[str, Any]) -> None:
         """Audit this change; the entry is written with the transaction that makes it."""
         self.drafts.append(audit_draft(actor=actor, action=action, subject=subject, payload=payload))
-
-    def carry_audit(self, db: Db) -> CarriedAudit:
-        """The drafts so far, for the next statement to append itself (storage/audit.py)."""
-        return CarriedAudit.of(db, self.drafts)
-
-    async def settle_audit(self, db: Db, carried: CarriedAudit, row: Any, *, went_in: bool = True) -> None:
-        """After the statement that carried them: keep what went in, write what belongs but did not."""
-        self.audit += await carried.settle(db, row, went_in=went_in, drafts=self.drafts)
-        self.drafts.clear()
 
     def __bool__(self) -> bool:
         return bool(self.orders or self.fills or self.positions or self.balances or self.schedules
@@ -160,8 +151,8 @@ class HeldPublish:
 
 @asynccontextmanager
 async def effect(res: Resources, *, after: HeldPublish | None = None,
-                 hold: bool = False) -> AsyncIterator[tuple[RawDb, Effects]]:
-    """A transaction on the order path (storage/driver.py); audit written before commit, published after.
+                 hold: bool = False) -> AsyncIterator[tuple[Db, Effects]]:
+    """A transaction on the order path (storage/repos); audit written before commit, published after.
 
     hold: the caller goes on at once (an order's venue call) and the publish is held as
     `fx.published` (HeldPublish). A later effect passes it as `after`: it goes out before, or
@@ -170,7 +161,7 @@ async def effect(res: Resources, *, after: HeldPublish | None = None,
     fx = Effects()
     async with transaction(res.db) as db:
         yield db, fx
-        fx.audit += await write_audit(db, fx.drafts)  # what a statement did not carry (jobs/booking.py)
+        fx.audit += await AuditLog(db).append(fx.drafts)  # what a statement did not carry (jobs/booking.py)
     if hold:
         fx.published = HeldPublish(res, fx)
         return
@@ -180,42 +171,11 @@ async def effect(res: Resources, *, after: HeldPublish | None = None,
     await publish(res, earlier.then(fx) if earlier is not None else fx)
 
 
-@asynccontextmanager
-async def effect_session(res: Resources) -> AsyncIterator[tuple[AsyncSession, Effects]]:
-    """The same for ORM work (schedules, accounts): one session transaction per effect."""
-    fx = Effects()
-    async with res.sessions.begin() as s:
-        yield s, fx
-        fx.audit = await write_audit(SessionDb(s), fx.drafts)
-    await publish(res, fx)
-
-
 async def publish(res: Resources, fx: Effects) -> None:
     """Everything one committed effect changed, and its events, in one Redis round trip (a
     MULTI/EXEC pipeline)."""
     if not fx:
         return
-    w = res.writer
-    orders = {oid: order_view(o) for oid, o in fx.orders.items()}
-    fills = [fill_view(f) for f in fx.fills]
-    cids = {o.order_id: o.client_order_id for o in orders.values()}
-    events: list[Event] = [*(fill_booked(f, cids.get(f.order_id, "")) for f in fills),
-                           *(order_updated(o) for o in orders.values()),
-                           *fx.events]
-    async with w.batch() as p:
-        if orders:
-            await w.write_orders(orders.values(), p)
-        if fills:
-            await w.write_fills(fills, p)
-        if fx.positions or fx.balances:
-            await w.write_portfolio((position_view(r) for r in fx.positions),
-                                    (balance_view(b) for b in fx.balances), p)
-        for sch in fx.schedules:
-            await w.write_schedule(schedule_view(sch), p)
-        if fx.audit:
-            await w.push_audit((e.as_dict() for e in fx.audit), p)
-        res.events.stage(p, events)
-        if fx.command is not None:
-            final = fx.command.status not in ("received", "running")
-            cmd = command_view(fx.command)
-            await w.write_command(cmd, notify=final, order=orders.get(cmd.order_id or ""), pipe=p)
+    await publish_effect(res.writer, res.events, orders=fx.orders, fills=fx.fills, positions=fx.positions,
+                         balances=fx.balances, schedules=fx.schedules, audit=fx.audit, events=fx.events,
+                         command=fx.command)

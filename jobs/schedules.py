@@ -120,7 +120,7 @@ async def schedule_command(res: Resources, cmd: ScheduleCommand, *, clock: Clock
                                      next_fire_at=row.next_fire_at.isoformat() if row.next_fire_at else None,
                                      warnings=warnings or None)
         if row is not None:
-            fx.schedules.append(row)  # type: ignore[arg-type]  # Effects still names the ORM row type
+            fx.schedules.append(row)
     if row is not None:
         await res.redis.publish(keys.SCHEDULES_CHANGED, row.id)
     return _result(fx.command or cmd_row)
@@ -252,7 +252,7 @@ async def _finish_run(res: Resources, run_id: str, status: ScheduleRunStatus, or
             # updated_at: when the row changed (the ORM's onupdate did the same)
             sch = await schedules.save(replace(with_outcome(sch, outcome or status, note),
                                                updated_at=datetime.now(UTC)))
-            fx.schedules.append(sch)  # type: ignore[arg-type]  # Effects still names the ORM row type
+            fx.schedules.append(sch)
     level = logging.INFO if status == "ordered" else logging.WARNING
     log.log(level, "schedule %s fire %s: %s%s (%s)", run.schedule_id, run.fire_time.isoformat(),
             outcome or status, f", order {order_id}" if order_id else "", note)

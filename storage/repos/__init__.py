@@ -6,10 +6,8 @@ the order path's: SQLAlchemy Core statements (or text where a statement is plain
 once at import, run through `storage.driver.Db`, which in production is a `RawDb` on the asyncpg
 `RawPool`. It was measured faster (docs/benchmarks.md: SQLAlchemy's per-execution work was
 ~0.11 ms of a ~0.25 ms statement, a pool checkout ~0.22 ms more; job ~9 -> ~7 ms), and every
-statement a flow runs can go through it. `SessionDb` remains only behind jobs/effects.py's
-`effect_session`, which no flow calls any more (the schedules moved to schedules.py here, the
-paper venue's book to paper_book.py); what is not moved yet is listed in the pyproject
-import-linter contract. The ORM models remain the one definition of every table (migrations,
+statement a flow runs goes through it (`SessionDb` is left for tests that write over an ORM
+session). The ORM models remain the one definition of every table (migrations,
 storage/tables.py) and serve storage's own readers (the state view's rebuild, the audit walk);
 no ORM object leaves storage/ through a repository.
 
@@ -18,8 +16,11 @@ nothing), so the flows in jobs/ keep their transaction boundaries; each method i
 trip and returns frozen records (records.py), never a driver row or an ORM object. Statement
 merging (a claim with the risk check's inputs, a booking's single write carrying its audit
 entries) and the commit policy of an order's record (`synchronous_commit` per transaction) live
-inside the repositories' statements. `Pool`, `transaction` and `read` are re-exported here so
-that jobs/ opens transactions without importing the driver.
+inside the repositories' statements; the audit append is `AuditLog` (audit.py), and an effect's
+publish (its view writes and events in one MULTI/EXEC) is storage/state/effect_publish.py.
+`Pool`, `transaction`, `read` and `wait_for_wal_flush` (for a publish of a commit made without
+waiting for the flush: jobs/effects.py) are re-exported here so that jobs/ opens transactions
+without importing the driver.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from contextlib import asynccontextmanager
 
 from asyncpg import DataError
 
-from storage.driver import DatabaseConnectionLost, Db, RawPool, transaction
+from storage.driver import DatabaseConnectionLost, Db, RawPool, transaction, wait_for_wal_flush
 
 Pool = RawPool
 UnstorableValue = DataError  # Postgres refused a value (out of range, invalid text): the request's fault
@@ -42,4 +43,5 @@ async def read(pool: Pool) -> AsyncIterator[Db]:
         yield db
 
 
-__all__ = ["DatabaseConnectionLost", "Db", "Pool", "UnstorableValue", "read", "transaction"]
+__all__ = ["DatabaseConnectionLost", "Db", "Pool", "UnstorableValue", "read", "transaction",
+           "wait_for_wal_flush"]

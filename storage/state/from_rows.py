@@ -1,4 +1,8 @@
-"""ORM rows -> state-view records. One place, used by the worker after commits and by rebuild."""
+"""Rows -> state-view records. One place, used by the worker after commits and by rebuild.
+
+The rows are the repositories' records (storage/repos) or ORM rows with the same columns; a
+schedule is always its record (the rebuild reads schedules as records too).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,11 @@ from typing import Any
 from storage.models import (
     BalanceRow,
     CommandRow,
-    DcaScheduleRow,
     OrderRow,
     PositionRow,
     TradingControlRow,
 )
+from storage.repos.schedules import ScheduleRecord
 from storage.state.views import (
     BalanceView,
     CommandView,
@@ -48,10 +52,10 @@ def balance_view(r: BalanceRow) -> BalanceView:
     return BalanceView(venue=r.venue, asset=r.asset, total=r.total, locked=r.locked, version=r.version)
 
 
-def schedule_view(r: DcaScheduleRow) -> ScheduleView:
+def schedule_view(r: ScheduleRecord) -> ScheduleView:
     return ScheduleView(
         schedule_id=r.id, name=r.name, venue=r.venue, symbol=r.symbol, quote_amount=r.quote_amount,
-        cron=r.cron, interval_s=r.interval_s, status=r.status,  # type: ignore[arg-type]
+        cron=r.cron, interval_s=r.interval_s, status=r.status,
         misfire_grace_s=r.misfire_grace_s, max_price=r.max_price, next_fire_at=r.next_fire_at,
         last_fire_at=r.last_fire_at, created_at=r.created_at, last_outcome=r.last_outcome,
         last_error=r.last_error, consecutive_failures=r.consecutive_failures or 0,

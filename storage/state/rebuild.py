@@ -42,12 +42,13 @@ from storage.events.from_views import fill_booked, order_updated
 from storage.models import (
     BalanceRow,
     CommandRow,
-    DcaScheduleRow,
     FillRow,
     OrderRow,
     PositionRow,
     TradingControlRow,
 )
+from storage.repos.records import record_of
+from storage.repos.schedules import SCHEDULES, ScheduleRecord
 from storage.state import keys
 from storage.state.bars import refill_bars
 from storage.state.fills import fill_view
@@ -134,9 +135,8 @@ async def _rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> 
             select(FillRow).order_by(FillRow.ts.desc()).limit(REBUILD_FILLS_LIMIT))).scalars().all()
         positions = (await s.execute(select(PositionRow))).scalars().all()
         balances = (await s.execute(select(BalanceRow))).scalars().all()
-        schedules = (await s.execute(
-            select(DcaScheduleRow).where(DcaScheduleRow.status != "deleted")
-        )).scalars().all()
+        schedules = [record_of(ScheduleRecord, r) for r in (await s.execute(
+            select(SCHEDULES).where(SCHEDULES.c.status != "deleted"))).all()]
         commands = (await s.execute(select(CommandRow).where(
             CommandRow.updated_at >= began - REBUILD_COMMANDS_SINCE))).scalars().all()
         control = await s.get(TradingControlRow, 1)
@@ -173,8 +173,8 @@ async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, red
             positions = (await s.scalars(
                 select(PositionRow).where(*_window(PositionRow, since, until)))).all()
             balances = (await s.scalars(select(BalanceRow).where(*_window(BalanceRow, since, until)))).all()
-            schedules = (await s.scalars(
-                select(DcaScheduleRow).where(*_window(DcaScheduleRow, since, until)))).all()
+            schedules = [record_of(ScheduleRecord, r) for r in (await s.execute(
+                select(SCHEDULES).where(*_window(SCHEDULES.c, since, until)))).all()]
             commands = (await s.scalars(select(CommandRow).where(*_window(CommandRow, since, until)))).all()
             fills = (await s.scalars(select(FillRow).where(  # never updated: recorded is when they changed
                 FillRow.created_at >= since, *([FillRow.created_at < until] if until is not None else []))
@@ -225,7 +225,7 @@ def _pick(rows: Sequence[Any], marks: Iterator[bool]) -> list[Any]:
 
 
 async def _shown(redis: Redis, orders: Sequence[OrderRow], positions: Sequence[PositionRow],
-                 balances: Sequence[BalanceRow], schedules: Sequence[DcaScheduleRow],
+                 balances: Sequence[BalanceRow], schedules: Sequence[ScheduleRecord],
                  commands: Sequence[CommandRow]) -> list[bytes | None]:
     """What the view holds for each row, in the order of the arguments (None: nothing)."""
     async with redis.pipeline(transaction=False) as p:
@@ -244,7 +244,7 @@ async def _shown(redis: Redis, orders: Sequence[OrderRow], positions: Sequence[P
 
 
 async def _write(w: StateWriter, orders: Sequence[OrderRow], positions: Sequence[PositionRow],
-                 balances: Sequence[BalanceRow], schedules: Sequence[DcaScheduleRow],
+                 balances: Sequence[BalanceRow], schedules: Sequence[ScheduleRecord],
                  commands: Sequence[CommandRow]) -> None:
     await w.write_orders(order_view(o) for o in orders)
     await w.write_portfolio((position_view(p) for p in positions), (balance_view(b) for b in balances))
