@@ -3,6 +3,7 @@
 from storage.models.audit import AuditRow
 from storage.models.bars import BarRow
 from storage.models.base import Base
+from storage.models.bots import BotRow, BotSignalRow, DealRow, PairsBlacklistRow
 from storage.models.commands import CommandRow
 from storage.models.control import TradingControlRow
 from storage.models.orders import FillRow, OrderRow
@@ -15,11 +16,15 @@ __all__ = [
     "BalanceRow",
     "BarRow",
     "Base",
+    "BotRow",
+    "BotSignalRow",
     "CommandRow",
     "DcaRunRow",
     "DcaScheduleRow",
+    "DealRow",
     "FillRow",
     "OrderRow",
+    "PairsBlacklistRow",
     "PaperFillRow",
     "PaperOrderRow",
     "PositionRow",

@@ -55,7 +55,7 @@ class OrderRow(Base):
     avg_fill_price: Mapped[Decimal | None] = mapped_column(Numeric(38, 18), nullable=True)
     fees: Mapped[Money] = mapped_column(default=Decimal(0))
     reject_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    deal_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    deal_id: Mapped[str | None] = mapped_column(ForeignKey("deals.id"), nullable=True, index=True)
     schedule_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     created_at: Mapped[Timestamp]
     updated_at: Mapped[datetime] = mapped_column(

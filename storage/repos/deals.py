@@ -1,0 +1,110 @@
+"""The deals repository: a DCA deal's record as the deal engine hands it over (table `deals`).
+
+The deal engine (jobs/domain/dca/deal_state.py and the live engine on it) owns `state`, a JSON
+document this repository stores and returns untouched; the typed columns beside it (status,
+profit, fees, times) are what lists, statistics and the bot commands filter and sum on, and the
+engine keeps them in step with its record on every save. A deal is open until its status is one
+of FINAL_DEAL_STATUSES (3Commas's closed statuses, as deal_state.FINAL_STATUSES).
+
+`request_panic_sell` is how a command outside the engine (delete_bot with panic_sell) asks it to
+close a deal: it marks an open deal's status PANIC_REQUESTED and leaves `state` alone.
+TODO(deal engine): on start-up and on every pass, step each deal whose status is
+PANIC_REQUESTED with a panic-sell event (its `state` still says where the deal stood), and save
+the resulting status (panic_sell_pending, then panic_sold).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, all_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import array
+
+from storage.driver import Db
+from storage.models import DealRow
+from storage.repos.records import record_of
+
+DEALS = cast(Table, DealRow.__table__)
+FINAL_DEAL_STATUSES = frozenset({"completed", "stop_loss_finished", "panic_sold", "cancelled", "failed"})
+PANIC_REQUESTED = "panic_requested"
+
+
+@dataclass(frozen=True, slots=True)
+class DealRecord:
+    id: str
+    bot_id: str
+    venue: str
+    symbol: str
+    side: str  # the bot's strategy: long or short
+    status: str
+    state: dict[str, Any]  # the deal engine's record, opaque here
+    opened_at: datetime
+    closed_at: datetime | None
+    profit_quote: Decimal | None
+    profit_pct: Decimal | None
+    fees: Decimal
+    updated_at: datetime
+    version: int
+
+    @property
+    def open(self) -> bool:
+        return self.status not in FINAL_DEAL_STATUSES
+
+
+_COLUMNS = tuple(c for c in DealRecord.__dataclass_fields__ if c != "version")
+_CHANGEABLE = ("status", "state", "closed_at", "profit_quote", "profit_pct", "fees", "updated_at")
+_OPEN = DEALS.c.status != all_(array(sorted(FINAL_DEAL_STATUSES)))  # the driver runs no IN lists
+_GET = select(DEALS).where(DEALS.c.id == bindparam("p_id"))
+_LOCK = _GET.with_for_update()
+_CREATE = (insert(DEALS).values({c: bindparam(c, type_=DEALS.c[c].type) for c in _COLUMNS})
+           .returning(*DEALS.c))
+_SAVE = (update(DEALS).where(DEALS.c.id == bindparam("p_id"))
+         .values({**{c: bindparam(c, type_=DEALS.c[c].type) for c in _CHANGEABLE},
+                  "version": DEALS.c.version + 1})
+         .returning(*DEALS.c))
+_OPEN_OF_BOT = (select(DEALS).where(DEALS.c.bot_id == bindparam("p_bot_id"), _OPEN)
+                .order_by(DEALS.c.opened_at, DEALS.c.id))
+_COUNT_OPEN = select(func.count()).select_from(DEALS).where(DEALS.c.bot_id == bindparam("p_bot_id"), _OPEN)
+_OF_BOT = (select(DEALS).where(DEALS.c.bot_id == bindparam("p_bot_id"))
+           .order_by(DEALS.c.opened_at.desc(), DEALS.c.id.desc()).limit(bindparam("p_limit")))
+_PANIC = (update(DEALS).where(DEALS.c.id == bindparam("p_id"), _OPEN)
+          .values(status=PANIC_REQUESTED, updated_at=func.now(), version=DEALS.c.version + 1)
+          .returning(*DEALS.c))
+
+
+class Deals:
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    async def create(self, deal: DealRecord) -> DealRecord:
+        return record_of(DealRecord, await self.db.one(_CREATE, {c: getattr(deal, c) for c in _COLUMNS}))
+
+    async def get(self, deal_id: str, *, lock: bool = False) -> DealRecord | None:
+        row = await self.db.first(_LOCK if lock else _GET, {"p_id": deal_id})
+        return None if row is None else record_of(DealRecord, row)
+
+    async def save(self, deal: DealRecord) -> DealRecord:
+        """Store the engine's new record of a deal and the columns that go with it; version raised."""
+        row = await self.db.one(_SAVE, {"p_id": deal.id, **{c: getattr(deal, c) for c in _CHANGEABLE}})
+        return record_of(DealRecord, row)
+
+    async def open_of_bot(self, bot_id: str) -> list[DealRecord]:
+        """The bot's deals not closed yet, oldest first."""
+        return [record_of(DealRecord, r) for r in await self.db.all(_OPEN_OF_BOT, {"p_bot_id": bot_id})]
+
+    async def count_open(self, bot_id: str) -> int:
+        return int(await self.db.scalar(_COUNT_OPEN, {"p_bot_id": bot_id}))
+
+    async def of_bot(self, bot_id: str, *, limit: int = 100) -> list[DealRecord]:
+        """The bot's deals, newest first."""
+        rows = await self.db.all(_OF_BOT, {"p_bot_id": bot_id, "p_limit": limit})
+        return [record_of(DealRecord, r) for r in rows]
+
+    async def request_panic_sell(self, deal_id: str) -> DealRecord | None:
+        """Mark an open deal PANIC_REQUESTED for the deal engine to sell (module docstring); None if
+        the deal is closed or unknown. Asking twice changes nothing more."""
+        row = await self.db.first(_PANIC, {"p_id": deal_id})
+        return None if row is None else record_of(DealRecord, row)
