@@ -9,13 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from jobs.domain.risk import RiskLimits
 from jobs.venues.registry import Venues, build_venues
-from storage.db import make_engine, make_sessionmaker
-from storage.driver import RawPool
 from storage.events import EventPublisher
+from storage.repos import Pool
+from storage.repos.store import Sessions, Store, connect
 from storage.settings import Settings
 from storage.state.reader import StateReader
 from storage.state.writer import StateWriter
@@ -24,9 +23,8 @@ from storage.state.writer import StateWriter
 @dataclass
 class Resources:
     settings: Settings
-    db: RawPool  # the order path's statements (storage/driver.py)
-    engine: AsyncEngine  # SQLAlchemy: the ORM paths (schedules, accounts, rebuild)
-    sessions: async_sessionmaker[AsyncSession]
+    db: Pool  # the repositories' pool: every statement of the flows (storage/repos)
+    store: Store  # Postgres as this process holds it, `db` included (storage/repos/store.py)
     redis: Redis
     reader: StateReader
     writer: StateWriter
@@ -37,6 +35,12 @@ class Resources:
     def events(self) -> EventPublisher:
         """The event bus's publisher: effects stage their events with their view writes (jobs/effects.py)."""
         return EventPublisher(self.redis)
+
+    @property
+    def sessions(self) -> Sessions:
+        """storage's own readers' sessions (the state view's rebuild, bars, the audit walk), for
+        the daemon to hand to them and for tests to check what was written; no flow uses them."""
+        return self.store.sessions
 
     @property
     def default_venue(self) -> str:
@@ -66,14 +70,11 @@ class Resources:
                 await pending.flush()
         with contextlib.suppress(Exception):  # an exchange client's sessions; nothing to keep
             await self.venues.close()
-        await self.db.close()
-        await self.engine.dispose()
+        await self.store.close()
 
 
 def build_resources(settings: Settings, redis: Redis, *, pool_size: int = 10) -> Resources:
-    db = RawPool(settings.database_url, size=pool_size)
-    engine = make_engine(settings.database_url, pool_size=pool_size)
-    sessions = make_sessionmaker(engine)
+    store = connect(settings.database_url, pool_size=pool_size)
     reader = StateReader(redis)
-    venues = build_venues(settings, db, reader)
-    return Resources(settings, db, engine, sessions, redis, reader, StateWriter(redis), venues)
+    venues = build_venues(settings, store.pool, reader)
+    return Resources(settings, store.pool, store, redis, reader, StateWriter(redis), venues)

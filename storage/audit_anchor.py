@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import AuditRow
 
@@ -83,3 +83,18 @@ async def chain_head(session: AsyncSession) -> Anchor | None:
     newest = select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)
     row = (await session.execute(newest)).first()
     return None if row is None else (int(row.seq), str(row.hash))
+
+
+class ChainHeads:
+    """What the daemon's anchorer reads (daemon/anchors.py): each read on a session of its own."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def database_name(self) -> str:
+        async with self.sessions() as s:
+            return await database_name(s)
+
+    async def head(self) -> Anchor | None:
+        async with self.sessions() as s:
+            return await chain_head(s)
