@@ -36,7 +36,7 @@ from jobs.domain.orders import (
 )
 from jobs.domain.risk import RiskLimits, check_order
 from jobs.domain.schedule_clock import ScheduleSpecError, validate_spec
-from jobs.venues.registry import default_venue, pricing_for, venue_for_symbol
+from jobs.venues.registry import default_venue, pricing_for, symbols_by_venue, venue_for_symbol
 from storage.figures import Balance, Fee, Figures, Money, Price, Qty, show
 from storage.settings import Settings
 from storage.state import keys
@@ -60,6 +60,11 @@ class InputRejected(ValueError):
 def account_venue() -> str:
     """The venue whose account the tools show (the venue registry's default)."""
     return default_venue()
+
+
+def followed_symbols(settings: Settings) -> dict[str, list[str]]:
+    """Every symbol the daemon's feeds serve, by venue (what health judges; the venue registry's)."""
+    return symbols_by_venue(settings)
 
 
 def known_symbols() -> list[str]:

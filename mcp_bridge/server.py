@@ -41,6 +41,7 @@ from jobs.intake import CommandIntake
 from jobs.queue import CommandQueue, connect_queue
 from mcp_bridge.context import Bridge
 from mcp_bridge.input_schemas import serve_input_schemas
+from mcp_bridge.instrument_sync import InstrumentSync
 from mcp_bridge.lean_schema import LeanSchemas
 from mcp_bridge.tools import (
     bars,
@@ -278,8 +279,9 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
     auth = None
     if settings.mcp_http_token is not None:
         auth = BearerTokenVerifier(settings.mcp_http_token.get_secret_value())
-    mcp = FastMCP("tradingd", instructions=INSTRUCTIONS, version=tradingd_version(), lifespan=connect, auth=auth,
-                  mask_error_details=True, middleware=[ErrorTranslation()], on_duplicate="error")
+    mcp = FastMCP("tradingd", instructions=INSTRUCTIONS, version=tradingd_version(), lifespan=connect,
+                  auth=auth, mask_error_details=True, middleware=[ErrorTranslation(), InstrumentSync(bridge)],
+                  on_duplicate="error")
     for module in (market, bars, pairs, portfolio, portfolio_summary, orders, history, schedules, system):
         module.register(mcp, bridge)
     serve_chosen_tools(mcp, settings)

@@ -17,7 +17,7 @@ order, can look a symbol up. A symbol belongs to the first package that lists it
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from decimal import Decimal
 
 from jobs.domain.instruments import Instrument, add_instruments, normalize_symbol
@@ -84,6 +84,20 @@ def venue_for_symbol(symbol: str, settings: Settings | None = None) -> str:
     return _VENUE_OF_SYMBOL.get(canonical, DEFAULT_VENUE)
 
 
+def symbols_by_venue(settings: Settings, venues: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """Every symbol the daemon follows (TRADINGD_SYMBOLS and each live venue's), under the venue
+    its orders go to: what each venue's feed streams, its bars are kept under, its history is
+    backfilled for, and health judges. `venues`: those listed even when empty (default: the
+    configured ones)."""
+    live = settings.live_venues().values()
+    wanted = [*settings.symbols, *(s for v in live for s in v.symbols)]
+    names = configured_venues(settings) if venues is None else venues
+    by_venue: dict[str, list[str]] = {name: [] for name in names}
+    for symbol in dict.fromkeys(normalize_symbol(s) for s in wanted):
+        by_venue.setdefault(venue_for_symbol(symbol, settings), []).append(symbol)
+    return by_venue
+
+
 def pricing_for(settings: Settings, venue: str) -> Pricing:
     """A venue's fees and price estimate, without building the venue (previews in the bridge)."""
     package = PACKAGES.get(venue) or packages(settings)[venue]
@@ -144,15 +158,8 @@ class Venues(MutableMapping[str, Venue]):
         return self._pricing[venue]
 
     def symbols_by_venue(self) -> dict[str, list[str]]:
-        """Every symbol this process follows (TRADINGD_SYMBOLS and each live venue's), under the
-        venue its orders go to: what each venue's feed streams, its bars are kept under, its
-        history is backfilled for."""
-        live = self.settings.live_venues().values()
-        wanted = [*self.settings.symbols, *(s for v in live for s in v.symbols)]
-        by_venue: dict[str, list[str]] = {name: [] for name in self._venues}
-        for symbol in dict.fromkeys(normalize_symbol(s) for s in wanted):
-            by_venue.setdefault(self.name_for(symbol), []).append(symbol)
-        return by_venue
+        """Every symbol this process follows, under the venue its orders go to (see the function)."""
+        return symbols_by_venue(self.settings, self._venues)
 
     def market_feeds(self, handlers: FeedHandlers) -> dict[str, MarketFeed]:
         """The venues' own market feeds (not started), each for the symbols routed to it; a venue
@@ -219,4 +226,5 @@ def build_venues(settings: Settings, db: Pool, reader: StateReader) -> Venues:
     return Venues(settings, {name: package.build(deps) for name, package in packages(settings).items()})
 
 
-__all__ = ["OrderUpdate", "Venues", "build_venues", "configured_venues", "pricing_for", "venue_for_symbol"]
+__all__ = ["OrderUpdate", "Venues", "build_venues", "configured_venues", "pricing_for", "symbols_by_venue",
+           "venue_for_symbol"]

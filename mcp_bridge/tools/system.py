@@ -9,6 +9,7 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
 
+from jobs.preview import followed_symbols
 from mcp_bridge.context import READ_ONLY, Bridge, CommandIdParam
 from storage.state.health import FeedStatus, HealthInputs, evaluate, inputs_or_outage
 from storage.state.views import CommandView
@@ -46,7 +47,7 @@ async def health_report(bridge: Bridge) -> HealthResult:
     if not bridge.connected:
         inputs = HealthInputs(now=datetime.now(UTC), redis_error="the bridge is not connected to Redis yet")
     else:
-        inputs = await inputs_or_outage(bridge.redis, symbols=list(bridge.settings.symbols),
+        inputs = await inputs_or_outage(bridge.redis, symbols=followed_symbols(bridge.settings),
                                         queue_name=bridge.settings.queue_name)
     report = evaluate(inputs, stale_after_s=bridge.settings.quote_stale_after_s)
     beats = {"daemon": inputs.daemon, "worker": inputs.worker}

@@ -8,6 +8,9 @@ daemon said 503. Now both call `evaluate` on the same `HealthInputs`, read by `r
 the daemon's heartbeat (written every second with its database probe, feed and view state),
 the worker's heartbeat (with its retrying jobs and database outage, if it reports them), the
 view's ready/rebuilding markers, the quotes, the trading state and the arq queue's oldest job.
+The quotes judged are every symbol a feed serves, by venue (the callers pass the venue registry's
+`symbols_by_venue`: TRADINGD_SYMBOLS and each live venue's SYMBOLS), so a live venue's symbol
+whose quotes stopped is named, with its venue.
 The daemon passes its own, fresher heartbeat in place of the stored one; otherwise the two
 reports differ only by the up to one second between heartbeats.
 
@@ -18,6 +21,7 @@ every other problem; "ok" with none. Problems are plain sentences an assistant c
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -39,6 +43,7 @@ class FeedStatus(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     symbol: str
+    venue: str | None = None  # the venue whose market it is (None: the caller did not say)
     has_quote: bool
     age_s: float | None
     stale: bool
@@ -57,6 +62,7 @@ class HealthInputs(BaseModel):
     view_rebuilding: bool = False
     trading_state: TradingStateView | None = None
     quotes: dict[str, QuoteView | None] = {}
+    venues: dict[str, str] = {}  # symbol -> the venue whose feed serves it
     commands_waiting: int = 0
     oldest_waiting_s: float | None = None
     schedules: list[ScheduleView] = []
@@ -161,14 +167,17 @@ def evaluate(inp: HealthInputs, *, stale_after_s: float, heartbeat_stale_s: floa
     if checks["daemon"] == "ok" and connected is False:
         feed_problems.append("the market data feed is disconnected")
     for symbol, q in inp.quotes.items():
+        venue = inp.venues.get(symbol)
+        named = f"{symbol} ({venue})" if venue else symbol
         if q is None:
-            feeds.append(FeedStatus(symbol=symbol, has_quote=False, age_s=None, stale=True))
-            feed_problems.append(f"no quote for {symbol} yet")
+            feeds.append(FeedStatus(symbol=symbol, venue=venue, has_quote=False, age_s=None, stale=True))
+            feed_problems.append(f"no quote for {named} yet")
             continue
         stale = q.too_old(now, stale_after_s)
-        feeds.append(FeedStatus(symbol=symbol, has_quote=True, age_s=round(q.age_s(now), 3), stale=stale))
+        feeds.append(FeedStatus(symbol=symbol, venue=venue, has_quote=True, age_s=round(q.age_s(now), 3),
+                                stale=stale))
         if stale:
-            feed_problems.append(f"the feed is stale: the quote for {symbol} is {q.age_s(now):.1f} s old")
+            feed_problems.append(f"the feed is stale: the quote for {named} is {q.age_s(now):.1f} s old")
     checks["feed"] = "stale" if feed_problems else "ok"
     problems.extend(feed_problems)
 
@@ -216,15 +225,27 @@ return {waiting, oldest}
 """
 
 
-async def read_inputs(redis: Redis, *, symbols: list[str], queue_name: str) -> HealthInputs:
-    """What `evaluate` needs, in one round trip. Raises what Redis raises (the caller reports
-    Redis unreachable: see `inputs_or_outage`)."""
+Symbols = Sequence[str] | Mapping[str, Sequence[str]]  # the symbols, or venue -> its symbols
+
+
+def venue_of_symbols(symbols: Symbols) -> dict[str, str | None]:
+    """symbol -> venue (None when given as a plain list), each symbol once, in the given order."""
+    if isinstance(symbols, Mapping):
+        return {s: venue for venue, listed in symbols.items() for s in listed}
+    return dict.fromkeys(symbols)
+
+
+async def read_inputs(redis: Redis, *, symbols: Symbols, queue_name: str) -> HealthInputs:
+    """What `evaluate` needs, in one round trip (`symbols`: whose quotes to judge, best by venue).
+    Raises what Redis raises (the caller reports Redis unreachable: see `inputs_or_outage`)."""
+    venue_of = venue_of_symbols(symbols)
+    judged = list(venue_of)
     now = datetime.now(UTC)
     fixed = [keys.heartbeat("daemon"), keys.heartbeat("worker"), keys.STATE_READY, keys.STATE_REBUILDING,
              keys.TRADING_STATE]
     now_ms = int(now.timestamp() * 1000)
     async with redis.pipeline(transaction=False) as p:
-        p.mget([*fixed, *(keys.quote(s) for s in symbols)])
+        p.mget([*fixed, *(keys.quote(s) for s in judged)])
         # deferred jobs (scored in the future) are not waiting yet, running ones no longer
         p.eval(_WAITING, 1, queue_name, str(now_ms), keys.ARQ_IN_PROGRESS_PREFIX)
         p.hvals(keys.SCHEDULES)
@@ -237,7 +258,8 @@ async def read_inputs(redis: Redis, *, symbols: list[str], queue_name: str) -> H
         view_ready=ready is not None, view_rebuilding=rebuilding is not None,
         trading_state=TradingStateView.model_validate_json(trading) if trading and ready else None,
         quotes={s: (QuoteView.model_validate_json(r) if r else None)
-                for s, r in zip(symbols, raws[5:], strict=True)},
+                for s, r in zip(judged, raws[5:], strict=True)},
+        venues={s: v for s, v in venue_of.items() if v is not None},
         commands_waiting=int(waiting), oldest_waiting_s=oldest_s,
         schedules=_schedules(schedules) if ready else [])
 
@@ -253,7 +275,7 @@ def _schedules(raws: list[bytes]) -> list[ScheduleView]:
     return out
 
 
-async def inputs_or_outage(redis: Redis, *, symbols: list[str], queue_name: str,
+async def inputs_or_outage(redis: Redis, *, symbols: Symbols, queue_name: str,
                            timeout_s: float = READ_TIMEOUT_S) -> HealthInputs:
     """`read_inputs`, or inputs that say Redis is unreachable (refused, dropped, or silent for
     `timeout_s`): a health report must answer, not raise or hang, when Redis is down."""

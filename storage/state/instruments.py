@@ -10,7 +10,11 @@ writes every configured venue's listings here and the bridge reads them.
 Layout: keys.instruments(venue) is a hash symbol -> `PairView` JSON (every digit of each
 Decimal); keys.INSTRUMENT_VENUES is a hash venue -> {"at", "count"}, the mark that the venue's
 list is published. `publish_pairs` replaces a venue's whole list and its mark in one MULTI/EXEC,
-so a reader never sees half a list, nor a symbol the venue no longer lists.
+so a reader never sees half a list, nor a symbol the venue no longer lists. Each publish also sets
+keys.INSTRUMENTS_STAMP to a value never used before (in the same MULTI/EXEC), so a process that
+copies the lists (the MCP bridge's catalogue: jobs/published_instruments.py) asks for one short
+value per tool call and reads the lists only when it changed. A unique value rather than a
+counter: after a FLUSHDB a counter would restart and could repeat a value already seen.
 
 Healing: instruments are the venues' live data, like quotes: not in Postgres, so the rebuild from
 Postgres neither clears nor refills them, and reads do not wait for keys.STATE_READY. A FLUSHDB or
@@ -22,6 +26,7 @@ providers' cached listings. A reader that finds no mark says "not published yet,
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,8 +77,18 @@ async def publish_pairs(redis: Redis, venue: str, pairs: Iterable[PairView]) -> 
         if records:
             p.hset(keys.instruments(venue), mapping=records)
         p.hset(keys.INSTRUMENT_VENUES, venue, mark)
+        p.set(keys.INSTRUMENTS_STAMP, new_stamp())
         await p.execute()
     return len(records)
+
+
+def _text(raw: bytes | str | None) -> str | None:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def new_stamp() -> str:
+    """A value INSTRUMENTS_STAMP never held: the time (readable when debugging) and random bits."""
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%f')}-{secrets.token_hex(6)}"
 
 
 async def unpublished(redis: Redis, venues: Iterable[str]) -> list[str]:
@@ -97,6 +112,21 @@ class PairReader:
             m = orjson.loads(mark)
             out.append(Published(name.decode(), datetime.fromisoformat(m["at"]), int(m["count"])))
         return sorted(out, key=lambda p: p.venue)
+
+    async def stamp(self) -> str | None:
+        """The value the last publish set (None: nothing published since Redis was empty)."""
+        return _text(await self.redis.get(keys.INSTRUMENTS_STAMP))
+
+    async def everything(self) -> tuple[str | None, list[PairView]]:
+        """Every published pair of every venue, with the stamp read before them: if a publish
+        lands between the two reads the lists are newer than the stamp, never older, so a copy
+        keyed on the stamp is read again at the next change rather than kept stale."""
+        async with self.redis.pipeline(transaction=True) as p:
+            p.get(keys.INSTRUMENTS_STAMP)
+            p.hkeys(keys.INSTRUMENT_VENUES)
+            raw_stamp, names = await p.execute()
+        pairs = await self.pairs(_text(n) or "" for n in names)
+        return _text(raw_stamp), pairs
 
     async def pairs(self, venues: Iterable[str]) -> list[PairView]:
         """Every pair the given venues list, by venue then symbol, in one round trip."""

@@ -32,6 +32,9 @@ def instruments(venue: str) -> str:
 
 
 INSTRUMENT_VENUES = f"{PREFIX}:instruments"  # hash venue -> {"at", "count"}: its list is published
+# a new value with every list published (any venue): a process that copies the lists (the MCP
+# bridge's instrument catalogue) reads them again only when it changed
+INSTRUMENTS_STAMP = f"{PREFIX}:instruments_stamp"
 
 # orders
 def order(order_id: str) -> str:

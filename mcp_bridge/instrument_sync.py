@@ -1,0 +1,46 @@
+"""Before each tool call, the bridge's instrument catalogue catches up with the venues' published
+lists (jobs/published_instruments.py): one GET of a stamp, the lists read only when it changed.
+
+Why a middleware: every tool that names a symbol (quotes, previews, place, schedules, portfolio
+figures) looks it up in the catalogue, so each must see a live venue's symbols and increments
+(a preview rounded with the paper list would not be the order the worker places). A failed or
+slow read never fails the call: the tool runs with the catalogue it has, and the tool's own
+reads report an unreachable Redis (the health tool must still answer "down" within its bound).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastmcp.server.middleware import Middleware, MiddlewareContext
+
+from jobs.published_instruments import PublishedInstruments
+from mcp_bridge.context import Bridge
+
+SYNC_TIMEOUT_S = 0.5  # a silent Redis delays a call by at most this much here
+log = logging.getLogger("tradingd.mcp")
+
+
+class InstrumentSync(Middleware):
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.catalogue: PublishedInstruments | None = None
+
+    async def on_call_tool(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
+        if self.bridge.connected:
+            await self.sync()
+        return await call_next(context)
+
+    async def sync(self) -> None:
+        """Refresh the catalogue from the state view, bounded; a failure is logged, not raised."""
+        redis = self.bridge.redis
+        if self.catalogue is None or self.catalogue.reader.redis is not redis:  # a new pool: start over
+            self.catalogue = PublishedInstruments(redis, self.bridge.settings)
+        try:
+            if await asyncio.wait_for(self.catalogue.refresh(), SYNC_TIMEOUT_S):
+                log.info("instrument catalogue loaded from the venues' published lists (stamp %s)",
+                         self.catalogue.stamp)
+        except Exception as e:  # Redis down or silent: the tool's own reads say so
+            log.debug("instrument catalogue not refreshed: %s", type(e).__name__)
