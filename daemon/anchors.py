@@ -12,18 +12,16 @@ import contextlib
 import logging
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from daemon.outages import LoopErrors, StoreOutages
-from storage.audit_anchor import Anchor, append_anchor, chain_head, database_name
+from storage.audit_anchor import Anchor, ChainHeads, append_anchor
 
 log = logging.getLogger("tradingd.anchors")
 
 
 class AuditAnchorer:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], path: Path, every_s: float,
+    def __init__(self, heads: ChainHeads, path: Path, every_s: float,
                  outages: StoreOutages | None = None) -> None:
-        self.sessions = sessions
+        self.heads = heads  # storage's reader of the chain head (Store.audit_heads)
         self.errors = LoopErrors(f"audit anchoring to {path}", outages or StoreOutages(log), log)
         self.path = path
         self.every_s = every_s
@@ -32,8 +30,7 @@ class AuditAnchorer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        async with self.sessions() as s:
-            self.database = await database_name(s)
+        self.database = await self.heads.database_name()
         # the absolute path: `tradingd audit verify` must be pointed at this file (it resolves the
         # setting against its own working directory)
         log.info("audit anchors for database %s go to %s", self.database, self.path.resolve())
@@ -49,8 +46,7 @@ class AuditAnchorer:
 
     async def anchor(self) -> bool:
         """Append the chain head if it moved since the last anchor; True if it did."""
-        async with self.sessions() as s:
-            head = await chain_head(s)
+        head = await self.heads.head()
         if head is None or head == self._last:
             return False
         await asyncio.to_thread(append_anchor, self.path, self.database, head)

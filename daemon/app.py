@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from daemon.anchors import AuditAnchorer
 from daemon.bars import BarService
 from daemon.bars_backfill import backfill
-from daemon.db_probe import DbProbe
 from daemon.dca_clock import DcaClock
 from daemon.http import HttpServer, build_app
 from daemon.instruments import InstrumentPublisher
@@ -42,7 +41,7 @@ from daemon.view_guard import ViewGuard
 from jobs.accounts import ensure_accounts, mirror_live_balances
 from jobs.queue import CommandQueue, connect_queue
 from jobs.resources import Resources, build_resources
-from storage.bars import BarRepository
+from storage.db_probe import DbProbe
 from storage.heap import settle_heap
 from storage.settings import Settings
 from storage.state.health import evaluate, inputs_or_outage
@@ -88,7 +87,7 @@ class Daemon:
         self.probe = DbProbe(s.database_url, self.outages.db)
         await self.probe.probe()
         # rebuilds the view now, then watches it: rebuilt again if Redis is flushed or restarted
-        self.guard = ViewGuard(self.res.sessions, pool, outages=self.outages)
+        self.guard = ViewGuard(self.res.store, pool, outages=self.outages)
         await self.guard.start()
         # what each venue trades, for get_market_pairs: published now, on a change, after a flush
         self.instruments = InstrumentPublisher(self.res.venues.instrument_providers(), pool,
@@ -99,7 +98,7 @@ class Daemon:
                                 events=self.res.events, venue_feeds=self.res.venues.market_feeds)
         # bars from the feed's trade events (a quote's mid for a symbol without trades): daemon/bars.py
         venue_of = {sym: v for v, symbols in self.res.venues.symbols_by_venue().items() for sym in symbols}
-        self.bars = BarService(self.res.default_venue, list(venue_of), BarRepository(self.res.sessions), pool,
+        self.bars = BarService(self.res.default_venue, list(venue_of), self.res.store.bars, pool,
                                outages=self.outages, events=self.res.events, venue_of=venue_of)
         await self.bars.start()
         if s.bars_backfill_count and self.res.venues.bar_histories():
@@ -107,7 +106,7 @@ class Daemon:
         self.res.venues.on_update(self._on_venue_update)
         await self.res.venues.start_background(lambda what, logger: LoopErrors(what, self.outages, logger))
         # the bus's consumers in the daemon, subscribed before the market publishes: daemon/subscriptions.py
-        view = ViewFromEvents(pool, self.res.sessions)
+        view = ViewFromEvents(pool, self.res.store.sessions)
         self.subscriptions = DaemonSubscriptions(pool, [
             Subscription("state-view", view.TOPICS, view.on_event, view.on_gap),
             Subscription("bars", self.bars.TOPICS, self.bars.on_event, self.bars.on_gap, self.bars.OPTIONS),
@@ -120,8 +119,8 @@ class Daemon:
         self.redelivery = Redelivery(self.res, self.queue)
         await self.redelivery.start()
         if s.audit_anchor_path is not None:
-            self.anchors = AuditAnchorer(self.res.sessions, s.audit_anchor_path, s.audit_anchor_every_s,
-                                         outages=self.outages)
+            self.anchors = AuditAnchorer(self.res.store.audit_heads, s.audit_anchor_path,
+                                         s.audit_anchor_every_s, outages=self.outages)
             await self.anchors.start()
         self.http = HttpServer(build_app(self.health), s.daemon_http_host, s.daemon_http_port)
         await self.http.start()
@@ -164,7 +163,7 @@ class Daemon:
         s, venues = self.settings, self.res.venues
         try:
             await backfill(venues.bar_histories(), venues.symbols_by_venue(), s.bars_backfill_timeframes,
-                           s.bars_backfill_count, BarRepository(self.res.sessions), self.res.redis)
+                           s.bars_backfill_count, self.res.store.bars, self.res.redis)
         except Exception as e:  # a store outage: the bars stay missing until a backfill is run again
             log.warning("bar backfill at start failed: %s", e or type(e).__name__)
 

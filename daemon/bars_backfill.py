@@ -96,7 +96,7 @@ async def backfill_command(settings: Settings, *, symbol: str, timeframe: str, s
         if not bars:
             raise BackfillError(f"{venue} has no closed {timeframe} bars of {canonical} "
                                 f"since {since.isoformat()}")
-        in_view = await store_bars(bars, BarRepository(res.sessions), redis)
+        in_view = await store_bars(bars, res.store.bars, redis)
     finally:
         await res.close()
         await redis.aclose()

@@ -22,8 +22,7 @@ from jobs.domain.bars import UnknownTimeframe, timeframe_length
 from jobs.domain.instruments import UnknownInstrumentError, get_instrument
 from jobs.domain.klines import KlineFormatError, parse_kline_csv
 from jobs.venues.registry import venue_for_symbol  # also fills the instrument catalogue
-from storage.bars import BarRepository
-from storage.db import make_engine, make_sessionmaker
+from storage.repos.store import connect
 from storage.settings import Settings
 from storage.state import keys
 from storage.state.bars import write_bars
@@ -69,11 +68,11 @@ async def import_kline_file(settings: Settings, path: Path, *, symbol: str, time
         raise BarsImportError(f"{path.name} is not a kline CSV: {e}") from None
     if not bars:
         raise BarsImportError(f"{path.name} holds no kline rows")
-    engine = make_engine(settings.database_url, pool_size=1)
+    store = connect(settings.database_url, pool_size=1)
     try:
-        await BarRepository(make_sessionmaker(engine)).upsert(bars)
+        await store.bars.upsert(bars)
     finally:
-        await engine.dispose()
+        await store.close()
     shown = "and the state view"
     redis = Redis.from_url(settings.redis_url)
     try:

@@ -147,26 +147,22 @@ def up(migrate_first: bool = typer.Option(True, "--migrate/--no-migrate")) -> No
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Walk the audit chain; report the first edited, inserted or deleted row (exit 1 if any)."""
-    from storage.audit import check_witnessed, verify_chain
-    from storage.audit_anchor import database_name, read_anchors
-    from storage.db import make_engine, make_sessionmaker
+    from storage.audit_check import check_audit
+    from storage.repos.store import connect
 
     s = _settings()
 
     async def main() -> int:
         witnessed, witness_note = await _witnessed_audit(s.redis_url)
-        engine = make_engine(s.database_url, pool_size=1)
+        # absolute: the setting is relative to the working directory, which may not be the daemon's
+        path = s.audit_anchor_path.resolve() if s.audit_anchor_path is not None else None
+        store = connect(s.database_url, pool_size=1)
         try:
-            async with make_sessionmaker(engine)() as session:
-                report = await verify_chain(session)
-                seen = await check_witnessed(session, witnessed) if report.ok else report
-                # absolute: the setting is relative to the working directory, which may not be the daemon's
-                path = s.audit_anchor_path.resolve() if s.audit_anchor_path is not None else None
-                database = await database_name(session)
-                anchors = read_anchors(path, database) if path is not None else []
-                anchored = await check_witnessed(session, anchors) if seen.ok else seen
+            found = await check_audit(store, witnessed, path)
         finally:
-            await engine.dispose()
+            await store.close()
+        report, seen, anchored, database, anchors = (found.chain, found.witnessed, found.anchored,
+                                                     found.database, found.anchors)
         if not report.ok:
             console.print(f"[bold red]audit log tampered[/]: first bad row {report.first_bad_seq} "
                           f"({report.problem}): {report.detail}; "
@@ -233,19 +229,19 @@ def state_rebuild() -> None:
     """Rebuild the Redis state view from Postgres."""
     from redis.asyncio import Redis
 
-    from storage.db import make_engine, make_sessionmaker
+    from storage.repos.store import connect
     from storage.state.rebuild import rebuild_state_view
 
     s = _settings()
 
     async def main() -> None:
-        engine = make_engine(s.database_url, pool_size=1)
+        store = connect(s.database_url, pool_size=1)
         redis = Redis.from_url(s.redis_url)
         try:
-            counts = await rebuild_state_view(make_sessionmaker(engine), redis)
+            counts = await rebuild_state_view(store.sessions, redis)
             console.print(f"state view rebuilt: {counts}")
         finally:
-            await engine.dispose()
+            await store.close()
             await redis.aclose()
 
     asyncio.run(main())

@@ -29,9 +29,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from daemon.outages import LoopErrors, StoreOutages
+from storage.repos.store import Store
 from storage.state import keys
 from storage.state.rebuild import rebuild_state_view, settle
 from storage.state.writer import StateWriter
@@ -40,10 +40,10 @@ log = logging.getLogger("tradingd.view_guard")
 
 
 class ViewGuard:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], redis: Redis, *, every_s: float = 0.5,
+    def __init__(self, store: Store, redis: Redis, *, every_s: float = 0.5,
                  settle_every_s: float = 5.0, settle_window: timedelta = timedelta(minutes=2),
                  settle_lag: timedelta = timedelta(seconds=2), outages: StoreOutages | None = None) -> None:
-        self.sessions = sessions
+        self.store = store  # Postgres, read by the rebuild and the settle (storage/state/rebuild.py)
         self.redis = redis
         self.every_s = every_s
         self.settle_every_s = settle_every_s
@@ -74,7 +74,7 @@ class ViewGuard:
     async def rebuild(self, why: str) -> dict[str, int]:
         self.state = "rebuilding"
         started = time.monotonic()
-        counts = await rebuild_state_view(self.sessions, self.redis)
+        counts = await rebuild_state_view(self.store.sessions, self.redis)
         self.last_rebuild_s = time.monotonic() - started
         self.rebuilds += 1
         self.state = "ready"
@@ -104,8 +104,8 @@ class ViewGuard:
             self.errors.ok(db=True)
         elif time.monotonic() - self._last_settle >= self.settle_every_s:
             now = datetime.now(UTC)
-            await settle(self.sessions, StateWriter(self.redis), self.redis, since=now - self.settle_window,
-                         until=now - self.settle_lag)
+            await settle(self.store.sessions, StateWriter(self.redis), self.redis,
+                         since=now - self.settle_window, until=now - self.settle_lag)
             self._last_settle = time.monotonic()
             self.errors.ok(db=True)  # only when Postgres answered: not "back" on a Redis-only look
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from daemon.anchors import AuditAnchorer
 from storage.audit import audit_draft, write_audit
-from storage.audit_anchor import append_anchor, read_anchors
+from storage.audit_anchor import ChainHeads, append_anchor, read_anchors
 from storage.driver import SessionDb
 from tests.conftest import TEST_REDIS_URL
 from tests.helpers import run_cli, tamper_audit
@@ -32,7 +32,7 @@ def test_anchors_are_read_per_database_and_a_torn_last_line_is_skipped(tmp_path)
 async def test_the_anchorer_appends_the_head_when_it_moved(sessions, database_url, tmp_path):
     path = tmp_path / "anchors.jsonl"
     database = database_url.rsplit("/", 1)[1]  # anchors are kept under the database's name
-    anchorer = AuditAnchorer(sessions, path, every_s=3600)
+    anchorer = AuditAnchorer(ChainHeads(sessions), path, every_s=3600)
     await anchorer.start()  # an empty log: nothing to anchor
     assert not path.exists()
     await _append(sessions, 3)
@@ -41,7 +41,7 @@ async def test_the_anchorer_appends_the_head_when_it_moved(sessions, database_ur
     await _append(sessions, 2)
     await anchorer.stop()  # anchors the head as it leaves
     assert [seq for seq, _ in read_anchors(path, database)] == [3, 5]
-    restarted = AuditAnchorer(sessions, path, every_s=3600)
+    restarted = AuditAnchorer(ChainHeads(sessions), path, every_s=3600)
     await restarted.start()  # a restart anchors the head once more, then only when it moves
     await restarted.stop()
     assert [seq for seq, _ in read_anchors(path, database)] == [3, 5, 5]
@@ -51,7 +51,7 @@ async def test_audit_verify_catches_a_cut_tail_from_the_anchors_with_no_redis_wi
                                                                                        redis, tmp_path):
     path = tmp_path / "anchors.jsonl"
     await _append(sessions, 4)
-    anchorer = AuditAnchorer(sessions, path, every_s=3600)
+    anchorer = AuditAnchorer(ChainHeads(sessions), path, every_s=3600)
     await anchorer.start()
     await _append(sessions, 2)  # rows 5 and 6: newer than the last anchor
     await anchorer.stop()

@@ -3,7 +3,8 @@
 Why: health must say "database unreachable" within two seconds, whether Postgres refuses
 connections or goes silent (a blackholed network). The pools' connections may be busy, or
 stuck waiting on a silent server; the probe keeps one connection of its own and bounds both
-the connect and SELECT 1 by `timeout_s`, dropping the connection after any failure.
+the connect and SELECT 1 by `timeout_s`, dropping the connection after any failure. In storage/
+because it is a connection to Postgres: the daemon reaches Postgres through storage only.
 """
 
 from __future__ import annotations
