@@ -4,8 +4,10 @@ bar's low (buy) or high (sell) reaches it, at its limit price; in `partial` mode
 in two halves (the second on the next bar that reaches it). It refuses a second order under a
 client order id it already has, and fails the test if a deal ever has two orders open for one
 step at the venue. The driver stores the deal after each `step` before carrying out its intents,
-as the live engine does, and can "crash" after any numbered step: the queued events and the
-intents not yet carried out are lost, and the stored deal is reconciled against the venue.
+as the live engine does, and can "crash" after any numbered step, in one of two ways: before
+carrying out the step's intents (they are lost with the queued events), or after the venue carried
+them out (the venue's answers are lost with the queued events). The stored deal is then reconciled
+against the venue's orders.
 """
 
 from __future__ import annotations
@@ -172,12 +174,17 @@ class Driver:
     """Runs one deal through bars and user actions against a SimVenue (module docstring)."""
 
     def __init__(self, config: BotConfig, instrument: Instrument, *, venue: SimVenue | None = None,
-                 deal_id: str = "d1", crash_after: Sequence[int] = ()) -> None:
+                 deal_id: str = "d1", crash_after: Sequence[int] = (),
+                 crash_after_sending: Sequence[int] = (), down_during_bars: Sequence[int] = ()) -> None:
         self.config = config
         self.instrument = instrument
         self.venue = venue or SimVenue(instrument)
         self.deal_id = deal_id
         self.crash_after = set(crash_after)
+        self.crash_after_sending = set(crash_after_sending)
+        self.crashes = 0
+        self.down_during_bars = set(down_during_bars)  # bar numbers (1-based) the process misses
+        self.bars = 0
         self.steps = 0
         self.deal: Deal | None = None  # the stored deal
         self.notes: list[str] = []
@@ -188,9 +195,7 @@ class Driver:
     def start(self, price: Decimal, balance: Decimal | None = None) -> None:
         self.venue.last = price
         started = DealStarted(self.deal_id, "b1", price, self.now, balance)
-        self.deal, intents = start_deal(started, self.config, self.instrument)
-        self._after_step(self.deal, intents)
-        self._run(self._carry_out(intents))
+        self._run(self._handle(*start_deal(started, self.config, self.instrument)))
 
     def _after_step(self, deal: Deal, intents: list[Intent]) -> None:
         assert_one_order_per_step(deal)
@@ -209,28 +214,44 @@ class Driver:
                 events.extend(self.venue.cancel(i.client_order_id, self.now))
         return events
 
-    def _run(self, queue: list[DealEvent]) -> None:
+    def _handle(self, deal: Deal, intents: list[Intent]) -> list[DealEvent] | None:
+        """Store the deal, carry out its intents: the venue's answers, or None after a crash (the
+        recovery ran; whatever was queued before it is lost)."""
+        self._after_step(deal, intents)
+        if self.steps in self.crash_after:
+            self._recover()  # these intents are lost with the process
+            return None
+        answers = self._carry_out(intents)
+        if self.steps in self.crash_after_sending:
+            self._recover()  # the venue acted; its answers are lost
+            return None
+        return answers
+
+    def _run(self, queue: list[DealEvent] | None) -> None:
         while queue:
             event = queue.pop(0)
             assert self.deal is not None
-            deal, intents = step(self.deal, event, self.instrument)
-            self._after_step(deal, intents)
-            if self.steps in self.crash_after:
-                self._recover()  # the queue and these intents are lost with the process
+            answers = self._handle(*step(self.deal, event, self.instrument))
+            if answers is None:
                 return
-            queue.extend(self._carry_out(intents))
+            queue.extend(answers)
 
     def _recover(self) -> None:
         assert self.deal is not None
-        deal, intents = reconcile(self.deal, self.venue.view(self.deal_id), self.instrument, self.now)
-        self._after_step(deal, intents)
-        self._run(self._carry_out(intents))
+        self.crashes += 1
+        venue_orders = self.venue.view(self.deal_id)
+        self._run(self._handle(*reconcile(self.deal, venue_orders, self.instrument, self.now)))
 
     def feed(self, event: DealEvent) -> None:
         self._run([event])
 
     def bar(self, b: Bar) -> None:
         self.now += timedelta(minutes=1)
+        self.bars += 1
+        if self.bars in self.down_during_bars:  # the venue fills while the process is down
+            self.venue.bar(b.high, b.low, b.close, self.now)
+            self._recover()
+            return
         self._run(self.venue.bar(b.high, b.low, b.close, self.now))
         self.feed(PriceTick(b.high, b.low, b.close, self.now))
 
