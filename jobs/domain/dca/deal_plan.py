@@ -91,10 +91,10 @@ def targets(deal: Deal, instrument: Instrument) -> tuple[TakeProfitTarget, ...]:
 
 def trailing_target(deal: Deal, instrument: Instrument) -> TakeProfitTarget | None:
     """The target that trails (the last), while trailing is on and it is not reached yet."""
+    if not deal.config.take_profit.trailing_enabled:
+        return None  # checked first: this runs on every tick
     ts = targets(deal, instrument)
-    if not deal.config.take_profit.trailing_enabled or not ts or len(ts) - 1 in deal.targets_done:
-        return None
-    return ts[-1]
+    return None if not ts or len(ts) - 1 in deal.targets_done else ts[-1]
 
 
 def trailing_exit_price(deal: Deal) -> Decimal | None:
