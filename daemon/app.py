@@ -41,6 +41,7 @@ from daemon.view_guard import ViewGuard
 from jobs.accounts import ensure_accounts, mirror_live_balances
 from jobs.queue import CommandQueue, connect_queue
 from jobs.resources import Resources, build_resources
+from jobs.venues.registry import symbols_by_venue
 from storage.db_probe import DbProbe
 from storage.heap import settle_heap
 from storage.settings import Settings
@@ -220,7 +221,8 @@ class Daemon:
     def _beat(self) -> dict[str, Any]:
         """The daemon's heartbeat body (without "at", which the writer adds)."""
         market = self.market
-        stale = [sym for sym in self.settings.symbols if market is None or market.is_stale(sym)]
+        followed = [sym for symbols in symbols_by_venue(self.settings).values() for sym in symbols]
+        stale = [sym for sym in followed if market is None or market.is_stale(sym)]
         return {"mode": self.settings.mode, "pid": os.getpid(),
                 "db": self.probe.as_dict() if self.probe else {"ok": None},
                 "feed": {"connected": bool(market and market.connected), "stale": stale},
@@ -230,7 +232,7 @@ class Daemon:
         """The same judgement as the MCP `health` tool (storage/state/health.py), with this
         process's own state in place of its last heartbeat."""
         assert self.res is not None
-        inputs = await inputs_or_outage(self.res.redis, symbols=list(self.settings.symbols),
+        inputs = await inputs_or_outage(self.res.redis, symbols=symbols_by_venue(self.settings),
                                         queue_name=self.settings.queue_name)
         beat = self._beat()
         if inputs.redis_error is None:

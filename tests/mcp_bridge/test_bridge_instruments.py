@@ -57,8 +57,8 @@ def listing(symbol: str, tick: str, lot: str, min_qty: str, min_notional: str) -
 
 
 # the exchange's increments, unlike the paper list's BTC/USDT (tick 0.01, lot 0.00001, min 5)
-EXCHANGE = [listing("BTC/USDT", "0.1", "0.001", "0.001", "10"), listing("ETH/BTC", "0.00001", "0.0001", "0.0001",
-                                                                        "0.0001"),
+EXCHANGE = [listing("BTC/USDT", "0.1", "0.001", "0.001", "10"),
+            listing("ETH/BTC", "0.00001", "0.0001", "0.0001", "0.0001"),
             listing("SOL/USDT", "0.001", "0.01", "0.01", "5")]
 
 
