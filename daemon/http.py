@@ -1,10 +1,11 @@
-"""The daemon's HTTP endpoints: GET /health (JSON) and GET /metrics (Prometheus)."""
+"""The daemon's HTTP endpoints: GET /health (JSON), GET /metrics (Prometheus) and, given the bots'
+webhooks, POST /webhooks/bots/{bot_id} (daemon/webhooks.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,10 +16,13 @@ from starlette.routing import Route
 
 from daemon.metrics import REGISTRY
 
+if TYPE_CHECKING:
+    from daemon.webhooks import BotWebhooks
+
 HealthProbe = Callable[[], Awaitable[dict[str, Any]]]
 
 
-def build_app(probe: HealthProbe) -> Starlette:
+def build_app(probe: HealthProbe, webhooks: BotWebhooks | None = None) -> Starlette:
     async def health(_: Request) -> JSONResponse:
         body = await probe()
         return JSONResponse(body, status_code=200 if body.get("status") == "ok" else 503)
@@ -26,7 +30,12 @@ def build_app(probe: HealthProbe) -> Starlette:
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(routes=[Route("/health", health), Route("/metrics", metrics)])
+    routes = [Route("/health", health), Route("/metrics", metrics)]
+    if webhooks is not None:
+        from daemon.webhooks import PATH
+
+        routes.append(Route(PATH, webhooks.endpoint, methods=["POST"]))
+    return Starlette(routes=routes)
 
 
 class HttpServer:

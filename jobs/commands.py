@@ -144,8 +144,66 @@ class DeleteDcaSchedule(_Command):
     schedule_id: str
 
 
+# DCA bots (jobs/bots/manage.py). A bot's configuration travels as the JSON object BotConfig parses
+# (jobs/domain/dca/config.py): the worker parses it again and checks its ladder against each pair's
+# instrument, last quote and the venue's balance, so a command queued before a rule changed is
+# still judged by the rules in force when it runs.
+BotId = Annotated[str, Field(min_length=5, max_length=40, pattern=r"^bot_[A-Za-z0-9]+$")]
+
+
+class CreateDcaBot(_Command):
+    kind: Literal["create_dca_bot"] = "create_dca_bot"
+    config: dict[str, Any]
+
+
+class UpdateBotConfig(_Command):
+    """`changes` is merged into the stored configuration (objects field by field, lists replaced)."""
+
+    kind: Literal["update_bot_config"] = "update_bot_config"
+    bot_id: BotId
+    changes: dict[str, Any] = Field(default_factory=dict)
+    rotate_webhook_secret: bool = False
+
+
+class CloneBot(_Command):
+    kind: Literal["clone_bot"] = "clone_bot"
+    bot_id: BotId
+    name: PlainText
+    pairs: list[PlainText] | None = None
+
+
+class DeleteBot(_Command):
+    kind: Literal["delete_bot"] = "delete_bot"
+    bot_id: BotId
+    panic_sell: bool = False  # with open deals: ask the deal engine to sell them, then delete
+
+
+class EnableBot(_Command):
+    kind: Literal["enable_bot"] = "enable_bot"
+    bot_id: BotId
+
+
+class DisableBot(_Command):
+    kind: Literal["disable_bot"] = "disable_bot"
+    bot_id: BotId
+    reason: PlainText | None = None
+
+
+class UpdatePairsBlacklist(_Command):
+    kind: Literal["update_pairs_blacklist"] = "update_pairs_blacklist"
+    action: Literal["add", "remove"]
+    pairs: list[PlainText] = Field(min_length=1, max_length=200)
+    reason: PlainText | None = None
+    venue: PlainText | None = None  # None: each pair's own venue (the registry's routing)
+
+
+BotCommand = (CreateDcaBot | UpdateBotConfig | CloneBot | DeleteBot | EnableBot | DisableBot
+              | UpdatePairsBlacklist)
+BOT_COMMANDS: dict[str, type[BotCommand]] = {c.model_fields["kind"].default: c for c in (
+    CreateDcaBot, UpdateBotConfig, CloneBot, DeleteBot, EnableBot, DisableBot, UpdatePairsBlacklist)}
+
 AnyCommand = (PlaceOrder | ReplaceOrder | CancelOrder | CreateDcaSchedule | UpdateDcaSchedule
-              | DeleteDcaSchedule)
+              | DeleteDcaSchedule | BotCommand)
 JOB_FOR_KIND: dict[str, str] = {
     "place_order": "place_order_job",
     "cancel_order": "cancel_order_job",
@@ -153,6 +211,7 @@ JOB_FOR_KIND: dict[str, str] = {
     "create_dca_schedule": "schedule_command_job",
     "update_dca_schedule": "schedule_command_job",
     "delete_dca_schedule": "schedule_command_job",
+    **{kind: "bot_command_job" for kind in BOT_COMMANDS},
 }
 
 

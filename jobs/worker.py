@@ -27,7 +27,9 @@ from arq.worker import func
 
 from jobs import arq_scripts
 from jobs.accounts import ensure_accounts, mirror_live_balances
+from jobs.bots.manage import bot_command
 from jobs.commands import (
+    BOT_COMMANDS,
     CancelOrder,
     CreateDcaSchedule,
     DeleteDcaSchedule,
@@ -84,6 +86,11 @@ async def schedule_command_job(ctx: dict[str, Any], payload: dict[str, Any]) -> 
     return (await schedule_command(_res(ctx), cmd)).model_dump(mode="json")
 
 
+async def bot_command_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    cmd = BOT_COMMANDS[payload["kind"]].model_validate(payload)
+    return (await bot_command(_res(ctx), cmd)).model_dump(mode="json")
+
+
 async def scheduled_buy_job(ctx: dict[str, Any], run_id: str) -> dict[str, Any] | None:
     result = await run_scheduled_buy(_res(ctx), run_id)
     return None if result is None else result.model_dump(mode="json")
@@ -103,7 +110,7 @@ async def reconcile_job(ctx: dict[str, Any]) -> int:
 JOB_HEALTH = JobHealth()  # one worker per process; its heartbeat reports these
 FUNCTIONS = [guarded(f, JOB_HEALTH) for f in (place_order_job, cancel_order_job, schedule_command_job,
                                                scheduled_buy_job, sync_order_job, reconcile_job,
-                                               replace_order_job)]
+                                               replace_order_job, bot_command_job)]
 # arq fails a job after max_tries starts. A database outage retries a job every few seconds for
 # as long as it lasts (jobs/job_guard.py), and a worker killed mid-job restarts it, so no count
 # is right; every other failure ends the command with its reason instead.

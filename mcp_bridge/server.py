@@ -45,6 +45,8 @@ from mcp_bridge.instrument_sync import InstrumentSync
 from mcp_bridge.lean_schema import LeanSchemas
 from mcp_bridge.tools import (
     bars,
+    bot_market,
+    bots,
     discovery,
     history,
     market,
@@ -282,7 +284,8 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
     mcp = FastMCP("tradingd", instructions=INSTRUCTIONS, version=tradingd_version(), lifespan=connect,
                   auth=auth, mask_error_details=True, middleware=[ErrorTranslation(), InstrumentSync(bridge)],
                   on_duplicate="error")
-    for module in (market, bars, pairs, portfolio, portfolio_summary, orders, history, schedules, system):
+    for module in (market, bars, pairs, portfolio, portfolio_summary, orders, history, schedules, bots,
+                   bot_market, system):
         module.register(mcp, bridge)
     serve_chosen_tools(mcp, settings)
     mcp.add_transform(LeanSchemas())

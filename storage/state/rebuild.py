@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.audit import recent_audit
@@ -41,16 +41,21 @@ from storage.events import EventPublisher
 from storage.events.from_views import fill_booked, order_updated
 from storage.models import (
     BalanceRow,
+    BotRow,
     CommandRow,
+    DealRow,
     FillRow,
     OrderRow,
+    PairsBlacklistRow,
     PositionRow,
     TradingControlRow,
 )
+from storage.repos.deals import FINAL_DEAL_STATUSES
 from storage.repos.records import record_of
 from storage.repos.schedules import SCHEDULES, ScheduleRecord
 from storage.state import keys
 from storage.state.bars import refill_bars
+from storage.state.bots import clear_bots, refill_bots
 from storage.state.fills import fill_view
 from storage.state.from_rows import (
     balance_view,
@@ -127,6 +132,7 @@ async def _rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> 
         indexes += [k async for k in redis.scan_iter(match=pattern, count=1000)]
     await redis.delete(keys.ORDERS_BY_TIME, keys.ORDERS_OPEN, keys.ORDERS_BY_CLIENT_ID, keys.POSITIONS,
                        keys.BALANCES, keys.SCHEDULES, *indexes)
+    await clear_bots(redis)
     async with sessions() as s:
         orders = (await s.execute(
             select(OrderRow).order_by(OrderRow.created_at.desc()).limit(REBUILD_ORDERS_LIMIT)
@@ -141,6 +147,11 @@ async def _rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> 
             CommandRow.updated_at >= began - REBUILD_COMMANDS_SINCE))).scalars().all()
         control = await s.get(TradingControlRow, 1)
         audit = await recent_audit(s, keys.AUDIT_RECENT_MAX)
+        bots = (await s.scalars(select(BotRow).where(BotRow.deleted_at.is_(None)))).all()
+        open_deals = dict((await s.execute(
+            select(DealRow.bot_id, func.count()).where(DealRow.status.not_in(sorted(FINAL_DEAL_STATUSES)))
+            .group_by(DealRow.bot_id))).tuples().all())
+        blacklist = (await s.scalars(select(PairsBlacklistRow))).all()
 
     await redis.delete(keys.AUDIT_RECENT)
     w = StateWriter(redis)
@@ -155,10 +166,12 @@ async def _rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> 
     await w.push_audit(e.as_dict() for e in reversed(audit))
     await w.write_trading_state(trading_state_view(control))
     bars = await refill_bars(redis, BarRepository(sessions))  # a bar rewritten meanwhile: the next flush
+    # bots carry a version the writer checks: a publish that raced this read keeps the newer
+    bot_count = await refill_bots(redis, bots, open_deals, blacklist)
     await settle(sessions, w, redis, since=began - REPAIR_MARGIN)
     return {"orders": len(orders), "fills": len(fills), "positions": len(positions),
             "balances": len(balances), "schedules": len(schedules), "commands": len(commands),
-            "audit": len(audit), "bars": bars}
+            "audit": len(audit), "bars": bars, "bots": bot_count}
 
 
 async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, redis: Redis, *,

@@ -134,7 +134,7 @@ async def test_dynamic_toolsets_start_small_and_enable_toolset_loads_one_and_say
         assert after == first | {t for t, s in TOOLSET_OF.items() if s == "schedules"}
         assert changes.count >= 1
         with pytest.raises(ToolError, match="no tools on this server"):
-            await c.call_tool("enable_toolset", {"name": "bots"})
+            await c.call_tool("enable_toolset", {"name": "options"})
 
 
 async def test_dynamic_mode_in_read_only_never_offers_a_writing_tool():

@@ -1,0 +1,157 @@
+# redis-py types each command `Awaitable[T] | T` (one signature for its sync and async clients):
+# mypy: disable-error-code="misc"
+"""DCA bots and the pairs blacklist in the Redis state view: written after Postgres has them, read
+by the bot tools (`list_bots`, `get_bot_details`, `get_pairs_blacklist`).
+
+Layout: BOTS, a hash bot id -> BotView JSON, written only over an older `version` (the bots row
+raises it under its lock, so of two publishes reaching Redis out of order the newer stays); a
+deleted bot stays as a record with status "deleted" until the next rebuild, so a late publish of
+an older version cannot bring it back, and readers skip it. BLACKLIST, a hash "venue|symbol" ->
+entry JSON. Neither holds the webhook secret: BotView has no field for it.
+
+Derived from Postgres like orders: the rebuild clears both hashes before reading the rows and
+writes them again (`refill_bots`, called by storage/state/rebuild.py); reads refuse to answer
+from a view that is not ready (reader.ViewRebuilding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from storage.figures import Figures
+from storage.state import keys
+from storage.state.reader import ViewRebuilding
+from storage.state.writer import _KEEP_NEWEST, dumps
+
+BOTS = f"{keys.PREFIX}:bots"  # hash bot_id -> BotView JSON
+BLACKLIST = f"{keys.PREFIX}:bots:blacklist"  # hash "venue|symbol" -> BlacklistEntryView JSON
+WEBHOOK_PATH = "/webhooks/bots/{bot_id}"  # on the daemon's HTTP server (daemon/webhooks.py)
+
+
+def secret_once(command_id: str) -> str:
+    """Where the worker leaves a new webhook secret for the tool that created (or rotated) it:
+    read once with GETDEL and expired soon, so it is shown once and stored nowhere else but the
+    bots row (not in the command's result, the audit log or the view)."""
+    return f"{keys.PREFIX}:bots:secret_once:{command_id}"
+
+
+SECRET_ONCE_TTL_S = 600
+
+
+class _View(Figures):
+    model_config = ConfigDict(frozen=True)
+
+
+class BotView(_View):
+    bot_id: str
+    name: str
+    venue: str
+    status: Literal["enabled", "disabled", "deleted"]
+    strategy: str
+    pairs: list[str]
+    config: dict[str, Any]  # the BotConfig as stored (Decimals as strings)
+    ladder: dict[str, Any]  # required capital, max deviation covered, levels: as last validated
+    disabled_reason: str | None = None
+    deals_started: int = 0
+    open_deals: int = 0  # as of the bot's last publish (the deal engine publishes the bot again)
+    webhook_path: str | None = None  # POST here with a signed signal; None: the bot takes no signals
+    created_at: datetime
+    updated_at: datetime
+    version: int = 0
+
+
+class BlacklistEntryView(_View):
+    venue: str
+    symbol: str
+    reason: str
+    added_at: datetime
+
+
+def bot_view(bot: Any, open_deals: int) -> BotView:
+    """From a bots record or row (the same column names)."""
+    config: dict[str, Any] = bot.config
+    status: Literal["enabled", "disabled", "deleted"] = (
+        "deleted" if bot.deleted_at is not None else "enabled" if bot.enabled else "disabled")
+    return BotView(
+        bot_id=bot.id, name=bot.name, venue=bot.venue, status=status, strategy=config.get("strategy", "long"),
+        pairs=list(config.get("pairs", [])), config=config, ladder=bot.summary,
+        disabled_reason=bot.disabled_reason, deals_started=bot.deals_started, open_deals=open_deals,
+        webhook_path=WEBHOOK_PATH.format(bot_id=bot.id) if bot.webhook_secret else None,
+        created_at=bot.created_at, updated_at=bot.updated_at, version=bot.version)
+
+
+def blacklist_entry_view(entry: Any) -> BlacklistEntryView:
+    return BlacklistEntryView(venue=entry.venue, symbol=entry.symbol, reason=entry.reason,
+                              added_at=entry.added_at)
+
+
+def stage_bots(pipe: Pipeline, views: Iterable[BotView]) -> None:
+    """Each bot unless the view holds a newer version of it."""
+    args: list[Any] = [a for v in views for a in (v.bot_id, v.version, dumps(v))]
+    if args:
+        pipe.eval(_KEEP_NEWEST, 1, BOTS, *args)
+
+
+def stage_blacklist(pipe: Pipeline, added: Iterable[BlacklistEntryView],
+                    removed: Iterable[tuple[str, str]]) -> None:
+    entries = {f"{e.venue}|{e.symbol}": dumps(e) for e in added}
+    gone = [f"{venue}|{symbol}" for venue, symbol in removed]
+    if gone:
+        pipe.hdel(BLACKLIST, *gone)
+    if entries:
+        pipe.hset(BLACKLIST, mapping=entries)  # type: ignore[arg-type]  # redis-py sends bytes as they are
+
+
+async def refill_bots(redis: Redis, bots: Iterable[Any], open_deals: Mapping[str, int],
+                      blacklist: Iterable[Any]) -> int:
+    """The rebuild's part, from rows it read after `clear_bots`: every bot not deleted and the
+    blacklist; returns how many bots."""
+    views = [bot_view(b, open_deals.get(b.id, 0)) for b in bots if b.deleted_at is None]
+    async with redis.pipeline(transaction=True) as p:
+        stage_bots(p, views)
+        stage_blacklist(p, (blacklist_entry_view(e) for e in blacklist), ())
+        await p.execute()
+    return len(views)
+
+
+async def clear_bots(redis: Redis) -> None:
+    """Before the rebuild reads Postgres (a publish in between is then in what it reads)."""
+    await redis.delete(BOTS, BLACKLIST)
+
+
+class BotReader:
+    """Bots and the blacklist from the view; ViewRebuilding while the view is not ready."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def _ready_and(self, stage: Any) -> Any:
+        async with self.redis.pipeline(transaction=True) as p:
+            p.exists(keys.STATE_READY)
+            stage(p)
+            ready, got = await p.execute()
+        if not ready:
+            raise ViewRebuilding()
+        return got
+
+    async def bots(self) -> list[BotView]:
+        """Every bot not deleted, oldest first."""
+        raws = await self._ready_and(lambda p: p.hvals(BOTS))
+        views = (BotView.model_validate_json(r) for r in raws)
+        return sorted((v for v in views if v.status != "deleted"), key=lambda v: (v.created_at, v.bot_id))
+
+    async def bot(self, bot_id: str) -> BotView | None:
+        raw = await self._ready_and(lambda p: p.hget(BOTS, bot_id))
+        view = BotView.model_validate_json(raw) if raw else None
+        return None if view is None or view.status == "deleted" else view
+
+    async def blacklist(self) -> list[BlacklistEntryView]:
+        raws = await self._ready_and(lambda p: p.hvals(BLACKLIST))
+        entries = (BlacklistEntryView.model_validate_json(r) for r in raws)
+        return sorted(entries, key=lambda e: (e.venue, e.symbol))
