@@ -38,6 +38,7 @@ from daemon.outages import LoopErrors, StoreOutages
 from daemon.redelivery import Redelivery
 from daemon.subscriptions import DaemonSubscriptions, Subscription
 from daemon.view_guard import ViewGuard
+from daemon.webhooks import BotWebhooks
 from jobs.accounts import ensure_accounts, mirror_live_balances
 from jobs.queue import CommandQueue, connect_queue
 from jobs.resources import Resources, build_resources
@@ -123,7 +124,8 @@ class Daemon:
             self.anchors = AuditAnchorer(self.res.store.audit_heads, s.audit_anchor_path,
                                          s.audit_anchor_every_s, outages=self.outages)
             await self.anchors.start()
-        self.http = HttpServer(build_app(self.health), s.daemon_http_host, s.daemon_http_port)
+        webhooks = BotWebhooks(self.res.db, pool)  # signed signals for DCA bots (daemon/webhooks.py)
+        self.http = HttpServer(build_app(self.health, webhooks), s.daemon_http_host, s.daemon_http_port)
         await self.http.start()
         self._loops += [asyncio.create_task(self._heartbeat(), name="heartbeat"),
                         asyncio.create_task(self._probe_loop(), name="db-probe"),
