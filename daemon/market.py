@@ -87,6 +87,9 @@ class MarketHub:
         self._pending: dict[str, Quote] = {}
         self._trades: list[TradeEvent] = []  # not yet published, in arrival order
         self.trades_dropped = 0
+        # quotes received per symbol since the last flush, added to the Prometheus counter there:
+        # an increment takes its lock, and a busy feed sends tens of thousands of quotes a second
+        self._quote_counts: dict[str, int] = {}
         self._quote_counters: dict[str, Any] = {}
         self._moved = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -175,17 +178,22 @@ class MarketHub:
     async def _on_quote(self, q: Quote) -> None:
         self._pending[q.symbol] = q
         self._moved.set()
-        counter = self._quote_counters.get(q.symbol)
-        if counter is None:  # prometheus's labels() costs a few microseconds: once per symbol
-            counter = self._quote_counters[q.symbol] = QUOTES.labels(q.symbol)
-        counter.inc()
+        self._quote_counts[q.symbol] = self._quote_counts.get(q.symbol, 0) + 1
         self.quotes_seen += 1
         for handle in self.tick_handlers:
             await handle(q)
 
+    def _count_quotes(self) -> None:
+        counts, self._quote_counts = self._quote_counts, {}
+        for symbol, n in counts.items():
+            counter = self._quote_counters.get(symbol)
+            if counter is None:  # prometheus's labels() costs a few microseconds: once per symbol
+                counter = self._quote_counters[symbol] = QUOTES.labels(symbol)
+            counter.inc(n)
+
     async def _on_trade(self, t: Trade) -> None:
         if self.events is not None:
-            self._trades.append(trade_event(self.venue_of(t.symbol), t))
+            self._trades.append(trade_event(self._venue_of.get(t.symbol, self.venue), t))
             self._moved.set()
         for handle in self.trade_handlers:
             await handle(t)
@@ -208,6 +216,7 @@ class MarketHub:
             batch, self._pending = list(self._pending.values()), {}
             trades, self._trades = self._trades, []
             FEED_CONNECTIONS.set(self.connections)
+            self._count_quotes()
             try:
                 await self._flush(batch, trades)
                 self.errors.ok(redis=True)

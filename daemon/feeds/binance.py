@@ -156,24 +156,27 @@ class BinanceFeedClient:
             self._connected = False
 
     # ---- frames ----------------------------------------------------------------------------
+    # Per message, one coroutine call besides the consumer's: parsing is plain functions, and every
+    # message of a frame shares the frame's arrival time (one clock read per frame). A busy feed
+    # carries tens of thousands of messages a second, and each extra await cost as much as a Decimal.
     async def _handle_raw(self, raw: str | bytes) -> None:
         try:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:
             log.warning("ignoring non-JSON frame: %.200r", raw)
             return
+        received = datetime.now(UTC)
         if isinstance(msg, list):  # several messages in one frame (a batching source: bench/feed.py)
             for one in msg:
-                await self._handle_message(one, raw)
+                await self._handle_message(one, raw, received)
             return
-        await self._handle_message(msg, raw)
+        await self._handle_message(msg, raw, received)
 
-    async def _handle_message(self, msg: Any, raw: str | bytes) -> None:
+    async def _handle_message(self, msg: Any, raw: str | bytes, received: datetime) -> None:
         if not isinstance(msg, dict):
             log.debug("ignoring non-object frame: %.200r", raw)
-            return
-        if "stream" in msg and "data" in msg:
-            await self._handle_event(msg["stream"], msg["data"])
+        elif "stream" in msg and "data" in msg:
+            await self._handle_event(msg["stream"], msg["data"], received)
         elif "code" in msg or ("result" in msg and "id" in msg):
             req_id = msg.get("id")
             what = (self._pending.pop(req_id, None) if isinstance(req_id, int) else None) or "request"
@@ -185,7 +188,7 @@ class BinanceFeedClient:
         else:
             log.debug("ignoring unrecognized frame: %.200r", raw)
 
-    async def _handle_event(self, stream: Any, data: Any) -> None:
+    async def _handle_event(self, stream: Any, data: Any, received: datetime) -> None:
         if not isinstance(stream, str) or not isinstance(data, dict):
             log.debug("ignoring malformed event: stream=%r", stream)
             return
@@ -200,42 +203,41 @@ class BinanceFeedClient:
         if symbol is None:
             log.debug("ignoring %s for unsubscribed symbol %r", kind, data.get("s"))
             return
+        value: Quote | Trade
         try:
-            if kind == "bookTicker":
-                await self._on_book_ticker(symbol, data)
-            else:
-                await self._on_trade_event(symbol, data)
+            value = self._quote(symbol, data, received) if kind == "bookTicker" else self._trade(symbol, data)
         except (MalformedFrameError, KeyError, TypeError, ValueError, OverflowError) as exc:
             log.warning("ignoring malformed %s frame for %s: %s", kind, symbol, exc)
+            return
+        if isinstance(value, Quote):
+            if symbol in self._stale:
+                self._stale.discard(symbol)
+                log.info("%s fresh again", symbol)
+                await self._notify_stale(symbol, False)
+            handler: Callable[[Any], Awaitable[None]] | None = self._on_quote
+        else:
+            handler = self._on_trade
+        if handler is not None:
+            try:  # a failing consumer is logged, not allowed to tear down the feed for everyone else
+                await handler(value)
+            except Exception:
+                log.exception("feed handler %r failed", handler)
 
-    async def _on_book_ticker(self, symbol: str, d: dict[str, Any]) -> None:
-        quote = Quote(symbol=symbol, bid=_dec(d["b"]), ask=_dec(d["a"]), bid_size=_dec(d["B"]),
-                      ask_size=_dec(d["A"]), ts=datetime.now(UTC), last=self._last_price.get(symbol))
+    def _quote(self, symbol: str, d: dict[str, Any], received: datetime) -> Quote:
+        quote = Quote(symbol, _dec(d["b"]), _dec(d["a"]), _dec(d["B"]), _dec(d["A"]), received,
+                      self._last_price.get(symbol))
         self._last_quote[symbol] = quote
         self._last_seen[symbol] = time.monotonic()
-        if symbol in self._stale:
-            self._stale.discard(symbol)
-            log.info("%s fresh again", symbol)
-            await self._notify_stale(symbol, False)
-        await self._call(self._on_quote, quote)
+        return quote
 
-    async def _on_trade_event(self, symbol: str, d: dict[str, Any]) -> None:
+    def _trade(self, symbol: str, d: dict[str, Any]) -> Trade:
         ms = d["T"]
         if not isinstance(ms, int):
             raise MalformedFrameError(f"trade time must be integer ms, got {ms!r}")
-        trade = Trade(symbol=symbol, price=_dec(d["p"]), qty=_dec(d["q"]), trade_id=str(d["t"]),
-                      ts=datetime.fromtimestamp(ms / 1000, tz=UTC))
+        trade = Trade(symbol, _dec(d["p"]), _dec(d["q"]), str(d["t"]),
+                      datetime.fromtimestamp(ms / 1000, tz=UTC))
         self._last_price[symbol] = trade.price
-        if self._on_trade is not None:
-            await self._call(self._on_trade, trade)
-
-    @staticmethod
-    async def _call(handler: Callable[[Any], Awaitable[None]], value: Any) -> None:
-        """A failing consumer is logged, not allowed to tear down the feed for everyone else."""
-        try:
-            await handler(value)
-        except Exception:
-            log.exception("feed handler %r failed", handler)
+        return trade
 
     # ---- staleness -------------------------------------------------------------------------
     async def _notify_stale(self, symbol: str, stale: bool) -> None:

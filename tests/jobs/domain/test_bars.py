@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
-from jobs.domain.bars import BarBuilder, UnknownTimeframe, bar_open_time
+from jobs.domain.bars import BarBuilder, UnknownTimeframe, bar_open_time, timeframe_length
 from jobs.domain.klines import KlineFormatError, parse_kline_csv
 from storage.values import TIMEFRAMES, Bar
 
@@ -137,6 +138,81 @@ def test_a_trade_for_a_bar_closed_by_flush_is_late():
     assert b.on_trade(D("100"), D("1"), at(14, 30, 59)) == []
     assert b.late_dropped == 1 and b.open_bars() == []
     assert b.flush(at(15, 0)) == []  # nothing under way, nothing closes
+
+
+def _one_by_one(trades: list[tuple[Decimal, Decimal, datetime]], flush_at: datetime
+                ) -> tuple[list[tuple], list[tuple], int]:
+    """The module's rules applied to each trade in turn, plainly: the oracle for the builder, which
+    adds a run of trades to its bars at once (jobs/domain/bars.py, Cost). Returns the closed bars
+    (then those `flush_at` closes), the bars still under way, and how many trades were late."""
+    building: dict[str, list] = {}  # timeframe -> [open_time, end, o, h, l, c, v, n, first_ts, last_ts]
+    closed_before: dict[str, datetime] = {}
+    closed: list[tuple] = []
+    late = 0
+
+    def bar(tf: str, b: list, done: bool) -> tuple:
+        return (tf, b[0], str(b[2]), str(b[3]), str(b[4]), str(b[5]), str(b[6]), b[7], done)
+
+    def close(tf: str) -> None:
+        b = building.pop(tf)
+        closed_before[tf] = b[1]
+        closed.append(bar(tf, b, True))
+
+    for price, qty, ts in trades:
+        if any((tf in building and ts < building[tf][0]) or ts < closed_before.get(tf, ts)
+               for tf in TIMEFRAMES):
+            late += 1
+            continue
+        for tf in TIMEFRAMES:
+            if tf in building and ts >= building[tf][1]:
+                close(tf)
+            if tf not in building:
+                start = bar_open_time(ts, tf)
+                end = start + timeframe_length(tf)
+                building[tf] = [start, end, price, price, price, price, qty, 1, ts, ts]
+                continue
+            b = building[tf]
+            if price > b[3]:
+                b[3] = price
+            if price < b[4]:
+                b[4] = price
+            if ts < b[8]:
+                b[8], b[2] = ts, price
+            if ts >= b[9]:
+                b[9], b[5] = ts, price
+            b[6] += qty
+            b[7] += 1
+    for tf in TIMEFRAMES:
+        if tf in building and building[tf][1] <= flush_at:
+            close(tf)
+    return closed, [bar(tf, b, False) for tf, b in building.items()], late
+
+
+def test_a_run_of_trades_gives_the_bars_of_adding_each_in_turn():
+    """Trades out of order within a bar, ties in time and price (100 and 100.0), late ones, bars
+    opening and closing, the bars under way read in the middle (which folds the run): the same
+    bars, to the Decimal's digits, as the rules applied one trade at a time."""
+    rng = random.Random(11)
+    for _ in range(40):
+        b = BarBuilder("paper", "BTC/USDT")
+        now = at(23, 50, rng.random() * 60, day=5)
+        trades: list[tuple[Decimal, Decimal, datetime]] = []
+        closed: list[tuple] = []
+        for _ in range(300):
+            now += timedelta(seconds=rng.choice([0, 0, 0.5, 1, 3, 20]))
+            ts = now - timedelta(seconds=rng.choice([0, 0, 0, 0, 2, 30, 90]))  # some arrive late
+            price = D(rng.choice(["100", "100.0", "101", "99.5", "100.25"]))
+            trade = (price, D(rng.choice(["1", "0.5", "2.25"])), ts)
+            trades.append(trade)
+            closed += [ohlcvn(x) for x in b.on_trade(*trade)]
+            if rng.random() < 0.05:
+                b.open_bars()
+        end = now + timedelta(minutes=1)
+        closed += [ohlcvn(x) for x in b.flush(end)]
+        expected_closed, expected_open, late = _one_by_one(trades, end)
+        assert closed == expected_closed
+        assert sorted(ohlcvn(x) for x in b.open_bars()) == sorted(expected_open)
+        assert b.late_dropped == late > 0
 
 
 # --- quotes
