@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from jobs.bots.signals import SignalAnswer, receive_signal
+from jobs.bots.signals import oversized, receive_signal
 from jobs.domain.dca.signals import MAX_BODY_BYTES
 from storage.repos import Pool
 from storage.state.nonces import RedisSeenNonces
@@ -32,7 +32,7 @@ class BotWebhooks:
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY_BYTES:
-                answer = SignalAnswer(413, "malformed", f"body over {MAX_BODY_BYTES} bytes")
+                answer = oversized(bot_id, MAX_BODY_BYTES)
                 return JSONResponse(answer.body(), status_code=answer.status)
         answer = await receive_signal(self.pool, self.seen, bot_id, bytes(body), request.headers,
                                       datetime.now(UTC))

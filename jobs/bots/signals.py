@@ -68,6 +68,11 @@ async def receive_signal(pool: Pool, seen: SeenNonces, bot_id: str, body: bytes,
     return SignalAnswer(202, "accepted", f"signal recorded{note}", stored.id)
 
 
+def oversized(bot_id: str, limit: int) -> SignalAnswer:
+    """A body over the size limit, refused (and logged) before it is read to its end."""
+    return _refused(bot_id, 413, Refusal.MALFORMED.value, f"body over {limit} bytes")
+
+
 def _source(bot: BotRecord, body: bytes) -> Literal["tradingview", "custom"]:
     """Which kind of signal the bot waits for; a bot waiting for both takes a body naming a
     `signal` as a custom one (the field is only read here to choose, not trusted: verify checks it)."""
