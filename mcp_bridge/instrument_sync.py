@@ -35,10 +35,10 @@ class InstrumentSync(Middleware):
 
     async def sync(self) -> None:
         """Refresh the catalogue from the state view, bounded; a failure is logged, not raised."""
-        redis = self.bridge.redis
-        if self.catalogue is None or self.catalogue.reader.redis is not redis:  # a new pool: start over
-            self.catalogue = PublishedInstruments(redis, self.bridge.settings)
         try:
+            redis = self.bridge.redis
+            if self.catalogue is None or self.catalogue.reader.redis is not redis:  # a new pool: start over
+                self.catalogue = PublishedInstruments(redis, self.bridge.settings)
             if await asyncio.wait_for(self.catalogue.refresh(), SYNC_TIMEOUT_S):
                 log.info("instrument catalogue loaded from the venues' published lists (stamp %s)",
                          self.catalogue.stamp)
