@@ -376,6 +376,18 @@ BAD_CALLS: dict[str, tuple[dict[str, Any], str]] = {
     "health": ({"deep": True}, "deep"),
     "get_bars": ({"symbol": "BTC/USDT", "timeframe": "2m"}, "timeframe"),
     "get_market_pairs": ({"limit": 0}, "limit"),
+    "create_dca_bot": ({"config": "BTC/USDT dip bot"}, "config"),
+    "update_bot_config": ({"bot_id": "sch_abc123", "changes": {}}, "bot_id"),
+    "get_bot_details": ({"bot_id": ""}, "bot_id"),
+    "list_bots": ({"status": "enabled"}, "status"),
+    "clone_bot": ({"bot_id": "bot_abc123", "name": ""}, "name"),
+    "delete_bot": ({"bot_id": "bot_abc123", "panic_sell": "maybe"}, "panic_sell"),
+    "enable_bot": ({"bot_id": "bot abc"}, "bot_id"),
+    "disable_bot": ({"bot_id": "bot_abc123", "reason": "x" * 201}, "reason"),
+    "get_strategy_list": ({"strategy": "grid"}, "strategy"),
+    "get_currency_rates": ({"quote": "US$"}, "quote"),
+    "get_pairs_blacklist": ({"venue": "paper"}, "venue"),
+    "update_pairs_blacklist": ({"action": "clear", "pairs": ["BTC/USDT"]}, "action"),
 }
 
 
@@ -410,6 +422,18 @@ EXPECTED_HINTS = {
     "health": (True, False, True),
     "get_bars": (True, False, True),
     "get_market_pairs": (True, False, True),
+    "create_dca_bot": (False, False, False),
+    "update_bot_config": (False, False, False),
+    "get_bot_details": (True, False, True),
+    "list_bots": (True, False, True),
+    "clone_bot": (False, False, False),
+    "delete_bot": (False, True, True),
+    "enable_bot": (False, False, True),
+    "disable_bot": (False, False, True),
+    "get_strategy_list": (True, False, True),
+    "get_currency_rates": (True, False, True),
+    "get_pairs_blacklist": (True, False, True),
+    "update_pairs_blacklist": (False, False, True),
 }
 
 
