@@ -119,15 +119,16 @@ async def _run(res: Resources, db: Db, fx: Effects, out: BotChanges,
         return await _blacklist(res, db, fx, out, cmd)
     if isinstance(cmd, CreateDcaBot):
         checked = await check_bot(res, db, cmd.config)
-        bot = await _create(db, checked, cmd.command_id, now, out)
-        _note(fx, cmd, bot, "bot.created", config=bot.config)
-        out.bots.append((bot, 0))
-        return (f"bot {bot.id} created, disabled: enable_bot starts it",
-                {"bot_id": bot.id, "warnings": checked.warnings or None})
+        created = await _create(db, checked, cmd.command_id, now, out)
+        _note(fx, cmd, created, "bot.created", config=created.config)
+        out.bots.append((created, 0))
+        return (f"bot {created.id} created, disabled: enable_bot starts it",
+                {"bot_id": created.id, "warnings": checked.warnings or None})
     bots = Bots(db)
-    bot = await bots.get(cmd.bot_id, lock=True)
-    if bot is None or bot.deleted:
+    found = await bots.get(cmd.bot_id, lock=True)
+    if found is None or found.deleted:
         raise Refused(f"no bot {cmd.bot_id!r}; list_bots shows the ids")
+    bot = found
     deals = Deals(db)
     if isinstance(cmd, CloneBot):
         data = {**bot.config, "name": cmd.name, **({"pairs": cmd.pairs} if cmd.pairs else {})}

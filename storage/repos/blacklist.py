@@ -30,10 +30,10 @@ class BlacklistRecord:
     added_at: datetime
 
 
-_ADD = pg_insert(BLACKLIST).values(venue=bindparam("p_venue"), symbol=bindparam("p_symbol"),
-                                   reason=bindparam("p_reason"))
-_ADD = _ADD.on_conflict_do_update(index_elements=["venue", "symbol"],
-                                  set_={"reason": _ADD.excluded.reason}).returning(*BLACKLIST.c)
+_INSERT = pg_insert(BLACKLIST).values(venue=bindparam("p_venue"), symbol=bindparam("p_symbol"),
+                                      reason=bindparam("p_reason"))
+_ADD = _INSERT.on_conflict_do_update(index_elements=["venue", "symbol"],
+                                     set_={"reason": _INSERT.excluded.reason}).returning(*BLACKLIST.c)
 _REMOVE = (delete(BLACKLIST).where(BLACKLIST.c.venue == bindparam("p_venue"),
                                    BLACKLIST.c.symbol == bindparam("p_symbol"))
            .returning(*BLACKLIST.c))

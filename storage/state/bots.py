@@ -105,7 +105,7 @@ def stage_blacklist(pipe: Pipeline, added: Iterable[BlacklistEntryView],
     if gone:
         pipe.hdel(BLACKLIST, *gone)
     if entries:
-        pipe.hset(BLACKLIST, mapping=entries)  # type: ignore[arg-type]  # redis-py sends bytes as they are
+        pipe.hset(BLACKLIST, mapping=entries)
 
 
 async def refill_bots(redis: Redis, bots: Iterable[Any], open_deals: Mapping[str, int],
