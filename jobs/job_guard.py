@@ -29,6 +29,7 @@ from typing import Any
 from arq import Retry
 from structlog.contextvars import bound_contextvars
 
+from jobs.commands import JOB_FOR_KIND
 from jobs.effects import effect
 from jobs.ledger import note_outcome, outcome_document
 from jobs.resources import Resources
@@ -42,7 +43,10 @@ log = logging.getLogger("tradingd.worker")
 JobFunction = Callable[..., Awaitable[Any]]
 RETRY_BASE_S = 0.25
 RETRY_CAP_S = 5.0
-COMMAND_JOBS = frozenset({"place_order_job", "cancel_order_job", "schedule_command_job"})
+# Every job that runs a command: its failure must end the command (never leave it 'running' for the
+# re-delivery loop to queue again for ever). Derived from the command table, so a new command kind
+# is covered the day it is added.
+COMMAND_JOBS = frozenset(JOB_FOR_KIND.values())
 MESSAGE_MAX = 300
 RECENT_S = 60.0  # the heartbeat counts internal errors over this window
 

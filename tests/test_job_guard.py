@@ -40,9 +40,14 @@ async def test_a_payload_the_worker_cannot_read_ends_failed_with_the_reason(sett
         await queue.redeliver("t:nul", "create_dca_schedule", {
             "kind": "create_dca_schedule", "command_id": "t:nul", "name": "bad\x00name", "symbol": "BTC/USDT",
             "quote_amount": "10", "cron": "0 9 * * mon", "unexpected": 1})
+        await queue.redeliver("t:replace", "replace_order", {
+            "kind": "replace_order", "command_id": "t:replace", "order_id": "ord_x", "symbol": "BTC/USDT",
+            "side": "buy", "type": "limit", "qty": "not-a-number"})
         done = await queue.wait("t:unreadable", 15)
         assert done is not None and done.command.status == "failed", done
         assert "internal error (ValidationError" in done.command.message
+        replaced = await queue.wait("t:replace", 15)  # every command job ends failed, not only the first three
+        assert replaced is not None and replaced.command.status == "failed", replaced
         nul = await eventually(lambda: _final(sessions, "t:nul"), timeout=15)
     assert nul.status == "failed" and "\x00" not in (nul.error or "")
     assert len(nul.error or "") <= 310
