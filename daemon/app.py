@@ -30,6 +30,7 @@ from daemon.anchors import AuditAnchorer
 from daemon.bars import BarService
 from daemon.bars_backfill import backfill
 from daemon.dca_clock import DcaClock
+from daemon.deal_engine import DealEngine
 from daemon.http import HttpServer, build_app
 from daemon.instruments import InstrumentPublisher
 from daemon.market import MarketHub
@@ -66,6 +67,7 @@ class Daemon:
         self.bars: BarService | None = None
         self.subscriptions: DaemonSubscriptions | None = None
         self.clock: DcaClock | None = None
+        self.deals: DealEngine | None = None
         self.http: HttpServer | None = None
         self.anchors: AuditAnchorer | None = None
         self.guard: ViewGuard | None = None
@@ -109,12 +111,16 @@ class Daemon:
         await self.res.venues.start_background(lambda what, logger: LoopErrors(what, self.outages, logger))
         # the bus's consumers in the daemon, subscribed before the market publishes: daemon/subscriptions.py
         view = ViewFromEvents(pool, self.res.store.sessions)
+        # DCA deals: bus events and bot conditions to deal jobs (daemon/deal_engine.py)
+        self.deals = DealEngine(self.res, self.queue, outages=self.outages)
         self.subscriptions = DaemonSubscriptions(pool, [
             Subscription("state-view", view.TOPICS, view.on_event, view.on_gap),
+            Subscription("deal-engine", self.deals.TOPICS, self.deals.on_event, self.deals.on_gap),
             Subscription("bars", self.bars.TOPICS, self.bars.on_event, self.bars.on_gap, self.bars.OPTIONS),
             *(Subscription(f"venue-{name}", task.topics, task.on_event, task.on_gap)
               for name, task in self.res.venues.background.items() if task.topics)])
         await self.subscriptions.start()
+        await self.deals.start()
         await self.market.start()
         self.clock = DcaClock(self.res, self.queue, outages=self.outages)
         await self.clock.start()
@@ -142,6 +148,7 @@ class Daemon:
         for name, stop in (("http", self.http and self.http.stop),
                            ("anchors", self.anchors and self.anchors.stop),
                            ("redelivery", self.redelivery and self.redelivery.stop),
+                           ("deal engine", self.deals and self.deals.stop),
                            ("clock", self.clock and self.clock.stop),
                            ("market", self.market and self.market.stop),
                            ("subscriptions", self.subscriptions and self.subscriptions.stop),

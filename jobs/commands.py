@@ -101,6 +101,7 @@ class OrderFields(BaseModel):
 class PlaceOrder(OrderFields, _Command):
     kind: Literal["place_order"] = "place_order"
     schedule_id: str | None = None
+    deal_id: str | None = None  # the DCA deal that placed it (jobs/bots/deal_orders.py): orders.deal_id
 
 
 class ReplaceOrder(OrderFields, _Command):
@@ -202,8 +203,48 @@ BotCommand = (CreateDcaBot | UpdateBotConfig | CloneBot | DeleteBot | EnableBot 
 BOT_COMMANDS: dict[str, type[BotCommand]] = {c.model_fields["kind"].default: c for c in (
     CreateDcaBot, UpdateBotConfig, CloneBot, DeleteBot, EnableBot, DisableBot, UpdatePairsBlacklist)}
 
+# A running deal's user actions (3Commas's deal buttons), run by deal_command_job
+# (jobs/bots/deal_commands.py) inside the deal's own transaction: each applies once.
+DealId = Annotated[str, Field(min_length=6, max_length=40, pattern=r"^deal_[A-Za-z0-9]+$")]
+
+
+class PanicSellDeal(_Command):
+    kind: Literal["panic_sell_deal"] = "panic_sell_deal"
+    deal_id: DealId
+
+
+class CancelDeal(_Command):
+    """Cancel the deal's resting orders and stop managing it; what it bought stays on the balance."""
+
+    kind: Literal["cancel_deal"] = "cancel_deal"
+    deal_id: DealId
+
+
+class AddSafetyOrder(_Command):
+    """A manual safety order of `volume` quote currency: a limit at `price`, or at market."""
+
+    kind: Literal["add_safety_order"] = "add_safety_order"
+    deal_id: DealId
+    volume: QuoteAmount
+    price: MaxPrice | None = None  # a limit's price; None: at market (the last price sizes it)
+    order_type: Literal["limit", "market"] = "limit"
+
+
+class UpdateDeal(_Command):
+    """This deal's take profit (the bot's TakeProfit fields) and/or its maximum of safety orders."""
+
+    kind: Literal["update_deal"] = "update_deal"
+    deal_id: DealId
+    take_profit: dict[str, Any] | None = None
+    max_safety_orders: int | None = Field(default=None, ge=0, le=1000)
+
+
+DealCommand = PanicSellDeal | CancelDeal | AddSafetyOrder | UpdateDeal
+DEAL_COMMANDS: dict[str, type[DealCommand]] = {c.model_fields["kind"].default: c for c in (
+    PanicSellDeal, CancelDeal, AddSafetyOrder, UpdateDeal)}
+
 AnyCommand = (PlaceOrder | ReplaceOrder | CancelOrder | CreateDcaSchedule | UpdateDcaSchedule
-              | DeleteDcaSchedule | BotCommand)
+              | DeleteDcaSchedule | BotCommand | DealCommand)
 JOB_FOR_KIND: dict[str, str] = {
     "place_order": "place_order_job",
     "cancel_order": "cancel_order_job",
@@ -212,6 +253,7 @@ JOB_FOR_KIND: dict[str, str] = {
     "update_dca_schedule": "schedule_command_job",
     "delete_dca_schedule": "schedule_command_job",
     **{kind: "bot_command_job" for kind in BOT_COMMANDS},
+    **{kind: "deal_command_job" for kind in DEAL_COMMANDS},
 }
 
 

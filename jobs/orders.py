@@ -173,7 +173,8 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder | ReplaceO
             schedule_id=(replaced.schedule_id if replaced is not None else getattr(cmd, "schedule_id", None)),
             trail_amount=leg_spec.trail_amount, trail_percent=leg_spec.trail_percent,
             replaces=replaced.id if replaced is not None else None,
-            order_list_id=list_id, leg=leg.name or None),
+            order_list_id=list_id, leg=leg.name or None,
+            deal_id=(replaced.deal_id if replaced is not None else getattr(cmd, "deal_id", None))),
             audit=list(fx.drafts), wait_for_flush=fx.durable_at_commit)
         fx.drafts.clear()  # carried by the insert (storage/repos/orders.py)
         fx.audit += written

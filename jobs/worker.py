@@ -27,6 +27,7 @@ from arq.worker import func
 
 from jobs import arq_scripts
 from jobs.accounts import ensure_accounts, mirror_live_balances
+from jobs.bots.deal_jobs import DEAL_JOBS
 from jobs.bots.manage import bot_command
 from jobs.commands import (
     BOT_COMMANDS,
@@ -41,6 +42,7 @@ from jobs.domain.instruments import all_instruments
 from jobs.domain.sessions import load_calendars
 from jobs.job_guard import JobHealth, guarded
 from jobs.orders import cancel_order, place_order, reconcile_open_orders, sync_order
+from jobs.queue import CommandQueue
 from jobs.replace import replace_order
 from jobs.resources import Resources, build_resources
 from jobs.schedules import run_scheduled_buy, schedule_command
@@ -110,7 +112,7 @@ async def reconcile_job(ctx: dict[str, Any]) -> int:
 JOB_HEALTH = JobHealth()  # one worker per process; its heartbeat reports these
 FUNCTIONS = [guarded(f, JOB_HEALTH) for f in (place_order_job, cancel_order_job, schedule_command_job,
                                                scheduled_buy_job, sync_order_job, reconcile_job,
-                                               replace_order_job, bot_command_job)]
+                                               replace_order_job, bot_command_job, *DEAL_JOBS)]
 # arq fails a job after max_tries starts. A database outage retries a job every few seconds for
 # as long as it lasts (jobs/job_guard.py), and a worker killed mid-job restarts it, so no count
 # is right; every other failure ends the command with its reason instead.
@@ -127,6 +129,9 @@ async def startup(ctx: dict[str, Any]) -> None:
             await ensure_accounts(res)
     outage.ok()
     await load_listings(res)
+    # open DCA deals: a job this worker's predecessor was killed in may have lost their next orders
+    await CommandQueue(ctx["redis"], settings.queue_name, wakeup=settings.worker_wakeup).enqueue_job(
+        "deals_recover_job", job_id=f"deals-recover:worker-start:{uuid.uuid4().hex[:12]}")
     load_calendars(all_instruments(), datetime.now(UTC))
     settle_heap()
     log.info("worker ready (mode=%s, queue=%s)", settings.mode, settings.queue_name)

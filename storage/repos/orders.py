@@ -64,6 +64,7 @@ class NewOrder:
     replaces: str | None
     order_list_id: str | None
     leg: str | None
+    deal_id: str | None = None  # the DCA deal that placed it (deals.id)
 
 
 _NEW_ORDER_COLUMNS = tuple(f for f in NewOrder.__dataclass_fields__)

@@ -1,0 +1,121 @@
+"""Recovering open DCA deals after a restart, and checking them periodically: each deal is brought
+up to date with its venue and re-issues only what is missing.
+
+Per open deal, in order:
+1. the venue's word on each of the deal's orders the ledger holds open is booked through the
+   order path (jobs/orders.py sync_order: fills unique per venue fill id), so the ledger and the
+   paper book or exchange agree;
+2. the deal is caught up with the ledger (jobs/bots/deal_runner.py): fills and ends it missed
+   while the process was down, a panic sell asked for meanwhile;
+3. the deal machine's `reconcile` (jobs/domain/dca/deal_reconcile.py) runs against the venue's
+   orders by client order id: a placement that never reached the venue is issued again under
+   the SAME client order id (the order path finds its command and the venue refuses a second
+   order under one id), a lost cancel is asked again, an order the venue has under the deal's
+   prefix that the deal does not know is cancelled. A step whose order is open at the venue gets
+   nothing new, so no step ever holds two orders.
+
+Step 3 runs only when the venue answered about every order it asked for: an order it could not
+ask about would look unknown to the venue, and a cancel of it would then be taken as done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from jobs.bots.deal_feed import fee_in_quote
+from jobs.bots.deal_runner import drive
+from jobs.domain.dca.deal_intents import Intent
+from jobs.domain.dca.deal_reconcile import reconcile
+from jobs.domain.dca.deal_state import Deal
+from jobs.domain.instruments import Instrument, get_instrument
+from jobs.domain.orders import client_order_id_for
+from jobs.orders import VENUE_CALL_TIMEOUT_S, sync_order
+from jobs.resources import Resources
+from jobs.venues.base import Venue, VenueOrder, VenueTimeout, VenueUnavailable
+from storage.repos import Db, read
+from storage.repos.deal_ledger import DealLedger
+from storage.repos.deals import Deals
+from storage.values import OPEN_ORDER_STATUSES
+
+log = logging.getLogger("tradingd.deals")
+
+
+@dataclass(frozen=True, slots=True)
+class SeenFill:
+    fill_id: str
+    qty: Decimal
+    price: Decimal
+    fee: Decimal  # quote currency
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SeenOrder:
+    """A venue's order under the deal's own client order id (the venue knows it by the derived id)."""
+
+    client_order_id: str
+    status: str
+    fills: list[SeenFill] = field(default_factory=list)
+    reject_reason: str | None = None
+
+
+async def recover_open_deals(res: Resources) -> int:
+    """Every open deal recovered (module docstring); returns how many were checked."""
+    async with read(res.db) as db:
+        deals = await DealLedger(db).open_deals()
+    for record in deals:
+        try:
+            await recover_deal(res, record.id)
+        except Exception:  # one deal's trouble (its venue down) must not stop the others' recovery
+            log.exception("deal %s: recovery failed; tried again on the next pass", record.id)
+    return len(deals)
+
+
+async def recover_deal(res: Resources, deal_id: str) -> Deal | None:
+    async with read(res.db) as db:
+        record = await Deals(db).get(deal_id)
+        orders = await DealLedger(db).orders(deal_id)
+    if record is None or not record.open:
+        return None
+    for r in orders:
+        if r.order.status in OPEN_ORDER_STATUSES:
+            await sync_order(res, r.order.client_order_id)
+    deal = await drive(res, deal_id)
+    if deal is None or deal.is_final:
+        return deal
+    asked = {o.client_order_id for o in deal.orders} | {
+        r.order.command_id for r in orders if r.order.status in OPEN_ORDER_STATUSES}
+    seen = await _venue_orders(res.venues[record.venue], sorted(asked), get_instrument(deal.pair))
+    if seen is None:
+        log.warning("deal %s: the venue did not answer about every order; reconciled on the next pass",
+                    deal_id)
+        return deal
+
+    async def reconciled(_: Db, deal: Deal, instrument: Instrument) -> tuple[Deal, list[Intent]]:
+        return reconcile(deal, seen, instrument, datetime.now(UTC))
+
+    return await drive(res, deal_id, then=reconciled)
+
+
+async def _venue_orders(venue: Venue, cids: list[str], instrument: Instrument) -> list[SeenOrder] | None:
+    """The venue's view of each of the deal's orders (those it never heard of left out); None if it
+    did not answer about one of them."""
+    seen: list[SeenOrder] = []
+    for cid in cids:
+        try:
+            vo = await asyncio.wait_for(venue.get_order(client_order_id_for(cid)), VENUE_CALL_TIMEOUT_S)
+        except (VenueTimeout, VenueUnavailable, TimeoutError):
+            return None
+        if vo is not None:
+            seen.append(_seen(cid, vo, instrument))
+    return seen
+
+
+def _seen(cid: str, vo: VenueOrder, instrument: Instrument) -> SeenOrder:
+    fills = [SeenFill(f.fill_id, f.qty, f.price, fee_in_quote(f.fee, f.fee_asset, f.price, instrument), f.ts)
+             for f in vo.fills]
+    return SeenOrder(cid, vo.status, fills, vo.reject_reason)
