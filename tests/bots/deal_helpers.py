@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -44,7 +45,8 @@ def eth_bot(**changes: Any) -> dict[str, Any]:
 
 async def push_quote(redis: Redis, bid: str, ask: str, symbol: str = PAIR, venue: str = "paper") -> None:
     now = datetime.now(UTC)
-    view = QuoteView(symbol=symbol, bid=D(bid), ask=D(ask), bid_size=D(10), ask_size=D(10), last=D(bid), ts=now)
+    view = QuoteView(symbol=symbol, bid=D(bid), ask=D(ask), bid_size=D(10), ask_size=D(10), last=D(bid),
+                     ts=now)
     await StateWriter(redis).write_quote(view)
     await EventPublisher(redis).publish([QuoteEvent(venue=venue, symbol=symbol, bid=D(bid), ask=D(ask),
                                                     bid_size=D(10), ask_size=D(10), ts=now, last=D(bid))])
@@ -122,7 +124,8 @@ def steps_overlapping(orders: list[DealOrderRecord]) -> list[str]:
         if len(live) > 1:
             bad.append(step)
             continue
-        for a, b in zip(rs, rs[1:], strict=False):
-            if a.order.status in ("filled", "cancelled", "rejected") and b.order.created_at < a.order.updated_at:
+        for a, b in itertools.pairwise(rs):
+            ended = a.order.status in ("filled", "cancelled", "rejected")
+            if ended and b.order.created_at < a.order.updated_at:
                 bad.append(step)
     return bad

@@ -100,6 +100,7 @@ async def test_a_deal_runs_base_order_safety_orders_take_profit_to_completed(set
     assert {"bo:1", "so1:1", "so2:1", "tp1:1"} <= set(steps)
     assert len(steps) == len(set(steps))
     assert not steps_overlapping(orders)
-    filled = {r.order.command_id.split(":")[1]: r.order.filled_qty for r in orders if r.order.status == "filled"}
+    filled = {r.order.command_id.split(":")[1]: r.order.filled_qty for r in orders
+              if r.order.status == "filled"}
     assert set(filled) == {"bo", "so1", "so2", "tp1"} and filled["tp1"] == deal.bought_qty
     assert sum((f.qty for r in orders for f in r.fills), Decimal(0)) == deal.bought_qty + deal.sold_qty
