@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -144,7 +144,7 @@ class BotStarts:
 def verified(s: SignalRecord) -> VerifiedSignal:
     """A stored signal as the conditions read it (the webhook verified it before storing it)."""
     payload: dict[str, Any] = s.payload
-    source = "custom" if s.kind == "custom" else "tradingview"
+    source: Literal["tradingview", "custom"] = "custom" if s.kind == "custom" else "tradingview"
     name = payload.get("signal") if source == "custom" else None
     pair = payload.get("pair")
     return VerifiedSignal(bot_id=s.bot_id, source=source, name=name if isinstance(name, str) else None,

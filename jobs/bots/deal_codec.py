@@ -42,8 +42,9 @@ def _utc(deal: Deal) -> Deal:
     """Times back in datetime.UTC (pydantic hands out its own fixed-offset tzinfo for "Z")."""
     def u(t: datetime | None) -> datetime | None:
         return None if t is None else t.astimezone(UTC)
-    return replace(deal, created_at=u(deal.created_at), updated_at=u(deal.updated_at),
-                   closed_at=u(deal.closed_at), sl_breach_since=u(deal.sl_breach_since))
+    return replace(deal, created_at=deal.created_at.astimezone(UTC),
+                   updated_at=deal.updated_at.astimezone(UTC), closed_at=u(deal.closed_at),
+                   sl_breach_since=u(deal.sl_breach_since))
 
 
 def new_record(deal: Deal, venue: str) -> DealRecord:

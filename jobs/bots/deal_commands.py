@@ -31,7 +31,7 @@ from jobs.resources import Resources
 from storage.repos import Db, read
 from storage.repos.commands import Commands
 from storage.repos.deals import Deals
-from storage.values import FINAL_COMMAND_STATUSES
+from storage.values import FINAL_COMMAND_STATUSES, CommandStatus
 
 
 class _Refused(ValueError):
@@ -101,7 +101,7 @@ async def deal_command(res: Resources, cmd: DealCommand) -> CommandResult:
                                  f"no deal {cmd.deal_id!r}; get_bot_deals shows the ids")
             return
         message = "; ".join(said) or "done"
-        status = "succeeded" if done.get("changed") else "rejected"
+        status: CommandStatus = "succeeded" if done.get("changed") else "rejected"
         await finish_command(db, fx, cmd.command_id, status, message, deal_id=after.id,
                              deal_status=after.status.value)
 
