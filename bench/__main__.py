@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from bench.dca_backtest import main as dca_backtest
 from bench.event_bus import main as event_bus
 from bench.faults.suite import main as faults
 from bench.feed import main as feed
@@ -20,7 +21,7 @@ from bench.tool_list import main as tool_list
 
 BENCHES = {"roundtrip": roundtrip, "state_read": state_read, "order_cost": order_cost,
            "tool_list": tool_list, "event_bus": event_bus, "mcp_load": mcp_load,
-           "feed": feed}
+           "feed": feed, "dca_backtest": dca_backtest}
 WITH_OPTIONS = {"faults": faults}
 
 

@@ -291,6 +291,54 @@ def bars_backfill(
     console.print(escape(summary))
 
 
+@app.command()
+def backtest(
+        config: Annotated[Path | None, typer.Option(
+            exists=True, dir_okay=False, help="bot configuration as JSON (BotConfig fields)")] = None,
+        bot_id: Annotated[str | None, typer.Option(help="a stored bot's configuration instead")] = None,
+        data: Annotated[str, typer.Option(help="sample (synthetic year), csv (Binance klines) or bars "
+                                               "(Postgres)")] = "sample",
+        days: Annotated[int, typer.Option(help="sample: days of candles", min=1, max=365)] = 365,
+        csv: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="kline CSV or .zip")
+                       ] = None,
+        symbol: Annotated[str | None, typer.Option(help="csv/bars: the pair [default: the bot's first]")
+                          ] = None,
+        venue: Annotated[str | None, typer.Option(help="bars: the venue they are kept under")] = None,
+        start: Annotated[str | None, typer.Option(help="bars: UTC start, e.g. 2025-01-01")] = None,
+        end: Annotated[str | None, typer.Option(help="bars: UTC end (exclusive)")] = None,
+        fee_bps: Annotated[float | None, typer.Option(help="fee per fill [default: the paper venue's]")
+                           ] = None,
+        balance: Annotated[float | None, typer.Option(help="quote balance for percent volumes")] = None,
+        out: Annotated[Path | None, typer.Option(help="results directory [default: TRADINGD_BACKTEST_DIR]")
+                       ] = None,
+        sweep: Annotated[str | None, typer.Option(help="grid, e.g. 'safety_orders.step_percent=1,1.5;"
+                                                       "take_profit.percent=1.5,2'")] = None,
+        metric: Annotated[str, typer.Option(help="sweep: sort by this figure")] = "total_profit",
+        ) -> None:
+    """Backtest a DCA bot on 1-minute candles with the live deal engine: figures, deals and an
+    equity/deals chart (PNG and self-contained HTML); --sweep runs a grid of variants on 2 cores."""
+    from decimal import Decimal
+
+    from daemon.backtest_cli import BacktestCliError, backtest_command, parse_time, read_config_file
+    from jobs.backtest.runner import DataSpec
+
+    s = _settings()
+    out_console = Console(soft_wrap=True)
+    try:
+        if data not in ("sample", "csv", "bars"):
+            raise BacktestCliError(f"--data {data!r}: use sample, csv or bars")
+        spec = DataSpec(kind=data, days=days, path=csv, symbol=symbol,  # type: ignore[arg-type]
+                        venue=venue, start=parse_time(start), end=parse_time(end))
+        asyncio.run(backtest_command(
+            s, out_console, config=read_config_file(config) if config else None, bot_id=bot_id, spec=spec,
+            fee_bps=Decimal(str(fee_bps)) if fee_bps is not None else None,
+            balance=Decimal(str(balance)) if balance is not None else None, out=out, grid=sweep,
+            metric=metric))
+    except (BacktestCliError, ValueError) as e:
+        console.print(f"[bold red]backtest refused[/]: {escape(str(e))}")
+        raise typer.Exit(2) from None
+
+
 def main() -> None:  # pragma: no cover - console script entry
     app()
 

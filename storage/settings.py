@@ -136,6 +136,7 @@ class Settings(BaseSettings):
     # the chain head's (seq, hash), appended here as it moves (storage/audit_anchor.py); empty: off
     audit_anchor_path: Path | None = Path(".tradingd/audit-anchors.jsonl")
     audit_anchor_every_s: float = Field(60.0, gt=0)
+    backtest_dir: Path = Path(".tradingd/backtests")  # each backtest's charts and report.json, by id
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False

@@ -33,6 +33,7 @@ from jobs.backtest.driver import BacktestRun, DealRun
 from storage.values import plain_decimal
 
 CENT = Decimal("0.01")
+QUANTUM = Decimal("0.00000001")  # money figures: the fee quantum (an average entry is an exact ratio)
 PCT = Decimal("0.0001")
 ZERO = Decimal(0)
 
@@ -134,7 +135,8 @@ def _deal_figures(run: BacktestRun, dr: DealRun) -> DealFigures:
         deal_id=d.id, pair=d.pair, status=d.status.value, opened_at=opened, closed_at=closed,
         entry_price=d.average_entry.quantize(Decimal("1e-8")) if d.average_entry is not None else None,
         exit_price=exit_price.quantize(Decimal("1e-8")) if exit_price is not None else None,
-        safety_orders_used=d.completed_safety_orders, profit=profit, profit_percent=pct.quantize(PCT),
+        safety_orders_used=d.completed_safety_orders, profit=profit.quantize(QUANTUM),
+        profit_percent=pct.quantize(PCT),
         fees=d.fees, duration_s=int((until - opened).total_seconds()), open_index=dr.start_index,
         close_index=dr.end_index)
 
