@@ -97,12 +97,13 @@ def mcp(http: bool = typer.Option(False, "--http",
         read_only: bool = typer.Option(
             False, "--read-only", help="Serve only read-only tools, whatever else is chosen."),
         dynamic_toolsets: bool = typer.Option(
-            False, "--dynamic-toolsets", help="Add list_toolsets and enable_toolset; load the rest on demand."),
+            False, "--dynamic-toolsets",
+            help="Add list_toolsets and enable_toolset; load the rest on demand."),
         ) -> None:
     """Run the MCP bridge (stdio by default). SIGTERM and SIGINT stop it cleanly, with exit 0.
 
     A flag overrides its environment variable; --read-only and --dynamic-toolsets only switch on."""
-    from mcp_bridge.server import serve_http, serve_stdio
+    from mcp_bridge.serving import serve_http, serve_stdio
 
     overrides: dict[str, object] = {"toolsets": toolsets, "tools": tools}
     overrides = {k: v for k, v in overrides.items() if v is not None}

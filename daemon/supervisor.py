@@ -80,7 +80,7 @@ async def _status_or_why_not(reader: StateReader, d: Daemon) -> Table | str:
 
 
 async def run_all(s: Settings, stop: asyncio.Event, console: Console, token_file: Path) -> None:
-    from mcp_bridge.server import serve_http
+    from mcp_bridge.serving import serve_http
 
     daemon = Daemon(s)
     await daemon.start()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -41,6 +41,22 @@ async def _admin(sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+@pytest.fixture(autouse=True)
+def _instrument_catalogue() -> Iterator[None]:
+    """The instrument catalogue is process-global (a bridge or a worker has one). A test that loads
+    other increments into it (a live venue's listings, published pairs) must not hand them to the
+    next test: BTC/USDT's lot left at 0.01 turned a later test's '0.10000' into '0.10'. The figures'
+    registry of increments (storage/figures.py) follows the catalogue, so it is restored too."""
+    from jobs.domain import instruments
+    from storage import figures
+
+    saved = [(d, dict(d)) for d in (instruments._INSTRUMENTS, figures._INSTRUMENTS, figures._ASSET_STEP)]
+    yield
+    for registry, before in saved:
+        registry.clear()
+        registry.update(before)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,8 @@ import pytest
 from fastmcp import Client
 from pydantic import SecretStr
 
-from mcp_bridge.server import build_server, http_app, run_http, serve_http
+from mcp_bridge.server import build_server
+from mcp_bridge.serving import http_app, run_http, serve_http
 from storage.settings import Settings, SettingsError
 from storage.state import keys
 from storage.state.views import TradingStateView

@@ -12,7 +12,7 @@ from fastmcp import Client
 from fastmcp.server.middleware import Middleware, MiddlewareContext
 from pydantic import SecretStr
 
-from mcp_bridge.server import http_app
+from mcp_bridge.serving import http_app
 from storage.settings import Settings
 from tests.helpers import call, put_quote
 from tests.stack import eventually
