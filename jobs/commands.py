@@ -243,8 +243,33 @@ DealCommand = PanicSellDeal | CancelDeal | AddSafetyOrder | UpdateDeal
 DEAL_COMMANDS: dict[str, type[DealCommand]] = {c.model_fields["kind"].default: c for c in (
     PanicSellDeal, CancelDeal, AddSafetyOrder, UpdateDeal)}
 
+
+
+class BacktestBot(_Command):
+    """A bot configuration replayed on 1-minute candles (jobs/backtest/command.py): the bundled
+    synthetic sample (`days` of it) or Postgres bars of `symbol` in [start, end)."""
+
+    kind: Literal["backtest_bot"] = "backtest_bot"
+    config: dict[str, Any]
+    source: Literal["sample", "bars"] = "sample"
+    days: int = Field(default=365, ge=1, le=365)
+    symbol: PlainText | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class CompareBacktests(BacktestBot):
+    """The same, for each variant: {dotted.field: value} changes to `config` (at most 10)."""
+
+    kind: Literal["compare_backtests"] = "compare_backtests"  # type: ignore[assignment]
+    variants: list[dict[str, Any]] = Field(min_length=1, max_length=10)
+
+
+BACKTEST_COMMANDS: dict[str, type[BacktestBot]] = {"backtest_bot": BacktestBot,
+                                                   "compare_backtests": CompareBacktests}
+
 AnyCommand = (PlaceOrder | ReplaceOrder | CancelOrder | CreateDcaSchedule | UpdateDcaSchedule
-              | DeleteDcaSchedule | BotCommand | DealCommand)
+              | DeleteDcaSchedule | BotCommand | DealCommand | BacktestBot)
 JOB_FOR_KIND: dict[str, str] = {
     "place_order": "place_order_job",
     "cancel_order": "cancel_order_job",
@@ -254,6 +279,7 @@ JOB_FOR_KIND: dict[str, str] = {
     "delete_dca_schedule": "schedule_command_job",
     **{kind: "bot_command_job" for kind in BOT_COMMANDS},
     **{kind: "deal_command_job" for kind in DEAL_COMMANDS},
+    **{kind: "backtest_command_job" for kind in BACKTEST_COMMANDS},
 }
 
 

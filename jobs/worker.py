@@ -27,6 +27,7 @@ from arq.worker import func
 
 from jobs import arq_scripts
 from jobs.accounts import ensure_accounts, mirror_live_balances
+from jobs.backtest.command import backtest_command_job
 from jobs.bots.deal_jobs import DEAL_JOBS
 from jobs.bots.manage import bot_command
 from jobs.commands import (
@@ -112,7 +113,8 @@ async def reconcile_job(ctx: dict[str, Any]) -> int:
 JOB_HEALTH = JobHealth()  # one worker per process; its heartbeat reports these
 FUNCTIONS = [guarded(f, JOB_HEALTH) for f in (place_order_job, cancel_order_job, schedule_command_job,
                                                scheduled_buy_job, sync_order_job, reconcile_job,
-                                               replace_order_job, bot_command_job, *DEAL_JOBS)]
+                                               replace_order_job, bot_command_job, *DEAL_JOBS,
+                                               backtest_command_job)]
 # arq fails a job after max_tries starts. A database outage retries a job every few seconds for
 # as long as it lasts (jobs/job_guard.py), and a worker killed mid-job restarts it, so no count
 # is right; every other failure ends the command with its reason instead.
