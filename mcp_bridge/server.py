@@ -29,6 +29,7 @@ from mcp_bridge.errors import ErrorTranslation
 from mcp_bridge.instrument_sync import InstrumentSync
 from mcp_bridge.lean_schema import LeanSchemas
 from mcp_bridge.tools import (
+    backtests,
     bars,
     bot_market,
     bots,
@@ -112,7 +113,7 @@ def serve_chosen_tools(mcp: FastMCP, settings: Settings) -> None:
 def _registered_tools(mcp: FastMCP) -> dict[str, Any]:
     """The server's tools by name, synchronously (FastMCP's own listing is async; build_server is
     not). Reads the local provider's component table: fastmcp is pinned at 4.1.2, and
-    tests/test_toolsets.py fails if this stops seeing the tools."""
+    tests/mcp_bridge/test_toolsets.py fails if this stops seeing the tools."""
     from fastmcp.tools.base import Tool
 
     return {c.name: c for c in mcp.local_provider._components.values() if isinstance(c, Tool)}
@@ -153,7 +154,7 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
                   auth=auth, mask_error_details=True, middleware=[ErrorTranslation(), InstrumentSync(bridge)],
                   on_duplicate="error")
     for module in (market, bars, pairs, portfolio, portfolio_summary, orders, history, schedules, bots,
-                   bot_market, system):
+                   bot_market, backtests, system):
         module.register(mcp, bridge)
     serve_chosen_tools(mcp, settings)
     mcp.add_transform(LeanSchemas())

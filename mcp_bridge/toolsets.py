@@ -64,6 +64,8 @@ TOOLSET_OF: dict[str, str] = {
     "get_currency_rates": "bots",
     "get_pairs_blacklist": "bots",
     "update_pairs_blacklist": "bots",
+    "backtest_bot": "bots",
+    "compare_backtests": "bots",
     "health": "system",
     "get_command_status": "system",
     "list_toolsets": "system",
