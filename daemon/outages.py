@@ -1,7 +1,8 @@
 """The daemon's store outages, logged once for the whole process however many loops notice.
 
-Why: the daemon runs several loops against Postgres and Redis (the paper book refresh every
-250 ms, the view guard, the heartbeat, the DCA clock, the audit anchorer, the quote flusher).
+Why: the daemon runs several loops against Postgres and Redis (the view guard, the heartbeat,
+the DCA clock, the deal engine, the bar and quote flushers, the audit anchorer, periodic
+reconciliation, and the venues' background work such as the paper host's book resync).
 In an outage each would log a traceback per attempt; with one OutageLog per store shared by all
 of them, the process logs "Postgres unreachable" once when the first loop fails and "reachable
 again" once when a loop succeeds, and each loop backs off meanwhile. A failure that is not an

@@ -50,7 +50,7 @@ class DealStatus(StrEnum):
 FINAL_STATUSES = frozenset({DealStatus.COMPLETED, DealStatus.STOP_LOSS_FINISHED, DealStatus.PANIC_SOLD,
                             DealStatus.CANCELLED, DealStatus.FAILED})
 
-# Why a deal is closing; decides its last status (see deal.py `_final_status`).
+# Why a deal is closing; decides its last status (deal_plan.py `_FINAL`).
 ExitReason = Literal["take_profit", "trailing", "stop_loss", "panic", "cancel", "failed"]
 Role = Literal["base", "safety", "take_profit", "stop_loss", "panic"]
 OrderKind = Literal["market", "limit"]

@@ -1,6 +1,6 @@
 """The paper venue's order lists: what one leg's fill, trigger or cancel does to the other legs.
 
-Applied in memory to the legs as locked in the venue's transaction (jobs/venues/paper/venue.py
+Applied in memory to the legs as locked in the venue's transaction (jobs/venues/paper/execution.py
 locks every leg of a list, in client order id order, before changing any), so a list's legs
 change together or not at all: an OCO leg that fills cancels the other in the fill's own
 transaction, exactly once, whatever restarts. The rules are jobs.domain.order_lists'.
