@@ -17,7 +17,9 @@ vs_raw is the one-per-frame pipeline rate over the bare loop's one-per-frame rat
 ratio is on a detail line). Every rate is the best of ROUNDS runs, interleaved, since the
 neighbours' load on a shared machine changes from one second to the next. A detail line also
 gives the same path without the bus (the hub calling the bar builder directly, as before the
-bus): what publishing and consuming cost.
+bus): what publishing and consuming cost. Another gives this process's CPU time per tick (the
+least of the ROUNDS runs; the replay server and Redis are other processes): a rate falls when the
+neighbours take the CPU, the CPU a tick costs hardly moves, so it compares code across runs.
 
 tick_to_state: frames paced at about 2,000 ticks/s for a few seconds; for each quote, the time
 from the feed client's parse (the quote's timestamp) to the end of the hub's Redis round trip
@@ -121,20 +123,21 @@ def serve_replay() -> None:
     asyncio.run(main())
 
 
-async def _raw_loop(url: str, n: int) -> float:
-    """Ticks per second of a bare receive loop: websockets + orjson.loads, nothing else."""
-    count, first = 0, 0.0
+async def _raw_loop(url: str, n: int) -> tuple[float, float]:
+    """Ticks per second of a bare receive loop (websockets + orjson.loads, nothing else), and its CPU
+    microseconds per tick."""
+    count, first, cpu = 0, 0.0, 0.0
     async with connect(url, compression=None, max_size=None) as ws:
         await ws.send(orjson.dumps({"method": "SUBSCRIBE", "params": [], "id": 1}), text=True)
         await ws.recv()  # the ack
         async for raw in ws:
             if not count:
-                first = time.perf_counter()
+                first, cpu = time.perf_counter(), time.process_time()
             msg = orjson.loads(raw)
             count += len(msg) if isinstance(msg, list) else 1
             if count >= n:
                 break
-    return n / (time.perf_counter() - first)
+    return n / (time.perf_counter() - first), (time.process_time() - cpu) / n * 1e6
 
 
 class _Pipeline:
@@ -157,6 +160,7 @@ class _Pipeline:
             self.hub.tick_handlers.append(self.bars.on_quote)
         self.trades = 0
         self.first = 0.0
+        self.first_cpu = 0.0
         self.flushed = 0  # quotes whose flush finished
         self.latency_ms: list[float] = []
         self.hub.trade_handlers.append(self._trade)
@@ -165,19 +169,20 @@ class _Pipeline:
 
     async def _tick(self, q: Quote) -> None:
         if not self.first:
-            self.first = time.perf_counter()
+            self.first, self.first_cpu = time.perf_counter(), time.process_time()
 
     async def _trade(self, t: object) -> None:
         if not self.first:
-            self.first = time.perf_counter()
+            self.first, self.first_cpu = time.perf_counter(), time.process_time()
         self.trades += 1
 
     async def _flushed(self, quotes: list[Quote]) -> None:
         now = datetime.now(UTC)
         self.latency_ms += [(now - q.ts).total_seconds() * 1000 for q in quotes]
 
-    async def run(self, n: int) -> float:
-        """Ticks per second until all `n` went through the hub and the bar builder's group."""
+    async def run(self, n: int) -> tuple[float, float]:
+        """Ticks per second until all `n` went through the hub and the bar builder's group, and the
+        CPU microseconds per tick this process spent meanwhile."""
         await self.bars.start()
         await self.subs.start()
         await self.hub.start()
@@ -185,7 +190,7 @@ class _Pipeline:
             async with asyncio.timeout(300):
                 while not await self._through(n):  # noqa: ASYNC110  # the condition is Redis's state
                     await asyncio.sleep(0.005)
-            return n / (time.perf_counter() - self.first)
+            return n / (time.perf_counter() - self.first), (time.process_time() - self.first_cpu) / n * 1e6
         finally:
             await self.hub.stop()
             await self.subs.stop()
@@ -207,8 +212,10 @@ class _Pipeline:
         return True
 
 
-async def _measure(name: str, base: str, settings: Any, redis: Redis, sessions: Any) -> float:
-    """Ticks per second of one run: the bare loop or the pipeline, one message per frame or batched."""
+async def _measure(name: str, base: str, settings: Any, redis: Redis, sessions: Any) -> tuple[float, float]:
+    """Ticks per second of one run and this process's CPU microseconds per tick (both from the first
+    tick received to the last one through): the bare loop or the pipeline, one message per frame or
+    batched."""
     if name.startswith("raw_"):
         mode = name.removeprefix("raw_")
         return await _raw_loop(f"{base}/{mode}/stream", N_SINGLE if mode == "single" else N_BATCHED)
@@ -238,11 +245,13 @@ async def main() -> None:
             sessions = make_sessionmaker(engine)
             try:
                 best: dict[str, float] = {}
+                cpu_us: dict[str, float] = {}
                 for _ in range(ROUNDS):  # interleaved, best of each (see the module docstring)
                     for name in ("raw_single", "raw_batched", "single", "batched", "no_bus"):
                         await _clear_bus(redis)
-                        rate = await _measure(name, base, settings, redis, sessions)
+                        rate, us = await _measure(name, base, settings, redis, sessions)
                         best[name] = max(best.get(name, 0.0), rate)
+                        cpu_us[name] = min(cpu_us.get(name, us), us)
                 await _clear_bus(redis)
                 raw_single, raw_batched, no_bus = best["raw_single"], best["raw_batched"], best["no_bus"]
                 rates = {"single": best["single"], "batched": best["batched"]}
@@ -263,6 +272,9 @@ async def main() -> None:
           f"batched_vs_raw={rates['batched'] / raw_batched:.2f}")
     print(f"without the bus (the hub calls the bar builder, publishes nothing): {no_bus:.0f} ticks/s one per "
           f"frame; the bus keeps {rates['single'] / no_bus:.2f} of it")
+    print(f"CPU per tick in this process (us): bare loop {cpu_us['raw_single']:.2f} one per frame, "
+          f"{cpu_us['raw_batched']:.2f} batched; pipeline {cpu_us['single']:.2f} one per frame, "
+          f"{cpu_us['batched']:.2f} batched, {cpu_us['no_bus']:.2f} without the bus")
     print(f"tick to state at ~{PACED_TICKS_PER_S} ticks/s: n={len(paced.latency_ms)} quotes p50={p50:.2f}ms "
           f"p99={p99:.2f}ms; load average {os.getloadavg()[0]:.2f}, cpu steal {steal:.1f}%")
     print(f"feed: ticks_per_s={rates['single']:.0f} batched_ticks_per_s={rates['batched']:.0f} "
