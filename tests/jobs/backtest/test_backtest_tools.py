@@ -84,3 +84,24 @@ async def test_refusals(client: Client) -> None:
                             end="2025-01-02T00:00:00Z")
     assert "rejected" in none and "no 1m bars" in none
     assert "no bot" in await tool_error(client, "backtest_bot", bot_id="bot_missing1")
+
+
+async def test_a_backtest_on_bars_stored_in_postgres(client: Client, sessions: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from storage.bars import BarRepository
+    from storage.values import Bar
+    from tests.jobs.backtest.paths import ramp
+
+    t0 = datetime(2025, 3, 1, tzinfo=UTC)
+    closes = [*ramp(60000, 57000, 120), *ramp(57000, 62000, 120)] * 3
+    await BarRepository(sessions).upsert([
+        Bar(venue="paper", symbol="BTC/USDT", timeframe="1m", open_time=t0 + timedelta(minutes=i),
+            open=Decimal(str(c)), high=Decimal(str(c)) + 5, low=Decimal(str(c)) - 5, close=Decimal(str(c)),
+            volume=Decimal(1), trades=1, closed=True) for i, c in enumerate(closes)])
+    out = await call(client, "backtest_bot", config=BOT, source="bars", symbol="BTC/USDT",
+                     start="2025-03-01T00:00:00Z", end="2025-03-02T00:00:00Z")
+    bt = out["backtest"]
+    assert bt["candles"] == len(closes) and bt["deals"] >= 3 and "Postgres" in bt["data"]
+    assert bt["start"] == "2025-03-01T00:00:00+00:00"

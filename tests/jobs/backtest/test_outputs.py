@@ -82,3 +82,16 @@ def test_the_cli_backtests_a_kline_csv(tmp_path: Path) -> None:
     assert "3 variants by deals" in swept.output
     bad = runner.invoke(app, ["backtest", "--config", str(config), "--data", "csv"])
     assert bad.exit_code == 2 and "needs the file" in bad.output
+
+
+def test_the_sample_year_is_the_same_on_every_machine() -> None:
+    """The bundled sample is generated from a seed: pinned here, so a change of the generator (or of
+    numpy's stream) is noticed rather than silently changing every backtest's figures."""
+    from jobs.backtest.sample_data import YEAR_MINUTES, sample_candles
+
+    c = sample_candles("BTC/USDT")
+    assert len(c) == YEAR_MINUTES and int(c.open_time[0]) == T0
+    assert c.close[:5].tolist() == [59999.36, 59999.13, 60002.31, 59971.04, 59987.52]
+    assert float(c.close[-1]) == 34048.17
+    assert bool((c.low <= c.open).all() and (c.low <= c.close).all() and (c.high >= c.open).all()
+                and (c.high >= c.close).all())
