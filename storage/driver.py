@@ -9,9 +9,9 @@ prepared-statement cache, inside an asyncpg transaction, on a connection from `R
 asyncpg pool of its own: checking a connection out of SQLAlchemy's pool costs ~0.2 ms of
 CPU (greenlet hops, pool events), and an order takes three.
 
-`Db` is the small interface the ledger and the audit log write through. `RawDb` implements it
-on asyncpg; `SessionDb` implements it over a SQLAlchemy session or connection for the ORM
-paths (schedules, accounts), so one copy of each statement serves both.
+`Db` is the small interface the repositories (storage/repos/) and the audit log write through;
+`RawDb`, on asyncpg, is its one implementation in the product. It stays an interface so a test
+can run the same statements inside a SQLAlchemy session's transaction (tests/session_db.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import asyncpg
 import orjson
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import ClauseElement, sqltypes
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -66,7 +65,7 @@ class Row(asyncpg.Record):
 
 
 class Db(Protocol):
-    """Where a transaction's statements go: `RawDb` on the order path, `SessionDb` elsewhere."""
+    """Where a transaction's statements go (`RawDb`; see the module docstring)."""
 
     database: str  # which database (its URL), for caches kept per database
 
@@ -77,6 +76,10 @@ class Db(Protocol):
     async def all(self, stmt: Executable, params: Params | None = None) -> list[Any]: ...
 
     async def scalar(self, stmt: Executable, params: Params | None = None) -> Any: ...
+
+    def savepoint(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A nested transaction: a statement that fails inside it leaves the outer one usable."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,26 +170,8 @@ class RawDb:
         row = await self.first(stmt, params)
         return None if row is None else row[0]
 
-
-class SessionDb:
-    """`Db` over a SQLAlchemy session or connection, inside its transaction."""
-
-    def __init__(self, target: AsyncSession | AsyncConnection) -> None:
-        self.target = target
-        engine = target.sync_engine if isinstance(target, AsyncConnection) else target.sync_session.get_bind().engine
-        self.database = str(engine.url)
-
-    async def one(self, stmt: Executable, params: Params | None = None) -> Any:
-        return (await self.target.execute(stmt, dict(params or {}))).one()
-
-    async def first(self, stmt: Executable, params: Params | None = None) -> Any | None:
-        return (await self.target.execute(stmt, dict(params or {}))).first()
-
-    async def all(self, stmt: Executable, params: Params | None = None) -> list[Any]:
-        return list((await self.target.execute(stmt, dict(params or {}))).all())
-
-    async def scalar(self, stmt: Executable, params: Params | None = None) -> Any:
-        return (await self.target.execute(stmt, dict(params or {}))).scalar()
+    def savepoint(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self.conn.transaction()  # inside a transaction, asyncpg's is a SAVEPOINT
 
 
 async def _decode_json_columns(conn: asyncpg.Connection) -> None:

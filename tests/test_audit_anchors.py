@@ -6,9 +6,9 @@ from __future__ import annotations
 from daemon.anchors import AuditAnchorer
 from storage.audit import audit_draft, write_audit
 from storage.audit_anchor import ChainHeads, append_anchor, read_anchors
-from storage.driver import SessionDb
 from tests.conftest import TEST_REDIS_URL
 from tests.helpers import run_cli, tamper_audit
+from tests.session_db import SessionDb
 
 
 async def _append(sm, n: int) -> None:

@@ -10,11 +10,11 @@ from sqlalchemy import text
 from storage import audit
 from storage.audit import audit_draft, check_witnessed, recent_audit, verify_chain, write_audit
 from storage.db import make_engine, make_sessionmaker
-from storage.driver import SessionDb
 from storage.settings import SettingsError, load_settings
 from storage.state.writer import StateWriter
 from tests.conftest import TEST_REDIS_URL
 from tests.helpers import run_cli, tamper_audit
+from tests.session_db import SessionDb
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ import orjson
 from daemon.logs import make_handler
 from storage.audit import audit_draft, write_audit
 from storage.audit_anchor import append_anchor
-from storage.driver import SessionDb
 from tests.conftest import TEST_REDIS_URL
+from tests.session_db import SessionDb
 
 ROOT = Path(__file__).resolve().parents[1]
 

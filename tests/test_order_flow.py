@@ -21,11 +21,12 @@ from jobs.venues.paper.execution import BookOrder, SimulatedCrash
 from jobs.worker import FUNCTIONS
 from storage import audit
 from storage.audit import audit_draft, verify_chain, write_audit
-from storage.driver import DatabaseConnectionLost, SessionDb, transaction
+from storage.driver import DatabaseConnectionLost, transaction
 from storage.models import AuditRow, BalanceRow, CommandRow, FillRow, OrderRow, PaperOrderRow, PositionRow
 from storage.repos.paper_book import PaperBook
 from tests.conftest import ADMIN_DSN
 from tests.helpers import marker, markers, put_quote
+from tests.session_db import SessionDb
 from tests.stack import eventually
 
 

@@ -49,3 +49,14 @@ def test_no_source_names_a_retired_thing() -> None:
              for n, line in enumerate(src.read_text().splitlines(), 1)
              for old in RETIRED if old in line]
     assert named == [], "\n".join(named)
+
+
+def test_every_redis_key_the_key_module_defines_is_used() -> None:
+    """storage/state/keys.py is the map of Redis: a key no code writes or reads (the old td:events
+    stream, replaced by storage/events' typed streams) misleads whoever reads the map."""
+    from storage.state import keys
+
+    others = "\n".join(p.read_text() for p in _sources() if p != ROOT / "storage/state/keys.py")
+    defined = [n for n in vars(keys) if not n.startswith("_") and n not in ("annotations", "PREFIX")]
+    unused = [n for n in defined if not re.search(rf"\b{n}\b", others)]
+    assert unused == []

@@ -6,9 +6,9 @@ the order path's: SQLAlchemy Core statements (or text where a statement is plain
 once at import, run through `storage.driver.Db`, which in production is a `RawDb` on the asyncpg
 `RawPool`. It was measured faster (docs/benchmarks.md: SQLAlchemy's per-execution work was
 ~0.11 ms of a ~0.25 ms statement, a pool checkout ~0.22 ms more; job ~9 -> ~7 ms), and every
-statement a flow runs goes through it (`SessionDb` is left for tests that write over an ORM
-session). The ORM models remain the one definition of every table (migrations,
-storage/tables.py) and serve storage's own readers (the state view's rebuild, the audit walk);
+statement a flow runs goes through it (tests/session_db.py runs the same statements over an
+ORM session, for tests that hold one). The ORM models remain the one definition of every table
+(migrations, storage/tables.py) and serve storage's own readers (the state view's rebuild, the audit walk);
 no ORM object leaves storage/ through a repository.
 
 How: a repository is a plain class over the `Db` of the caller's transaction (`Orders(db)` costs

@@ -7,8 +7,6 @@ its outcome is written once, and a final outcome is never overwritten by a failu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +15,7 @@ import asyncpg
 from sqlalchemy import all_, any_, bindparam, case, literal_column, select, update
 from sqlalchemy.dialects.postgresql import JSONB, array, insert
 
-from storage.driver import Db, RawDb
+from storage.driver import Db
 from storage.repos.records import CommandRecord, record_of
 from storage.tables import COMMANDS
 from storage.values import FINAL_COMMAND_STATUSES
@@ -89,17 +87,6 @@ _UNFINISHED = (select(COMMANDS.c.id, COMMANDS.c.kind, COMMANDS.c.payload, COMMAN
                .order_by(COMMANDS.c.created_at).limit(UNFINISHED_BATCH))
 
 
-@asynccontextmanager
-async def _savepoint(db: Db) -> AsyncIterator[None]:
-    """A nested transaction: a statement that fails inside it leaves the caller's transaction usable."""
-    if isinstance(db, RawDb):
-        async with db.conn.transaction():
-            yield
-    else:  # SessionDb
-        async with db.target.begin_nested():  # type: ignore[attr-defined]
-            yield
-
-
 class Commands:
     def __init__(self, db: Db) -> None:
         self.db = db
@@ -136,7 +123,7 @@ class Commands:
         replaced by {"unstorable": true}, so the outcome is recorded all the same."""
         params = {**new.params(), "p_status": status, "p_result": result, "p_error": error, "p_ts": ts}
         try:
-            async with _savepoint(self.db):
+            async with self.db.savepoint():
                 row = await self.db.first(_FAIL, params)
         except (asyncpg.DataError, ValueError, TypeError):
             row = await self.db.first(_FAIL, {**params, "p_payload": {"unstorable": True}})

@@ -143,8 +143,6 @@ def worker_alive(worker_id: str) -> str:
     return WORKER_ALIVE_PREFIX + worker_id
 
 
-EVENTS = f"{PREFIX}:events"  # stream of quote/order/fill/schedule events
-EVENTS_MAXLEN = 10_000
 SCHEDULES_CHANGED = f"{PREFIX}:schedules:changed"  # pub/sub channel the daemon listens on
 
 # The view's own state. READY is written last by a completed rebuild (JSON {"at", "redis_run_id"})
