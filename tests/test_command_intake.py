@@ -7,7 +7,7 @@ silent, FLUSHDB). See jobs/intake.py and daemon/redelivery.py.
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,7 +17,7 @@ from daemon.redelivery import Redelivery
 from jobs.commands import PlaceOrder
 from jobs.intake import INTAKE_TIMEOUT_S, CommandIntake, NotAccepted
 from jobs.queue import CommandQueue, connect_queue
-from storage.models import CommandRow, OrderRow
+from storage.models import CommandRow, DcaRunRow, DcaScheduleRow, OrderRow
 from storage.values import FINAL_COMMAND_STATUSES
 from tests.helpers import put_quote
 from tests.stack import command_queue, eventually, running_worker
@@ -140,3 +140,49 @@ async def test_a_job_that_ended_without_finishing_its_command_is_delivered_again
                                  "WHERE id = 't:ended'"))
         assert await redelivery.pass_once() == 1
     assert await redis.zscore(settings.queue_name, "t:ended") is not None
+
+
+async def _dca_run(sessions, run_id: str, status: str, fire_time: datetime) -> None:
+    async with sessions.begin() as s:
+        if await s.get(DcaScheduleRow, "sched-r") is None:
+            s.add(DcaScheduleRow(id="sched-r", name="r", venue="paper", symbol="BTC/USDT",
+                                 quote_amount=Decimal("10"), interval_s=3600, misfire_grace_s=60,
+                                 command_id="c:sched-r"))
+            await s.flush()
+        s.add(DcaRunRow(id=run_id, schedule_id="sched-r", fire_time=fire_time, status=status))
+
+
+async def test_recorded_commands_and_dca_runs_whose_jobs_vanished_are_queued_again(settings, redis, res,
+                                                                                    sessions):
+    """Both kinds of recorded work in one pass (read in one statement): a command and an enqueued
+    DCA run are queued again; a finished run and a command still young are not."""
+    async with command_queue(settings) as queue:
+        await queue.intake.record(_buy("t:old"))
+        await queue.intake.record(_buy("t:young"))
+        async with sessions.begin() as s:
+            await s.execute(text("UPDATE commands SET updated_at = now() - interval '1 minute' "
+                                 "WHERE id = 't:old'"))
+        t0 = datetime(2025, 1, 6, 9, tzinfo=UTC)
+        await _dca_run(sessions, "run-2", "enqueued", t0 + timedelta(hours=1))
+        await _dca_run(sessions, "run-1", "enqueued", t0)
+        await _dca_run(sessions, "run-0", "done", t0 - timedelta(hours=1))
+        redelivery = Redelivery(res, queue, quiet_for=timedelta(seconds=30))
+        assert await redelivery.pass_once() == 3
+        assert await redelivery.pass_once() == 0  # their jobs are known again
+    queued = [j.decode() for j in await redis.zrange(settings.queue_name, 0, -1)]
+    assert sorted(queued) == ["dca-run:run-1", "dca-run:run-2", "t:old"]
+
+
+async def test_an_idle_redelivery_pass_asks_postgres_one_statement(settings, redis, res):
+    """The loop runs every second for ever and almost always finds nothing: one statement a pass
+    (it was two, each on its own checkout). Counted by asyncpg's query logger on the pool's
+    connection (the pool hands the last released connection out again)."""
+    pool = await res.db.pool()
+    statements: list[str] = []
+    async with pool.acquire() as conn:
+        conn.add_query_logger(lambda q: statements.append(q.query))
+    async with command_queue(settings) as queue:
+        redelivery = Redelivery(res, queue, quiet_for=timedelta(0))
+        for _ in range(5):
+            assert await redelivery.pass_once() == 0
+    assert len(statements) == 5, statements

@@ -81,7 +81,7 @@ _FAIL = (insert(COMMANDS)
          .returning(*COMMANDS.c))
 # Recorded commands that are not finished and have not changed for a while: the candidates for
 # re-delivery when their job is missing from Redis (daemon/redelivery.py).
-_UNFINISHED = (select(COMMANDS.c.id, COMMANDS.c.kind, COMMANDS.c.payload, COMMANDS.c.updated_at)
+UNFINISHED = (select(COMMANDS.c.id, COMMANDS.c.kind, COMMANDS.c.payload, COMMANDS.c.updated_at)
                .where(COMMANDS.c.status == any_(array(["received", "running"])),
                       COMMANDS.c.updated_at < bindparam("p_before"))
                .order_by(COMMANDS.c.created_at).limit(UNFINISHED_BATCH))
@@ -131,4 +131,4 @@ class Commands:
 
     async def unfinished(self, before: datetime) -> list[UnfinishedCommand]:
         """Commands received or running, last changed before `before`, oldest first (a batch)."""
-        return [record_of(UnfinishedCommand, r) for r in await self.db.all(_UNFINISHED, {"p_before": before})]
+        return [record_of(UnfinishedCommand, r) for r in await self.db.all(UNFINISHED, {"p_before": before})]

@@ -74,7 +74,7 @@ _FINISH_RUN = (update(RUNS).where(RUNS.c.id == bindparam("p_id"))
                .values(status=bindparam("p_status"), order_id=bindparam("p_order_id"),
                        note=bindparam("p_note"))
                .returning(*RUNS.c))
-_PENDING_RUNS = select(RUNS.c.id).where(RUNS.c.status == "enqueued").order_by(RUNS.c.fire_time)
+PENDING_RUNS = select(RUNS.c.id).where(RUNS.c.status == "enqueued").order_by(RUNS.c.fire_time)
 _ACTIVE_IDS = select(SCHEDULES.c.id).where(SCHEDULES.c.status == "active").order_by(SCHEDULES.c.id)
 # created_at: the column's Python-side default (storage/driver.py fills it in)
 _RECORD_RUN = (pg_insert(RUNS)
@@ -129,4 +129,4 @@ class Schedules:
 
     async def pending_run_ids(self) -> list[str]:
         """Runs recorded but not finished (enqueued), oldest fire first: what re-delivery re-sends."""
-        return [r[0] for r in await self.db.all(_PENDING_RUNS)]
+        return [r[0] for r in await self.db.all(PENDING_RUNS)]
