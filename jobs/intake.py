@@ -83,8 +83,13 @@ class CommandIntake:
         return Intake("recorded") if row is None else Intake("known", row)
 
     async def _insert(self, new: NewCommand, sent: list[bool]) -> CommandRecord | None:
-        """None if the command was recorded now, else the row stored earlier under its id."""
-        async with transaction(self.db) as db:
+        """None if the command was recorded now, else the row stored earlier under its id.
+
+        Autocommit: the INSERT (ON CONFLICT DO NOTHING) is one statement, so it commits on its own
+        and is durable when it answers, exactly as inside BEGIN ... COMMIT, but in one round trip
+        to Postgres instead of three (BEGIN, INSERT, COMMIT): the intake is on every command's
+        path (mcp_load). A repeat's stored row is read after it, in a statement of its own."""
+        async with transaction(self.db, autocommit=True) as db:
             sent.append(True)
             return await Commands(db).record(new)
 

@@ -214,9 +214,10 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
     so a place_order with its token explains the denial).
     """
     inst, spec = normalized_order(spec_input)
-    quote = await reader.quote(inst.symbol)
-    if quote is None:
+    view = await reader.order_inputs(inst.symbol)  # quote, balances, trading state: one round trip
+    if view is None:
         raise PreviewRefused(f"feed has not delivered a quote for {inst.symbol} yet; retry in a few seconds")
+    quote = view.quote
     now = datetime.now(UTC)
     age = quote.age_s(now)
     stale = quote.too_old(now, settings.quote_stale_after_s)
@@ -230,7 +231,7 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
     value = qty * price
     fee = (value * fee_rate).quantize(FEE_QUANTUM)
 
-    balances = {b.asset: b for b in await reader.balances() if b.venue == venue}
+    balances = {b.asset: b for b in view.balances if b.venue == venue}
 
     def available(asset: str) -> Decimal:
         b = balances.get(asset)
@@ -238,7 +239,7 @@ async def make_preview(reader: StateReader, redis: Redis, settings: Settings,
         return freed if b is None else b.total - b.locked + freed
 
     avail_quote, avail_base = available(inst.quote), available(inst.base)
-    trading = await reader.trading_state()
+    trading = view.trading
     # the same reference price the worker's risk check uses, so the verdicts agree
     ref = None if quote.stale else (quote.ask if spec.side == "buy" else quote.bid)
     limits = RiskLimits(settings.max_order_notional, frozenset(settings.symbol_allowlist),

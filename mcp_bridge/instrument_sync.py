@@ -39,7 +39,10 @@ class InstrumentSync(Middleware):
             redis = self.bridge.redis
             if self.catalogue is None or self.catalogue.reader.redis is not redis:  # a new pool: start over
                 self.catalogue = PublishedInstruments(redis, self.bridge.settings)
-            if await asyncio.wait_for(self.catalogue.refresh(), SYNC_TIMEOUT_S):
+            # asyncio.timeout, not wait_for: the same bound without a task of its own on every call
+            async with asyncio.timeout(SYNC_TIMEOUT_S):
+                loaded = await self.catalogue.refresh()
+            if loaded:
                 log.info("instrument catalogue loaded from the venues' published lists (stamp %s)",
                          self.catalogue.stamp)
         except Exception as e:  # Redis down or silent: the tool's own reads say so
