@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from jobs.domain.instruments import Instrument, get_instrument
-from jobs.domain.portfolio import PositionState, apply_fill, balance_deltas, order_reserve
+from jobs.domain.portfolio import PositionState, apply_fill, balance_deltas, order_reserve, reserve_price
 from jobs.effects import Effects
 from jobs.ledger import outcome_audit, outcome_document, outcome_error
 from jobs.venues.base import VenueOrder
@@ -96,7 +96,10 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
         ReportedFill(f.fill_id, f.qty, f.price, f.fee, f.fee_asset, f.liquidity, f.ts) for f in vo.fills])
     order, new_fills = locked.order, locked.new_fills
     inst = get_instrument(order.symbol)
-    price_ref = order.limit_price or order.stop_price
+    price_ref = reserve_price(order.limit_price, order.stop_price)
+    # a trailing stop's stop is the venue's (it follows the market): the row keeps the one its
+    # funds were locked at, and a stop the venue reports moved re-locks them at the new one
+    stop = vo.stop_price if order.type == "trailing_stop" and vo.stop_price is not None else order.stop_price
     # of an OCO's (or a bracket's) two exits only the stop-loss holds funds: they never both fill
     qty_ref = None if order.leg == "take_profit" else order.qty
     reserve_asset, reserve_before = _reserve(inst, order.side, order.status, qty_ref, order.filled_qty,
@@ -108,17 +111,19 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
     pos = _move_position(fx, locked, inst, totals, actor) if new_fills else None
     for f in new_fills:
         filled, cost, fees = filled + f.qty, cost + f.price * f.qty, fees + f.fee
-    _, reserve_after = _reserve(inst, order.side, vo.status, qty_ref, filled, price_ref, fee_rate)
+    _, reserve_after = _reserve(inst, order.side, vo.status, qty_ref, filled,
+                                reserve_price(order.limit_price, stop), fee_rate)
     locks = {reserve_asset: reserve_after - reserve_before} if reserve_after != reserve_before else {}
     venue_order_id = vo.venue_order_id or order.venue_order_id
     reason = vo.reject_reason if vo.status == "rejected" else order.reject_reason
-    changed = bool(new_fills) or (vo.status, venue_order_id, reason) != (order.status, order.venue_order_id,
-                                                                          order.reject_reason)
-    change = OrderChange(venue_order_id, vo.status, reason, filled, cost / filled if filled else None, fees) \
-        if changed else None
+    changed = bool(new_fills) or (vo.status, venue_order_id, reason, stop) != (
+        order.status, order.venue_order_id, order.reject_reason, order.stop_price)
+    change = OrderChange(venue_order_id, vo.status, reason, filled, cost / filled if filled else None, fees,
+                         stop) if changed else None
     after = replace(order, venue_order_id=change.venue_order_id, status=change.status,
                     reject_reason=change.reject_reason, filled_qty=change.filled_qty,
-                    avg_fill_price=change.avg_fill_price, fees=change.fees) if change else order
+                    avg_fill_price=change.avg_fill_price, fees=change.fees,
+                    stop_price=stop) if change else order
     finish = decide(after, locked) if decide is not None else None
     if changed and after.status != order.status:
         fx.note(actor=actor, action=f"order.{after.status}", subject=order.id, payload={

@@ -18,15 +18,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from jobs.commands import PlaceOrder
+from jobs.commands import CancelOrder, PlaceOrder
 from jobs.domain.instruments import get_instrument
 from jobs.domain.order_lists import legs, sibling_after
 from jobs.domain.orders import OrderSpec, OrderSpecError, client_order_id_for, normalize_order
-from jobs.orders import place_order, reconcile_open_orders
+from jobs.orders import cancel_order, place_order, reconcile_open_orders
 from jobs.venues.paper.lists import cascade
 from jobs.venues.paper.matching import BookState, step, trailing_stop_price
 from mcp_bridge.server import build_server
-from storage.models import FillRow, OrderRow, PaperFillRow, PaperOrderRow
+from storage.models import BalanceRow, FillRow, OrderRow, PaperFillRow, PaperOrderRow
 from storage.state import keys
 from storage.state.reader import StateReader
 from storage.values import Quote
@@ -419,3 +419,45 @@ async def test_a_resting_bracket_entry_that_fills_opens_its_exits_in_the_same_tr
     assert state is not None and state.status == "filled" and sorted(others) == sorted([tp, sl])
     assert {(await res.venues["paper"].get_order(c)).status for c in (tp, sl)} == {"open"}
     assert {o.client_order_id for o in await res.venues["paper"].resting_orders()} == {tp, sl}
+
+
+async def _usdt(sessions) -> tuple[Decimal, Decimal]:
+    async with sessions() as s:
+        row = await s.get(BalanceRow, ("paper", "USDT"))
+    assert row is not None
+    return row.total, row.locked
+
+
+@pytest.mark.parametrize("ends", ["filled", "cancelled"])
+async def test_a_resting_buy_trailing_stop_locks_quote_at_its_stop_until_it_ends(res, redis, sessions, ends):
+    """Placed with the ask at 60010 and a 1500 trail, the venue holds its stop at 61510: the order
+    locks 0.01 x 61510 plus the fee, as a stop buy at 61510 does (it locked nothing before). The
+    ask falling moves the stop down; the lock stays at the stop it was booked at (it covers the
+    lower one). Filled or cancelled, exactly that lock is released."""
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    fee_rate = res.venues.pricing("paper").fee_rate
+    total0, locked0 = await _usdt(sessions)
+    cmd = PlaceOrder(command_id=f"t:trail-{ends}", symbol="BTC/USDT", side="buy", type="trailing_stop",
+                     qty=Decimal("0.01"), trail_amount=Decimal(1500))
+    placed = await place_order(res, cmd)
+    assert placed.status == "succeeded" and placed.data["status"] == "open", placed
+    cid = client_order_id_for(f"t:trail-{ends}")
+    lock = Decimal("0.01") * Decimal(61510) * (1 + fee_rate)
+    assert await _usdt(sessions) == (total0, locked0 + lock)
+    async with sessions() as s:
+        order = (await s.execute(select(OrderRow).where(OrderRow.client_order_id == cid))).scalar_one()
+    assert order.stop_price == Decimal(61510)  # the stop its funds are locked at
+    lower = Quote("BTC/USDT", Decimal(59490), Decimal(59500), Decimal(1), Decimal(1), datetime.now(UTC))
+    await res.venues["paper"].fill_resting(cid, lower)  # the anchor follows the ask: stop 61000
+    assert (await _book_row(SimpleNamespace(res=res), cid)).stop_price == Decimal(61000)
+    if ends == "filled":
+        through = Quote("BTC/USDT", Decimal(61000), Decimal(61010), Decimal(1), Decimal(1), datetime.now(UTC))
+        _, state, _ = await res.venues["paper"].fill_resting(cid, through)
+        assert state is not None and state.status == "filled"
+        await reconcile_open_orders(res)  # books the fill, as the daemon's sync of the update would
+        fill = state.fills[-1]
+        assert await _usdt(sessions) == (total0 - fill.qty * fill.price - fill.fee, locked0)
+    else:
+        cancelled = await cancel_order(res, CancelOrder(command_id="t:trail-cx", order_id=placed.order_id))
+        assert cancelled.status == "succeeded", cancelled
+        assert await _usdt(sessions) == (total0, locked0)

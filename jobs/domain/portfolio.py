@@ -52,6 +52,14 @@ def balance_deltas(side: Side, base: str, quote: str, qty: Decimal, price: Decim
     return {base: -qty, quote: value - fee}
 
 
+def reserve_price(limit_price: Decimal | None, stop_price: Decimal | None) -> Decimal | None:
+    """The price a resting buy's quote funds are locked at: its limit when it has one (a limit, a
+    stop-limit), else its stop (a stop; a trailing stop's current stop, which the venue moves with
+    the market: locked at the stop it holds, a trailing buy is covered up to the price it triggers
+    at, as a stop buy is); None for a market order, which never rests."""
+    return limit_price if limit_price is not None else stop_price
+
+
 def order_reserve(side: Side, base: str, quote: str, remaining_qty: Decimal, price: Decimal | None,
                   fee_rate: Decimal) -> tuple[str, Decimal]:
     """What a resting order locks: quote for buys (with fees), base for sells."""

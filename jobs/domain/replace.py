@@ -17,16 +17,18 @@ from typing import Any
 
 from jobs.domain.instruments import Instrument
 from jobs.domain.orders import OrderSpec, OrderSpecError
-from jobs.domain.portfolio import order_reserve
+from jobs.domain.portfolio import order_reserve, reserve_price
 
 AMENDABLE = ("qty", "limit_price", "stop_price", "trail_amount", "trail_percent")
 REPLACEABLE_STATUSES = ("open",)
 
 
 def current_spec(order: Any) -> OrderSpec:
-    """The order's terms as recorded (an orders row or its state-view record)."""
+    """The order's terms as recorded (an orders row or its state-view record). A trailing stop's
+    recorded stop_price is the venue's (jobs/booking.py), not one of its terms."""
+    stop_price = None if order.type == "trailing_stop" else order.stop_price
     return OrderSpec(order.symbol, order.side, order.type, order.qty, order.notional, order.limit_price,
-                     order.stop_price, order.time_in_force, getattr(order, "trail_amount", None),
+                     stop_price, order.time_in_force, getattr(order, "trail_amount", None),
                      getattr(order, "trail_percent", None))
 
 
@@ -75,4 +77,4 @@ def released(order: Any, inst: Instrument, fee_rate: Decimal) -> tuple[str, Deci
     locks it: quote with fees for a buy at its limit or stop price, base for a sell)."""
     qty = order.qty or Decimal(0)
     return order_reserve(order.side, inst.base, inst.quote, qty - order.filled_qty,
-                         order.limit_price or order.stop_price, fee_rate)
+                         reserve_price(order.limit_price, order.stop_price), fee_rate)

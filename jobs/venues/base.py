@@ -74,6 +74,9 @@ class VenueOrder:
     filled_qty: Decimal
     fills: list[VenueFill] = field(default_factory=list)
     reject_reason: str | None = None
+    # the stop the venue holds now: a trailing stop's follows the market, and a resting buy locks
+    # quote funds at it (jobs/booking.py); None when the venue does not say
+    stop_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

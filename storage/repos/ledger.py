@@ -90,7 +90,7 @@ WITH moved_position AS (
 ), updated_order AS (
     UPDATE orders SET venue_order_id = :venue_order_id, status = :status, reject_reason = :reason,
            filled_qty = :filled, avg_fill_price = :avg, fees = :fees_total, updated_at = :ts,
-           version = orders.version + 1
+           stop_price = COALESCE(CAST(:stop AS numeric), orders.stop_price), version = orders.version + 1
     WHERE CAST(:update_order AS boolean) AND id = :order_id
     RETURNING orders
 ), finished AS (
@@ -167,6 +167,7 @@ class OrderChange:
     filled_qty: Decimal
     avg_fill_price: Decimal | None
     fees: Decimal
+    stop_price: Decimal | None = None  # a trailing stop's stop as the venue holds it now; None: unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +250,7 @@ class Ledger:
             "venue_order_id": change.venue_order_id if change else None,
             "status": change.status if change else None, "reason": change.reject_reason if change else None,
             "filled": change.filled_qty if change else None, "avg": change.avg_fill_price if change else None,
-            "fees_total": change.fees if change else None,
+            "fees_total": change.fees if change else None, "stop": change.stop_price if change else None,
             "finish": outcome is not None, "command_id": outcome.command_id if outcome else None,
             "command_status": outcome.status if outcome else None,
             "command_result": orjson.dumps(outcome.result, default=str).decode() if outcome else None,

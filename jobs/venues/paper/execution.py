@@ -370,4 +370,4 @@ def _fill_record(client_order_id: str, f: VenueFill) -> PaperFillRecord:
 def _venue_order(order: BookOrder, fills: list[VenueFill]) -> VenueOrder:
     return VenueOrder(client_order_id=order.client_order_id, venue_order_id=order.venue_order_id,
                       status=order.status, filled_qty=order.filled_qty, fills=fills,  # type: ignore[arg-type]
-                      reject_reason=order.reject_reason)
+                      reject_reason=order.reject_reason, stop_price=order.stop_price)

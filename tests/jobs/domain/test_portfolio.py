@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobs.domain.portfolio import PositionState, apply_fill, order_reserve
+from jobs.domain.portfolio import PositionState, apply_fill, order_reserve, reserve_price
 
 D = Decimal
 FLAT = PositionState(D(0), D(0), D(0))
@@ -174,3 +174,26 @@ def test_a_market_buy_without_a_price_locks_nothing():
 def test_a_fully_filled_buy_locks_nothing_and_zero_fee_locks_the_bare_value():
     assert order_reserve("buy", "SPY", "USD", D(0), D("500"), D("0.001")) == ("USD", D(0))
     assert order_reserve("buy", "SPY", "USD", D("2"), D("500"), D(0)) == ("USD", D("1000"))
+
+
+# --- reserve_price: the price a resting buy is locked at, by order type
+
+@pytest.mark.parametrize(("what", "limit", "stop", "at"), [
+    ("limit", D("60000"), None, D("60000")),
+    ("stop", None, D("61000"), D("61000")),
+    ("stop-limit: the limit is what it pays at most", D("61100"), D("61000"), D("61100")),
+    ("trailing stop: its current stop", None, D("61500"), D("61500")),
+    ("market: never rests", None, None, None),
+])
+def test_a_resting_buy_is_locked_at_its_limit_else_its_stop(what, limit, stop, at):
+    assert reserve_price(limit, stop) == at, what
+
+
+def test_a_buy_trailing_stop_locks_quote_at_its_current_stop_as_a_stop_buy_does():
+    """A trailing buy's stop is ask + trail, moved down by the venue as the ask falls: locked at the
+    stop it holds, it is covered up to the price it triggers at, and re-locked when the stop moves."""
+    trailing = order_reserve("buy", "BTC", "USDT", D("0.01"), reserve_price(None, D("61510")), D("0.001"))
+    stop = order_reserve("buy", "BTC", "USDT", D("0.01"), D("61510"), D("0.001"))
+    assert trailing == stop == ("USDT", D("615.71510"))  # 0.01 x 61510 x 1.001
+    moved = order_reserve("buy", "BTC", "USDT", D("0.01"), reserve_price(None, D("61010")), D("0.001"))
+    assert moved == ("USDT", D("610.71010"))
