@@ -19,7 +19,9 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from jobs.bots.deal_view import deal_figures
 from jobs.domain.dca.deal_state import Deal
+from jobs.domain.instruments import get_instrument
 from storage.repos.deals import DealRecord
 
 SCHEMA_VERSION = 1
@@ -47,17 +49,24 @@ def _utc(deal: Deal) -> Deal:
                    sl_breach_since=u(deal.sl_breach_since))
 
 
+def stored_state(deal: Deal, venue: str) -> dict[str, Any]:
+    """deals.state: the record, and beside it the figures the state view shows of it
+    (jobs/bots/deal_view.py; read back by storage/state/deals.py, never by deal_from_json)."""
+    return {**deal_to_json(deal), "view": deal_figures(deal, venue, get_instrument(deal.pair))}
+
+
 def new_record(deal: Deal, venue: str) -> DealRecord:
     """The deals row of a deal just started (the engine saves it before any of its orders)."""
     return DealRecord(id=deal.id, bot_id=deal.bot_id, venue=venue, symbol=deal.pair, side=deal.side,
-                      status=deal.status.value, state=deal_to_json(deal), opened_at=deal.created_at,
+                      status=deal.status.value, state=stored_state(deal, venue), opened_at=deal.created_at,
                       closed_at=deal.closed_at, profit_quote=_profit(deal), profit_pct=_pct(deal),
                       fees=deal.fees, updated_at=deal.updated_at, version=0)
 
 
 def updated_record(record: DealRecord, deal: Deal) -> DealRecord:
     """The row with the deal's new state and the columns lists and statistics read (kept in step)."""
-    return replace(record, status=deal.status.value, state=deal_to_json(deal), closed_at=deal.closed_at,
+    return replace(record, status=deal.status.value, state=stored_state(deal, record.venue),
+                   closed_at=deal.closed_at,
                    profit_quote=_profit(deal), profit_pct=_pct(deal), fees=deal.fees,
                    updated_at=deal.updated_at)
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from jobs.bots.bot_publish import publish_bots
+from jobs.bots.bot_publish import publish, publish_bots
 from jobs.bots.deal_codec import deal_from_json, updated_record
 from jobs.bots.deal_feed import ledger_events, lost_placements, unrecorded
 from jobs.bots.deal_orders import SOURCE, carry_out
@@ -54,18 +54,23 @@ class Turn:
     intents: list[Intent] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     bots_changed: list[str] = field(default_factory=list)  # their views are written after the commit
+    saved: bool = False
 
 
 async def drive(res: Resources, deal_id: str, events: Sequence[DealEvent] = (), *,
                 within: Within | None = None, then: Events | None = None) -> Deal | None:
     """Turns until the deal asks for nothing more (module docstring); the deal as last saved."""
     turn = await run_turn(res, deal_id, events, within=within, then=then)
+    changed = turn.saved
     for _ in range(MAX_TURNS):
         actions = [i for i in turn.intents if isinstance(i, PlaceOrder | CancelOrder)]
         if turn.deal is None or not actions:
             break
         answers = await carry_out(res, deal_id, actions)
         turn = await run_turn(res, deal_id, answers)
+        changed = True
+    if changed:  # once its orders are placed too: the deal's view lists them (bot_publish.py)
+        await publish(res, deals=[deal_id])
     return turn.deal
 
 
@@ -104,6 +109,7 @@ async def run_turn(res: Resources, deal_id: str, events: Sequence[DealEvent] = (
         if within is not None:
             await within(db, fx, before, deal, turn.notes)
         if deal != before or record.status == PANIC_REQUESTED:
+            turn.saved = True
             if await _save(db, fx, record, before, deal, turn.notes):
                 turn.bots_changed.append(deal.bot_id)
     if turn.bots_changed:

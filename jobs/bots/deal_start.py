@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from jobs.bots.bot_publish import publish_bots
+from jobs.bots.bot_publish import publish, publish_bots
 from jobs.bots.deal_codec import new_record
 from jobs.bots.deal_orders import SOURCE, carry_out
 from jobs.bots.deal_runner import drive
@@ -104,6 +104,7 @@ async def start_bot_deal(res: Resources, bot_id: str, pair: str, trigger: str, *
     actions = [i for i in intents if isinstance(i, PlaceOrder | CancelOrder)]
     answers = await carry_out(res, deal.id, actions)
     await drive(res, deal.id, answers)
+    await publish(res, deals=[deal.id])  # drive publishes only what changed: a resting base order did not
     return StartOutcome(deal.id, f"deal {deal.id} started on {pair} at {price}")
 
 

@@ -20,12 +20,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, all_, bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import array
+from sqlalchemy import String, Table, all_, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, array
 
 from storage.driver import Db
 from storage.models import DealRow
 from storage.repos.records import record_of
+from storage.tables import ORDERS
 
 DEALS = cast(Table, DealRow.__table__)
 FINAL_DEAL_STATUSES = frozenset({"completed", "stop_loss_finished", "panic_sold", "cancelled", "failed"})
@@ -54,6 +55,19 @@ class DealRecord:
         return self.status not in FINAL_DEAL_STATUSES
 
 
+@dataclass(frozen=True, slots=True)
+class DealTotals:
+    """A bot's deals counted: open, closed, realized profit of the closed ones, and `stamp`, the sum
+    of version + 1 over its deals: it grows with every save and every new deal (none is ever
+    deleted), so of two counts the one with the higher stamp was read later."""
+
+    bot_id: str
+    open_deals: int
+    closed_deals: int
+    profit_quote: Decimal
+    stamp: int
+
+
 _COLUMNS = tuple(c for c in DealRecord.__dataclass_fields__ if c != "version")
 _CHANGEABLE = ("status", "state", "closed_at", "profit_quote", "profit_pct", "fees", "updated_at")
 _OPEN = DEALS.c.status != all_(array(sorted(FINAL_DEAL_STATUSES)))  # the driver runs no IN lists
@@ -70,6 +84,13 @@ _OPEN_OF_BOT = (select(DEALS).where(DEALS.c.bot_id == bindparam("p_bot_id"), _OP
 _COUNT_OPEN = select(func.count()).select_from(DEALS).where(DEALS.c.bot_id == bindparam("p_bot_id"), _OPEN)
 _OF_BOT = (select(DEALS).where(DEALS.c.bot_id == bindparam("p_bot_id"))
            .order_by(DEALS.c.opened_at.desc(), DEALS.c.id.desc()).limit(bindparam("p_limit")))
+_FINAL = DEALS.c.status == any_(array(sorted(FINAL_DEAL_STATUSES)))
+_TOTALS = (select(DEALS.c.bot_id, func.count().filter(_OPEN), func.count().filter(_FINAL),
+                  func.coalesce(func.sum(DEALS.c.profit_quote).filter(_FINAL), 0),
+                  func.sum(DEALS.c.version + 1))
+           .where(DEALS.c.bot_id == any_(bindparam("p_bots", type_=ARRAY(String)))).group_by(DEALS.c.bot_id))
+_ORDER_IDS = (select(ORDERS.c.id).where(ORDERS.c.deal_id == bindparam("p_id"))
+              .order_by(ORDERS.c.created_at, ORDERS.c.id))
 _PANIC = (update(DEALS).where(DEALS.c.id == bindparam("p_id"), _OPEN)
           .values(status=PANIC_REQUESTED, updated_at=func.now(), version=DEALS.c.version + 1)
           .returning(*DEALS.c))
@@ -102,6 +123,16 @@ class Deals:
         """The bot's deals, newest first."""
         rows = await self.db.all(_OF_BOT, {"p_bot_id": bot_id, "p_limit": limit})
         return [record_of(DealRecord, r) for r in rows]
+
+    async def totals(self, bot_ids: list[str]) -> list[DealTotals]:
+        """Each bot's deals counted (DealTotals), in one statement (one snapshot); none for a bot
+        without deals."""
+        rows = await self.db.all(_TOTALS, {"p_bots": list(bot_ids)}) if bot_ids else []
+        return [DealTotals(b, int(o), int(c), Decimal(p), int(st)) for b, o, c, p, st in rows]
+
+    async def order_ids(self, deal_id: str) -> list[str]:
+        """The ids of the orders the deal placed, oldest first."""
+        return [r[0] for r in await self.db.all(_ORDER_IDS, {"p_id": deal_id})]
 
     async def request_panic_sell(self, deal_id: str) -> DealRecord | None:
         """Mark an open deal PANIC_REQUESTED for the deal engine to sell (module docstring); None if

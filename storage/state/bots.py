@@ -18,14 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import ConfigDict
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from storage.figures import Figures
+from storage.figures import Figures, Money
 from storage.state import keys
+from storage.state.deals import DEAL_TOTALS, BotDealTotals
 from storage.state.reader import ViewRebuilding
 from storage.state.writer import _KEEP_NEWEST, dumps
 
@@ -59,11 +61,24 @@ class BotView(_View):
     ladder: dict[str, Any]  # required capital, max deviation covered, levels: as last validated
     disabled_reason: str | None = None
     deals_started: int = 0
-    open_deals: int = 0  # as of the bot's last publish (the deal engine publishes the bot again)
+    # counted in Postgres after each deal's save (storage/state/deals.py DEAL_TOTALS), merged in
+    # when read: they follow deals opening and closing, which do not change the bot's row
+    open_deals: int = 0
+    closed_deals: int = 0
+    deals_profit: Money = Decimal(0)  # realized by its closed deals, net of fees (quote currency)
     webhook_path: str | None = None  # POST here with a signed signal; None: the bot takes no signals
     created_at: datetime
     updated_at: datetime
     version: int = 0
+
+    def figure_asset(self) -> str | None:
+        return self.ladder.get("currency")
+
+    def with_totals(self, totals: BotDealTotals | None) -> BotView:
+        if totals is None:
+            return self
+        return self.model_copy(update={"open_deals": totals.open_deals, "closed_deals": totals.closed_deals,
+                                       "deals_profit": totals.profit_quote})
 
 
 class BlacklistEntryView(_View):
@@ -132,24 +147,29 @@ class BotReader:
         self.redis = redis
 
     async def _ready_and(self, stage: Any) -> Any:
+        """What `stage` asked for (one reply; a tuple of replies when it staged several)."""
         async with self.redis.pipeline(transaction=True) as p:
             p.exists(keys.STATE_READY)
             stage(p)
-            ready, got = await p.execute()
+            ready, *got = await p.execute()
         if not ready:
             raise ViewRebuilding()
-        return got
+        return got[0] if len(got) == 1 else tuple(got)
 
     async def bots(self) -> list[BotView]:
-        """Every bot not deleted, oldest first."""
-        raws = await self._ready_and(lambda p: p.hvals(BOTS))
+        """Every bot not deleted, oldest first, with its deal counts."""
+        raws, totals = await self._ready_and(lambda p: (p.hvals(BOTS), p.hgetall(DEAL_TOTALS)))
+        counted = {k.decode(): BotDealTotals.model_validate_json(v) for k, v in totals.items()}
         views = (BotView.model_validate_json(r) for r in raws)
-        return sorted((v for v in views if v.status != "deleted"), key=lambda v: (v.created_at, v.bot_id))
+        return sorted((v.with_totals(counted.get(v.bot_id)) for v in views if v.status != "deleted"),
+                      key=lambda v: (v.created_at, v.bot_id))
 
     async def bot(self, bot_id: str) -> BotView | None:
-        raw = await self._ready_and(lambda p: p.hget(BOTS, bot_id))
+        raw, totals = await self._ready_and(lambda p: (p.hget(BOTS, bot_id), p.hget(DEAL_TOTALS, bot_id)))
         view = BotView.model_validate_json(raw) if raw else None
-        return None if view is None or view.status == "deleted" else view
+        if view is None or view.status == "deleted":
+            return None
+        return view.with_totals(BotDealTotals.model_validate_json(totals) if totals else None)
 
     async def blacklist(self) -> list[BlacklistEntryView]:
         raws = await self._ready_and(lambda p: p.hvals(BLACKLIST))

@@ -56,6 +56,7 @@ from storage.repos.schedules import SCHEDULES, ScheduleRecord
 from storage.state import keys
 from storage.state.bars import refill_bars
 from storage.state.bots import clear_bots, refill_bots
+from storage.state.deals import clear_deals, read_deals_for_view, refill_deals
 from storage.state.fills import fill_view
 from storage.state.from_rows import (
     balance_view,
@@ -133,6 +134,7 @@ async def _rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> 
     await redis.delete(keys.ORDERS_BY_TIME, keys.ORDERS_OPEN, keys.ORDERS_BY_CLIENT_ID, keys.POSITIONS,
                        keys.BALANCES, keys.SCHEDULES, *indexes)
     await clear_bots(redis)
+    await clear_deals(redis)
     async with sessions() as s:
         orders = (await s.execute(
             select(OrderRow).order_by(OrderRow.created_at.desc()).limit(REBUILD_ORDERS_LIMIT)
@@ -152,6 +154,7 @@ async def _rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> 
             select(DealRow.bot_id, func.count()).where(DealRow.status.not_in(sorted(FINAL_DEAL_STATUSES)))
             .group_by(DealRow.bot_id))).tuples().all())
         blacklist = (await s.scalars(select(PairsBlacklistRow))).all()
+        deals = await read_deals_for_view(s)
 
     await redis.delete(keys.AUDIT_RECENT)
     w = StateWriter(redis)
@@ -168,10 +171,11 @@ async def _rebuild(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> 
     bars = await refill_bars(redis, BarRepository(sessions))  # a bar rewritten meanwhile: the next flush
     # bots carry a version the writer checks: a publish that raced this read keeps the newer
     bot_count = await refill_bots(redis, bots, open_deals, blacklist)
+    deal_count = await refill_deals(redis, deals)  # versioned too
     await settle(sessions, w, redis, since=began - REPAIR_MARGIN)
     return {"orders": len(orders), "fills": len(fills), "positions": len(positions),
             "balances": len(balances), "schedules": len(schedules), "commands": len(commands),
-            "audit": len(audit), "bars": bars, "bots": bot_count}
+            "audit": len(audit), "bars": bars, "bots": bot_count, "deals": deal_count}
 
 
 async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, redis: Redis, *,
