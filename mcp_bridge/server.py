@@ -33,6 +33,7 @@ from mcp_bridge.tools import (
     bars,
     bot_market,
     bots,
+    deals,
     discovery,
     history,
     market,
@@ -154,7 +155,7 @@ def build_server(settings: Settings, queue: CommandQueue | None = None) -> FastM
                   auth=auth, mask_error_details=True, middleware=[ErrorTranslation(), InstrumentSync(bridge)],
                   on_duplicate="error")
     for module in (market, bars, pairs, portfolio, portfolio_summary, orders, history, schedules, bots,
-                   bot_market, backtests, system):
+                   bot_market, backtests, deals, system):
         module.register(mcp, bridge)
     serve_chosen_tools(mcp, settings)
     mcp.add_transform(LeanSchemas())

@@ -389,6 +389,14 @@ BAD_CALLS: dict[str, tuple[dict[str, Any], str]] = {
     "get_currency_rates": ({"quote": "US$"}, "quote"),
     "get_pairs_blacklist": ({"venue": "paper"}, "venue"),
     "update_pairs_blacklist": ({"action": "clear", "pairs": ["BTC/USDT"]}, "action"),
+    "get_bot_deals": ({"bot_id": "bot_abc123", "status": "active"}, "status"),
+    "get_deal_details": ({"deal_id": "ord_abc123"}, "deal_id"),
+    "get_deals_stats": ({"since": "yesterday"}, "since"),
+    "get_bot_stats": ({"bot_id": ""}, "bot_id"),
+    "cancel_deal": ({"deal_id": "deal abc"}, "deal_id"),
+    "update_deal": ({"deal_id": "deal_abc123", "max_safety_orders": -1}, "max_safety_orders"),
+    "panic_sell_deal": ({"deal_id": ""}, "deal_id"),
+    "add_safety_order": ({"deal_id": "deal_abc123", "amount": "0"}, "amount"),
 }
 
 
@@ -435,6 +443,14 @@ EXPECTED_HINTS = {
     "get_currency_rates": (True, False, True),
     "get_pairs_blacklist": (True, False, True),
     "update_pairs_blacklist": (False, False, True),
+    "get_bot_deals": (True, False, True),
+    "get_deal_details": (True, False, True),
+    "get_deals_stats": (True, False, True),
+    "get_bot_stats": (True, False, True),
+    "cancel_deal": (False, True, True),
+    "update_deal": (False, False, True),
+    "panic_sell_deal": (False, True, True),
+    "add_safety_order": (False, False, False),
 }
 
 
