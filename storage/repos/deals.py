@@ -7,10 +7,10 @@ engine keeps them in step with its record on every save. A deal is open until it
 of FINAL_DEAL_STATUSES (3Commas's closed statuses, as deal_state.FINAL_STATUSES).
 
 `request_panic_sell` is how a command outside the engine (delete_bot with panic_sell) asks it to
-close a deal: it marks an open deal's status PANIC_REQUESTED and leaves `state` alone.
-TODO(deal engine): on start-up and on every pass, step each deal whose status is
-PANIC_REQUESTED with a panic-sell event (its `state` still says where the deal stood), and save
-the resulting status (panic_sell_pending, then panic_sold).
+close a deal: it marks an open deal's status PANIC_REQUESTED and leaves `state` alone; the deal
+engine's next turn on the deal (jobs/bots/deal_runner.py) steps it with a panic-sell event.
+
+`totals` counts a bot's deals for the state view (storage/state/deals.py) in one statement.
 """
 
 from __future__ import annotations
