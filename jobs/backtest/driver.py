@@ -65,7 +65,8 @@ class BacktestOptions:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    """One fill at the backtest's venue, for the equity curve."""
+    """One fill at the backtest's venue: for the equity curve, and (by its order's client order id,
+    f"{deal}:{step}:{attempt}") for comparing a deal's fills step by step with the live engine's."""
 
     index: int  # the candle
     pair: str
@@ -73,6 +74,7 @@ class Fill:
     qty: Decimal
     price: Decimal
     fee: Decimal
+    client_order_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +287,7 @@ class _Driver:
         fills = self.run.fills
 
         def on_fill(order: PlaceOrder, at: Decimal, fee: Decimal) -> None:
-            fills.append(Fill(self.index, pair, order.side, order.qty, at, fee))
+            fills.append(Fill(self.index, pair, order.side, order.qty, at, fee, order.client_order_id))
 
         venue = FillModel(self.options.fee_rate, on_fill)
         started = DealStarted(deal_id, self.options.bot_id, close, time, self.options.balance)
