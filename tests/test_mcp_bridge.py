@@ -397,6 +397,8 @@ BAD_CALLS: dict[str, tuple[dict[str, Any], str]] = {
     "update_deal": ({"deal_id": "deal_abc123", "max_safety_orders": -1}, "max_safety_orders"),
     "panic_sell_deal": ({"deal_id": ""}, "deal_id"),
     "add_safety_order": ({"deal_id": "deal_abc123", "amount": "0"}, "amount"),
+    "backtest_bot": ({"days": 0}, "days"),
+    "compare_backtests": ({"variants": []}, "variants"),
 }
 
 
@@ -451,6 +453,8 @@ EXPECTED_HINTS = {
     "update_deal": (False, False, True),
     "panic_sell_deal": (False, True, True),
     "add_safety_order": (False, False, False),
+    "backtest_bot": (False, False, True),
+    "compare_backtests": (False, False, True),
 }
 
 
