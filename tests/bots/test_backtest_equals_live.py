@@ -4,12 +4,13 @@ The same 1-minute candles go (a) through jobs/backtest's driver and (b) live: th
 the real daemon (its deal engine on the bus, the paper venue's host matching resting orders on
 quote events), over Postgres and Redis, with the paper venue's slippage set to 0 and its fee the
 backtest's (10 bps). Two bots trade ETH/USDT side by side on each path: an ASAP bot and one that
-starts when RSI-14 on 1m is under 30. The first path fills the base order, four safety orders,
-then the take profit, twice over; the second reaches the stop loss, then a take profit. Each
-bot's deals must be equal: how many, and for each its status, why it closed, safety orders
-used, bought and sold quantity and value, fees, average entry, profit in quote and in %, every
-fill (step, side, price, qty, fee: the take profit's or the stop's exit price among them), and
-the orders left resting on the venue.
+starts when RSI-14 on 1m is under 30. The first path fills the base order, all four safety
+orders, then the take profit, and again with two safety orders; the second path reaches the stop
+loss after three safety orders, then a new deal takes its profit. Each bot's deals must be
+equal: how many, and for each its status, why it closed, safety orders used, bought and sold
+quantity and value, fees, average entry, profit in quote and in %, every fill (step, side,
+price, qty, fee: the take profit's or the stop's exit price among them), and the orders left
+resting on the venue.
 
 Feeding a candle live: its quotes (bid = ask = last, so a taker pays the quote itself) along the
 path open -> the far extreme -> close (a rising candle dips to its low first, a falling one
@@ -50,6 +51,7 @@ paths are checked to allow it: `check_path`):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -66,6 +68,7 @@ from jobs.domain.dca.config import parse_bot_config
 from jobs.domain.dca.deal_state import Deal
 from jobs.domain.instruments import get_instrument
 from jobs.resources import Resources
+from jobs.venues.paper.host import PaperHost
 from storage.events import BarClosed, EventPublisher, QuoteEvent
 from storage.settings import Settings
 from storage.state.views import QuoteView
@@ -131,14 +134,15 @@ def path(start: str, legs: list[tuple[str, int]]) -> list[Candle]:
 
 
 def wiggle(n: int, at: str) -> list[tuple[str, int]]:
-    """n candles up and down a cent-dollar around `at`: RSI near 50, nothing reached."""
+    """n candles up and down a dollar around `at`: RSI near 50, nothing reached."""
     return [(str(D(at) + (1 if k % 2 == 0 else 0)), 1) for k in range(n)]
 
 
 def as_candles(rows: list[Candle], first_open: datetime) -> Candles:
     n = len(rows)
-    col = [np.array([float(getattr(r, f)) for r in rows]) for f in ("open", "high", "low", "close")]
-    return Candles(PAIR, int(first_open.timestamp()) + 60 * np.arange(n, dtype=np.int64), *col, np.ones(n))
+    o, h, lo, c = (np.array([float(getattr(r, f)) for r in rows]) for f in ("open", "high", "low", "close"))
+    times = int(first_open.timestamp()) + 60 * np.arange(n, dtype=np.int64)
+    return Candles(PAIR, times, o, h, lo, c, np.ones(n))
 
 
 # --- deals, as both sides are compared -------------------------------------------------------------
@@ -164,7 +168,7 @@ class DealView:
     resting: tuple[Resting, ...]
 
 
-def view(deal: Deal, fills: list[Fill], resting: list[Resting]) -> DealView:
+def view(deal: Deal, fills: Sequence[Fill], resting: Sequence[Resting]) -> DealView:
     sells = [f for f in fills if f[1] == "sell"]
     return DealView(deal.status.value, deal.closing, deal.completed_safety_orders,
                     (deal.bought_qty, deal.bought_cost), (deal.sold_qty, deal.sold_value), deal.fees,
@@ -264,7 +268,7 @@ class Feed:
 async def settled(res: Resources, redis: Redis, s: Settings, d: Daemon, bot_ids: dict[str, str],
                   expected: dict[str, list[DealView]]) -> bool:
     assert d.deals is not None
-    for group, topics in (("deal-engine", d.deals.TOPICS), ("venue-paper", ("quote", "order"))):
+    for group, topics in (("deal-engine", d.deals.TOPICS), ("venue-paper", PaperHost.TOPICS)):
         if not await bus_drained(redis, group, topics):
             return False
     if await redis.zcard(s.queue_name):
@@ -344,7 +348,8 @@ async def _followed(engine: Any, bot_ids: dict[str, str]) -> bool:
 # --- the scenarios -----------------------------------------------------------------------------------
 
 
-async def test_safety_orders_then_take_profit_equal_live_and_backtest(settings, res, redis):
+async def test_safety_orders_then_take_profit_equal_live_and_backtest(settings: Settings, res: Resources,
+                                                                       redis: Redis) -> None:
     rows = path("3000", [*wiggle(20, "3000"), ("2830", 60), ("2960", 40), ("2940", 20), ("2925", 20),
                          ("2860", 30), ("2990", 40), *wiggle(10, "2990")])
     deals = await equal_on(settings, res, redis, rows, bots())
@@ -353,10 +358,12 @@ async def test_safety_orders_then_take_profit_equal_live_and_backtest(settings, 
         assert first.status == "completed" and first.safety_orders_used == 4, (name, first)
         assert [f[0] for f in first.fills] == ["bo", "so1", "so2", "so3", "so4", "tp1"]
         assert first.profit_quote > 0 and first.exit_price is not None
-        assert len(deals[name]) >= 2
+        second = deals[name][1]
+        assert second.status == "completed" and second.safety_orders_used == 2, (name, second)
 
 
-async def test_stop_loss_then_a_new_deal_equal_live_and_backtest(settings, res, redis):
+async def test_stop_loss_then_a_new_deal_equal_live_and_backtest(settings: Settings, res: Resources,
+                                                                 redis: Redis) -> None:
     rows = path("3000", [*wiggle(20, "3000"), ("2800", 70), ("2900", 40), *wiggle(10, "2900")])
     deals = await equal_on(settings, res, redis, rows, bots(stop_loss={"percent": "3"}))
     for name in ("asap", "rsi"):
