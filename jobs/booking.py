@@ -115,7 +115,9 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
                                 reserve_price(order.limit_price, stop), fee_rate)
     locks = {reserve_asset: reserve_after - reserve_before} if reserve_after != reserve_before else {}
     venue_order_id = vo.venue_order_id or order.venue_order_id
-    reason = vo.reject_reason if vo.status == "rejected" else order.reject_reason
+    # a rejection's reason, or why the venue cancelled an order on its own (a day order expired)
+    said = vo.status == "rejected" or (vo.status == "cancelled" and vo.reject_reason is not None)
+    reason = vo.reject_reason if said else order.reject_reason
     changed = bool(new_fills) or (vo.status, venue_order_id, reason, stop) != (
         order.status, order.venue_order_id, order.reject_reason, order.stop_price)
     change = OrderChange(venue_order_id, vo.status, reason, filled, cost / filled if filled else None, fees,

@@ -15,7 +15,7 @@ the worker and the bridge build it at start-up (`load_calendars`) so no order wa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -74,6 +74,40 @@ def describe_open(status: SessionStatus) -> str:
         local = status.next_open.astimezone(status.exchange_tz)
         text += f" ({local:%H:%M} {_city(status.exchange_tz)})"
     return text
+
+
+def day_order_end(inst: Instrument, placed_at: datetime) -> datetime:
+    """When a `day` order placed at `placed_at` stops being good (UTC).
+
+    Why these rules: a day order lives for one trading session. On an exchange with a calendar
+    that is the close of the session it was placed in (the next session's close if it was placed
+    while the market was closed), early closes included, as the exchange's calendar knows them.
+    A 24/7 market has no session: its day is the UTC calendar day of placement, so the order
+    ends at 00:00 UTC of the next day.
+    """
+    if placed_at.tzinfo is None or placed_at.utcoffset() is None:
+        raise ValueError("day_order_end needs a timezone-aware datetime (UTC), got a naive one")
+    placed_at = placed_at.astimezone(UTC)
+    if inst.exchange_calendar is None:
+        day = placed_at.date() + timedelta(days=1)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    import pandas as pd
+
+    cal = _calendar(inst.exchange_calendar, placed_at.year)
+    return cal.next_close(pd.Timestamp(placed_at)).to_pydatetime().astimezone(UTC)
+
+
+def describe_day_end(inst: Instrument, end: datetime) -> str:
+    """'the session end (16:00 New York)', 'the session end (13:00 New York, an early close)' or
+    'the end of its UTC day (00:00 UTC)': when a day order ended, in the market's own terms."""
+    if inst.exchange_calendar is None:
+        return f"the end of its UTC day ({end.astimezone(UTC):%H:%M} UTC)"
+    import pandas as pd
+
+    cal = _calendar(inst.exchange_calendar, end.year)
+    local = end.astimezone(cal.tz)
+    early = ", an early close" if pd.Timestamp(local.date()) in cal.early_closes else ""
+    return f"the session end ({local:%H:%M} {_city(cal.tz)}{early})"
 
 
 def _city(tz: ZoneInfo) -> str:

@@ -37,6 +37,10 @@ class PaperOrderRow(Base):
     status: Mapped[str] = mapped_column(String(20), index=True)
     filled_qty: Mapped[Money] = mapped_column(default=Decimal(0))
     reject_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # how long the order is good for: a `day` order is expired by the venue's host at the end of
+    # its session (jobs/domain/sessions.day_order_end, counted from created_at); rows from before
+    # migration 0008 are 'gtc'
+    time_in_force: Mapped[str] = mapped_column(String(8), default="gtc", server_default=text("'gtc'"))
     created_at: Mapped[Timestamp]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, ForeignKey, Numeric, String, Text, UniqueConstraint, func, text
+from sqlalchemy import DateTime, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models.base import Base, Money, Timestamp, utcnow
@@ -55,4 +55,9 @@ class DcaRunRow(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[Timestamp]
 
-    __table_args__ = (UniqueConstraint("schedule_id", "fire_time"),)
+    # re-delivery reads the enqueued runs every second (storage/repos/redelivery.py): a partial
+    # index holds only those, oldest fire first, so the read does not scan every run ever made
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "fire_time"),
+        Index("ix_dca_runs_enqueued", "fire_time", postgresql_where=text("status = 'enqueued'")),
+    )

@@ -31,7 +31,9 @@ from storage.tables import PAPER_FILLS, PAPER_ORDERS
 @dataclass(frozen=True, slots=True)
 class PaperOrderRecord:
     """One order as the venue's book holds it (what a quote has done to it included: a stop-limit's
-    `triggered`, a trailing stop's `trail_anchor` and current `stop_price`)."""
+    `triggered`, a trailing stop's `trail_anchor` and current `stop_price`). `created_at` is when
+    the venue took it (None on a new order: the database's clock); a `day` order's session is
+    counted from it."""
 
     client_order_id: str
     venue_order_id: str
@@ -51,6 +53,8 @@ class PaperOrderRecord:
     triggered: bool
     order_list_id: str | None
     leg: str | None
+    time_in_force: str = "gtc"
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +80,10 @@ _ADD_ORDER_AND_FILL = text("""
 WITH new_order AS (
     INSERT INTO paper_orders (client_order_id, venue_order_id, symbol, side, type, qty, notional, limit_price,
                               stop_price, status, filled_qty, reject_reason, trail_amount, trail_percent,
-                              trail_anchor, triggered, order_list_id, leg)
+                              trail_anchor, triggered, order_list_id, leg, time_in_force, created_at)
     VALUES (:client_order_id, :venue_order_id, :symbol, :side, :type, :qty, :notional, :limit_price,
             :stop_price, :status, :filled_qty, :reject_reason, :trail_amount, :trail_percent,
-            :trail_anchor, :triggered, :order_list_id, :leg)
+            :trail_anchor, :triggered, :order_list_id, :leg, :time_in_force, COALESCE(:created_at, now()))
     ON CONFLICT (client_order_id) DO NOTHING
     RETURNING client_order_id
 ), new_fill AS (
@@ -95,9 +99,9 @@ SELECT client_order_id FROM new_order, commit_without_flush_wait
     "qty", "notional", "limit_price", "stop_price", "filled_qty", "fill_qty", "fill_price", "fill_fee",
     "trail_amount", "trail_percent", "trail_anchor")),
     *(bindparam(n, type_=String) for n in ("reject_reason", "fill_id", "fill_fee_asset", "fill_liquidity",
-                                           "order_list_id", "leg")),
+                                           "order_list_id", "leg", "time_in_force")),
     bindparam("triggered", type_=Boolean),
-    bindparam("fill_ts", type_=DateTime(timezone=True)))
+    *(bindparam(n, type_=DateTime(timezone=True)) for n in ("fill_ts", "created_at")))
 _ADD_FILL = insert(PAPER_FILLS)
 _ORDER = select(*(PAPER_ORDERS.c[n] for n in _ORDER_FIELDS)).where(_CID == bindparam("p_cid"))
 _LOCK_ORDER = _ORDER.with_for_update()

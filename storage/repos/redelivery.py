@@ -3,8 +3,9 @@
 Why one: the loop runs every second, for ever, and almost always finds nothing. It read the
 unfinished commands and the enqueued DCA runs with two statements, each on its own pool
 checkout: two round trips a second to learn that nothing is pending. One UNION ALL reads both
-(the commands through their status index; the runs still by a scan of dca_runs, which has no
-index on status).
+(the commands through their status index; the runs through the partial index on the enqueued
+ones, migration 0008: a scan of dca_runs took ~22 ms at 200,000 finished runs, the index 0.06 ms;
+tests/storage/repos/test_redelivery_plan.py checks the plan).
 """
 
 from __future__ import annotations

@@ -76,6 +76,8 @@ class BookOrder:
     triggered: bool = False
     order_list_id: str | None = None
     leg: str | None = None
+    time_in_force: str = "gtc"  # a `day` order is expired by the host at its session's end (host.py)
+    created_at: datetime | None = None  # when the book took it (None until written: the database's clock)
 
     @classmethod
     def from_record(cls, record: PaperOrderRecord) -> BookOrder:
@@ -138,7 +140,8 @@ class PaperVenue(BookInLedger):
             raise SimulatedCrash(f"paper venue: simulated crash before {req.client_order_id} was sent")
         order = BookOrder(req.client_order_id, "paper-" + uuid.uuid4().hex[:20], req.symbol, req.side,
                           req.type, req.qty, req.notional, req.limit_price, req.stop_price, "open",
-                          Decimal(0), trail_amount=req.trail_amount, trail_percent=req.trail_percent)
+                          Decimal(0), trail_amount=req.trail_amount, trail_percent=req.trail_percent,
+                          time_in_force=req.time_in_force)
         quote = await self._fresh_quote(req.symbol)
         fill = None
         if quote is None:
@@ -233,7 +236,8 @@ class PaperVenue(BookInLedger):
             orders = [BookOrder(r.client_order_id, "paper-" + uuid.uuid4().hex[:20], r.symbol, r.side, r.type,
                                 r.qty, r.notional, r.limit_price, r.stop_price, "held" if held else "open",
                                 Decimal(0), trail_amount=r.trail_amount, trail_percent=r.trail_percent,
-                                order_list_id=order_list_id, leg=name) for r, name, held in legs]
+                                order_list_id=order_list_id, leg=name, time_in_force=r.time_in_force)
+                      for r, name, held in legs]
             fills: dict[str, VenueFill] = {}
             for o in orders:
                 if quote is None:
@@ -275,7 +279,8 @@ class PaperVenue(BookInLedger):
         quote = await self._fresh_quote(req.symbol)
         new = BookOrder(req.client_order_id, "paper-" + uuid.uuid4().hex[:20], req.symbol, req.side, req.type,
                         req.qty, req.notional, req.limit_price, req.stop_price, "open", Decimal(0),
-                        trail_amount=req.trail_amount, trail_percent=req.trail_percent)
+                        trail_amount=req.trail_amount, trail_percent=req.trail_percent,
+                        time_in_force=req.time_in_force)
         async with transaction(self.db) as db:
             row = await PaperBook(db).order(client_order_id, lock=True)
             done = await self._state(db, req.client_order_id)
@@ -302,19 +307,37 @@ class PaperVenue(BookInLedger):
 
     async def cancel_order(self, client_order_id: str) -> VenueOrder | None:
         """Cancel a resting (or held) order; cancelling one leg of a list cancels the list."""
+        state, _ = await self._cancel(client_order_id, ("open", "held"), reason=None)
+        return state
+
+    async def expire_order(self, client_order_id: str, reason: str) -> tuple[VenueOrder | None, list[str]]:
+        """End a resting `day` order whose session is over (the host's call, host.py): cancelled
+        with `reason`, and the other legs of its list with it, as a cancel does. Returns the
+        order's state (None if the book has no such order) and the client order ids of the other
+        legs it cancelled. An order that no longer rests (a quote filled it in between) is left
+        as it is: decided under its row lock, so an order is never both filled and expired."""
+        return await self._cancel(client_order_id, ("open",), reason=reason)
+
+    async def _cancel(self, client_order_id: str, cancellable: tuple[str, ...],
+                      reason: str | None) -> tuple[VenueOrder | None, list[str]]:
         async with transaction(self.db) as db:
             legs = await self._lock_legs(db, client_order_id)
             order = next((o for o in legs if o.client_order_id == client_order_id), None)
             if order is None:
-                return None
-            if order.status in ("open", "held"):
+                return None, []
+            others: list[str] = []
+            if order.status in cancellable:
                 before = [o.status for o in legs]
                 order.status = "cancelled"
                 cascade(legs, order, "cancelled", lambda _: None)
                 for o, status in zip(legs, before, strict=True):
                     if o.status != status:
+                        if reason is not None:
+                            o.reject_reason = reason
                         await self._store(db, o)
-            return await self._state(db, client_order_id)
+                        if o is not order:
+                            others.append(o.client_order_id)
+            return await self._state(db, client_order_id), others
 
     async def get_order(self, client_order_id: str) -> VenueOrder | None:
         async with read(self.db) as db:

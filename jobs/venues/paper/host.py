@@ -18,6 +18,15 @@ polling (it re-read the whole book every 250 ms before):
   (data.py). Trades are not matched: the venue's rules are written against a bid and an ask,
   which a printed trade does not carry.
 
+`day` orders end with their session (jobs/domain/sessions.day_order_end: the exchange's close,
+early closes included; 00:00 UTC of the next day for a 24/7 pair). The host expires them when it
+loads the book (at start, so a restarted daemon expires what ended while it was down) and on
+every safety resync, and never matches one past its end: a quote that arrives after the end
+expires the order instead. The venue cancels it under its row lock with the reason
+(`PaperVenue.expire_order`) and the host reports that as an `OrderUpdate`, which the worker books
+as any venue's cancel, releasing the funds the order locked. The clock is injectable (`clock`)
+so a test can stand after a session's end.
+
 A fill is then reported as the venue's `OrderUpdate`, keyed by the fill (the daemon books it
 through the worker, by the same code path as any venue's fill event); so are the other legs of
 an OCO or bracket that the fill (or a stop-limit leg's trigger) opened or cancelled in the same
@@ -37,7 +46,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 
+from jobs.domain.instruments import get_instrument
+from jobs.domain.sessions import day_order_end, describe_day_end
 from jobs.venues.base import ErrorsFor, OrderUpdate
 from jobs.venues.paper.execution import BookOrder, PaperVenue
 from jobs.venues.paper.matching import step
@@ -48,15 +61,21 @@ log = logging.getLogger("tradingd.paper")
 SAFETY_RESYNC_S = 30.0  # a whole-book read this often, only to repair what an event that never came missed
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 class PaperHost:
     """Matching of the venue's resting orders on quote events (a VenueBackground)."""
 
     TOPICS: tuple[Topic, ...] = ("quote", "order")
 
     def __init__(self, venue: PaperVenue, errors_for: ErrorsFor, *,
-                 resync_every_s: float = SAFETY_RESYNC_S) -> None:
+                 resync_every_s: float = SAFETY_RESYNC_S, clock: Callable[[], datetime] = _utcnow) -> None:
         self.venue = venue
         self.resync_every_s = resync_every_s
+        self.clock = clock  # what "now" is for day orders' ends (tests stand after a session's end)
+        self._day_ends: dict[str, datetime] = {}  # client order id -> a resting day order's end
         # a Postgres outage is logged once for the daemon, not a traceback every resync
         self.errors = errors_for("paper book resync", log)
         self.book: dict[str, list[BookOrder]] = {}
@@ -70,6 +89,7 @@ class PaperHost:
 
     async def start(self) -> None:
         await self.refresh()
+        await self.expire_day_orders()
         self._task = asyncio.create_task(self._resync_loop(), name="paper-book-resync")
 
     async def stop(self) -> None:
@@ -85,6 +105,8 @@ class PaperHost:
             book.setdefault(order.symbol, []).append(order)
         self.book = book
         self.book_reads += 1
+        resting = {o.client_order_id for orders in book.values() for o in orders}
+        self._day_ends = {cid: end for cid, end in self._day_ends.items() if cid in resting}
 
     async def _resync_loop(self) -> None:
         delay = self.resync_every_s
@@ -92,6 +114,7 @@ class PaperHost:
             await asyncio.sleep(delay)
             try:
                 await self.refresh()
+                await self.expire_day_orders()
                 self.errors.ok(db=True)
                 delay = self.resync_every_s
             except Exception as e:  # the book stays as last read; matching re-checks under a row lock
@@ -136,6 +159,46 @@ class PaperHost:
         if orders:
             self.book[symbol] = [o for o in orders if o.client_order_id != client_order_id]
 
+    # ---- day orders -------------------------------------------------------------------------
+
+    async def expire_day_orders(self) -> list[str]:
+        """Expire every resting `day` order whose session has ended by the host's clock; returns
+        their client order ids."""
+        now = self.clock()
+        expired = []
+        for orders in list(self.book.values()):
+            for order in list(orders):
+                end = self._day_end(order)
+                if end is not None and now >= end:
+                    await self._expire(order, end)
+                    expired.append(order.client_order_id)
+        return expired
+
+    def _day_end(self, order: BookOrder) -> datetime | None:
+        """When a day order's session ends (worked out once per order); None for any other."""
+        if order.time_in_force != "day" or order.created_at is None:
+            return None
+        end = self._day_ends.get(order.client_order_id)
+        if end is None:
+            end = day_order_end(get_instrument(order.symbol), order.created_at)
+            self._day_ends[order.client_order_id] = end
+        return end
+
+    async def _expire(self, order: BookOrder, end: datetime) -> None:
+        """Have the venue cancel the order with the reason, and report it (and any leg of its list
+        cancelled with it) for the worker to book."""
+        cid = order.client_order_id
+        reason = f"day order expired at {describe_day_end(get_instrument(order.symbol), end)}"
+        state, others = await self.venue.expire_order(cid, reason)
+        self._drop(order.symbol, cid)
+        self._day_ends.pop(cid, None)
+        for leg in others:
+            self._drop(order.symbol, leg)
+            await self.venue.report(OrderUpdate(self.venue.name, leg, f"expired:{cid}"))
+        if state is not None and state.status == "cancelled" and state.reject_reason == reason:
+            await self.venue.report(OrderUpdate(self.venue.name, cid, "expired", state))
+            log.info("paper %s %s: %s", order.type, cid, reason)
+
     # ---- matching ---------------------------------------------------------------------------
 
     async def on_quotes(self, quotes: list[Quote]) -> None:
@@ -147,8 +210,13 @@ class PaperHost:
     async def match(self, quotes: list[Quote]) -> int:
         """Apply each quote to every resting order of its symbol; returns how many transactions were tried."""
         tried = 0
+        now = self.clock()
         for q in quotes:
             for order in list(self.book.get(q.symbol, ())):
+                end = self._day_end(order)
+                if end is not None and now >= end:  # its session is over: it no longer trades
+                    await self._expire(order, end)
+                    continue
                 moved = step(order.matching_state(), q, self.venue.slippage_bps, resting=True)
                 if moved.fill is None and not moved.changed:
                     continue

@@ -13,14 +13,16 @@ from sqlalchemy import func, select
 from storage.repos import Pool, read, transaction
 from storage.repos.paper_book import PaperBook, PaperFillRecord, PaperOrderRecord
 
+PLACED = datetime(2026, 11, 25, 15, 0, 0, 123456, tzinfo=UTC)
 
-def _order(cid: str, *, status: str = "open", list_id: str | None = None,
-           leg: str | None = None) -> PaperOrderRecord:
+
+def _order(cid: str, *, status: str = "open", list_id: str | None = None, leg: str | None = None,
+           tif: str = "gtc", placed: datetime | None = PLACED) -> PaperOrderRecord:
     return PaperOrderRecord(
         client_order_id=cid, venue_order_id=f"paper-{cid}", symbol="BTC/USDT", side="buy", type="limit",
         qty=Decimal("0.01"), notional=None, limit_price=Decimal("59000"), stop_price=None, status=status,
         filled_qty=Decimal(0), reject_reason=None, trail_amount=None, trail_percent=None, trail_anchor=None,
-        triggered=False, order_list_id=list_id, leg=leg)
+        triggered=False, order_list_id=list_id, leg=leg, time_in_force=tif, created_at=placed)
 
 
 def _fill(cid: str, fill_id: str, ts: datetime) -> PaperFillRecord:
@@ -69,3 +71,22 @@ async def test_stored_state_reads_back_and_resting_open_and_list_legs(pool: Pool
         assert [f.fill_id for f in await book.fills("r1")] == ["early", "late"]  # oldest first
         assert sorted(o.client_order_id for o in await book.resting()) == ["l1"]
         assert sorted(o.client_order_id for o in await book.open_orders()) == ["l1", "l2"]  # held counts
+
+
+async def test_time_in_force_and_placement_time_read_back_a_new_order_on_the_database_clock(pool: Pool):
+    """A day order's session is counted from when the book took it (jobs/venues/paper/host.py):
+    both must survive a restart, i.e. be on the row."""
+    before = datetime.now(UTC) - timedelta(seconds=5)  # the database's clock, give or take
+    async with transaction(pool) as db:
+        book = PaperBook(db)
+        await book.add(_order("d1", tif="day"))
+        await book.add(_order("n1", tif="day", placed=None))
+        await book.add(_order("g1"))
+    async with read(pool) as db:
+        book = PaperBook(db)
+        day = await book.order("d1")
+        assert day is not None and day.time_in_force == "day" and day.created_at == PLACED
+        fresh = await book.order("n1")
+        assert fresh is not None and fresh.created_at is not None and fresh.created_at > before
+        resting = {o.client_order_id: o.time_in_force for o in await book.resting()}
+        assert resting == {"d1": "day", "n1": "day", "g1": "gtc"}
