@@ -2,9 +2,21 @@
 a PNG and as one self-contained HTML page (the SVG inlined, no script, no stylesheet, no link
 out: it opens from disk anywhere, offline, and can be mailed as one file).
 
-matplotlib's object API (Figure, not pyplot) keeps no global state, so charts can be drawn from a
-worker thread. A year of minutes is thinned to at most MAX_POINTS per line, keeping each
-bucket's low and high so a drawdown or a wick stays visible.
+Why it is drawn the way it is (a chart must cost well under the replay it shows; the year's
+replay takes ~0.1 s):
+- matplotlib's object API (Figure on an explicit Agg canvas, not pyplot) keeps no global figure
+  state, so charts can be drawn from a worker thread, and no backend is picked from the
+  environment.
+- A year of minutes is thinned to at most MAX_POINTS per line, keeping each bucket's low and
+  high so a drawdown or a wick stays visible; deals are markers and one segment each (entry to
+  exit), never one artist per candle.
+- The layout is fixed (margins, label positions, the date ticks computed once): matplotlib's
+  automatic layout (tight_layout, auto-placed labels and title, AutoDateLocator on every draw)
+  measures every text several times per render and was most of the cost.
+- The SVG keeps its text as text (svg.fonttype "none"), not one path per glyph: smaller, cheaper,
+  and the page's labels can be selected and searched. This and the other matplotlib settings
+  are applied once per process (`_configure`); this module is the process's only plotter.
+- The figure is built once; the PNG (Agg) and the SVG are two renders of it.
 """
 
 from __future__ import annotations
@@ -15,19 +27,25 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 
+import matplotlib
 import numpy as np
-from matplotlib.dates import DateFormatter
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.dates import AutoDateLocator, DateFormatter, date2num, num2date
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator
 
-from jobs.backtest.report import BacktestReport
+from jobs.backtest.report import BacktestReport, DealFigures
 
 MAX_POINTS = 2_000
 MAX_MARKERS = 2_000
 DEALS_LISTED = 500
 QUANTUM = Decimal("0.00000001")
-_NAMESPACE_OR_METADATA = re.compile(r'\s+xmlns(:\w+)?="[^"]*"|<metadata>.*?</metadata>', re.DOTALL)
+_NAMESPACE = re.compile(r'\s+xmlns(:\w+)?="[^"]*"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,50 +72,88 @@ def thin(times: np.ndarray, values: np.ndarray,
     return np.concatenate((out_t, times[cut:])), np.concatenate((out_v, values[cut:]))
 
 
-def _dates(epoch_s: np.ndarray) -> np.ndarray:
-    return epoch_s.astype("datetime64[s]")
+@cache
+def _configure() -> None:
+    """matplotlib's settings for these charts, once per process (module docstring)."""
+    matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "tradingd-backtest"})
+
+
+def _x(epoch_s: np.ndarray) -> np.ndarray:
+    """Epoch seconds as matplotlib date numbers: plain floats, so no unit conversion per draw."""
+    return np.asarray(date2num(np.asarray(epoch_s, dtype=np.int64).astype("datetime64[s]")))
+
+
+def _epoch(dt: datetime) -> int:
+    return int(dt.astimezone(UTC).timestamp())
+
+
+def _fixed_date_ticks(ax: Axes) -> None:
+    """Date ticks chosen once for the axis' span (AutoDateLocator would choose again on every
+    render, twice per file), at most 8 so 'YYYY-MM-DD' labels fit unrotated."""
+    lo, hi = ax.get_xlim()
+    if hi > lo:
+        start, end = num2date(lo), num2date(hi)
+        ticks = AutoDateLocator(minticks=3, maxticks=8).tick_values(start, end)
+        ax.xaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi]))
+    ax.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d" if hi - lo > 3 else "%m-%d %H:%M"))
+
+
+def _deal_marks(ax: Axes, deals: list[DealFigures]) -> None:
+    """Each deal: a marker at its opening and a level at its average entry held until it closed
+    (green when the deal made money, red when not), and a marker at its average exit. The average
+    is the deal's final one (after its safety orders), so the entry marker can sit off the price."""
+    entered = [d for d in deals if d.entry_price is not None]
+    closed = [d for d in entered if d.closed_at is not None and d.exit_price is not None]
+    if entered:
+        ax.scatter(_x(np.array([_epoch(d.opened_at) for d in entered])),
+                   [float(d.entry_price) for d in entered if d.entry_price is not None], marker="^",
+                   s=18, color="#1a9850", label="deal entry (average)", zorder=4)
+    if closed:
+        x0 = _x(np.array([_epoch(d.opened_at) for d in closed]))
+        x1 = _x(np.array([_epoch(d.closed_at) for d in closed if d.closed_at]))
+        entry = np.array([float(d.entry_price) for d in closed if d.entry_price is not None])
+        colors = ["#1a9850" if d.profit > 0 else "#d73027" for d in closed]
+        held = np.stack((np.column_stack((x0, entry)), np.column_stack((x1, entry))), axis=1)
+        ax.add_collection(LineCollection(held, colors=colors, linewidths=1.5, alpha=0.8, zorder=3,
+                                         label="deal held (at its average entry)"), autolim=False)
+        ax.scatter(x1, [float(d.exit_price) for d in closed if d.exit_price is not None], marker="v",
+                   s=18, color="#d73027", label="deal exit (average)", zorder=4)
 
 
 def draw(report: BacktestReport, close: np.ndarray, title: str) -> Figure:
+    """The figure, laid out by hand (module docstring), on an Agg canvas."""
+    _configure()
     fig = Figure(figsize=(12, 7), dpi=100)
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.08, right=0.985, top=0.95, bottom=0.06, hspace=0.06)
     ax_price, ax_equity = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     t, p = thin(report.equity_times, close)
-    ax_price.plot(_dates(t), p, lw=0.7, color="#555555", label=report.pairs[0])
-    first_pair = [d for d in report.deals if d.pair == report.pairs[0]][:MAX_MARKERS]
-    entries = [(d.opened_at, float(d.entry_price)) for d in first_pair if d.entry_price is not None]
-    exits = [(d.closed_at, float(d.exit_price)) for d in first_pair
-             if d.closed_at and d.exit_price is not None]
-    if entries:
-        ax_price.scatter([_naive(x) for x, _ in entries], [y for _, y in entries], marker="^", s=18,
-                         color="#1a9850", label="deal entry (average)", zorder=3)
-    if exits:
-        ax_price.scatter([_naive(x) for x, _ in exits], [y for _, y in exits], marker="v", s=18,
-                         color="#d73027", label="deal exit", zorder=3)
+    ax_price.plot(_x(t), p, lw=0.7, color="#555555", label=report.pairs[0])
+    _deal_marks(ax_price, [d for d in report.deals if d.pair == report.pairs[0]][:MAX_MARKERS])
     ax_price.set_ylabel(f"{report.pairs[0]} close")
     ax_price.legend(loc="upper left", fontsize=8)
-    ax_price.set_title(title, fontsize=11)
+    ax_price.set_title(title, fontsize=11, y=1.0)  # y given: not re-placed at every render
     et, ev = thin(report.equity_times, report.equity)
-    ax_equity.plot(_dates(et), ev, lw=0.9, color="#2c7bb6")
+    ax_equity.plot(_x(et), ev, lw=0.9, color="#2c7bb6")
     ax_equity.axhline(0, lw=0.5, color="#999999")
     ax_equity.set_ylabel("equity (profit and loss, quote)")
-    ax_equity.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
-    fig.autofmt_xdate()
-    fig.tight_layout()
+    for ax in (ax_price, ax_equity):
+        ax.yaxis.set_label_coords(-0.065, 0.5)  # placed: not measured against the tick labels
+        ax.grid(True, lw=0.4, color="#e4e4e4")
+        ax.set_axisbelow(True)
+    _fixed_date_ticks(ax_equity)
     return fig
 
 
-def _naive(dt: datetime) -> datetime:
-    return dt.astimezone(UTC).replace(tzinfo=None)
-
-
 def svg_text(fig: Figure) -> str:
-    """The figure as inline SVG for HTML5: no XML prolog, namespaces or metadata (which name
-    URLs); the HTML parser knows SVG's elements and xlink attributes without them."""
+    """The figure as inline SVG for HTML5: no XML prolog, no namespaces (which name URLs; the
+    HTML parser knows SVG's elements and xlink attributes without them), no metadata."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
-    return _NAMESPACE_OR_METADATA.sub("", text)
+    start = text.index("<svg")
+    end = text.index(">", start) + 1  # only the root tag carries namespaces: edit just that
+    return _NAMESPACE.sub("", text[start:end]) + text[end:]
 
 
 def page(report: BacktestReport, svg: str, title: str) -> str:
