@@ -156,9 +156,10 @@ class BinanceFeedClient:
             self._connected = False
 
     # ---- frames ----------------------------------------------------------------------------
-    # Per message, one coroutine call besides the consumer's: parsing is plain functions, and every
-    # message of a frame shares the frame's arrival time (one clock read per frame). A busy feed
-    # carries tens of thousands of messages a second, and each extra await cost as much as a Decimal.
+    # Per message, two coroutine calls (message, event) besides the consumer's, not four: parsing is
+    # plain functions, and every message of a frame shares the frame's arrival time (one clock read
+    # per frame). A busy feed carries tens of thousands of messages a second, and each extra await
+    # cost as much as a Decimal.
     async def _handle_raw(self, raw: str | bytes) -> None:
         try:
             msg = orjson.loads(raw)
