@@ -60,6 +60,10 @@ def _amount(name: str, value: Decimal, limit: Decimal) -> Decimal:
 PlainText = Annotated[str, AfterValidator(plain_text)]
 QuoteAmount = Annotated[Decimal, AfterValidator(_quote_amount)]
 MaxPrice = Annotated[Decimal, AfterValidator(_max_price)]
+# the same checks for a tool's parameter that becomes one of these fields, so a bad value is refused
+# as an argument (naming the parameter) rather than when the tool builds its command
+QUOTE_AMOUNT_CHECK = AfterValidator(_quote_amount)
+OPTIONAL_PRICE_CHECK = AfterValidator(lambda v: None if v is None else _max_price(v))
 
 
 def new_command_id(prefix: str) -> str:

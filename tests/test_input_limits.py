@@ -214,3 +214,21 @@ async def test_a_rebuilding_view_logs_a_line_per_call_not_a_traceback(settings, 
         await refusal(c, "rebuilding")
     lines = [r for r in caplog.records if r.name.startswith("fastmcp") and "rebuilding" in r.getMessage()]
     assert lines and all(r.exc_info is None for r in lines), [r.getMessage() for r in lines]
+
+
+async def test_a_deal_amount_or_price_with_too_many_digits_is_an_argument_error_not_a_crash():
+    """The fault suite's fuzz found add_safety_order crashing (an internal error) on an amount of
+    23 significant digits: the tool accepted it and the command refused it while being built."""
+    from fastmcp import Client
+
+    from mcp_bridge.server import build_server
+    from storage.settings import Settings
+
+    server = build_server(Settings(toolsets="all"), queue=object())  # arguments fail before any queue
+    async with Client(server) as c:
+        for args, param in (({"amount": "4.2877724194270956861E-7"}, "amount"),
+                            ({"amount": "10", "price": "1e-30"}, "price")):
+            with pytest.raises(ToolError) as e:
+                await c.call_tool("add_safety_order", {"deal_id": "deal_abc", **args})
+            assert str(e.value).startswith(f"invalid arguments for add_safety_order: {param}:"), str(e.value)
+            assert "internal error" not in str(e.value)

@@ -20,7 +20,15 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from jobs.commands import AddSafetyOrder, CancelDeal, PanicSellDeal, UpdateDeal, new_command_id
+from jobs.commands import (
+    OPTIONAL_PRICE_CHECK,
+    QUOTE_AMOUNT_CHECK,
+    AddSafetyOrder,
+    CancelDeal,
+    PanicSellDeal,
+    UpdateDeal,
+    new_command_id,
+)
 from mcp_bridge.context import (
     READ_ONLY,
     Bridge,
@@ -310,8 +318,10 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="Add a safety order to a deal", annotations=writes(destructive=False, idempotent=False))
     async def add_safety_order(
         deal_id: DealId,
-        amount: Annotated[PositiveDecimal, Field(description="quote currency to add, e.g. 50 (USDT)")],
-        price: Annotated[OptionalPositiveDecimal,
+        # the command's own checks (digits, size): a bad value is an argument error, not a crash
+        amount: Annotated[PositiveDecimal, QUOTE_AMOUNT_CHECK,
+                          Field(description="quote currency to add, e.g. 50 (USDT)")],
+        price: Annotated[OptionalPositiveDecimal, OPTIONAL_PRICE_CHECK,
                          Field(description="limit price; omit to buy at market")] = None,
     ) -> DealActionResult:
         """Add funds to an open deal: a manual safety order of `amount` quote currency, at `price` or at
