@@ -6,8 +6,15 @@ It is the `deal-engine` consumer group (daemon/subscriptions.py) on four topics,
   catches it up with the ledger, saves it, then places its next orders (jobs/bots/deal_runner.py,
   ARCHITECTURE.md flow 3). Which deal an order belongs to is read once from Postgres
   (orders.deal_id) and remembered;
-- `bar`: each closed bar feeds the bots' start conditions (daemon/deal_starts.py; a trigger
-  queues `deal_start_job`), and a closed 1 m bar is a PriceTick for the open deals on its pair;
+- `bar`: each closed bar feeds the bots' start conditions (daemon/deal_starts.py), and a closed
+  1 m bar is a PriceTick for the open deals on its pair. The order within a 1 m bar is the
+  backtest's (jobs/backtest/driver.py): ticks, then starts. Per bot with open deals on the pair
+  or a start the bar triggered, ONE `deal_bar_job` keyed by the bot and the bar's event id ticks
+  that bot's deals there, each driven until it asks for nothing more (a stop the bar touches
+  has sold and closed its deal), and only then asks for the start; so a start on the bar that
+  closed a deal finds its slot free, while other bots and pairs run side by side. A start of a
+  longer timeframe's bar is a `deal_start_job` that first waits (bounded) for the bar job of the
+  1 m bar that closed with it; one with a start delay is asked that much later;
 - `quote`: the price range since the last tick is kept per pair in memory (no I/O per quote);
   every TICK_EVERY_S it becomes one `deal_tick_job` per open deal on the pair, so trailing take
   profits and stop losses follow the market at a bounded rate, whatever the quote rate.
@@ -26,8 +33,8 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from daemon.deal_starts import ASAP, BotStarts, Trigger
@@ -48,6 +55,7 @@ TICK_EVERY_S = 2.0
 ASAP_RETRY_S = 5.0  # an ASAP start the worker refused (cooldown, no quote) is asked again after this
 ORDER_CACHE = 20_000  # client order id -> deal id (None: not a deal's order)
 TICK_TIMEFRAME = "1m"
+ONE_MINUTE = timedelta(minutes=1)
 
 
 @dataclass
@@ -149,16 +157,34 @@ class DealEngine:
             r.high, r.low, r.close, r.at = max(r.high, price), min(r.low, price), price, q.ts
 
     async def _bar(self, e: BarClosed) -> None:
+        """A closed bar: its starts, and (a 1 m bar) its ticks, in the backtest's order (docstring)."""
         bar = Bar(venue=e.venue, symbol=e.symbol, timeframe=e.timeframe, open_time=e.open_time,  # type: ignore[arg-type]
                   open=e.open, high=e.high, low=e.low, close=e.close, volume=e.volume, trades=e.trade_count,
                   closed=True)
-        for t in self.starts.on_bar(bar):
-            await self._start(t)
+        triggers = self.starts.on_bar(bar)
         if e.timeframe != TICK_TIMEFRAME:
+            # the 1 m bar that closed with it came first (the bar builder publishes them together,
+            # shortest first): its bar job ticks this bot's deals, the start waits for it
+            minute = replace(e, timeframe=TICK_TIMEFRAME, open_time=e.close_time - ONE_MINUTE).event_id
+            for t in triggers:
+                await self._start(t, after=f"deal-bar:{t.bot_id}:{minute}")
             return
-        for d in [d for d in self.open.values() if (d.venue, d.symbol) == (e.venue, e.symbol)]:
-            await self._enqueue("deal_tick_job", d.id, str(e.high), str(e.low), str(e.close),
-                                e.close_time.isoformat(), job_id=f"deal-tick:{d.id}:{e.event_id}")
+        deals: dict[str, list[str]] = {}  # bot -> its open deals on the bar's pair (a disabled bot's too)
+        for d in self.open.values():
+            if (d.venue, d.symbol) == (e.venue, e.symbol):
+                deals.setdefault(d.bot_id, []).append(d.id)
+        starts: dict[str, Trigger] = {}
+        for t in triggers:
+            if self._start_delay(t):
+                await self._start(t)  # it starts later anyway: after this bar's ticks
+            else:
+                starts[t.bot_id] = t
+        for bot_id in sorted(deals.keys() | starts.keys()):
+            start = starts.get(bot_id)
+            await self._enqueue("deal_bar_job", bot_id, e.symbol, str(e.high), str(e.low), str(e.close),
+                                e.close_time.isoformat(), sorted(deals.get(bot_id, [])),
+                                None if start is None else start.key,
+                                job_id=f"deal-bar:{bot_id}:{e.event_id}")
 
     # ---- the loop -----------------------------------------------------------------------------
 
@@ -212,11 +238,12 @@ class DealEngine:
                 await self._enqueue("deal_tick_job", d.id, str(r.high), str(r.low), str(r.close),
                                     r.at.isoformat(), job_id=f"deal-tick:{d.id}:q:{r.at.isoformat()}")
 
-    async def _start(self, t: Trigger, *, bucket: str = "") -> None:
-        delay = 0.0
+    def _start_delay(self, t: Trigger) -> float:
         b = self.starts.bots.get(t.bot_id)
-        if b is not None and b.config.start_delay_s:
-            delay = float(b.config.start_delay_s)
+        return float(b.config.start_delay_s) if b is not None and b.config.start_delay_s else 0.0
+
+    async def _start(self, t: Trigger, *, bucket: str = "", after: str | None = None) -> None:
+        delay = self._start_delay(t)
         job_id = f"deal-start:{t.bot_id}:{t.pair}:{t.key}" + (f":{bucket}" if bucket else "")
         if delay:
             # 3Commas's start delay: the start is asked for that much later (a restart meanwhile
@@ -224,7 +251,7 @@ class DealEngine:
             asyncio.get_running_loop().call_later(delay, lambda: asyncio.ensure_future(
                 self._enqueue("deal_start_job", t.bot_id, t.pair, t.key, t.signal_id, job_id=job_id)))
             return
-        await self._enqueue("deal_start_job", t.bot_id, t.pair, t.key, t.signal_id, job_id=job_id)
+        await self._enqueue("deal_start_job", t.bot_id, t.pair, t.key, t.signal_id, after, job_id=job_id)
 
     async def _enqueue(self, function: str, *args: object, job_id: str) -> None:
         if await self.queue.enqueue_job(function, *args, job_id=job_id):

@@ -11,14 +11,17 @@ which the worker pushes the final command view to, instead of polling arq's resu
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 from arq.constants import expires_extra_ms
-from arq.jobs import serialize_job
+from arq.jobs import Job, JobStatus, serialize_job
 from arq.utils import timestamp_ms
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixed
 
 from jobs import arq_scripts
 from jobs.commands import JOB_FOR_KIND, AnyCommand
@@ -112,3 +115,16 @@ class CommandQueue:
         if not queued and view is not None and view.status in FINAL_COMMAND_STATUSES:
             return CommandDone(command=view)  # a repeat of a finished command: its stored outcome
         return await self.wait(cmd.command_id, timeout_s)
+
+
+async def wait_for_job(redis: Redis, queue_name: str, job_id: str, *, timeout_s: float,
+                       poll_s: float = 0.05) -> bool:
+    """Wait until the job `job_id` is neither queued, deferred (a retry) nor running: True once it
+    has a result or Redis knows nothing of it (never queued, or its result expired); False if it
+    still was after timeout_s."""
+    job = Job(job_id, cast(ArqRedis, redis), _queue_name=queue_name)
+    pending = (JobStatus.queued, JobStatus.deferred, JobStatus.in_progress)
+    waiting = AsyncRetrying(retry=retry_if_result(lambda status: status in pending),
+                            stop=stop_after_delay(timeout_s), wait=wait_fixed(poll_s),
+                            retry_error_callback=lambda _: None)
+    return await waiting(job.status) is not None
