@@ -114,7 +114,7 @@ def _deal_marks(ax: Axes, deals: list[DealFigures]) -> None:
         entry = np.array([float(d.entry_price) for d in closed if d.entry_price is not None])
         colors = ["#1a9850" if d.profit > 0 else "#d73027" for d in closed]
         held = np.stack((np.column_stack((x0, entry)), np.column_stack((x1, entry))), axis=1)
-        ax.add_collection(LineCollection(held, colors=colors, linewidths=1.5, alpha=0.8, zorder=3,
+        ax.add_collection(LineCollection(list(held), colors=colors, linewidths=1.5, alpha=0.8, zorder=3,
                                          label="deal held (at its average entry)"), autolim=False)
         ax.scatter(x1, [float(d.exit_price) for d in closed if d.exit_price is not None], marker="v",
                    s=18, color="#d73027", label="deal exit (average)", zorder=4)

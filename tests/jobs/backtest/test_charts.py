@@ -48,9 +48,9 @@ def test_the_figure_plots_thinned_lines_and_one_collection_per_deal_kind(tmp_pat
     price_ax, equity_ax = fig.axes
     for ax in (price_ax, equity_ax):
         for line in ax.get_lines():
-            assert len(line.get_xdata()) <= MAX_POINTS + 1_000
+            assert len(np.asarray(line.get_xdata())) <= MAX_POINTS + 1_000
     markers = [c for c in price_ax.collections if isinstance(c, PathCollection)]
-    assert [len(c.get_offsets()) for c in markers] == [len(report.deals), report.closed_deals]
+    assert [len(np.asarray(c.get_offsets())) for c in markers] == [len(report.deals), report.closed_deals]
     (held,) = [c for c in price_ax.collections if isinstance(c, LineCollection)]
     assert len(held.get_segments()) == report.closed_deals
     paths = write_charts(report, markets["BTC/USDT"].close, tmp_path, "a title")
