@@ -13,6 +13,13 @@ are cut in ROUNDS slices that alternate (MCP, queue, MCP, ...), so that a shared
 which drifts within seconds, weighs on both sides of the ratio alike. Targets (issue
 10): vs_queue >= 0.5, place p99 <= 100 ms with 4 clients, bridge <= 5 ms CPU per tool call.
 
+The clients run in this process, apart from the bridge (its own process, whose CPU alone is
+divided by the calls). A process of their own would change nothing measured: during an MCP window
+this process runs only them, and on one machine they take the same cores whichever process they
+are in (about 4 ms of CPU per order through fastmcp's client, against 0.6 ms for the queue's side).
+So vs_queue counts the client's cost as well as the bridge's; only clients on another machine would
+take it out (docs/benchmarks.md, mcp_load).
+
 Profiling the bridge: with TRADINGD_BENCH_PROFILE_BRIDGE=<file> the bridge runs under `py-spy
 record --format raw` (binary from TRADINGD_BENCH_PYSPY, default `py-spy` on PATH) writing
 collapsed stacks to <file>; its CPU figures are then inflated by the sampling.
