@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -46,7 +47,7 @@ async def test_a_payload_the_worker_cannot_read_ends_failed_with_the_reason(sett
         done = await queue.wait("t:unreadable", 15)
         assert done is not None and done.command.status == "failed", done
         assert "internal error (ValidationError" in done.command.message
-        replaced = await queue.wait("t:replace", 15)  # every command job ends failed, not only the first three
+        replaced = await queue.wait("t:replace", 15)  # every command job ends failed, not only three
         assert replaced is not None and replaced.command.status == "failed", replaced
         nul = await eventually(lambda: _final(sessions, "t:nul"), timeout=15)
     assert nul.status == "failed" and "\x00" not in (nul.error or "")
@@ -72,8 +73,13 @@ async def test_a_refused_database_makes_jobs_wait_and_retry_never_fail(settings,
                 assert row is not None and row.status in ("received", "running"), row and row.status
                 beat = await eventually(lambda: _beat_with_outage(redis), timeout=5)
                 assert beat
-            await put_quote(redis, "BTC/USDT", "60000", "60010")
-            done = await eventually(lambda: _final(sessions, "t:outage"), timeout=20)
+            async def final_with_a_fresh_quote() -> Any:
+                # the worker's next retry may come up to its backoff cap (5 s) after the outage: keep
+                # the quote fresh meanwhile, or the retried order meets a stale feed and is rejected
+                await put_quote(redis, "BTC/USDT", "60000", "60010")
+                return await _final(sessions, "t:outage")
+
+            done = await eventually(final_with_a_fresh_quote, timeout=20)
     finally:
         await proxy.close()
     assert done.status == "succeeded", done.result
