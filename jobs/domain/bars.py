@@ -67,47 +67,6 @@ def bar_open_time(ts: datetime, timeframe: str) -> datetime:
 
 
 @dataclass(slots=True)
-class _Building:
-    """The bar under way for one timeframe (mutable; handed out as a frozen `Bar`)."""
-
-    open_time: datetime
-    end: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    trades: int
-    first_ts: datetime
-    last_ts: datetime
-
-    def add(self, price: Decimal, qty: Decimal, ts: datetime, count: int) -> None:
-        if price > self.high:
-            self.high = price
-        if price < self.low:
-            self.low = price
-        if ts < self.first_ts:
-            self.first_ts, self.open = ts, price
-        if ts >= self.last_ts:
-            self.last_ts, self.close = ts, price
-        self.volume += qty
-        self.trades += count
-
-    def merge(self, run: _Run) -> None:
-        """Add a run of trades, as if each had been added in turn (see the module docstring)."""
-        if run.high > self.high:
-            self.high = run.high
-        if run.low < self.low:
-            self.low = run.low
-        if run.first_ts < self.first_ts:
-            self.first_ts, self.open = run.first_ts, run.open
-        if run.last_ts >= self.last_ts:
-            self.last_ts, self.close = run.last_ts, run.close
-        self.volume += run.volume
-        self.trades += run.trades
-
-
-@dataclass(slots=True)
 class _Run:
     """Trades inside every bar under way, not yet added to them (the module docstring's Cost)."""
 
@@ -131,6 +90,37 @@ class _Run:
             self.last_ts, self.close = ts, price
         self.volume += qty
         self.trades += count
+
+
+@dataclass(slots=True)
+class _Building:
+    """The bar under way for one timeframe (mutable; handed out as a frozen `Bar`)."""
+
+    open_time: datetime
+    end: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    trades: int
+    first_ts: datetime
+    last_ts: datetime
+
+    add = _Run.add  # the same update, on the bar's own fields
+
+    def merge(self, run: _Run) -> None:
+        """Add a run of trades, as if each had been added in turn (see the module docstring)."""
+        if run.high > self.high:
+            self.high = run.high
+        if run.low < self.low:
+            self.low = run.low
+        if run.first_ts < self.first_ts:
+            self.first_ts, self.open = run.first_ts, run.open
+        if run.last_ts >= self.last_ts:
+            self.last_ts, self.close = run.last_ts, run.close
+        self.volume += run.volume
+        self.trades += run.trades
 
 
 class BarBuilder:
