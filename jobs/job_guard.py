@@ -4,7 +4,9 @@ Two kinds of failure, two answers:
 - The database or Redis is unreachable (refused, dropped, silent): the job is retried with
   backoff, for as long as the outage lasts (arq's try limit is set out of reach in
   jobs/worker.py). Every command is idempotent, so a re-run is safe. The outage is logged once
-  when it starts and once when it ends (storage/outage.py), not per attempt.
+  when it starts and once when it ends (storage/outage.py), not per attempt. A job that
+  waited too long for a lease another job holds (jobs/exclusive.py: `Busy`) is retried the same
+  way, without being called an outage.
 - Anything else (a bug, a payload the worker cannot read, a value Postgres cannot store): a
   command job ends its command as "failed" with the reason, which get_command_status shows and
   whoever waits on it receives. If the command already recorded an order, the order may have
@@ -31,6 +33,7 @@ from structlog.contextvars import bound_contextvars
 
 from jobs.commands import JOB_FOR_KIND
 from jobs.effects import effect
+from jobs.exclusive import Busy
 from jobs.ledger import note_outcome, outcome_document
 from jobs.resources import Resources
 from jobs.schedules import _finish_run as finish_run
@@ -99,6 +102,9 @@ def guarded(job: JobFunction, health: JobHealth) -> JobFunction:
         try:
             async with asyncio.timeout(res.settings.job_timeout_s):
                 result = await job(ctx, *args)
+        except Busy:  # another job holds what this one needs (jobs/exclusive.py): not an outage
+            raise Retry(defer=backoff_s(int(ctx.get("job_try", 1)), base=RETRY_BASE_S,
+                                        cap=RETRY_CAP_S)) from None
         except Exception as e:
             if unavailable(e):
                 raise _retry(health, job_id, e, ctx) from None

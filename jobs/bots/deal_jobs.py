@@ -33,6 +33,7 @@ from jobs.bots.deal_runner import drive
 from jobs.bots.deal_start import start_bot_deal
 from jobs.commands import DEAL_COMMANDS
 from jobs.domain.dca.deal_events import PriceTick
+from jobs.exclusive import Busy
 from jobs.queue import wait_for_job
 from jobs.resources import Resources
 from storage.outage import unavailable
@@ -71,7 +72,7 @@ async def deal_bar_job(ctx: dict[str, Any], bot_id: str, pair: str, high: str, l
         try:
             deal = await drive(res, deal_id, [tick])
         except Exception as e:
-            if unavailable(e):
+            if unavailable(e) or isinstance(e, Busy):
                 raise  # retried whole (jobs/job_guard.py): nothing of the start has run yet
             log.exception("deal %s: the tick of bar %s failed", deal_id, at)
             failed.append(e)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from jobs.bots.deal_feed import fee_in_quote
-from jobs.bots.deal_runner import drive
+from jobs.bots.deal_runner import deal_lease, drive
 from jobs.domain.dca.deal_intents import Intent
 from jobs.domain.dca.deal_reconcile import reconcile
 from jobs.domain.dca.deal_state import Deal
@@ -76,6 +76,13 @@ async def recover_open_deals(res: Resources) -> int:
 
 
 async def recover_deal(res: Resources, deal_id: str) -> Deal | None:
+    """One deal brought up to date with its venue (module docstring), holding its lease throughout
+    so no fill's job drives it between what the venue said and the reconciliation."""
+    async with deal_lease(res, deal_id):
+        return await _recover(res, deal_id)
+
+
+async def _recover(res: Resources, deal_id: str) -> Deal | None:
     async with read(res.db) as db:
         record = await Deals(db).get(deal_id)
         orders = await DealLedger(db).orders(deal_id)

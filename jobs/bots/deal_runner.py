@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -32,6 +33,7 @@ from jobs.domain.dca.deal_intents import CancelOrder, Intent, Note, PlaceOrder
 from jobs.domain.dca.deal_state import Deal, DealStatus
 from jobs.domain.instruments import Instrument, get_instrument
 from jobs.effects import Effects, effect
+from jobs.exclusive import exclusive
 from jobs.resources import Resources
 from storage.repos import Db
 from storage.repos.bots import Bots
@@ -59,19 +61,26 @@ class Turn:
 
 async def drive(res: Resources, deal_id: str, events: Sequence[DealEvent] = (), *,
                 within: Within | None = None, then: Events | None = None) -> Deal | None:
-    """Turns until the deal asks for nothing more (module docstring); the deal as last saved."""
-    turn = await run_turn(res, deal_id, events, within=within, then=then)
-    changed = turn.saved
-    for _ in range(MAX_TURNS):
-        actions = [i for i in turn.intents if isinstance(i, PlaceOrder | CancelOrder)]
-        if turn.deal is None or not actions:
-            break
-        answers = await carry_out(res, deal_id, actions)
-        turn = await run_turn(res, deal_id, answers)
-        changed = True
-    if changed:  # once its orders are placed too: the deal's view lists them (bot_publish.py)
-        await publish(res, deals=[deal_id])
-    return turn.deal
+    """Turns until the deal asks for nothing more (module docstring); the deal as last saved. Holds
+    the deal's lease throughout (`deal_lease`), so no other job carries out this deal's intents."""
+    async with deal_lease(res, deal_id):
+        turn = await run_turn(res, deal_id, events, within=within, then=then)
+        changed = turn.saved
+        for _ in range(MAX_TURNS):
+            actions = [i for i in turn.intents if isinstance(i, PlaceOrder | CancelOrder)]
+            if turn.deal is None or not actions:
+                break
+            answers = await carry_out(res, deal_id, actions)
+            turn = await run_turn(res, deal_id, answers)
+            changed = True
+        if changed:  # once its orders are placed too: the deal's view lists them (bot_publish.py)
+            await publish(res, deals=[deal_id])
+        return turn.deal
+
+
+def deal_lease(res: Resources, deal_id: str) -> AbstractAsyncContextManager[None]:
+    """One job at a time drives a deal, from its turn through the venue calls (jobs/exclusive.py)."""
+    return exclusive(res.redis, f"deal:{deal_id}")
 
 
 async def run_turn(res: Resources, deal_id: str, events: Sequence[DealEvent] = (), *,

@@ -129,12 +129,3 @@ def steps_overlapping(orders: list[DealOrderRecord]) -> list[str]:
             if ended and b.order.created_at < a.order.updated_at:
                 bad.append(step)
     return bad
-
-
-# Tests that meet the race below are marked xfail(strict=False): they run every time and report
-# XPASS or XFAIL; the suite does not fail on them until the race is fixed.
-KNOWN_DRIVE_RACE = (
-    "known race, issue 11 left open: two jobs can drive one deal at once (start-up recovery, or a "
-    "test's own drive, beside a fill job), so a replacement take profit can be placed while the old "
-    "one is still being cancelled and be refused; the fix is an exclusive drive per deal "
-    "(jobs/bots/deal_runner.py)")

@@ -21,7 +21,6 @@ from jobs.queue import CommandQueue, connect_queue
 from jobs.resources import Resources
 from storage.settings import Settings
 from tests.bots.deal_helpers import (
-    KNOWN_DRIVE_RACE,
     D,
     deal_now,
     deals_of,
@@ -51,7 +50,6 @@ async def _status(res: Resources, deal_id: str, *wanted: DealStatus) -> Any:
     return await eventually(probe, timeout=20)
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN_DRIVE_RACE)
 async def test_a_deal_runs_base_order_safety_orders_take_profit_to_completed(settings, res, redis):
     s = only_btc(settings)
     async with market(redis) as m:
