@@ -13,7 +13,8 @@ LEASE_S long and renewed every LEASE_S / 3 while held, so a job killed with kill
 within LEASE_S and a live one never loses it to a slow venue. A job waits WAIT_S for it (just
 over one lease, so a dead holder's lease expires within the wait), then raises `Busy`, which the
 job guard retries shortly (jobs/job_guard.py), never as a failure or an outage. Reentrant within
-one task: recovery holds the lease over its drives and the drives do not wait on themselves.
+one task (not in the tasks it starts): recovery holds the lease over its drives and the drives
+do not wait on themselves.
 
 If Redis loses the lease (FLUSHDB, a restart without its AOF) the holder carries on; the
 exactly-once guarantees do not rest on the lease (client order ids, fills unique per venue fill
@@ -35,7 +36,9 @@ from redis.exceptions import LockError, RedisError
 log = logging.getLogger("tradingd.exclusive")
 LEASE_S = 10.0
 WAIT_S = 12.0
-_held: ContextVar[frozenset[str]] = ContextVar("exclusive_held", default=frozenset())
+# leases held by the running task: a task it starts inherits the variable but not the lease (the
+# entries name their task), so only the holder itself re-enters without waiting
+_held: ContextVar[frozenset[tuple[str, asyncio.Task[object] | None]]] = ContextVar("exclusive_held", default=frozenset())
 
 
 class Busy(Exception):
@@ -45,14 +48,15 @@ class Busy(Exception):
 @contextlib.asynccontextmanager
 async def exclusive(redis: Redis, name: str, *, wait_s: float = WAIT_S) -> AsyncIterator[None]:
     """Hold the lease `name` for the block (module docstring); raises Busy after `wait_s`."""
-    if name in _held.get():
+    mine = (name, asyncio.current_task())
+    if mine in _held.get():
         yield
         return
     lock = redis.lock(f"td:lease:{name}", timeout=LEASE_S, blocking_timeout=wait_s)
     if not await lock.acquire():
         raise Busy(f"{name} is being worked on by another job; retried shortly")
     renewing = asyncio.create_task(_renew(lock, name))
-    token = _held.set(_held.get() | {name})
+    token = _held.set(_held.get() | {mine})
     try:
         yield
     finally:

@@ -159,3 +159,23 @@ async def test_a_job_that_retried_and_then_ended_no_longer_counts_as_retrying(re
         await run(ctx, "td-x")
     assert health.fields()["jobs_retrying"] == 0
     assert health.fields()["internal_errors_last_min"] == 1
+
+
+async def test_a_job_kept_waiting_for_a_lease_is_retried_and_counts_neither_as_outage_nor_error(res):
+    """Busy (jobs/exclusive.py: another job drives the deal) is a retry, not a failure: a command
+    would otherwise end 'failed', a deal's fill go unapplied until the next recovery."""
+    from arq import Retry
+
+    from jobs.exclusive import Busy
+    from jobs.job_guard import JobHealth, guarded
+
+    health = JobHealth()
+
+    async def deal_command_job(ctx, payload):
+        raise Busy("deal:d1 is being worked on by another job; retried shortly")
+
+    run = guarded(deal_command_job, health)
+    with pytest.raises(Retry):
+        await run({"res": res, "job_id": "cmd-1", "job_try": 1}, {"command_id": "cmd-1"})
+    fields = health.fields()
+    assert fields["internal_errors"] == 0 and fields["db_down_since"] is None
