@@ -28,7 +28,7 @@ from redis.asyncio.client import Pipeline
 from storage.figures import Figures, Money
 from storage.state import keys
 from storage.state.deals import DEAL_TOTALS, BotDealTotals
-from storage.state.reader import ViewRebuilding
+from storage.state.reader import ready_and
 from storage.state.writer import _KEEP_NEWEST, dumps
 
 BOTS = f"{keys.PREFIX}:bots"  # hash bot_id -> BotView JSON
@@ -146,32 +146,23 @@ class BotReader:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def _ready_and(self, stage: Any) -> Any:
-        """What `stage` asked for (one reply; a tuple of replies when it staged several)."""
-        async with self.redis.pipeline(transaction=True) as p:
-            p.exists(keys.STATE_READY)
-            stage(p)
-            ready, *got = await p.execute()
-        if not ready:
-            raise ViewRebuilding()
-        return got[0] if len(got) == 1 else tuple(got)
-
     async def bots(self) -> list[BotView]:
         """Every bot not deleted, oldest first, with its deal counts."""
-        raws, totals = await self._ready_and(lambda p: (p.hvals(BOTS), p.hgetall(DEAL_TOTALS)))
+        raws, totals = await ready_and(self.redis, lambda p: (p.hvals(BOTS), p.hgetall(DEAL_TOTALS)))
         counted = {k.decode(): BotDealTotals.model_validate_json(v) for k, v in totals.items()}
         views = (BotView.model_validate_json(r) for r in raws)
         return sorted((v.with_totals(counted.get(v.bot_id)) for v in views if v.status != "deleted"),
                       key=lambda v: (v.created_at, v.bot_id))
 
     async def bot(self, bot_id: str) -> BotView | None:
-        raw, totals = await self._ready_and(lambda p: (p.hget(BOTS, bot_id), p.hget(DEAL_TOTALS, bot_id)))
+        raw, totals = await ready_and(self.redis,
+                                      lambda p: (p.hget(BOTS, bot_id), p.hget(DEAL_TOTALS, bot_id)))
         view = BotView.model_validate_json(raw) if raw else None
         if view is None or view.status == "deleted":
             return None
         return view.with_totals(BotDealTotals.model_validate_json(totals) if totals else None)
 
     async def blacklist(self) -> list[BlacklistEntryView]:
-        raws = await self._ready_and(lambda p: p.hvals(BLACKLIST))
+        (raws,) = await ready_and(self.redis, lambda p: p.hvals(BLACKLIST))
         entries = (BlacklistEntryView.model_validate_json(r) for r in raws)
         return sorted(entries, key=lambda e: (e.venue, e.symbol))

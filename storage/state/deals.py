@@ -41,7 +41,7 @@ from storage.figures import AvgPrice, Fee, Figures, Money, Price, Qty
 from storage.models import DealRow, OrderRow
 from storage.repos.deals import FINAL_DEAL_STATUSES, DealTotals
 from storage.state import keys
-from storage.state.reader import ViewRebuilding
+from storage.state.reader import ready_and
 from storage.state.writer import _KEEP_NEWEST, dumps
 from storage.values import Amount
 
@@ -219,25 +219,16 @@ class DealReader:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def _ready_and(self, stage: Any) -> list[Any]:
-        async with self.redis.pipeline(transaction=True) as p:
-            p.exists(keys.STATE_READY)
-            stage(p)
-            ready, *got = await p.execute()
-        if not ready:
-            raise ViewRebuilding()
-        return got
-
     async def deal(self, deal_id: str) -> DealView | None:
-        (raw,) = await self._ready_and(lambda p: p.hget(DEALS, deal_id))
+        (raw,) = await ready_and(self.redis, lambda p: p.hget(DEALS, deal_id))
         return DealView.model_validate_json(raw) if raw else None
 
     async def deals(self, bot_id: str | None = None) -> list[DealView]:
         """A bot's deals (every bot's without one), newest first."""
         if bot_id is None:
-            (raws,) = await self._ready_and(lambda p: p.hvals(DEALS))
+            (raws,) = await ready_and(self.redis, lambda p: p.hvals(DEALS))
         else:
-            (ids,) = await self._ready_and(lambda p: p.zrange(deals_of_bot(bot_id), 0, -1))
+            (ids,) = await ready_and(self.redis, lambda p: p.zrange(deals_of_bot(bot_id), 0, -1))
             raws = await self.redis.hmget(DEALS, ids) if ids else []
         views = [DealView.model_validate_json(r) for r in raws if r]
         return sorted(views, key=lambda v: (v.opened_at, v.deal_id), reverse=True)
@@ -245,10 +236,10 @@ class DealReader:
     async def totals(self, bot_ids: Sequence[str] | None = None) -> Mapping[str, BotDealTotals]:
         """Bot id -> its deal totals (every bot's without ids); a bot with no deal has none."""
         if bot_ids is None:
-            (raws,) = await self._ready_and(lambda p: p.hvals(DEAL_TOTALS))
+            (raws,) = await ready_and(self.redis, lambda p: p.hvals(DEAL_TOTALS))
         elif not bot_ids:
             return {}
         else:
-            (raws,) = await self._ready_and(lambda p: p.hmget(DEAL_TOTALS, list(bot_ids)))
+            (raws,) = await ready_and(self.redis, lambda p: p.hmget(DEAL_TOTALS, list(bot_ids)))
         found = (BotDealTotals.model_validate_json(r) for r in raws if r)
         return {t.bot_id: t for t in found}

@@ -67,6 +67,19 @@ class ViewRebuilding(Exception):
         super().__init__(message)
 
 
+async def ready_and(redis: Redis, stage: Callable[[Pipeline], object]) -> list[Any]:
+    """The replies of the commands `stage` adds to a pipeline, in order, read atomically with the
+    readiness check (MULTI/EXEC): ViewRebuilding rather than an answer from an empty or
+    half-written view. Every reader of the view derived from Postgres goes through here."""
+    async with redis.pipeline(transaction=True) as p:
+        p.exists(keys.STATE_READY)
+        stage(p)
+        ready, *got = await p.execute()
+    if not ready:
+        raise ViewRebuilding()
+    return got
+
+
 class StateReader:
     """Reads of the state view. Everything derived from Postgres (orders, portfolio, schedules,
     commands, trading state, audit) is read in the same round trip as keys.STATE_READY and raises
@@ -88,23 +101,8 @@ class StateReader:
         return raw
 
     async def _ready_and(self, stage: Callable[[Pipeline], object]) -> Any:
-        """Run the command `stage` adds, atomically with the readiness check (MULTI/EXEC)."""
-        async with self.redis.pipeline(transaction=True) as p:
-            p.exists(keys.STATE_READY)
-            stage(p)
-            ready, got = await p.execute()
-        if not ready:
-            raise ViewRebuilding()
-        return got
-
-    async def _ready_and_all(self, stage: Callable[[Pipeline], object]) -> list[Any]:
-        """`_ready_and` for a stage that adds several commands: their results, in order."""
-        async with self.redis.pipeline(transaction=True) as p:
-            p.exists(keys.STATE_READY)
-            stage(p)
-            ready, *got = await p.execute()
-        if not ready:
-            raise ViewRebuilding()
+        """The reply of the one command `stage` adds (`ready_and`)."""
+        (got,) = await ready_and(self.redis, stage)
         return got
 
     async def is_ready(self) -> bool:
@@ -192,8 +190,8 @@ class StateReader:
         high = "+inf" if until is None else f"({until!r}"
         if after is not None and (until is None or after[0] < until):
             high = repr(after[0])
-        *sizes, floor_raw = await self._ready_and_all(lambda p: [p.zcount(i, low, high) for i in indexes]
-                                                      + [p.get(floor_key)])
+        *sizes, floor_raw = await ready_and(self.redis, lambda p: [p.zcount(i, low, high) for i in indexes]
+                                            + [p.get(floor_key)])
         index = indexes[min(range(len(indexes)), key=lambda n: sizes[n])]
         floor = float(floor_raw) if floor_raw is not None else None
         found: list[tuple[Position, M]] = []
@@ -243,8 +241,8 @@ class StateReader:
     async def portfolio(self) -> tuple[list[PositionView], list[BalanceView]]:
         """Positions and balances as of one instant (one MULTI/EXEC): a valuation mixing a position
         from before a fill with a balance from after it would count the fill once or twice."""
-        pos_raws, bal_raws = await self._ready_and_all(
-            lambda p: [p.hvals(keys.POSITIONS), p.hvals(keys.BALANCES)])
+        pos_raws, bal_raws = await ready_and(
+            self.redis, lambda p: [p.hvals(keys.POSITIONS), p.hvals(keys.BALANCES)])
         return (sorted((PositionView.model_validate_json(r) for r in pos_raws), key=lambda p: p.symbol),
                 sorted((BalanceView.model_validate_json(r) for r in bal_raws), key=lambda b: b.asset))
 
