@@ -12,8 +12,10 @@ reads raise ViewRebuilding meanwhile (storage/state/reader.py).
 
 It also settles the recent past every `settle_every_s`: rows changed in the last
 `settle_window` (but not in the last `settle_lag`, whose publishes may still be on their way)
-that the view shows differently are published. That is the outbox for a process killed between
-its commit and its publish: the view misses the effect for at most `settle_every_s` + `settle_lag`.
+that the view shows differently are published: orders, fills, the portfolio, schedules and
+commands, and the bots and deals the deal engine and the bot commands save. That is the outbox for
+a process killed between its commit and its publish: the view misses the effect for at most
+`settle_every_s` + `settle_lag`.
 When nothing differs a pass costs one read of those rows and one pipelined read of the view.
 
 An outage of Redis or Postgres is logged once when it starts and once when it ends

@@ -5,7 +5,8 @@ figures as the engine stored them, its orders, and its bot's deal counts and pro
 
 Everything is read back from Postgres here rather than handed over by the caller: what the view
 gets is what was committed, whichever job committed last, and the versions decide when two
-publishes cross on their way to Redis.
+publishes cross on their way to Redis. A publish that never came (the process died after the
+commit) is made by the daemon's settle pass (storage/state/rebuild.py), from the same rows.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from jobs.resources import Resources
 from storage.repos import read
 from storage.repos.bots import Bots
 from storage.repos.deals import Deals
-from storage.state.bots import bot_view, stage_bots
-from storage.state.deals import deal_view_of, stage_deals, stage_totals, totals_view
+from storage.state.bots import bot_view, publish_views
+from storage.state.deals import deal_view_of, totals_view
 
 
 async def publish_bots(res: Resources, bot_ids: Iterable[str]) -> None:
@@ -41,9 +42,4 @@ async def publish(res: Resources, *, deals: Iterable[str] = (), bots: Iterable[s
             bot = await Bots(db).get(bot_id)
             if bot is not None:
                 bot_views.append(bot_view(bot, await repo.count_open(bot_id)))
-    if bot_views or deal_views or totals:
-        async with res.redis.pipeline(transaction=True) as p:
-            stage_bots(p, bot_views)
-            stage_deals(p, deal_views)
-            stage_totals(p, (totals_view(t) for t in totals))
-            await p.execute()
+    await publish_views(res.redis, bot_views, deal_views, (totals_view(t) for t in totals))

@@ -57,8 +57,9 @@ class DealRow(Base):
     profit_quote: Mapped[Decimal | None] = mapped_column(Numeric(38, 18), nullable=True)
     profit_pct: Mapped[Decimal | None] = mapped_column(Numeric(38, 18), nullable=True)
     fees: Mapped[Decimal] = mapped_column(Numeric(38, 18), default=Decimal(0), server_default=text("0"))
+    # the row's write time (storage/repos/deals.py); indexed for the view's settle pass (migration 0009)
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=func.now(), onupdate=utcnow)
+        DateTime(timezone=True), default=utcnow, server_default=func.now(), onupdate=utcnow, index=True)
     version: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
 

@@ -11,12 +11,18 @@ close a deal: it marks an open deal's status PANIC_REQUESTED and leaves `state` 
 engine's next turn on the deal (jobs/bots/deal_runner.py) steps it with a panic-sell event.
 
 `totals` counts a bot's deals for the state view (storage/state/deals.py) in one statement.
+
+`updated_at` is when the row was last written, stamped here by `create` and `save` (whatever the
+record handed over says): the state view's settle pass (storage/state/rebuild.py) finds the deals
+saved in its last minutes by it, to publish one whose process died between its commit and its
+publish. The engine's own time, that of the event it last stepped (a bar's start, a fill's), can
+be minutes old when saved; it stays in `state`, which is what the view shows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -47,7 +53,7 @@ class DealRecord:
     profit_quote: Decimal | None
     profit_pct: Decimal | None
     fees: Decimal
-    updated_at: datetime
+    updated_at: datetime  # when the row was last written (module docstring)
     version: int
 
     @property
@@ -68,16 +74,18 @@ class DealTotals:
     stamp: int
 
 
-_COLUMNS = tuple(c for c in DealRecord.__dataclass_fields__ if c != "version")
-_CHANGEABLE = ("status", "state", "closed_at", "profit_quote", "profit_pct", "fees", "updated_at")
+_COLUMNS = tuple(c for c in DealRecord.__dataclass_fields__ if c not in ("version", "updated_at"))
+_CHANGEABLE = ("status", "state", "closed_at", "profit_quote", "profit_pct", "fees")
+_STAMP = bindparam("p_written_at", type_=DEALS.c.updated_at.type)  # updated_at (module docstring)
 _OPEN = DEALS.c.status != all_(array(sorted(FINAL_DEAL_STATUSES)))  # the driver runs no IN lists
 _GET = select(DEALS).where(DEALS.c.id == bindparam("p_id"))
 _LOCK = _GET.with_for_update()
-_CREATE = (insert(DEALS).values({c: bindparam(c, type_=DEALS.c[c].type) for c in _COLUMNS})
+_CREATE = (insert(DEALS).values({**{c: bindparam(c, type_=DEALS.c[c].type) for c in _COLUMNS},
+                                  "updated_at": _STAMP})
            .returning(*DEALS.c))
 _SAVE = (update(DEALS).where(DEALS.c.id == bindparam("p_id"))
          .values({**{c: bindparam(c, type_=DEALS.c[c].type) for c in _CHANGEABLE},
-                  "version": DEALS.c.version + 1})
+                  "updated_at": _STAMP, "version": DEALS.c.version + 1})
          .returning(*DEALS.c))
 _OPEN_OF_BOT = (select(DEALS).where(DEALS.c.bot_id == bindparam("p_bot_id"), _OPEN)
                 .order_by(DEALS.c.opened_at, DEALS.c.id))
@@ -92,8 +100,12 @@ _TOTALS = (select(DEALS.c.bot_id, func.count().filter(_OPEN), func.count().filte
 _ORDER_IDS = (select(ORDERS.c.id).where(ORDERS.c.deal_id == bindparam("p_id"))
               .order_by(ORDERS.c.created_at, ORDERS.c.id))
 _PANIC = (update(DEALS).where(DEALS.c.id == bindparam("p_id"), _OPEN)
-          .values(status=PANIC_REQUESTED, updated_at=func.now(), version=DEALS.c.version + 1)
+          .values(status=PANIC_REQUESTED, updated_at=_STAMP, version=DEALS.c.version + 1)
           .returning(*DEALS.c))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Deals:
@@ -101,7 +113,8 @@ class Deals:
         self.db = db
 
     async def create(self, deal: DealRecord) -> DealRecord:
-        return record_of(DealRecord, await self.db.one(_CREATE, {c: getattr(deal, c) for c in _COLUMNS}))
+        row = await self.db.one(_CREATE, {**{c: getattr(deal, c) for c in _COLUMNS}, "p_written_at": _now()})
+        return record_of(DealRecord, row)
 
     async def get(self, deal_id: str, *, lock: bool = False) -> DealRecord | None:
         row = await self.db.first(_LOCK if lock else _GET, {"p_id": deal_id})
@@ -109,7 +122,8 @@ class Deals:
 
     async def save(self, deal: DealRecord) -> DealRecord:
         """Store the engine's new record of a deal and the columns that go with it; version raised."""
-        row = await self.db.one(_SAVE, {"p_id": deal.id, **{c: getattr(deal, c) for c in _CHANGEABLE}})
+        row = await self.db.one(_SAVE, {"p_id": deal.id, **{c: getattr(deal, c) for c in _CHANGEABLE},
+                                        "p_written_at": _now()})
         return record_of(DealRecord, row)
 
     async def open_of_bot(self, bot_id: str) -> list[DealRecord]:
@@ -137,5 +151,5 @@ class Deals:
     async def request_panic_sell(self, deal_id: str) -> DealRecord | None:
         """Mark an open deal PANIC_REQUESTED for the deal engine to sell (module docstring); None if
         the deal is closed or unknown. Asking twice changes nothing more."""
-        row = await self.db.first(_PANIC, {"p_id": deal_id})
+        row = await self.db.first(_PANIC, {"p_id": deal_id, "p_written_at": _now()})
         return None if row is None else record_of(DealRecord, row)

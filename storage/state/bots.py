@@ -16,18 +16,30 @@ from a view that is not ready (reader.ViewRebuilding).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+import orjson
 from pydantic import ConfigDict
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.figures import Figures, Money
+from storage.models import BotRow, DealRow
 from storage.state import keys
-from storage.state.deals import DEAL_TOTALS, BotDealTotals
+from storage.state.deals import (
+    DEAL_TOTALS,
+    DEALS,
+    BotDealTotals,
+    DealView,
+    read_deal_views,
+    read_totals,
+    stage_deals,
+    stage_totals,
+)
 from storage.state.reader import ready_and
 from storage.state.writer import _KEEP_NEWEST, dumps
 
@@ -121,6 +133,56 @@ def stage_blacklist(pipe: Pipeline, added: Iterable[BlacklistEntryView],
         pipe.hdel(BLACKLIST, *gone)
     if entries:
         pipe.hset(BLACKLIST, mapping=entries)
+
+
+async def publish_views(redis: Redis, bots: Iterable[BotView], deals: Iterable[DealView] = (),
+                        totals: Iterable[BotDealTotals] = ()) -> None:
+    """Bots, deals and bots' deal totals in one MULTI/EXEC, each only over an older version: what
+    the deal engine and the bot commands publish after their commit (jobs/bots/bot_publish.py),
+    and what the settle pass publishes for them when that publish never came."""
+    bots, deals, totals = list(bots), list(deals), list(totals)
+    if not (bots or deals or totals):
+        return
+    async with redis.pipeline(transaction=True) as p:
+        stage_bots(p, bots)
+        stage_deals(p, deals)
+        stage_totals(p, totals)
+        await p.execute()
+
+
+async def behind(redis: Redis, bots: Sequence[BotRow], deals: Sequence[DealRow]
+                 ) -> tuple[list[BotRow], list[DealRow]]:
+    """The settle pass's look (storage/state/rebuild.py): the bots and deals rows whose view holds
+    an older version than the row, or nothing; one pipelined read. By version rather than by
+    record: a bot's record keeps the open deal count of its last publish (readers take the count
+    from DEAL_TOTALS), so a record built now can differ from a published one that is up to date;
+    and the version is what every publish keeps the newest of. A deleted bot the view lacks is not
+    behind (the rebuild leaves deleted bots out), nor a deal without figures (it has no view)."""
+    deals = [d for d in deals if (d.state or {}).get("view")]
+    if not (bots or deals):
+        return [], []
+    async with redis.pipeline(transaction=False) as p:
+        p.hmget(BOTS, [b.id for b in bots] or ["-"])
+        p.hmget(DEALS, [d.id for d in deals] or ["-"])
+        shown_bots, shown_deals = await p.execute()
+    return ([b for b, raw in zip(bots, shown_bots, strict=False)
+             if _older(raw, b.version, wanted=b.deleted_at is None)],
+            [d for d, raw in zip(deals, shown_deals, strict=False) if _older(raw, d.version, wanted=True)])
+
+
+def _older(raw: bytes | None, version: int, *, wanted: bool) -> bool:
+    """The view shows an older version than `version`, or nothing where something is `wanted`."""
+    return wanted if raw is None else int(orjson.loads(raw).get("version", 0)) < version
+
+
+async def publish_behind(s: AsyncSession, redis: Redis, bots: Sequence[BotRow], deals: Sequence[DealRow]
+                         ) -> None:
+    """Publish bots and deals rows as their writer would have after its commit (bot_publish), with
+    their bots' deal totals counted now."""
+    totals = await read_totals(s, {b.id for b in bots} | {d.bot_id for d in deals})
+    open_deals = {t.bot_id: t.open_deals for t in totals}
+    await publish_views(redis, [bot_view(b, open_deals.get(b.id, 0)) for b in bots],
+                        await read_deal_views(s, deals), totals)
 
 
 async def refill_bots(redis: Redis, bots: Iterable[Any], open_deals: Mapping[str, int],

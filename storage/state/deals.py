@@ -187,6 +187,12 @@ async def read_deals_for_view(s: AsyncSession, *, closed_per_bot: int = REBUILD_
     newest = select(closed.c.id).where(closed.c.n <= closed_per_bot)
     rows = (await s.scalars(select(DealRow).where(
         DealRow.status.not_in(final) | DealRow.id.in_(newest)))).all()
+    return DealsForView(await read_deal_views(s, rows), await read_totals(s))
+
+
+async def read_deal_views(s: AsyncSession, rows: Sequence[DealRow]) -> list[DealView]:
+    """The views of deals rows, with their orders' ids (one query); none for a row saved before
+    the engine stored figures."""
     ids = [r.id for r in rows]
     orders: dict[str, list[str]] = {}
     if ids:
@@ -194,14 +200,24 @@ async def read_deals_for_view(s: AsyncSession, *, closed_per_bot: int = REBUILD_
                 select(OrderRow.deal_id, OrderRow.id).where(OrderRow.deal_id.in_(ids))
                 .order_by(OrderRow.created_at, OrderRow.id))).all():
             orders.setdefault(str(deal_id), []).append(order_id)
-    views = [v for r in rows if (v := deal_view_of(r, orders.get(r.id, ()))) is not None]
-    totals = (await s.execute(select(
+    return [v for r in rows if (v := deal_view_of(r, orders.get(r.id, ()))) is not None]
+
+
+async def read_totals(s: AsyncSession, bot_ids: Iterable[str] | None = None) -> list[BotDealTotals]:
+    """The deal totals of `bot_ids` (of every bot without), in one statement; none for a bot
+    without deals."""
+    final = sorted(FINAL_DEAL_STATUSES)
+    query = select(
         DealRow.bot_id, func.count().filter(DealRow.status.not_in(final)),
         func.count().filter(DealRow.status.in_(final)),
         func.coalesce(func.sum(DealRow.profit_quote).filter(DealRow.status.in_(final)), 0),
-        func.sum(DealRow.version + 1)).group_by(DealRow.bot_id))).all()
-    return DealsForView(views, [totals_view(DealTotals(b, int(o), int(c), Decimal(str(p)), int(st)))
-                                for b, o, c, p, st in totals])
+        func.sum(DealRow.version + 1)).group_by(DealRow.bot_id)
+    if bot_ids is not None:
+        if not (bot_ids := list(bot_ids)):
+            return []
+        query = query.where(DealRow.bot_id.in_(bot_ids))
+    return [totals_view(DealTotals(b, int(o), int(c), Decimal(str(p)), int(st)))
+            for b, o, c, p, st in (await s.execute(query)).all()]
 
 
 async def refill_deals(redis: Redis, read: DealsForView) -> int:

@@ -19,7 +19,10 @@ than answer from a half-written view) and writes it last, only if Redis still ho
 it started with. The daemon's view guard (daemon/view_guard.py) runs it whenever the marker is
 gone or Redis restarted, and runs `settle` over a recent window every few seconds, which
 publishes an effect whose process died between its commit and its publish: its view writes and
-its order and fill events (the bus's outbox: the events were to go in the same round trip).
+its order and fill events (the bus's outbox: the events were to go in the same round trip), and
+the bots and deals the deal engine or a bot command saved (storage/state/bots.py `behind`: they
+are compared by version, and published as jobs/bots/bot_publish.py would have; they have no
+events).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from storage.repos.records import record_of
 from storage.repos.schedules import SCHEDULES, ScheduleRecord
 from storage.state import keys
 from storage.state.bars import refill_bars
-from storage.state.bots import clear_bots, refill_bots
+from storage.state.bots import behind, clear_bots, publish_behind, refill_bots
 from storage.state.deals import clear_deals, read_deals_for_view, refill_deals
 from storage.state.fills import fill_view
 from storage.state.from_rows import (
@@ -182,8 +185,9 @@ async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, red
                  since: datetime, until: datetime | None = None) -> int:
     """Rewrite rows changed since `since` (and before `until`, if given) that the view shows
     differently, until a pass finds none (see the module docstring); returns how many passes that
-    took (0: gave up). A first pass that finds nothing costs one read of those rows and one
-    pipelined read of the view."""
+    took (0: gave up). A first pass that finds nothing costs one read of those rows (a query per
+    table) and a pipelined read of the view for each of: orders and the rest, fills, bots and
+    deals (the last two only when there are such rows)."""
     for n in range(1, SETTLE_PASSES + 1):
         async with sessions() as s:
             orders = (await s.scalars(select(OrderRow).where(*_window(OrderRow, since, until)))).all()
@@ -196,6 +200,8 @@ async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, red
             fills = (await s.scalars(select(FillRow).where(  # never updated: recorded is when they changed
                 FillRow.created_at >= since, *([FillRow.created_at < until] if until is not None else []))
             )).all()
+            bots = (await s.scalars(select(BotRow).where(*_window(BotRow, since, until)))).all()
+            deals = (await s.scalars(select(DealRow).where(*_window(DealRow, since, until)))).all()
         shown = await _shown(redis, orders, positions, balances, schedules, commands)
         shown += await redis.mget([keys.fill(f.id) for f in fills]) if fills else []
         expected = ([dumps(order_view(o)) for o in orders] + [dumps(position_view(p)) for p in positions]
@@ -203,16 +209,21 @@ async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, red
                     + [None if sch.status == "deleted" else dumps(schedule_view(sch)) for sch in schedules]
                     + [dumps(command_view(c)) for c in commands] + [dumps(fill_view(f)) for f in fills])
         differ = [got != want for got, want in zip(shown, expected, strict=True)]
-        if not any(differ):
+        late_bots, late_deals = await behind(redis, bots, deals)  # compared by version (behind says why)
+        if not any(differ) and not late_bots and not late_deals:
             return n
         if until is not None and n == 1:  # a periodic pass: these were committed but never published
             log.warning("state view was missing %d committed change(s) older than %s (a process stopped "
-                        "between commit and publish?); published them now", sum(differ), until.isoformat())
+                        "between commit and publish?); published them now",
+                        sum(differ) + len(late_bots) + len(late_deals), until.isoformat())
         marks = iter(differ)  # consumed in the order `expected` was built
         missed_orders, missed_positions, missed_balances, missed_schedules, missed_commands, missed_fills = [
             _pick(rows, marks) for rows in (orders, positions, balances, schedules, commands, fills)]
         await _write(w, missed_orders, missed_positions, missed_balances, missed_schedules, missed_commands)
         await w.write_fills(fill_view(f) for f in missed_fills)
+        if late_bots or late_deals:
+            async with sessions() as s:
+                await publish_behind(s, redis, late_bots, late_deals)
         if until is not None:  # their events went missing with the view writes: published now (the outbox)
             await _republish(redis, orders, missed_orders, missed_fills)
     log.warning("state view still changing under the rebuild after %d passes; it may lag Postgres until "
