@@ -17,13 +17,13 @@ from jobs.effects import HOLD_S, Effects, HeldPublish, effect
 from jobs.orders import cancel_order, place_order, placed_outcome, reconcile_open_orders
 from jobs.resources import Resources, build_resources
 from jobs.venues.base import VenueFill, VenueOrder
-from jobs.venues.paper.execution import BookOrder, SimulatedCrash
+from jobs.venues.paper.execution import SimulatedCrash
 from jobs.worker import FUNCTIONS
 from storage import audit
 from storage.audit import audit_draft, verify_chain, write_audit
 from storage.driver import DatabaseConnectionLost, transaction
 from storage.models import AuditRow, BalanceRow, CommandRow, FillRow, OrderRow, PaperOrderRow, PositionRow
-from storage.repos.paper_book import PaperBook
+from storage.repos.paper_book import PaperBook, PaperOrderRecord
 from tests.conftest import ADMIN_DSN
 from tests.helpers import marker, markers, put_quote
 from tests.session_db import SessionDb
@@ -290,11 +290,11 @@ async def test_the_paper_book_statement_turns_off_the_flush_wait_for_its_own_tra
     """The statement PaperVenue writes a new order with (PaperBook.add) sets synchronous_commit
     off, locally: its commit needs no flush of its own, the booking's right after flushes past
     it. (Run in a transaction of our own, the only way to read the setting it leaves.)"""
-    order = BookOrder("td-nowait", "paper-nowait", "BTC/USDT", "buy", "market", Decimal("0.001"), None, None,
-                      None, "filled", Decimal("0.001"))
+    order = PaperOrderRecord("td-nowait", "paper-nowait", "BTC/USDT", "buy", "market", Decimal("0.001"), None,
+                             None, None, "filled", Decimal("0.001"))
     async with transaction(res.db) as db:  # a transaction of our own, to read the setting afterwards
         assert await db.scalar(select(func.current_setting("synchronous_commit"))) == "on"
-        assert await PaperBook(db).add(order.record())
+        assert await PaperBook(db).add(order)
         assert await db.scalar(select(func.current_setting("synchronous_commit"))) == "off"
 
 

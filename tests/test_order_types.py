@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
@@ -286,24 +287,29 @@ def test_order_lists_refuse_legs_on_the_wrong_side(fields, message):
         normalize_order(spec, get_instrument("BTC/USDT"))
 
 
-def _leg(cid: str, leg: str, status: str) -> SimpleNamespace:
-    return SimpleNamespace(client_order_id=cid, leg=leg, status=status, triggered=False)
+@dataclass(frozen=True)
+class _Leg:
+    leg: str
+    status: str
+    triggered: bool = False
+
+
+def _book(*legs: tuple[str, str, str]) -> dict[str, _Leg]:
+    """Legs by client order id, as the venue locks them: (client order id, leg, status)."""
+    return {cid: _Leg(leg, status) for cid, leg, status in legs}
 
 
 def test_one_leg_acts_on_the_others():
-    entry = _leg("e", "entry", "filled")
-    tp, sl = _leg("t", "take_profit", "held"), _leg("s", "stop_loss", "held")
+    book = _book(("e", "entry", "filled"), ("t", "take_profit", "held"), ("s", "stop_loss", "held"))
     # the entry fills: both exits open and are matched at once; the take-profit fills, the stop goes
-    fills = cascade([entry, tp, sl], entry, "filled", lambda o: "fill" if o is tp else None)
-    assert fills == {"t": "fill"} and (tp.status, sl.status) == ("open", "cancelled")
-    tp, sl = _leg("t", "take_profit", "open"), _leg("s", "stop_loss", "open")
-    assert cascade([tp, sl], sl, "triggered", lambda o: None) == {} and tp.status == "cancelled"
-    entry = _leg("e", "entry", "cancelled")
-    tp, sl = _leg("t", "take_profit", "held"), _leg("s", "stop_loss", "held")
-    cascade([entry, tp, sl], entry, "cancelled", lambda o: None)
-    assert (tp.status, sl.status) == ("cancelled", "cancelled")
-    done = _leg("t", "take_profit", "filled")
-    assert sibling_after("stop_loss", "filled", done.status) is None  # a closed leg stays closed
+    fills = cascade(book, "e", "filled", lambda cid: "fill" if cid == "t" else None)
+    assert fills == {"t": "fill"} and (book["t"].status, book["s"].status) == ("open", "cancelled")
+    book = _book(("t", "take_profit", "open"), ("s", "stop_loss", "open"))
+    assert cascade(book, "s", "triggered", lambda cid: None) == {} and book["t"].status == "cancelled"
+    book = _book(("e", "entry", "cancelled"), ("t", "take_profit", "held"), ("s", "stop_loss", "held"))
+    cascade(book, "e", "cancelled", lambda cid: None)
+    assert (book["t"].status, book["s"].status) == ("cancelled", "cancelled")
+    assert sibling_after("stop_loss", "filled", "filled") is None  # a closed leg stays closed
 
 
 async def _legs_of(c: Client, command_id: str) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from jobs.venues.paper.execution import BookOrder
+from storage.repos.paper_book import PaperOrderRecord
 from storage.state.reader import StateReader
 from tests.stack import eventually, running_daemon
 from tests.tcp_proxy import TcpProxy
@@ -32,7 +32,7 @@ async def test_quotes_keep_moving_while_matching_waits_on_a_silent_database(sett
             await eventually(lambda: reader.quote("BTC/USDT"), timeout=10)
             async with proxy.fault("blackhole"):
                 # a buy limit far above the market: every BTC quote triggers a fill attempt
-                _matching(d).book["BTC/USDT"] = [BookOrder(
+                _matching(d).book["BTC/USDT"] = [PaperOrderRecord(
                     "td-crossed", "paper-crossed", "BTC/USDT", "buy", "limit", Decimal("0.001"), None,
                     Decimal("10000000"), None, "open", Decimal(0))]
                 first = (await reader.quote("BTC/USDT")).ts

@@ -3,8 +3,9 @@
 
 Why here: the paper venue (jobs/venues/paper/execution.py) is a venue like any other and keeps
 its matching, its locks and its transaction boundaries; the statements it runs on its book are
-storage's, as every other flow's are (storage/repos/__init__.py). The venue passes its working
-copy of an order as a `PaperOrderRecord` and gets records back; it opens the transactions.
+storage's, as every other flow's are (storage/repos/__init__.py). The venue works on these
+records themselves (frozen: what matching changes is a new record, `dataclasses.replace`), passes
+them to the statements and gets records back; it opens the transactions.
 
 The commit policy of a new order lives in its statement (`add`): the order and its fill are
 written in one statement that commits without waiting for the WAL flush (`synchronous_commit`
@@ -33,7 +34,7 @@ class PaperOrderRecord:
     """One order as the venue's book holds it (what a quote has done to it included: a stop-limit's
     `triggered`, a trailing stop's `trail_anchor` and current `stop_price`). `created_at` is when
     the venue took it (None on a new order: the database's clock); a `day` order's session is
-    counted from it."""
+    counted from it. The defaults are a new order's."""
 
     client_order_id: str
     venue_order_id: str
@@ -46,13 +47,13 @@ class PaperOrderRecord:
     stop_price: Decimal | None
     status: str
     filled_qty: Decimal
-    reject_reason: str | None
-    trail_amount: Decimal | None
-    trail_percent: Decimal | None
-    trail_anchor: Decimal | None
-    triggered: bool
-    order_list_id: str | None
-    leg: str | None
+    reject_reason: str | None = None
+    trail_amount: Decimal | None = None
+    trail_percent: Decimal | None = None
+    trail_anchor: Decimal | None = None
+    triggered: bool = False
+    order_list_id: str | None = None
+    leg: str | None = None
     time_in_force: str = "gtc"
     created_at: datetime | None = None
 

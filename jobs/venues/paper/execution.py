@@ -19,9 +19,9 @@ Postgres, so our record of an order need not wait for the WAL flush before the c
 
 from __future__ import annotations
 
-import functools
 import uuid
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -51,51 +51,32 @@ from storage.values import Quote
 NAME = "paper"
 
 # what fill_resting did: the order if it still rests, its state if it filled, other legs it changed
-Resting = tuple["BookOrder | None", VenueOrder | None, list[str]]
+Resting = tuple[PaperOrderRecord | None, VenueOrder | None, list[str]]
+# the orders one transaction works on (an order and the other legs of its list), by client order id
+Orders = dict[str, PaperOrderRecord]
 
 
-@dataclass(slots=True)
-class BookOrder:
-    """One order as the venue's book holds it (a paper_orders row)."""
+def _new_order(req: OrderRequest, status: str = "open", *, order_list_id: str | None = None,
+              leg: str | None = None) -> PaperOrderRecord:
+    """`req` as the book takes it, under a venue order id of the venue's own making."""
+    return PaperOrderRecord(req.client_order_id, "paper-" + uuid.uuid4().hex[:20], req.symbol, req.side,
+                            req.type, req.qty, req.notional, req.limit_price, req.stop_price, status,
+                            Decimal(0), trail_amount=req.trail_amount, trail_percent=req.trail_percent,
+                            order_list_id=order_list_id, leg=leg, time_in_force=req.time_in_force)
 
-    client_order_id: str
-    venue_order_id: str
-    symbol: str
-    side: str
-    type: str
-    qty: Decimal | None
-    notional: Decimal | None
-    limit_price: Decimal | None
-    stop_price: Decimal | None
-    status: str
-    filled_qty: Decimal
-    reject_reason: str | None = None
-    trail_amount: Decimal | None = None
-    trail_percent: Decimal | None = None
-    trail_anchor: Decimal | None = None
-    triggered: bool = False
-    order_list_id: str | None = None
-    leg: str | None = None
-    time_in_force: str = "gtc"  # a `day` order is expired by the host at its session's end (host.py)
-    created_at: datetime | None = None  # when the book took it (None until written: the database's clock)
 
-    @classmethod
-    def from_record(cls, record: PaperOrderRecord) -> BookOrder:
-        return cls(**{f.name: getattr(record, f.name) for f in fields(cls)})
+def matching_state(order: PaperOrderRecord) -> BookState:
+    """What matching needs of a book order (matching.py works on its own value, not on storage's)."""
+    return BookState(order.side, order.type, order.limit_price, order.stop_price,  # type: ignore[arg-type]
+                     order.trail_amount, order.trail_percent, order.trail_anchor, order.triggered)
 
-    def record(self) -> PaperOrderRecord:
-        """The order as the book stores it."""
-        return PaperOrderRecord(**{f.name: getattr(self, f.name) for f in fields(self)})
 
-    def matching_state(self) -> BookState:
-        return BookState(self.side, self.type, self.limit_price, self.stop_price,  # type: ignore[arg-type]
-                         self.trail_amount, self.trail_percent, self.trail_anchor, self.triggered)
-
-    def take_state(self, state: BookState) -> None:
-        """What a quote did to the order (a stop-limit triggered, a trailing stop's anchor moved)."""
-        self.triggered, self.trail_anchor = state.triggered, state.trail_anchor
-        if self.type == "trailing_stop" and state.stop_price is not None:
-            self.stop_price = get_instrument(self.symbol).round_price(state.stop_price)
+def _took(order: PaperOrderRecord, state: BookState) -> PaperOrderRecord:
+    """What a quote did to the order (a stop-limit triggered, a trailing stop's anchor moved)."""
+    stop_price = order.stop_price
+    if order.type == "trailing_stop" and state.stop_price is not None:
+        stop_price = get_instrument(order.symbol).round_price(state.stop_price)
+    return replace(order, triggered=state.triggered, trail_anchor=state.trail_anchor, stop_price=stop_price)
 
 
 class SimulatedCrash(BaseException):
@@ -138,19 +119,16 @@ class PaperVenue(BookInLedger):
         if self.faults.crashes_before_accept > 0:
             self.faults.crashes_before_accept -= 1
             raise SimulatedCrash(f"paper venue: simulated crash before {req.client_order_id} was sent")
-        order = BookOrder(req.client_order_id, "paper-" + uuid.uuid4().hex[:20], req.symbol, req.side,
-                          req.type, req.qty, req.notional, req.limit_price, req.stop_price, "open",
-                          Decimal(0), trail_amount=req.trail_amount, trail_percent=req.trail_percent,
-                          time_in_force=req.time_in_force)
+        order = _new_order(req)
         quote = await self._fresh_quote(req.symbol)
         fill = None
         if quote is None:
-            order.status = "rejected"
-            order.reject_reason = f"no fresh quote for {req.symbol} (feed stale or closed)"
+            order = replace(order, status="rejected",
+                            reject_reason=f"no fresh quote for {req.symbol} (feed stale or closed)")
         else:
-            fill = self._match(order, quote, resting=False)
+            order, fill = self._match(order, quote, resting=False)
             if order.status == "open" and req.type == "limit" and req.time_in_force == "ioc":
-                order.status = "cancelled"
+                order = replace(order, status="cancelled")
         state = await self._book(order, fill)
         if self.faults.timeouts_after_accept > 0:
             self.faults.timeouts_after_accept -= 1
@@ -160,37 +138,44 @@ class PaperVenue(BookInLedger):
     # whether the book took the order is unknown when the connection is lost: the write is keyed
     # by the client order id, so sending it once more is safe and finds out (a restarted Postgres)
     @retry(retry=retry_if_exception_type(DatabaseConnectionLost), stop=stop_after_attempt(2), reraise=True)
-    async def _book(self, order: BookOrder, fill: VenueFill | None) -> VenueOrder:
+    async def _book(self, order: PaperOrderRecord, fill: VenueFill | None) -> VenueOrder:
         """Write a new order (and its fill); a client order id already on the book answers with that order."""
         async with transaction(self.db, autocommit=True) as db:
-            created = await PaperBook(db).add(order.record(), _book_fill(order.client_order_id, fill))
+            created = await PaperBook(db).add(order, _book_fill(order.client_order_id, fill))
             if not created:
                 state = await self._state(db, order.client_order_id)
                 assert state is not None
                 return state
         return _venue_order(order, [fill] if fill else [])
 
-    def _match(self, order: BookOrder, quote: Quote, *, resting: bool) -> VenueFill | None:
-        """Apply the quote to the order (updates `order`): its new state, and a fill of the whole
-        remaining quantity if the quote executes it."""
-        moved = step(order.matching_state(), quote, self.slippage_bps, resting=resting)
-        order.take_state(moved.state)
+    def _match(self, order: PaperOrderRecord, quote: Quote, *,
+               resting: bool) -> tuple[PaperOrderRecord, VenueFill | None]:
+        """Apply the quote to the order: the order after it, and a fill of the whole remaining
+        quantity if the quote executes it."""
+        moved = step(matching_state(order), quote, self.slippage_bps, resting=resting)
+        order = _took(order, moved.state)
         hit = moved.fill
         if hit is None:
-            return None
+            return order, None
         inst = get_instrument(order.symbol)
         price = inst.round_price(hit[0])
         qty = order.qty if order.qty is not None else inst.round_qty((order.notional or Decimal(0)) / price)
         qty = qty - order.filled_qty
         if qty < inst.min_qty:
-            order.status = "rejected"
-            order.reject_reason = f"notional buys less than the minimum {inst.min_qty}"
-            return None
+            return replace(order, status="rejected",
+                           reject_reason=f"notional buys less than the minimum {inst.min_qty}"), None
         fee = self.pricing.fee(qty, price)
-        order.filled_qty += qty
-        order.status = "filled"
-        return VenueFill(f"{order.venue_order_id}-f{uuid.uuid4().hex[:8]}", qty, price, fee, inst.quote,
-                         hit[1], datetime.now(UTC))
+        return replace(order, filled_qty=order.filled_qty + qty, status="filled"), VenueFill(
+            f"{order.venue_order_id}-f{uuid.uuid4().hex[:8]}", qty, price, fee, inst.quote, hit[1],
+            datetime.now(UTC))
+
+    def _matcher(self, orders: Orders, quote: Quote) -> Callable[[str], VenueFill | None]:
+        """Matching of a leg that opens or arrives now (not resting), for lists.py: the leg in
+        `orders` becomes the leg after the quote, and its fill (or None) is returned."""
+        def match(client_order_id: str) -> VenueFill | None:
+            orders[client_order_id], fill = self._match(orders[client_order_id], quote, resting=False)
+            return fill
+        return match
 
     async def fill_resting(self, client_order_id: str, quote: Quote) -> Resting:
         """Called by the venue's host on a quote that moves or fills the order: under the lock of the
@@ -200,26 +185,26 @@ class PaperVenue(BookInLedger):
         client order ids of the other legs that changed (to book as well)."""
         async with transaction(self.db) as db:
             legs = await self._lock_legs(db, client_order_id)
-            order = next((o for o in legs if o.client_order_id == client_order_id), None)
+            order = legs.get(client_order_id)
             if order is None or order.status != "open":
                 return None, None, []
-            before = [(o.status, o.matching_state()) for o in legs]
-            was_triggered = order.triggered
-            fill = self._match(order, quote, resting=True)
+            before = dict(legs)
+            legs[client_order_id], fill = self._match(order, quote, resting=True)
             fills = {client_order_id: fill} if fill is not None else {}
             event = ("filled" if fill is not None
-                     else "triggered" if order.triggered and not was_triggered else None)
+                     else "triggered" if legs[client_order_id].triggered and not order.triggered else None)
             if event is not None:
-                fills |= cascade(legs, order, event, lambda o: self._match(o, quote, resting=False))
-            changed = [o for o, b in zip(legs, before, strict=True) if (o.status, o.matching_state()) != b]
+                fills |= cascade(legs, client_order_id, event, self._matcher(legs, quote))
+            changed = {cid: o for cid, o in legs.items() if o != before[cid]}
             book = PaperBook(db)
             for cid, f in fills.items():
                 await book.add_fill(_fill_record(cid, f))
-            for o in changed:
-                await self._store(db, o)
+            for o in changed.values():
+                await book.store(o)
             state = await self._state(db, client_order_id) if fill is not None else None
+            order = legs[client_order_id]
             return (order if order.status == "open" else None), state, \
-                [o.client_order_id for o in changed if o is not order]
+                [cid for cid in changed if cid != client_order_id]
 
     async def submit_order_list(self, order_list_id: str,
                                 legs: list[tuple[OrderRequest, str, bool]]) -> list[VenueOrder]:
@@ -233,37 +218,32 @@ class PaperVenue(BookInLedger):
             if await self._state(db, first.client_order_id) is not None:
                 states = [await self._state(db, r.client_order_id) for r, _, _ in legs]
                 return [s for s in states if s is not None]
-            orders = [BookOrder(r.client_order_id, "paper-" + uuid.uuid4().hex[:20], r.symbol, r.side, r.type,
-                                r.qty, r.notional, r.limit_price, r.stop_price, "held" if held else "open",
-                                Decimal(0), trail_amount=r.trail_amount, trail_percent=r.trail_percent,
-                                order_list_id=order_list_id, leg=name, time_in_force=r.time_in_force)
-                      for r, name, held in legs]
+            orders: Orders = {r.client_order_id: _new_order(r, "held" if held else "open",
+                                                            order_list_id=order_list_id, leg=name)
+                              for r, name, held in legs}
             fills: dict[str, VenueFill] = {}
-            for o in orders:
+            for cid, o in orders.items():
                 if quote is None:
-                    o.status = "rejected"
-                    o.reject_reason = f"no fresh quote for {o.symbol} (feed stale or closed)"
-                    continue
-                if o.status != "open":  # held, or cancelled by a leg that filled
-                    continue
-                fills |= match_leg(orders, o, functools.partial(self._match, quote=quote, resting=False))
+                    reason = f"no fresh quote for {o.symbol} (feed stale or closed)"
+                    orders[cid] = replace(o, status="rejected", reject_reason=reason)
+                elif o.status == "open":  # not held, nor cancelled by a leg that filled
+                    fills |= match_leg(orders, cid, self._matcher(orders, quote))
             book = PaperBook(db)
-            for o in orders:
-                await book.add(o.record(), _book_fill(o.client_order_id, fills.get(o.client_order_id)))
-            return [_venue_order(o, [fills[o.client_order_id]] if o.client_order_id in fills else [])
-                    for o in orders]
+            for cid, o in orders.items():
+                await book.add(o, _book_fill(cid, fills.get(cid)))
+            return [_venue_order(o, [fills[cid]] if cid in fills else []) for cid, o in orders.items()]
 
-    async def _lock_legs(self, db: Db, client_order_id: str) -> list[BookOrder]:
+    async def _lock_legs(self, db: Db, client_order_id: str) -> Orders:
         """The order locked, with every other leg of its list (in client order id order, so two
-        transactions on one list cannot deadlock); [] if the book has no such order."""
+        transactions on one list cannot deadlock); empty if the book has no such order."""
         book = PaperBook(db)
         found = await book.order(client_order_id)
         if found is None:
-            return []
+            return {}
         if found.order_list_id is None:
             locked = await book.order(client_order_id, lock=True)
-            return [BookOrder.from_record(locked)] if locked is not None else []
-        return [BookOrder.from_record(r) for r in await book.lock_list(found.order_list_id)]
+            return {client_order_id: locked} if locked is not None else {}
+        return {r.client_order_id: r for r in await book.lock_list(found.order_list_id)}
 
     async def replace_order(self, client_order_id: str,
                             req: OrderRequest) -> tuple[VenueOrder | None, VenueOrder]:
@@ -277,32 +257,29 @@ class PaperVenue(BookInLedger):
         the best price seen so far; a stop-limit's starts untriggered at its new stop.
         """
         quote = await self._fresh_quote(req.symbol)
-        new = BookOrder(req.client_order_id, "paper-" + uuid.uuid4().hex[:20], req.symbol, req.side, req.type,
-                        req.qty, req.notional, req.limit_price, req.stop_price, "open", Decimal(0),
-                        trail_amount=req.trail_amount, trail_percent=req.trail_percent,
-                        time_in_force=req.time_in_force)
+        new = _new_order(req)
         async with transaction(self.db) as db:
-            row = await PaperBook(db).order(client_order_id, lock=True)
+            book = PaperBook(db)
+            old = await book.order(client_order_id, lock=True)
             done = await self._state(db, req.client_order_id)
             if done is not None:  # a repeat
                 return await self._state(db, client_order_id), done
             fill = None
-            if row is None:
-                new.status = "rejected"
-                new.reject_reason = f"no order {client_order_id} on the book to replace"
-            elif row.status != "open":
-                new.status, new.reject_reason = "rejected", f"order is {row.status}: nothing to replace"
+            if old is None:
+                new = replace(new, status="rejected",
+                              reject_reason=f"no order {client_order_id} on the book to replace")
+            elif old.status != "open":
+                new = replace(new, status="rejected",
+                              reject_reason=f"order is {old.status}: nothing to replace")
             elif quote is None:
-                new.status = "rejected"
-                new.reject_reason = f"no fresh quote for {req.symbol}; the order is unchanged"
+                new = replace(new, status="rejected",
+                              reject_reason=f"no fresh quote for {req.symbol}; the order is unchanged")
             else:
-                old = BookOrder.from_record(row)
-                old.status = "cancelled"
-                await self._store(db, old)
+                await book.store(replace(old, status="cancelled"))
                 if old.type == new.type == "trailing_stop":
-                    new.trail_anchor = old.trail_anchor
-                fill = self._match(new, quote, resting=False)
-            await PaperBook(db).add(new.record(), _book_fill(new.client_order_id, fill))
+                    new = replace(new, trail_anchor=old.trail_anchor)
+                new, fill = self._match(new, quote, resting=False)
+            await book.add(new, _book_fill(new.client_order_id, fill))
             return await self._state(db, client_order_id), _venue_order(new, [fill] if fill else [])
 
     async def cancel_order(self, client_order_id: str) -> VenueOrder | None:
@@ -322,21 +299,20 @@ class PaperVenue(BookInLedger):
                       reason: str | None) -> tuple[VenueOrder | None, list[str]]:
         async with transaction(self.db) as db:
             legs = await self._lock_legs(db, client_order_id)
-            order = next((o for o in legs if o.client_order_id == client_order_id), None)
+            order = legs.get(client_order_id)
             if order is None:
                 return None, []
             others: list[str] = []
             if order.status in cancellable:
-                before = [o.status for o in legs]
-                order.status = "cancelled"
-                cascade(legs, order, "cancelled", lambda _: None)
-                for o, status in zip(legs, before, strict=True):
-                    if o.status != status:
-                        if reason is not None:
-                            o.reject_reason = reason
-                        await self._store(db, o)
-                        if o is not order:
-                            others.append(o.client_order_id)
+                before = dict(legs)
+                legs[client_order_id] = replace(order, status="cancelled")
+                cascade(legs, client_order_id, "cancelled", lambda _: None)
+                book = PaperBook(db)
+                for cid, o in legs.items():
+                    if o.status != before[cid].status:
+                        await book.store(o if reason is None else replace(o, reject_reason=reason))
+                        if cid != client_order_id:
+                            others.append(cid)
             return await self._state(db, client_order_id), others
 
     async def get_order(self, client_order_id: str) -> VenueOrder | None:
@@ -347,7 +323,7 @@ class PaperVenue(BookInLedger):
         """Every order on the book that can still fill: resting, or held until its entry fills.
         (Fills are whole: an open order has none.)"""
         async with read(self.db) as db:
-            return [_venue_order(BookOrder.from_record(r), []) for r in await PaperBook(db).open_orders()]
+            return [_venue_order(r, []) for r in await PaperBook(db).open_orders()]
 
     async def balances(self) -> list[VenueBalance]:
         """The simulated account's balances: the simulated exchange keeps no account of its own,
@@ -355,20 +331,15 @@ class PaperVenue(BookInLedger):
         async with read(self.db) as db:
             return [VenueBalance(b.asset, b.total, b.locked) for b in await Ledger(db).balances(NAME)]
 
-    async def resting_orders(self) -> list[BookOrder]:
+    async def resting_orders(self) -> list[PaperOrderRecord]:
         """Every order resting on the book."""
         async with read(self.db) as db:
-            return [BookOrder.from_record(r) for r in await PaperBook(db).resting()]
+            return await PaperBook(db).resting()
 
-    async def book_order(self, client_order_id: str) -> BookOrder | None:
+    async def book_order(self, client_order_id: str) -> PaperOrderRecord | None:
         """One order as the book holds it, whatever its status (the host's read on an order event)."""
         async with read(self.db) as db:
-            found = await PaperBook(db).order(client_order_id)
-        return BookOrder.from_record(found) if found is not None else None
-
-    @staticmethod
-    async def _store(db: Db, order: BookOrder) -> None:
-        await PaperBook(db).store(order.record())
+            return await PaperBook(db).order(client_order_id)
 
     @staticmethod
     async def _state(db: Db, client_order_id: str) -> VenueOrder | None:
@@ -377,7 +348,7 @@ class PaperVenue(BookInLedger):
         if found is None:
             return None
         fills = await book.fills(client_order_id)
-        return _venue_order(BookOrder.from_record(found), [
+        return _venue_order(found, [
             VenueFill(f.fill_id, f.qty, f.price, f.fee, f.fee_asset, f.liquidity, f.ts) for f in fills])
 
 
@@ -390,7 +361,7 @@ def _fill_record(client_order_id: str, f: VenueFill) -> PaperFillRecord:
     return PaperFillRecord(f.fill_id, client_order_id, f.qty, f.price, f.fee, f.fee_asset, f.liquidity, f.ts)
 
 
-def _venue_order(order: BookOrder, fills: list[VenueFill]) -> VenueOrder:
+def _venue_order(order: PaperOrderRecord, fills: list[VenueFill]) -> VenueOrder:
     return VenueOrder(client_order_id=order.client_order_id, venue_order_id=order.venue_order_id,
                       status=order.status, filled_qty=order.filled_qty, fills=fills,  # type: ignore[arg-type]
                       reject_reason=order.reject_reason, stop_price=order.stop_price)

@@ -52,9 +52,10 @@ from datetime import UTC, datetime
 from jobs.domain.instruments import get_instrument
 from jobs.domain.sessions import day_order_end, describe_day_end
 from jobs.venues.base import ErrorsFor, OrderUpdate
-from jobs.venues.paper.execution import BookOrder, PaperVenue
+from jobs.venues.paper.execution import PaperVenue, matching_state
 from jobs.venues.paper.matching import step
 from storage.events import Event, Gap, OrderUpdated, QuoteEvent, Topic
+from storage.repos.paper_book import PaperOrderRecord
 from storage.values import FINAL_ORDER_STATUSES, Quote
 
 log = logging.getLogger("tradingd.paper")
@@ -78,7 +79,7 @@ class PaperHost:
         self._day_ends: dict[str, datetime] = {}  # client order id -> a resting day order's end
         # a Postgres outage is logged once for the daemon, not a traceback every resync
         self.errors = errors_for("paper book resync", log)
-        self.book: dict[str, list[BookOrder]] = {}
+        self.book: dict[str, list[PaperOrderRecord]] = {}
         self.last_quote: dict[str, Quote] = {}
         self.book_reads = 0  # whole-book reads (start, gaps, the safety resync): not one per quote
         self._task: asyncio.Task[None] | None = None
@@ -100,7 +101,7 @@ class PaperHost:
 
     async def refresh(self) -> None:
         """Load the whole book from Postgres."""
-        book: dict[str, list[BookOrder]] = {}
+        book: dict[str, list[PaperOrderRecord]] = {}
         for order in await self.venue.resting_orders():
             book.setdefault(order.symbol, []).append(order)
         self.book = book
@@ -174,7 +175,7 @@ class PaperHost:
                     expired.append(order.client_order_id)
         return expired
 
-    def _day_end(self, order: BookOrder) -> datetime | None:
+    def _day_end(self, order: PaperOrderRecord) -> datetime | None:
         """When a day order's session ends (worked out once per order); None for any other."""
         if order.time_in_force != "day" or order.created_at is None:
             return None
@@ -184,7 +185,7 @@ class PaperHost:
             self._day_ends[order.client_order_id] = end
         return end
 
-    async def _expire(self, order: BookOrder, end: datetime) -> None:
+    async def _expire(self, order: PaperOrderRecord, end: datetime) -> None:
         """Have the venue cancel the order with the reason, and report it (and any leg of its list
         cancelled with it) for the worker to book."""
         cid = order.client_order_id
@@ -217,7 +218,7 @@ class PaperHost:
                 if end is not None and now >= end:  # its session is over: it no longer trades
                     await self._expire(order, end)
                     continue
-                moved = step(order.matching_state(), q, self.venue.slippage_bps, resting=True)
+                moved = step(matching_state(order), q, self.venue.slippage_bps, resting=True)
                 if moved.fill is None and not moved.changed:
                     continue
                 tried += 1

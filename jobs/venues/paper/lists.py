@@ -9,40 +9,46 @@ transaction, exactly once, whatever restarts. The rules are jobs.domain.order_li
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from jobs.domain.order_lists import sibling_after
 
+# the legs as locked, by client order id: book orders (frozen records), each replaced by its
+# successor when something happens to it, so the caller sees every leg as it now is
+Legs = dict[str, Any]
+# matches the leg of this client order id (replacing it in the legs) and returns its fill or None
+Match = Callable[[str], Any | None]
 
-def cascade(legs: list[Any], source: Any, event: str, match: Callable[[Any], Any | None]) -> dict[str, Any]:
-    """Apply `event` ("filled", "triggered", "cancelled") of `source` to the other `legs` (book
-    orders, changed in place). Legs that open (a bracket's exits when the entry fills) are matched
-    at once with `match` (which returns a fill or None), and their own fills and triggers cascade
-    in turn. Returns the fills made, by client order id."""
+
+def cascade(legs: Legs, source: str, event: str, match: Match) -> dict[str, Any]:
+    """Apply `event` ("filled", "triggered", "cancelled") of the leg `source` to the other `legs`.
+    Legs that open (a bracket's exits when the entry fills) are matched at once with `match`, and
+    their own fills and triggers cascade in turn. Returns the fills made, by client order id."""
     fills: dict[str, Any] = {}
     opened = []
-    for leg in legs:
-        if leg is source:
+    for cid, leg in legs.items():
+        if cid == source:
             continue
-        status = sibling_after(source.leg, event, leg.status)
+        status = sibling_after(legs[source].leg, event, leg.status)
         if status is not None:
-            leg.status = status
+            legs[cid] = replace(leg, status=status)
             if status == "open":
-                opened.append(leg)
-    for leg in opened:
-        if leg.status != "open":  # cancelled by a leg that filled before it
+                opened.append(cid)
+    for cid in opened:
+        if legs[cid].status != "open":  # cancelled by a leg that filled before it
             continue
-        fills |= match_leg(legs, leg, match)
+        fills |= match_leg(legs, cid, match)
     return fills
 
 
-def match_leg(legs: list[Any], leg: Any, match: Callable[[Any], Any | None]) -> dict[str, Any]:
-    """Match one open leg (`match` returns its fill or None) and let its fill or trigger act on the
-    other legs; returns every fill made, by client order id."""
-    was_triggered = leg.triggered
-    fill = match(leg)
+def match_leg(legs: Legs, cid: str, match: Match) -> dict[str, Any]:
+    """Match one open leg and let its fill or trigger act on the other legs; returns every fill
+    made, by client order id."""
+    was_triggered = legs[cid].triggered
+    fill = match(cid)
     if fill is not None:
-        return {leg.client_order_id: fill} | cascade(legs, leg, "filled", match)
-    if leg.triggered and not was_triggered:
-        return cascade(legs, leg, "triggered", match)
+        return {cid: fill} | cascade(legs, cid, "filled", match)
+    if legs[cid].triggered and not was_triggered:
+        return cascade(legs, cid, "triggered", match)
     return {}
