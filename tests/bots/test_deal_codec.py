@@ -11,7 +11,7 @@ import pytest
 
 from jobs.bots.deal_codec import deal_from_json, deal_to_json, new_record, updated_record
 from tests.jobs.domain.dca.deal_sim import Driver, SimVenue, bars, ramp
-from tests.jobs.domain.dca.test_deal import BTC, bot
+from tests.jobs.domain.dca.issue_bot import BTC, bot
 
 D = Decimal
 

@@ -13,27 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 from jobs.domain.dca.condition_specs import RsiCondition, StartCondition
 from jobs.domain.dca.config import BotConfig, BotConfigError, parse_bot_config
 from jobs.domain.dca.problems import ERROR_TYPE
-
-
-def issue_bot(**changes: Any) -> dict[str, Any]:
-    """The issue's example: BTC/USDT long, base 20 USDT, 6 safety orders of 40 USDT, 1.5% deviation,
-    volume scale 1.3, step scale 1.2, take profit 2% trailing 0.4%, start when RSI-14 on 15m < 30."""
-    data: dict[str, Any] = {
-        "name": "BTC long",
-        "pairs": ["BTC/USDT"],
-        "base_order": {"volume": "20"},
-        "safety_orders": {
-            "volume": "40",
-            "step_percent": "1.5",
-            "volume_scale": "1.3",
-            "step_scale": "1.2",
-            "max_count": 6,
-        },
-        "take_profit": {"percent": "2", "trailing_enabled": True, "trailing_deviation": "0.4"},
-        "start_conditions": [{"kind": "rsi", "timeframe": "15m", "period": 14, "below": 30}],
-    }
-    data.update(changes)
-    return data
+from tests.jobs.domain.dca.issue_bot import issue_bot
 
 
 def refusals(data: dict[str, Any]) -> list[str]:

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
-from jobs.domain.dca.config import BotConfig, parse_bot_config
 from jobs.domain.dca.deal import start_deal, step
 from jobs.domain.dca.deal_band import trigger_band
 from jobs.domain.dca.deal_events import (
@@ -29,25 +27,10 @@ from jobs.domain.dca.deal_events import (
 from jobs.domain.dca.deal_intents import CancelOrder, Note, PlaceOrder
 from jobs.domain.dca.deal_state import DealStatus
 from jobs.domain.dca.exits import TakeProfit
-from jobs.domain.instruments import Instrument
 from tests.jobs.domain.dca.deal_sim import T0, Driver, SimVenue, bars, ramp
+from tests.jobs.domain.dca.issue_bot import BTC, bot
 
 D = Decimal
-BTC = Instrument("BTC/USDT", "BTC", "USDT", "crypto", tick_size=D("0.01"), lot_size=D("0.00001"),
-                 min_qty=D("0.00001"), min_notional=D(5))
-
-
-def bot(**changes: Any) -> BotConfig:
-    """The issue's bot: base 20 USDT, 6 safety orders of 40 USDT, step 1.5%, volume scale 1.3, step
-    scale 1.2, take profit 2% (ladder at 60,000 in test_ladder.py)."""
-    data: dict[str, Any] = {
-        "name": "BTC long", "pairs": ["BTC/USDT"], "base_order": {"volume": "20"},
-        "safety_orders": {"volume": "40", "step_percent": "1.5", "volume_scale": "1.3", "step_scale": "1.2",
-                          "max_count": 6, "active_count": 2},
-        "take_profit": {"percent": "2"},
-    }
-    data.update(changes)
-    return parse_bot_config(data)
 
 
 def test_every_safety_order_fills_then_take_profit() -> None:

@@ -19,7 +19,7 @@ from jobs.domain.dca.deal_events import DealEvent, PanicSell
 from jobs.domain.dca.deal_intents import CancelOrder, Note
 from jobs.domain.dca.deal_reconcile import reconcile
 from tests.jobs.domain.dca.deal_sim import Bar, Driver, SimVenue, bars, ramp, summary
-from tests.jobs.domain.dca.test_deal import BTC, bot
+from tests.jobs.domain.dca.issue_bot import BTC, bot
 
 D = Decimal
 Path = Sequence[Bar | Callable[[datetime], DealEvent]]

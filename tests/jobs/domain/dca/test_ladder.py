@@ -15,38 +15,15 @@ from hypothesis import strategies as st
 from jobs.domain.dca.config import BotConfig, BotConfigError, parse_bot_config
 from jobs.domain.dca.ladder import build_ladder, check_ladder, round_price
 from jobs.domain.instruments import Instrument
+from tests.jobs.domain.dca.issue_bot import BTC, ladder_config
 
 D = Decimal
-BTC = Instrument(
-    "BTC/USDT",
-    "BTC",
-    "USDT",
-    "crypto",
-    tick_size=D("0.01"),
-    lot_size=D("0.00001"),
-    min_qty=D("0.00001"),
-    min_notional=D(5),
-)
 
 
 def bot(**changes: Any) -> BotConfig:
-    """The issue's bot: base 20 USDT, 6 safety orders of 40 USDT, step 1.5%, volume scale 1.3,
-    step scale 1.2."""
-    data: dict[str, Any] = {
-        "name": "BTC long",
-        "pairs": ["BTC/USDT"],
-        "base_order": {"volume": "20"},
-        "safety_orders": {
-            "volume": "40",
-            "step_percent": "1.5",
-            "volume_scale": "1.3",
-            "step_scale": "1.2",
-            "max_count": 6,
-        },
-        "take_profit": {"percent": "2"},
-    }
-    data.update(changes)
-    return parse_bot_config(data)
+    """The issue's bot as far as its ladder goes: base 20 USDT, 6 safety orders of 40 USDT, step 1.5%,
+    volume scale 1.3, step scale 1.2."""
+    return parse_bot_config(ladder_config(**changes))
 
 
 def test_the_issue_ladder_as_the_3commas_calculator_shows_it() -> None:
