@@ -5,7 +5,6 @@ without destructive tools, delete with an open deal (refused, then panic-sold)."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,13 +29,6 @@ ISSUE_BOT: dict[str, Any] = {
                       "step_scale": 1.2},
     "take_profit": {"percent": 2, "trailing_enabled": True, "trailing_deviation": 0.4},
     "start_conditions": [{"kind": "rsi", "timeframe": "15m", "below": 30}]}
-
-
-@pytest.fixture
-async def pool(settings: Settings) -> AsyncIterator[Pool]:
-    p = Pool(settings.database_url, size=2)
-    yield p
-    await p.close()
 
 
 @pytest.fixture

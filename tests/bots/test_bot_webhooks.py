@@ -20,16 +20,8 @@ from daemon.webhooks import BotWebhooks
 from jobs.domain.dca.signals import sign
 from storage.repos import Pool, read
 from storage.repos.signals import BotSignals
-from storage.settings import Settings
 from tests.bots.test_bot_tools import ISSUE_BOT
 from tests.helpers import call, put_quote
-
-
-@pytest.fixture
-async def pool(settings: Settings) -> AsyncIterator[Pool]:
-    p = Pool(settings.database_url, size=2)
-    yield p
-    await p.close()
 
 
 @pytest.fixture
