@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 from fastmcp import Client
@@ -21,13 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.events.keys import stream
 from storage.events.records import Topic, TradingStateChanged
-from storage.state.views import QuoteView
+from storage.settings import Settings
+from storage.state.views import QuoteView, TradingStateView
 from storage.state.writer import StateWriter
 
 
 async def put_quote(redis: Redis, symbol: str, bid: str, ask: str, *, stale: bool = False) -> QuoteView:
-    q = QuoteView(symbol=symbol, bid=Decimal(bid), ask=Decimal(ask), bid_size=Decimal("1"), ask_size=Decimal("1"),
-                  last=Decimal(bid), ts=datetime.now(UTC), stale=stale)
+    q = QuoteView(symbol=symbol, bid=Decimal(bid), ask=Decimal(ask), bid_size=Decimal("1"),
+                  ask_size=Decimal("1"), last=Decimal(bid), ts=datetime.now(UTC), stale=stale)
     await StateWriter(redis).write_quote(q)
     return q
 
@@ -45,6 +47,16 @@ async def bus_drained(redis: Redis, group: str, topics: Iterable[Topic]) -> bool
         if g is None or g["pending"] or g.get("lag") != 0:
             return False
     return True
+
+
+async def halt(settings: Settings, redis: Redis, reason: str) -> None:
+    """Trading HALTED as the kill switch leaves it: in Postgres (its one row) and in the state view."""
+    conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    try:
+        await conn.execute("UPDATE trading_control SET state = 'HALTED', reason = $1 WHERE id = 1", reason)
+    finally:
+        await conn.close()
+    await StateWriter(redis).write_trading_state(TradingStateView(state="HALTED", reason=reason))
 
 
 def marker(name: str) -> TradingStateChanged:

@@ -13,7 +13,6 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from fastmcp import Client
@@ -23,9 +22,8 @@ from mcp_bridge.server import build_server
 from mcp_bridge.serving import http_app, run_http, serve_http
 from storage.settings import Settings, SettingsError
 from storage.state import keys
-from storage.state.views import TradingStateView
 from storage.state.writer import StateWriter
-from tests.helpers import call, put_quote, tool_error
+from tests.helpers import call, halt, put_quote, tool_error
 from tests.stack import eventually
 
 BTC_BID, BTC_ASK = "60000.00", "60010.00"
@@ -220,7 +218,7 @@ async def test_limit_order_rests_and_cancel_works_even_when_halted(client, redis
     assert [o["order_id"] for o in (await call(client, "list_orders", status="open"))["orders"]] == \
         [resting["order_id"]]
 
-    await _halt(settings, redis)
+    await halt(settings, redis, "test kill switch")
     denied = await preview(client, redis, BTC_MARKET_BUY)
     assert any("HALTED" in r for r in denied["risk"]["reasons"])
     assert (await call(client, "get_account"))["trading_state"] == "HALTED"
@@ -232,16 +230,6 @@ async def test_limit_order_rests_and_cancel_works_even_when_halted(client, redis
     assert balances(await call(client, "get_account"))["USDT"]["locked"] == 0
     msg = await tool_error(client, "cancel_order", order_id=resting["order_id"])
     assert "already cancelled" in msg
-
-
-async def _halt(settings: Settings, redis) -> None:
-    conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
-    try:
-        await conn.execute("UPDATE trading_control SET state = 'HALTED', reason = 'test kill switch' "
-                           "WHERE id = 1")
-    finally:
-        await conn.close()
-    await StateWriter(redis).write_trading_state(TradingStateView(state="HALTED", reason="test kill switch"))
 
 
 async def test_order_input_errors_say_what_to_change(client, redis):

@@ -14,7 +14,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,11 +21,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from jobs.commands import CreateDcaSchedule, PlaceOrder
 from storage.events import keys as bus_keys
 from storage.events.codec import decode
-from storage.settings import Settings
 from storage.state import keys
 from storage.state.reader import StateReader, ViewRebuilding
-from storage.state.views import TradingStateView
-from storage.state.writer import StateWriter
+from tests.helpers import halt
 from tests.redis_server import RedisServer
 from tests.stack import command_queue, eventually, running_daemon, running_worker
 from tests.tcp_proxy import TcpProxy
@@ -38,17 +35,6 @@ async def _snapshot(reader: StateReader, order_id: str) -> tuple[Any, ...]:
     return (await reader.order(order_id), await reader.orders(), await reader.orders(open_only=True),
             await reader.balances(), await reader.positions(), await reader.schedules(),
             await reader.trading_state())
-
-
-async def _halt(settings: Settings, redis: Redis) -> None:
-    """HALTED in Postgres and in the view: a flushed view must come back HALTED, not ACTIVE."""
-    conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
-    try:
-        await conn.execute("UPDATE trading_control SET state = 'HALTED', reason = 'healing test' "
-                           "WHERE id = 1")
-    finally:
-        await conn.close()
-    await StateWriter(redis).write_trading_state(TradingStateView(state="HALTED", reason="healing test"))
 
 
 async def _resting_order(queue: Any, reader: StateReader, command_id: str) -> str:
@@ -68,7 +54,7 @@ async def test_flushdb_with_the_daemon_running_is_rebuilt_and_never_read_empty(s
         done = await queue.submit(CreateDcaSchedule(command_id="heal:sch", name="weekly", symbol="ETH/USDT",
                                                     quote_amount=Decimal("50"), cron="0 9 * * mon"), 10)
         assert done is not None and done.command.status == "succeeded", done
-        await _halt(settings, redis)
+        await halt(settings, redis, "healing test")  # a flushed view must come back HALTED, not ACTIVE
         before = await _snapshot(reader, order_id)
         assert before[0] is not None and before[1] and before[3] and before[5]
         assert before[6].state == "HALTED"
@@ -108,7 +94,7 @@ async def test_a_restarted_redis_server_is_detected_and_the_view_rebuilt(setting
     try:
         async with running_daemon(s) as d:
             reader = StateReader(own)
-            await _halt(s, own)
+            await halt(s, own, "healing test")
             before = (await reader.balances(), await reader.trading_state())
             assert before[0] and before[1].state == "HALTED"
             rebuilds = d.guard.rebuilds
