@@ -24,6 +24,7 @@ BTC = "BTC/USDT"
 
 
 def D(value: Any) -> Decimal:
+    """A number as ccxt gives it (a float) as the Decimal its text says, to compare exactly."""
     return Decimal(str(value))
 
 

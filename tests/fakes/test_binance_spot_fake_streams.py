@@ -1,9 +1,7 @@
 """ccxt.pro's binance websockets (market streams, the user data stream) against the local fake Binance
 spot exchange, and the fake's raw stream protocol (listenKey stream, combined streams, WebSocket API).
-
-Each test drives ccxt as a venue adapter would and checks what comes back against numbers computed
-by hand from the fake's rules (tests/fakes/binance_spot/book.py), so a fake that answered the wrong
-shape, or a ccxt change in how it parses Binance, fails here. Loopback only; every test is bounded.
+Checked as test_binance_spot_fake.py checks the REST calls: against numbers worked out by hand from the
+fake's rules; loopback only, every test bounded.
 """
 
 from __future__ import annotations
@@ -19,14 +17,9 @@ import websockets
 
 from tests.fakes.binance_spot import FakeBinanceSpot, ccxt_binance
 from tests.fakes.binance_spot.auth import hmac_hex
+from tests.fakes.test_binance_spot_fake import BTC, D
 
 pytestmark = pytest.mark.timeout(30)
-
-BTC = "BTC/USDT"
-
-
-def D(value: Any) -> Decimal:
-    return Decimal(str(value))
 
 
 # -- websockets --------------------------------------------------------------------------------------
