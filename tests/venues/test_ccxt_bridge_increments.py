@@ -17,10 +17,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,15 +27,14 @@ from fastmcp.client.transports import StdioTransport
 from redis.asyncio import Redis
 
 from jobs.domain.instruments import add_instruments, all_instruments
-from storage.settings import Settings, load_settings
+from storage.settings import Settings
 from storage.state.reader import StateReader
 from storage.state.views import OrderView
-from tests.conftest import TEST_REDIS_URL
 from tests.fakes.binance_spot import FakeBinanceSpot
 from tests.fakes.binance_spot.instruments import DEFAULT_SYMBOLS, SymbolSpec
 from tests.helpers import call
 from tests.stack import eventually, running_daemon, running_worker
-from tests.venues.test_ccxt_live_flow import exchange_orders, exchange_quoting
+from tests.venues.test_ccxt_live_flow import exchange_orders, exchange_quoting, live_on
 
 pytestmark = pytest.mark.timeout(150)
 D = Decimal
@@ -70,18 +67,9 @@ async def coarse_exchange() -> AsyncIterator[FakeBinanceSpot]:
 
 
 @pytest.fixture
-def live(database_url: str, redis: Redis, tmp_path: Path, coarse_exchange: FakeBinanceSpot) -> Settings:
-    fake = coarse_exchange
-    venue = {"exchange": "binance", "api_key": fake.credentials.api_key, "secret": fake.credentials.secret,
-             "symbols": VENUE_SYMBOLS, "rest_url": fake.rest_url, "ws_url": fake.ws_url,
-             "ws_api_url": fake.ws_api_url, "timeout_ms": 5000, "rate_limit_ms": 0, "poll_interval_s": 0.5}
-    return load_settings(
-        audit_anchor_path=tmp_path / "audit-anchors.jsonl", database_url=database_url,
-        redis_url=TEST_REDIS_URL, simulator_port=0, daemon_http_port=0, simulator_tick_ms=20,
-        queue_name=f"tradingd:test:incr:{uuid.uuid4().hex[:8]}", command_wait_s=8.0,
-        worker_poll_delay_s=0.5, reconcile_interval_s=3600, enforce_market_hours=False,
-        toolsets="all", mode="live", live_trading_opt_in=True, ccxt={"binance": venue},
-        bars_backfill_count=0, quote_stale_after_s=STALE_AFTER_S)
+def live(settings: Settings, coarse_exchange: FakeBinanceSpot) -> Settings:
+    return live_on(settings, coarse_exchange, symbols=VENUE_SYMBOLS, timeout_ms=5000, bars_backfill_count=0,
+                   quote_stale_after_s=STALE_AFTER_S)
 
 
 def bridge_process(settings: Settings) -> StdioTransport:

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +31,6 @@ from mcp_bridge.server import build_server
 from storage.models import AuditRow, BalanceRow, OrderRow, PositionRow
 from storage.settings import Settings, load_settings
 from storage.state.reader import StateReader
-from tests.conftest import TEST_REDIS_URL
 from tests.fakes.binance_spot import FakeBinanceSpot, fake_binance  # noqa: F401 (a fixture)
 from tests.helpers import call
 from tests.stack import eventually, running_daemon, running_worker
@@ -44,21 +41,23 @@ VENUE_TIMEOUT_MS = 1000  # the venue's HTTP timeout; the fake holds a reply long
 LOST_REPLY_S = 2.0
 
 
-@pytest.fixture
-def settings(database_url: str, redis: Redis, tmp_path: Path, fake_binance: FakeBinanceSpot) -> Settings:  # noqa: F811
-    """The suite's settings (tests/conftest.py) in live mode, opted in, with the fake's keys."""
-    venue = {"exchange": "binance", "api_key": fake_binance.credentials.api_key,
-             "secret": fake_binance.credentials.secret, "symbols": ["BTC/USDT", "ETH/USDT"],
-             "rest_url": fake_binance.rest_url, "ws_url": fake_binance.ws_url,
-             "ws_api_url": fake_binance.ws_api_url, "timeout_ms": VENUE_TIMEOUT_MS, "rate_limit_ms": 0,
+def live_on(suite: Settings, fake: FakeBinanceSpot, *, symbols: list[str], timeout_ms: int,
+            **changes: Any) -> Settings:
+    """The suite's settings (tests/conftest.py) in live mode, opted in, with a ccxt venue 'binance'
+    listing `symbols` on `fake`, with the fake's keys; commands wait 8 s for their outcome."""
+    venue = {"exchange": "binance", "api_key": fake.credentials.api_key, "secret": fake.credentials.secret,
+             "symbols": symbols, "rest_url": fake.rest_url, "ws_url": fake.ws_url,
+             "ws_api_url": fake.ws_api_url, "timeout_ms": timeout_ms, "rate_limit_ms": 0,
              "poll_interval_s": 0.5}
-    return load_settings(
-        audit_anchor_path=tmp_path / "audit-anchors.jsonl", database_url=database_url,
-        redis_url=TEST_REDIS_URL, simulator_port=0, daemon_http_port=0, simulator_tick_ms=20,
-        queue_name=f"tradingd:test:live:{uuid.uuid4().hex[:8]}", command_wait_s=8.0,
-        worker_poll_delay_s=0.5, reconcile_interval_s=3600, enforce_market_hours=False,
-        toolsets="all", mode="live", live_trading_opt_in=True, ccxt={"binance": venue},
-        bars_backfill_timeframes=["1m"], bars_backfill_count=30)
+    return load_settings(**{**suite.model_dump(), "command_wait_s": 8.0, "mode": "live",
+                            "live_trading_opt_in": True, "ccxt": {"binance": venue}, **changes})
+
+
+@pytest.fixture
+def settings(settings: Settings, fake_binance: FakeBinanceSpot) -> Settings:  # noqa: F811
+    """The suite's settings in live mode on the fake, bars backfilled (30 of 1m)."""
+    return live_on(settings, fake_binance, symbols=["BTC/USDT", "ETH/USDT"], timeout_ms=VENUE_TIMEOUT_MS,
+                   bars_backfill_timeframes=["1m"], bars_backfill_count=30)
 
 
 @contextlib.asynccontextmanager

@@ -7,6 +7,7 @@ from the exchange's markets, and quotes and trades from ccxt.pro as domain value
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -50,6 +51,22 @@ async def first_update(updates: list[OrderUpdate], cid: str, within: float = 10.
             await asyncio.sleep(0.02)
 
 
+@contextlib.asynccontextmanager
+async def listening(venue: CcxtVenue) -> AsyncIterator[tuple[CcxtOrderUpdates, list[OrderUpdate]]]:
+    """The venue's order updates running (user stream and polling), and what they reported so far."""
+    seen: list[OrderUpdate] = []
+
+    async def collect(u: OrderUpdate) -> None:
+        seen.append(u)
+    venue.on_update(collect)
+    updates = CcxtOrderUpdates(venue)
+    await updates.start()
+    try:
+        yield updates, seen
+    finally:
+        await updates.stop()
+
+
 @pytest.fixture
 async def venue(fake_binance: FakeBinanceSpot) -> AsyncIterator[CcxtVenue]:  # noqa: F811
     v = build_ccxt_venue(live_settings(fake_binance, poll_interval_s=30.0))
@@ -63,14 +80,7 @@ async def venue(fake_binance: FakeBinanceSpot) -> AsyncIterator[CcxtVenue]:  # n
 
 
 async def test_a_fill_arrives_from_the_user_stream(venue: CcxtVenue, fake_binance: FakeBinanceSpot) -> None:  # noqa: F811
-    seen: list[OrderUpdate] = []
-
-    async def collect(u: OrderUpdate) -> None:
-        seen.append(u)
-    venue.on_update(collect)
-    updates = CcxtOrderUpdates(venue)
-    await updates.start()
-    try:
+    async with listening(venue) as (updates, seen):
         await fake_binance.hub.wait_user_streams(1)
         await asyncio.wait_for(updates.stream_up.wait(), 5)
         await until(lambda: updates.polls == 1)  # the one poll after the stream came up
@@ -85,43 +95,27 @@ async def test_a_fill_arrives_from_the_user_stream(venue: CcxtVenue, fake_binanc
         assert [u.client_order_id for u in seen] == ["upd-1"]  # the NEW frame told nothing new
         filled = await venue.get_order("upd-1")
         assert filled is not None and filled.status == "filled" and filled.fills[0].liquidity == "maker"
-    finally:
-        await updates.stop()
 
 
 async def test_without_a_user_stream_orders_are_polled(fake_binance: FakeBinanceSpot) -> None:  # noqa: F811
     # the user stream's address serves nothing: the stream never comes up
     v = build_ccxt_venue(live_settings(fake_binance, poll_interval_s=0.3,
                                        ws_api_url=fake_binance.ws_api_url.replace("/ws-api/v3", "/none")))
-    seen: list[OrderUpdate] = []
-
-    async def collect(u: OrderUpdate) -> None:
-        seen.append(u)
-    v.on_update(collect)
-    updates = CcxtOrderUpdates(v)
-    await updates.start()
     try:
-        placed = await v.submit_order(limit("poll-1", "59000"))
-        await asyncio.sleep(0.5)  # a poll sees it open
-        fake_binance.set_price("BTCUSDT", "58990", "58999")
-        update = await first_update(seen, "poll-1", within=5)
-        assert update.update_id == f"{placed.venue_order_id}:filled:0.001"
-        assert not updates.stream_up.is_set() and updates.polls >= 2
+        async with listening(v) as (updates, seen):
+            placed = await v.submit_order(limit("poll-1", "59000"))
+            await asyncio.sleep(0.5)  # a poll sees it open
+            fake_binance.set_price("BTCUSDT", "58990", "58999")
+            update = await first_update(seen, "poll-1", within=5)
+            assert update.update_id == f"{placed.venue_order_id}:filled:0.001"
+            assert not updates.stream_up.is_set() and updates.polls >= 2
     finally:
-        await updates.stop()
         await v.close()
 
 
 async def test_a_fill_while_the_stream_was_down_is_reported_when_it_reconnects(
         venue: CcxtVenue, fake_binance: FakeBinanceSpot) -> None:  # noqa: F811
-    seen: list[OrderUpdate] = []
-
-    async def collect(u: OrderUpdate) -> None:
-        seen.append(u)
-    venue.on_update(collect)
-    updates = CcxtOrderUpdates(venue)
-    await updates.start()
-    try:
+    async with listening(venue) as (updates, seen):
         await asyncio.wait_for(updates.stream_up.wait(), 5)
         await venue.submit_order(limit("gap-1", "59000"))
         await asyncio.sleep(0.3)  # the NEW frame arrives: the order is known open
@@ -132,8 +126,6 @@ async def test_a_fill_while_the_stream_was_down_is_reported_when_it_reconnects(
         update = await first_update(seen, "gap-1", within=20)  # reconnected; the catch-up poll found it
         assert update.update_id.endswith(":filled:0.001")
         assert updates.stream_up.is_set()
-    finally:
-        await updates.stop()
 
 
 # -- errors: why, and nothing secret ---------------------------------------------------------------
