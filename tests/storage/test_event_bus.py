@@ -180,6 +180,41 @@ def test_event_ids_come_from_the_effect_not_the_publish() -> None:
     assert len({e.event_id for e in a}) == len(a)
 
 
+# The stream entries of every_event_type(), as this code has always written them: streams outlive a
+# release, so a record's field order, its id and the form of each value are its wire format.
+WIRE = [
+    (b"order:cmd-1:0:partially_filled:0.333333333333333333", b"OrderUpdated",
+     b'{"order_id":"o-1","client_order_id":"cmd-1:0","venue":"paper","symbol":"BTC/USDT","side":"buy",'
+     b'"status":"partially_filled","quantity":"1.000000000000000001","filled_qty":"0.333333333333333333",'
+     b'"avg_fill_price":"60000.123456789012345678","version":3,"ts":"2026-03-02T14:30:15.123456+00:00",'
+     b'"reason":null}'),
+    (b"fill:f-1", b"FillBooked",
+     b'{"fill_id":"f-1","order_id":"o-1","client_order_id":"cmd-1:0","venue":"paper","symbol":"BTC/USDT",'
+     b'"side":"buy","quantity":"0.333333333333333333","price":"60000.1","fee":"0","fee_asset":"USDT",'
+     b'"ts":"2026-03-02T14:30:15.123456+00:00"}'),
+    (b"quote:paper:SPY:1772461815123456", b"QuoteEvent",
+     b'{"venue":"paper","symbol":"SPY","bid":"512.34","ask":"512.35","bid_size":"100","ask_size":"100",'
+     b'"ts":"2026-03-02T14:30:15.123456+00:00","last":"512.345"}'),
+    (b"trade:binance:ETH/USDT:99887766", b"TradeEvent",
+     b'{"venue":"binance","symbol":"ETH/USDT","trade_id":"99887766","price":"3000.01",'
+     b'"quantity":"12345678901234567890.123456789012345678","ts":"2026-03-02T14:30:15.123456+00:00",'
+     b'"aggressor":null}'),
+    (b"bar:binance:ETH/USDT:1m:1772461800000000", b"BarClosed",
+     b'{"venue":"binance","symbol":"ETH/USDT","timeframe":"1m","open_time":"2026-03-02T14:30:00+00:00",'
+     b'"close_time":"2026-03-02T14:31:00+00:00","open":"1","high":"2.5","low":"0.999999999999999999",'
+     b'"close":"2","volume":"0","trade_count":7}'),
+    (b"state:HALTED:1772461815123456", b"TradingStateChanged",
+     b'{"state":"HALTED","reason":"kill switch","actor":"mcp:operator",'
+     b'"changed_at":"2026-03-02T14:30:15.123456+00:00"}'),
+]
+
+
+def test_the_wire_form_of_every_event_type_stays_what_older_runs_wrote() -> None:
+    events = every_event_type()
+    assert [(f["id"], f["type"], f["data"]) for f in map(encode, events)] == WIRE
+    assert [decode({b"id": i, b"type": t, b"data": d}) for i, t, d in WIRE] == events
+
+
 # ---- trimming ------------------------------------------------------------------------------------
 
 async def test_trimming_keeps_each_topic_within_its_bound(redis: Redis) -> None:
