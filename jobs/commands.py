@@ -10,7 +10,7 @@ import unicodedata
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -57,17 +57,22 @@ def _amount(name: str, value: Decimal, limit: Decimal) -> Decimal:
     return value
 
 
-PlainText = Annotated[str, AfterValidator(plain_text)]
-QuoteAmount = Annotated[Decimal, AfterValidator(_quote_amount)]
-MaxPrice = Annotated[Decimal, AfterValidator(_max_price)]
-# the same checks for a tool's parameter that becomes one of these fields, so a bad value is refused
+# the checks also serve a tool's parameter that becomes one of these fields, so a bad value is refused
 # as an argument (naming the parameter) rather than when the tool builds its command
 QUOTE_AMOUNT_CHECK = AfterValidator(_quote_amount)
 OPTIONAL_PRICE_CHECK = AfterValidator(lambda v: None if v is None else _max_price(v))
+PlainText = Annotated[str, AfterValidator(plain_text)]
+QuoteAmount = Annotated[Decimal, QUOTE_AMOUNT_CHECK]
+MaxPrice = Annotated[Decimal, AfterValidator(_max_price)]
 
 
 def new_command_id(prefix: str) -> str:
     return f"{prefix}:{uuid.uuid4().hex}"
+
+
+def _by_kind(commands: Any) -> dict[str, Any]:
+    """Each command class of a union by its `kind`: the table its job decodes a queued payload with."""
+    return {c.model_fields["kind"].default: c for c in get_args(commands)}
 
 
 class _Command(BaseModel):
@@ -96,10 +101,8 @@ class OrderFields(BaseModel):
     stop_loss_limit_price: Decimal | None = None
 
     def spec(self) -> OrderSpec:
-        return OrderSpec(self.symbol, self.side, self.type, self.qty, self.notional, self.limit_price,
-                         self.stop_price, self.time_in_force, self.trail_amount, self.trail_percent,
-                         self.order_class, self.take_profit_price, self.stop_loss_price,
-                         self.stop_loss_limit_price)
+        # by name, not position: the two classes list the same fields, and a field one lacks fails here
+        return OrderSpec(**{name: getattr(self, name) for name in OrderFields.model_fields})
 
 
 class PlaceOrder(OrderFields, _Command):
@@ -147,6 +150,10 @@ class UpdateDcaSchedule(_Command):
 class DeleteDcaSchedule(_Command):
     kind: Literal["delete_dca_schedule"] = "delete_dca_schedule"
     schedule_id: str
+
+
+ScheduleCommand = CreateDcaSchedule | UpdateDcaSchedule | DeleteDcaSchedule
+SCHEDULE_COMMANDS: dict[str, type[ScheduleCommand]] = _by_kind(ScheduleCommand)
 
 
 # DCA bots (jobs/bots/manage.py). A bot's configuration travels as the JSON object BotConfig parses
@@ -204,8 +211,7 @@ class UpdatePairsBlacklist(_Command):
 
 BotCommand = (CreateDcaBot | UpdateBotConfig | CloneBot | DeleteBot | EnableBot | DisableBot
               | UpdatePairsBlacklist)
-BOT_COMMANDS: dict[str, type[BotCommand]] = {c.model_fields["kind"].default: c for c in (
-    CreateDcaBot, UpdateBotConfig, CloneBot, DeleteBot, EnableBot, DisableBot, UpdatePairsBlacklist)}
+BOT_COMMANDS: dict[str, type[BotCommand]] = _by_kind(BotCommand)
 
 # A running deal's user actions (3Commas's deal buttons), run by deal_command_job
 # (jobs/bots/deal_commands.py) inside the deal's own transaction: each applies once.
@@ -244,9 +250,7 @@ class UpdateDeal(_Command):
 
 
 DealCommand = PanicSellDeal | CancelDeal | AddSafetyOrder | UpdateDeal
-DEAL_COMMANDS: dict[str, type[DealCommand]] = {c.model_fields["kind"].default: c for c in (
-    PanicSellDeal, CancelDeal, AddSafetyOrder, UpdateDeal)}
-
+DEAL_COMMANDS: dict[str, type[DealCommand]] = _by_kind(DealCommand)
 
 
 class BacktestBot(_Command):
@@ -269,18 +273,15 @@ class CompareBacktests(BacktestBot):
     variants: list[dict[str, Any]] = Field(min_length=1, max_length=10)
 
 
-BACKTEST_COMMANDS: dict[str, type[BacktestBot]] = {"backtest_bot": BacktestBot,
-                                                   "compare_backtests": CompareBacktests}
+BACKTEST_COMMANDS: dict[str, type[BacktestBot]] = _by_kind(BacktestBot | CompareBacktests)
 
-AnyCommand = (PlaceOrder | ReplaceOrder | CancelOrder | CreateDcaSchedule | UpdateDcaSchedule
-              | DeleteDcaSchedule | BotCommand | DealCommand | BacktestBot)
+AnyCommand = (PlaceOrder | ReplaceOrder | CancelOrder | ScheduleCommand | BotCommand | DealCommand
+              | BacktestBot)
 JOB_FOR_KIND: dict[str, str] = {
     "place_order": "place_order_job",
     "cancel_order": "cancel_order_job",
     "replace_order": "replace_order_job",
-    "create_dca_schedule": "schedule_command_job",
-    "update_dca_schedule": "schedule_command_job",
-    "delete_dca_schedule": "schedule_command_job",
+    **{kind: "schedule_command_job" for kind in SCHEDULE_COMMANDS},
     **{kind: "bot_command_job" for kind in BOT_COMMANDS},
     **{kind: "deal_command_job" for kind in DEAL_COMMANDS},
     **{kind: "backtest_command_job" for kind in BACKTEST_COMMANDS},

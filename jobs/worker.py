@@ -30,15 +30,7 @@ from jobs.accounts import ensure_accounts, mirror_live_balances
 from jobs.backtest.command import backtest_command_job
 from jobs.bots.deal_jobs import DEAL_JOBS
 from jobs.bots.manage import bot_command
-from jobs.commands import (
-    BOT_COMMANDS,
-    CancelOrder,
-    CreateDcaSchedule,
-    DeleteDcaSchedule,
-    PlaceOrder,
-    ReplaceOrder,
-    UpdateDcaSchedule,
-)
+from jobs.commands import BOT_COMMANDS, SCHEDULE_COMMANDS, CancelOrder, PlaceOrder, ReplaceOrder
 from jobs.domain.instruments import all_instruments
 from jobs.domain.sessions import load_calendars
 from jobs.job_guard import JobHealth, guarded
@@ -79,13 +71,8 @@ async def cancel_order_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict
     return (await cancel_order(_res(ctx), CancelOrder.model_validate(payload))).model_dump(mode="json")
 
 
-_SCHEDULE_KINDS: dict[str, type[CreateDcaSchedule] | type[UpdateDcaSchedule] | type[DeleteDcaSchedule]] = {
-    "create_dca_schedule": CreateDcaSchedule, "update_dca_schedule": UpdateDcaSchedule,
-    "delete_dca_schedule": DeleteDcaSchedule}
-
-
 async def schedule_command_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
-    cmd = _SCHEDULE_KINDS[payload["kind"]].model_validate(payload)
+    cmd = SCHEDULE_COMMANDS[payload["kind"]].model_validate(payload)
     return (await schedule_command(_res(ctx), cmd)).model_dump(mode="json")
 
 
