@@ -15,8 +15,16 @@ replay takes ~0.1 s):
   measures every text several times per render and was most of the cost.
 - The SVG keeps its text as text (svg.fonttype "none"), not one path per glyph: smaller, cheaper,
   and the page's labels can be selected and searched. This and the other matplotlib settings
-  are applied once per process (`_configure`); this module is the process's only plotter.
-- The figure is built once; the PNG (Agg) and the SVG are two renders of it.
+  are applied once per process, with the figure below; this module is the process's only plotter.
+- One figure per process, reused by every chart (`_Plotter`, under `_DRAWING`: the worker draws
+  from threads). Building the axes and creating their ticks on a fresh figure's first render
+  cost as much as a render; a chart now only replaces its data, deals, texts, legend and limits
+  (recomputed from its own artists, the zero line added after them as on a fresh figure), so
+  its pixels and SVG are a fresh figure's, byte for byte (tests/jobs/backtest/test_charts.py). The PNG
+  (Agg) and the SVG are two renders of it; the PNG is compressed at zlib level 1 (same pixels,
+  ~10 % larger file, a third less encoding time). With a fixed x label position (there is none)
+  the shared dates' labels are not measured again for it. Profiled with cProfile on the bench's
+  year: ~30 % less CPU per chart than one fresh figure per chart (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -41,6 +50,7 @@ from matplotlib.ticker import FixedLocator
 
 from jobs.backtest.report import BacktestReport, DealFigures
 
+_DRAWING = threading.Lock()  # held while the process's one figure is drawn (module docstring)
 MAX_POINTS = 2_000
 MAX_MARKERS = 2_000
 DEALS_LISTED = 500
@@ -70,12 +80,6 @@ def thin(times: np.ndarray, values: np.ndarray,
     out_t = np.column_stack((t[rows, first], t[rows, second])).ravel()
     out_v = np.column_stack((v[rows, first], v[rows, second])).ravel()
     return np.concatenate((out_t, times[cut:])), np.concatenate((out_v, values[cut:]))
-
-
-@cache
-def _configure() -> None:
-    """matplotlib's settings for these charts, once per process (module docstring)."""
-    matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "tradingd-backtest"})
 
 
 def _x(epoch_s: np.ndarray) -> np.ndarray:
@@ -120,29 +124,59 @@ def _deal_marks(ax: Axes, deals: list[DealFigures]) -> None:
                    s=18, color="#d73027", label="deal exit (average)", zorder=4)
 
 
+class _Plotter:
+    """The process's one figure (module docstring): axes, lines, grid and fixed layout built once;
+    `draw` replaces what belongs to a chart. Used under `_DRAWING`, by one chart at a time."""
+
+    def __init__(self) -> None:
+        matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "tradingd-backtest"})
+        self.fig = Figure(figsize=(12, 7), dpi=100)
+        FigureCanvasAgg(self.fig)
+        self.fig.subplots_adjust(left=0.08, right=0.985, top=0.95, bottom=0.06, hspace=0.06)
+        self.price_ax, self.equity_ax = self.fig.subplots(2, 1, sharex=True,
+                                                          gridspec_kw={"height_ratios": [3, 2]})
+        (self.price,) = self.price_ax.plot([], [], lw=0.7, color="#555555")
+        (self.equity,) = self.equity_ax.plot([], [], lw=0.9, color="#2c7bb6")
+        self.zero = self.equity_ax.axhline(0, lw=0.5, color="#999999")
+        self.equity_ax.set_ylabel("equity (profit and loss, quote)")
+        for ax in (self.price_ax, self.equity_ax):
+            ax.yaxis.set_label_coords(-0.065, 0.5)  # placed: not measured against the tick labels
+            ax.xaxis.set_label_coords(0.5, 0.0)  # no x label: not placed against both axes' dates
+            ax.grid(True, lw=0.4, color="#e4e4e4")
+            ax.set_axisbelow(True)
+
+    def draw(self, report: BacktestReport, close: np.ndarray, title: str) -> Figure:
+        pair = report.pairs[0]
+        for collection in list(self.price_ax.collections):  # the previous chart's deals
+            collection.remove()
+        t, p = thin(report.equity_times, close)
+        self.price.set_data(_x(t), p)
+        self.price.set_label(pair)
+        _deal_marks(self.price_ax, [d for d in report.deals if d.pair == pair][:MAX_MARKERS])
+        self.price_ax.set_ylabel(f"{pair} close")
+        self.price_ax.legend(loc="upper left", fontsize=8)
+        self.price_ax.set_title(title, fontsize=11, y=1.0)  # y given: not re-placed at every render
+        et, ev = thin(report.equity_times, report.equity)
+        self.equity.set_data(_x(et), ev)
+        self.zero.remove()  # added again below, after the limits, as a fresh figure would
+        for ax in (self.price_ax, self.equity_ax):  # limits from this chart's artists only
+            ax.relim()
+        for ax in (self.price_ax, self.equity_ax):  # after both: the x limits are shared
+            ax.autoscale_view()
+        self.zero = self.equity_ax.axhline(0, lw=0.5, color="#999999")  # 0 stays in view
+        _fixed_date_ticks(self.equity_ax)
+        return self.fig
+
+
+@cache
+def _plotter() -> _Plotter:
+    return _Plotter()
+
+
 def draw(report: BacktestReport, close: np.ndarray, title: str) -> Figure:
-    """The figure, laid out by hand (module docstring), on an Agg canvas."""
-    _configure()
-    fig = Figure(figsize=(12, 7), dpi=100)
-    FigureCanvasAgg(fig)
-    fig.subplots_adjust(left=0.08, right=0.985, top=0.95, bottom=0.06, hspace=0.06)
-    ax_price, ax_equity = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
-    t, p = thin(report.equity_times, close)
-    ax_price.plot(_x(t), p, lw=0.7, color="#555555", label=report.pairs[0])
-    _deal_marks(ax_price, [d for d in report.deals if d.pair == report.pairs[0]][:MAX_MARKERS])
-    ax_price.set_ylabel(f"{report.pairs[0]} close")
-    ax_price.legend(loc="upper left", fontsize=8)
-    ax_price.set_title(title, fontsize=11, y=1.0)  # y given: not re-placed at every render
-    et, ev = thin(report.equity_times, report.equity)
-    ax_equity.plot(_x(et), ev, lw=0.9, color="#2c7bb6")
-    ax_equity.axhline(0, lw=0.5, color="#999999")
-    ax_equity.set_ylabel("equity (profit and loss, quote)")
-    for ax in (ax_price, ax_equity):
-        ax.yaxis.set_label_coords(-0.065, 0.5)  # placed: not measured against the tick labels
-        ax.grid(True, lw=0.4, color="#e4e4e4")
-        ax.set_axisbelow(True)
-    _fixed_date_ticks(ax_equity)
-    return fig
+    """The chart's figure: the process's one figure, valid until the next chart is drawn (the
+    caller holds `_DRAWING` when threads may draw at once, as `write_charts` does)."""
+    return _plotter().draw(report, close, title)
 
 
 def svg_text(fig: Figure) -> str:
@@ -183,9 +217,10 @@ def page(report: BacktestReport, svg: str, title: str) -> str:
 def write_charts(report: BacktestReport, close: np.ndarray, directory: Path, title: str) -> ChartPaths:
     """chart.png and chart.html in `directory` (created)."""
     directory.mkdir(parents=True, exist_ok=True)
-    fig = draw(report, close, title)
-    png = directory / "chart.png"
-    fig.savefig(png, format="png", metadata={"Software": None})
-    out = directory / "chart.html"
-    out.write_text(page(report, svg_text(fig), title), encoding="utf-8")
+    png, out = directory / "chart.png", directory / "chart.html"
+    with _DRAWING:
+        fig = draw(report, close, title)
+        fig.savefig(png, format="png", metadata={"Software": None}, pil_kwargs={"compress_level": 1})
+        svg = svg_text(fig)
+    out.write_text(page(report, svg, title), encoding="utf-8")
     return ChartPaths(png, out)

@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PathCollection
+from matplotlib.figure import Figure
 
-from jobs.backtest.charts import MAX_POINTS, draw, thin, write_charts
+from jobs.backtest.charts import MAX_POINTS, _plotter, draw, svg_text, thin, write_charts
 from jobs.backtest.driver import run_backtest
 from jobs.backtest.report import build_report
 from jobs.backtest.runner import sample_markets
@@ -57,3 +59,34 @@ def test_the_figure_plots_thinned_lines_and_one_collection_per_deal_kind(tmp_pat
     page = paths.html.read_text(encoding="utf-8")
     assert ">equity (profit and loss, quote)</text>" in page, "the SVG's labels are text, not glyph paths"
     assert "<metadata" not in page and "xmlns" not in page
+
+
+def _rendered(fig: Figure) -> tuple[bytes, str]:
+    canvas = fig.canvas
+    assert isinstance(canvas, FigureCanvasAgg)
+    canvas.draw()
+    return bytes(canvas.buffer_rgba()), svg_text(fig)
+
+
+def test_the_reused_figure_draws_what_a_fresh_one_draws() -> None:
+    """One figure serves every chart of a process: nothing of a chart (deals, limits, texts) may
+    stay in the next one. A chart without deals, whose equity is flat at 0, is the sharpest check:
+    its limits come from the zero line alone (which must not be measured through the previous
+    chart's scales)."""
+    markets = sample_markets(("BTC/USDT",), days=30)
+    close = markets["BTC/USDT"].close
+    dealing = build_report(run_backtest(parse_bot_config(BASE), markets, {"BTC/USDT": BTC}))
+    day = sample_markets(("BTC/USDT",), days=1)
+    short = build_report(run_backtest(parse_bot_config(BASE), day, {"BTC/USDT": BTC}))
+    never = {**BASE, "start_conditions": [{"kind": "rsi", "timeframe": "15m", "period": 14, "below": "1"}]}
+    idle = build_report(run_backtest(parse_bot_config(never), markets, {"BTC/USDT": BTC}))
+    assert dealing.closed_deals > 1 and not idle.deals and not idle.equity.any()
+    charts = {"dealing": (dealing, close), "short": (short, day["BTC/USDT"].close), "idle": (idle, close)}
+    fresh = {}
+    for name, (report, prices) in charts.items():
+        _plotter.cache_clear()
+        fresh[name] = _rendered(draw(report, prices, name))
+    _plotter.cache_clear()
+    for name in ("dealing", "short", "idle", "dealing"):
+        report, prices = charts[name]
+        assert _rendered(draw(report, prices, name)) == fresh[name], f"{name} after another chart"
