@@ -28,6 +28,7 @@ class CommandRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[Timestamp]
+    # indexed for the view's settle pass, which reads the recent changes every 5 s (migration 0010)
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=func.now(), onupdate=utcnow
+        DateTime(timezone=True), default=utcnow, server_default=func.now(), onupdate=utcnow, index=True
     )

@@ -187,7 +187,10 @@ async def settle(sessions: async_sessionmaker[AsyncSession], w: StateWriter, red
     differently, until a pass finds none (see the module docstring); returns how many passes that
     took (0: gave up). A first pass that finds nothing costs one read of those rows (a query per
     table) and a pipelined read of the view for each of: orders and the rest, fills, bots and
-    deals (the last two only when there are such rows)."""
+    deals (the last two only when there are such rows). The view guard runs it every 5 s, so the
+    window reads of the tables that grow without bound go through an index: orders.updated_at,
+    commands.updated_at and fills.created_at (migration 0010), deals.updated_at (0009); the other
+    tables hold a few rows each (tests/storage/test_settle_indexes.py checks the plans)."""
     for n in range(1, SETTLE_PASSES + 1):
         async with sessions() as s:
             orders = (await s.scalars(select(OrderRow).where(*_window(OrderRow, since, until)))).all()
