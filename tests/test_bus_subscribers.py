@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from jobs import effects
 from jobs.commands import PlaceOrder
 from jobs.orders import place_order
 from storage.events import EventPublisher, QuoteEvent, TradingStateChanged
@@ -60,7 +61,10 @@ async def _fills(sessions, order_id: str) -> int:
             select(func.count()).select_from(FillRow).where(FillRow.order_id == order_id)))
 
 
-async def test_an_effect_publishes_its_order_and_fill_events_after_commit(res, redis):
+async def test_an_effect_publishes_its_order_and_fill_events_after_commit(res, redis, monkeypatch):
+    # the hold is long here so that the outcome always carries it: a loaded machine can take longer
+    # than the real 50 ms between the two effects, and the held publish then goes out on its own
+    monkeypatch.setattr(effects, "HOLD_S", 5.0)
     await put_quote(redis, "BTC/USDT", "60000", "60010")
     result = await place_order(res, PlaceOrder(command_id="bus:mkt", symbol="BTC/USDT", side="buy",
                                                type="market", qty=Decimal("0.01")))
