@@ -25,11 +25,8 @@ figures can be checked by hand; the fee is the default 10 bps.
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
@@ -45,9 +42,8 @@ from storage.settings import Settings
 from storage.state import keys
 from tests.bots.deal_helpers import market
 from tests.helpers import call, tool_error
-from tests.stack import eventually
+from tests.stack import Processes, eventually
 
-REPO = Path(__file__).resolve().parents[1]
 D = Decimal
 CENT = D("0.01")
 TOKEN = "e2e-dca-story-token"
@@ -58,9 +54,6 @@ ISSUE_BOT: dict[str, Any] = {
                       "step_scale": 1.2},
     "take_profit": {"percent": 2, "trailing_enabled": True, "trailing_deviation": 0.4},
     "start_conditions": [{"kind": "rsi", "period": 14, "timeframe": "15m", "below": 30}]}
-# the settings the three processes share with the test (the rest are the defaults)
-_SHARED = ("database_url", "redis_url", "queue_name", "simulator_port", "daemon_http_port",
-           "simulator_tick_ms", "worker_poll_delay_s", "reconcile_interval_s", "audit_anchor_path")
 
 
 def _free_port() -> int:
@@ -69,49 +62,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Stack:
-    """The daemon, the worker and the HTTP bridge as `python -m daemon.cli ...` processes."""
+class Stack(Processes):
+    """The daemon, the worker and the HTTP bridge as `python -m daemon.cli ...` processes, with the
+    story's settings over the test's."""
 
     def __init__(self, settings: Settings, log_dir: Path) -> None:
+        super().__init__(settings, log_dir)
         self.port = _free_port()
-        self.env = {**os.environ, **{f"TRADINGD_{n.upper()}": str(getattr(settings, n)) for n in _SHARED},
-                    "TRADINGD_SYMBOLS": json.dumps(["BTC/USDT"]),  # ETH/USDT's price is the test's
-                    "TRADINGD_PAPER_SLIPPAGE_BPS": "0", "TRADINGD_ENFORCE_MARKET_HOURS": "false",
-                    "TRADINGD_BACKTEST_DIR": str(log_dir / "backtests"),
-                    "TRADINGD_COMMAND_WAIT_S": "60",  # a year's backtest answers in the call, not 'pending'
-                    "TRADINGD_MCP_HTTP_TOKEN": TOKEN, "TRADINGD_MCP_HTTP_PORT": str(self.port),
-                    "TRADINGD_LOG_JSON": "true", "TRADINGD_LOG_LEVEL": "INFO"}
+        self.env.update({
+            "TRADINGD_SYMBOLS": json.dumps(["BTC/USDT"]),  # ETH/USDT's price is the test's
+            "TRADINGD_PAPER_SLIPPAGE_BPS": "0", "TRADINGD_ENFORCE_MARKET_HOURS": "false",
+            "TRADINGD_BACKTEST_DIR": str(log_dir / "backtests"),
+            "TRADINGD_COMMAND_WAIT_S": "60",  # a year's backtest answers in the call, not 'pending'
+            "TRADINGD_MCP_HTTP_TOKEN": TOKEN, "TRADINGD_MCP_HTTP_PORT": str(self.port)})
         self.env.pop("TRADINGD_TOOLSETS", None)
         self.env.pop("TRADINGD_DESTRUCTIVE_TOOLS", None)
-        self.log_dir = log_dir
-        self.started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
-
-    def spawn(self, *args: str) -> None:
-        log = self.log_dir / f"{args[0]}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", *args], cwd=REPO, env=self.env,
-                                    stdout=out, stderr=subprocess.STDOUT)
-        self.started.append((args[0], proc, log))
-
-    def assert_running(self) -> None:
-        for role, p, log in self.started:
-            assert p.poll() is None, f"{role} exited with {p.returncode}:\n{log.read_text()[-3000:]}"
-
-    def stop(self) -> None:
-        for _, p, _ in self.started:
-            if p.poll() is None:
-                p.terminate()
-        for _, p, _ in self.started:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
-
-    def dump_logs(self) -> None:
-        for role, p, log in self.started:
-            text = log.read_text(errors="replace") if log.exists() else ""
-            print(f"----- {role} pid {p.pid} exit {p.returncode} -----\n{text[-5000:]}")
 
 
 @pytest.fixture
@@ -120,7 +85,7 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[Stack]:
     try:
         yield s
     finally:
-        s.stop()  # before the database and Redis fixtures tear down
+        s.stop_all()  # before the database and Redis fixtures tear down
         s.dump_logs()  # shown by pytest only when the test failed
 
 

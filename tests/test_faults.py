@@ -36,9 +36,8 @@ from storage.settings import Settings
 from storage.state import keys
 from storage.values import FINAL_COMMAND_STATUSES
 from tests.conftest import ADMIN_DSN
-from tests.stack import eventually
+from tests.stack import Processes, eventually
 from tests.tcp_proxy import TcpProxy
-from tests.test_sigterm import Processes
 
 OUTAGE_S = 5.0
 SETTLE_S = 20.0
@@ -65,21 +64,8 @@ def proxied(settings: Settings, proxy: TcpProxy) -> Settings:
 
 @pytest.fixture
 def procs(proxied: Settings, tmp_path: Path) -> Iterator[Processes]:
-    p = Processes(proxied, tmp_path)
-    try:
+    with Processes(proxied, tmp_path) as p:
         yield p
-    finally:
-        p.kill_all()
-        p.dump_logs()  # shown only when the test failed
-
-
-async def _up(procs: Processes, redis: Redis, *roles: str) -> None:
-    await redis.delete(*(keys.heartbeat(r) for r in roles))
-    started = [procs.spawn(r) for r in roles]
-    for r in roles:
-        await eventually(lambda r=r: redis.exists(keys.heartbeat(r)), timeout=20)
-    await eventually(lambda: redis.exists(keys.quote("BTC/USDT")), timeout=20)
-    procs.assert_running(started)
 
 
 def _driver(proxied: Settings, clients: int = 3) -> Driver:
@@ -100,7 +86,7 @@ def _assert_clean(found: Findings, driver: Driver) -> None:
 
 async def _outage(mode: str, settings: Settings, proxied: Settings, redis: Redis, procs: Processes,
                   proxy: TcpProxy) -> tuple[Findings, Driver, dict[str, Any]]:
-    await _up(procs, redis, "daemon", "worker")
+    await procs.up(redis, "daemon", "worker", quote="BTC/USDT")
     driver = _driver(proxied)
     driver.start()
     try:
@@ -112,7 +98,7 @@ async def _outage(mode: str, settings: Settings, proxied: Settings, redis: Redis
         await asyncio.wait_for(driver.pause(), 40)
     finally:
         await driver.close()
-    procs.assert_running([p for _, p, _ in procs.started])  # an outage is no reason to exit
+    procs.assert_running()  # an outage is no reason to exit
     return await _findings(settings, redis, driver), driver, {"calls_during": during}
 
 
@@ -146,8 +132,7 @@ async def _held_by_worker(redis: Redis, bound_s: float = 10.0) -> set[str]:
 async def test_worker_kill9_mid_job_resumes_within_5s_of_a_new_worker(settings, proxied, redis, procs, proxy):
     """kill -9 of the worker while it holds jobs: a new worker finishes them within 5 s of
     starting (not after arq's claim expires), and each is booked once."""
-    await _up(procs, redis, "daemon", "worker")
-    worker = next(p for role, p, _ in procs.started if role == "worker")
+    _, worker = await procs.up(redis, "daemon", "worker", quote="BTC/USDT")
     driver = _driver(proxied, clients=4)
     driver.start()
     try:
@@ -156,7 +141,7 @@ async def test_worker_kill9_mid_job_resumes_within_5s_of_a_new_worker(settings, 
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
         await asyncio.sleep(1.0)  # orders keep arriving with no worker
-        await _up(procs, redis, "worker")
+        await procs.up(redis, "worker", quote="BTC/USDT")
         back = time.monotonic()
 
         async def held_final() -> bool:
@@ -188,7 +173,7 @@ async def test_worker_kill9_mid_job_resumes_within_5s_of_a_new_worker(settings, 
 async def test_flushdb_view_and_queue_come_back(settings, proxied, redis, procs, proxy, sessions):
     """FLUSHDB under a trickle of orders: the view comes back from Postgres by itself (orders and
     balances all listed again), and commands queued at the flush still end final."""
-    await _up(procs, redis, "daemon", "worker")
+    await procs.up(redis, "daemon", "worker", quote="BTC/USDT")
     driver = _driver(proxied)
     driver.start()
     try:
@@ -219,7 +204,7 @@ async def test_redis_restart_with_append_only_file_loses_nothing(settings, redis
     procs = Processes(own, tmp_path)
     driver = _driver(own)
     try:
-        await _up(procs, own_redis, "daemon", "worker")
+        await procs.up(own_redis, "daemon", "worker", quote="BTC/USDT")
         driver.start()
         await asyncio.sleep(2.0)
         server.kill9()
@@ -232,7 +217,7 @@ async def test_redis_restart_with_append_only_file_loses_nothing(settings, redis
         await asyncio.sleep(2.0)
         await asyncio.wait_for(driver.pause(), 40)
         await driver.close()
-        procs.assert_running([p for _, p, _ in procs.started])
+        procs.assert_running()
         _assert_clean(await _findings(own, own_redis, driver), driver)
     except BaseException:
         procs.dump_logs()

@@ -10,11 +10,8 @@ in daemon/cli.py, the process exit, and arq's re-run of interrupted jobs, so not
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -31,101 +28,25 @@ from storage.audit import verify_chain
 from storage.models import AuditRow, BalanceRow, CommandRow, FillRow, OrderRow, PositionRow
 from storage.settings import Settings
 from storage.state.reader import StateReader
-from tests.stack import command_queue, eventually
+from tests.stack import Processes, command_queue, eventually
 
-REPO = Path(__file__).resolve().parents[1]
 Sessions = async_sessionmaker[AsyncSession]
 SYMBOL = "BTC/USDT"
 QTY = Decimal("0.001")
 N_COMMANDS = 40
 BIG_BURST = 12
-EXIT_TIMEOUT_S = 15.0
-# settings the subprocesses must share with the test (the rest are the defaults)
-_SHARED = ("database_url", "redis_url", "queue_name", "simulator_port", "daemon_http_port",
-           "simulator_tick_ms", "worker_wakeup", "worker_poll_delay_s", "reconcile_interval_s",
-           "max_order_notional", "command_wait_s", "audit_anchor_path")
-
-
-class Processes:
-    """`python -m daemon.cli <role>` subprocesses with the test's settings; logs go to files."""
-
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
-        self.env = dict(os.environ)
-        for name in _SHARED:
-            self.env[f"TRADINGD_{name.upper()}"] = str(getattr(settings, name))
-        self.env["TRADINGD_PAPER_STARTING_BALANCES"] = json.dumps(
-            {k: str(v) for k, v in settings.paper_starting_balances.items()})
-        self.env["TRADINGD_LOG_LEVEL"] = "INFO"
-        self.env["TRADINGD_LOG_JSON"] = "true"  # plain lines, no terminal rendering
-        self.log_dir = log_dir
-        self.started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
-
-    def spawn(self, role: str) -> subprocess.Popen[bytes]:
-        log = self.log_dir / f"{len(self.started)}-{role}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", role], cwd=REPO, env=self.env,
-                                    stdout=out, stderr=subprocess.STDOUT)
-        self.started.append((role, proc, log))
-        return proc
-
-    def name(self, proc: subprocess.Popen[bytes]) -> str:
-        return next(f"{role} (pid {p.pid})" for role, p, _ in self.started if p is proc)
-
-    async def sigterm_and_wait(self, proc: subprocess.Popen[bytes]) -> int:
-        """SIGTERM, then the exit status; fails if the process is still running EXIT_TIMEOUT_S later."""
-        proc.send_signal(signal.SIGTERM)
-        return await self.wait_exit(proc, asyncio.get_running_loop().time())
-
-    async def wait_exit(self, proc: subprocess.Popen[bytes], signalled_at: float) -> int:
-        loop = asyncio.get_running_loop()
-        while proc.poll() is None:
-            if loop.time() > signalled_at + EXIT_TIMEOUT_S:
-                raise AssertionError(f"{self.name(proc)} still running {EXIT_TIMEOUT_S}s after SIGTERM")
-            await asyncio.sleep(0.05)
-        return proc.returncode
-
-    def assert_running(self, procs: list[subprocess.Popen[bytes]]) -> None:
-        for p in procs:
-            assert p.poll() is None, f"{self.name(p)} exited early with {p.returncode}"
-
-    def kill_all(self) -> None:
-        for _, p, _ in self.started:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-
-    def dump_logs(self) -> None:
-        for role, p, log in self.started:
-            text = log.read_text(errors="replace") if log.exists() else ""
-            print(f"----- {role} pid {p.pid} exit {p.returncode} ({log}) -----\n{text[-6000:]}")
 
 
 @pytest.fixture
 def procs(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
-    p = Processes(settings, tmp_path)
-    try:
+    with Processes(settings, tmp_path) as p:
         yield p
-    finally:
-        p.kill_all()  # before the database and Redis fixtures tear down, whatever happened
-        p.dump_logs()  # shown by pytest only when the test failed
 
 
 @pytest.fixture
 async def queue(settings: Settings) -> AsyncIterator[CommandQueue]:
     async with command_queue(settings) as q:
         yield q
-
-
-async def _up(procs: Processes, redis: Redis, *roles: str) -> list[subprocess.Popen[bytes]]:
-    """Start `roles`; return once each is up: its first heartbeat (written after start-up) is seen."""
-    await redis.delete(*(f"td:health:{role}" for role in roles))  # an earlier process's beat does not count
-    started = [procs.spawn(role) for role in roles]
-    for role in roles:
-        await eventually(lambda role=role: redis.exists(f"td:health:{role}"), timeout=20)
-    if "daemon" in roles:
-        await eventually(lambda: StateReader(redis).quote(SYMBOL), timeout=20)
-    procs.assert_running(started)
-    return started
 
 
 async def _statuses(sessions: Sessions, ids: list[str]) -> dict[str, str]:
@@ -262,12 +183,12 @@ async def _wait_drained(settings: Settings, redis: Redis, sessions: Sessions, id
 async def test_sigterm_worker_mid_stream(settings, redis, procs, queue, sessions):
     """The worker alone is stopped mid-stream (a worker redeploy); the daemon stays up."""
     ids = [f"sigterm:w:{i:02d}:{uuid.uuid4().hex[:6]}" for i in range(N_COMMANDS)]
-    daemon, worker = await _up(procs, redis, "daemon", "worker")
+    daemon, worker = await procs.up(redis, "daemon", "worker", quote=SYMBOL)
 
     await _sigterm_mid_stream(procs, queue, sessions, ids, [worker])
     await _assert_nothing_half_done(sessions, ids)
 
-    (worker2,) = await _up(procs, redis, "worker")  # arq is at-least-once: what was left queued runs now
+    (worker2,) = await procs.up(redis, "worker")  # arq is at-least-once: what was left queued runs now
     await _wait_drained(settings, redis, sessions, ids)
     await _assert_books_consistent(settings, redis, sessions, ids)
     for p in (daemon, worker2):
@@ -277,15 +198,15 @@ async def test_sigterm_worker_mid_stream(settings, redis, procs, queue, sessions
 async def test_sigterm_daemon_and_worker_together_mid_stream(settings, redis, procs, queue, sessions):
     """Both processes are stopped at once mid-stream (`docker compose down`), then both restarted."""
     ids = [f"sigterm:dw:{i:02d}:{uuid.uuid4().hex[:6]}" for i in range(N_COMMANDS)]
-    daemon, worker = await _up(procs, redis, "daemon", "worker")
+    daemon, worker = await procs.up(redis, "daemon", "worker", quote=SYMBOL)
 
     await _sigterm_mid_stream(procs, queue, sessions, ids, [daemon, worker])
     await _assert_nothing_half_done(sessions, ids)
 
     # the daemon first, as an operator would; its start-up rebuild settles against the worker's
     # publishing anyway (storage/state/rebuild.py), so the order matters less than it did
-    (daemon2,) = await _up(procs, redis, "daemon")
-    (worker2,) = await _up(procs, redis, "worker")
+    (daemon2,) = await procs.up(redis, "daemon", quote=SYMBOL)
+    (worker2,) = await procs.up(redis, "worker")
     await _wait_drained(settings, redis, sessions, ids)
     await _assert_books_consistent(settings, redis, sessions, ids)
     for p in (daemon2, worker2):

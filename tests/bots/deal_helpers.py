@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,11 +26,18 @@ from storage.events import EventPublisher, QuoteEvent
 from storage.repos import Pool, read
 from storage.repos.deal_ledger import DealLedger, DealOrderRecord
 from storage.repos.deals import DealRecord, Deals
+from storage.settings import Settings
 from storage.state.views import QuoteView
 from storage.state.writer import StateWriter
+from tests.stack import eventually
 
 D = Decimal
 PAIR = "ETH/USDT"  # the simulator streams only BTC/USDT in these tests: this pair's price is the test's
+
+
+def only_btc(settings: Settings) -> Settings:
+    """The daemon's simulator streams only BTC/USDT: PAIR's price is the test's alone."""
+    return settings.model_copy(update={"symbols": ["BTC/USDT"]})
 
 
 def eth_bot(**changes: Any) -> dict[str, Any]:
@@ -103,6 +110,27 @@ async def deal_now(pool: Pool, deal_id: str) -> tuple[DealRecord, Deal]:
         record = await Deals(db).get(deal_id)
     assert record is not None
     return record, deal_from_json(record.state)
+
+
+async def one_deal(res: Resources, bot_id: str, within_s: float) -> str:
+    """The id of the bot's deal, once it has one (and only one)."""
+    deals = await eventually(lambda: deals_of(res.db, bot_id), timeout=within_s)
+    assert len(deals) == 1, deals
+    return deals[0].id
+
+
+async def deal_when(res: Resources, deal_id: str, check: Callable[[Deal], bool], within_s: float) -> Any:
+    """The deal as stored, once `check` holds for it."""
+    async def probe() -> Deal | None:
+        _, deal = await deal_now(res.db, deal_id)
+        return deal if check(deal) else None
+    return await eventually(probe, timeout=within_s)
+
+
+def both_safety_orders_filled(deal: Deal) -> bool:
+    """Both safety orders filled and the take profit placed after them (not one being replaced)."""
+    tp = deal.order_at("tp1")
+    return deal.completed_safety_orders == 2 and tp is not None and not tp.cancelling
 
 
 async def orders_of(pool: Pool, deal_id: str) -> list[DealOrderRecord]:

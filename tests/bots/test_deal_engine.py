@@ -13,41 +13,28 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
 from jobs.bots.deal_runner import drive
 from jobs.domain.dca.deal_state import DealStatus
 from jobs.queue import CommandQueue, connect_queue
 from jobs.resources import Resources
-from storage.settings import Settings
 from tests.bots.deal_helpers import (
     D,
+    both_safety_orders_filled,
     deal_now,
-    deals_of,
+    deal_when,
     eth_bot,
     make_bot,
     market,
+    one_deal,
+    only_btc,
     orders_of,
     steps_overlapping,
 )
 from tests.stack import eventually, running_daemon, running_worker
 
 
-def only_btc(settings: Settings) -> Settings:
-    return settings.model_copy(update={"symbols": ["BTC/USDT"]})
-
-
-async def _one_deal(res: Resources, bot_id: str) -> str:
-    deals = await eventually(lambda: deals_of(res.db, bot_id), timeout=15)
-    assert len(deals) == 1, deals
-    return deals[0].id
-
-
 async def _status(res: Resources, deal_id: str, *wanted: DealStatus) -> Any:
-    async def probe() -> Any:
-        _, deal = await deal_now(res.db, deal_id)
-        return deal if deal.status in wanted else None
-    return await eventually(probe, timeout=20)
+    return await deal_when(res, deal_id, lambda d: d.status in wanted, within_s=20)
 
 
 async def test_a_deal_runs_base_order_safety_orders_take_profit_to_completed(settings, res, redis):
@@ -55,7 +42,7 @@ async def test_a_deal_runs_base_order_safety_orders_take_profit_to_completed(set
     async with market(redis) as m:
         bot_id = await make_bot(res, eth_bot())
         async with running_worker(s), running_daemon(s):
-            deal_id = await _one_deal(res, bot_id)
+            deal_id = await one_deal(res, bot_id, within_s=15)
             deal = await _status(res, deal_id, DealStatus.BOUGHT)
 
             async def resting() -> Any:
@@ -69,11 +56,7 @@ async def test_a_deal_runs_base_order_safety_orders_take_profit_to_completed(set
             # down through both safety orders: they fill at the venue, the take profit follows
             await m.set(str(so2 - 5), str(so2 - 4))
 
-            async def both_filled() -> Any:
-                _, d = await deal_now(res.db, deal_id)
-                tp = d.order_at("tp1")
-                return d if d.completed_safety_orders == 2 and tp is not None and not tp.cancelling else None
-            deal = await eventually(both_filled, timeout=20)
+            deal = await deal_when(res, deal_id, both_safety_orders_filled, within_s=20)
             tp_price = deal.order_at("tp1").price
             assert tp_price == (deal.average_entry * D("1.015")).quantize(D("0.01"), rounding="ROUND_UP")
 

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from jobs.domain.dca.deal_state import DealStatus
 from jobs.resources import Resources
@@ -24,48 +22,25 @@ from storage.state import keys
 from tests.bots.deal_helpers import (
     D,
     Market,
+    both_safety_orders_filled,
     deal_now,
-    deals_of,
+    deal_when,
     eth_bot,
     make_bot,
     market,
+    one_deal,
+    only_btc,
     orders_of,
     steps_overlapping,
 )
-from tests.stack import eventually, running_daemon, running_worker
-from tests.test_sigterm import Processes
+from tests.stack import Processes, eventually, running_daemon, running_worker
 
 
 @pytest.fixture
 def procs(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
-    p = Processes(settings, tmp_path)
-    p.env["TRADINGD_SYMBOLS"] = json.dumps(["BTC/USDT"])  # ETH/USDT's price is the test's
-    try:
+    with Processes(settings, tmp_path) as p:
+        p.env["TRADINGD_SYMBOLS"] = json.dumps(["BTC/USDT"])  # ETH/USDT's price is the test's
         yield p
-    finally:
-        p.kill_all()
-        p.dump_logs()  # shown only when the test failed
-
-
-async def _up(procs: Processes, redis: Redis, *roles: str) -> None:
-    await redis.delete(*(keys.heartbeat(r) for r in roles))
-    started = [procs.spawn(r) for r in roles]
-    for r in roles:
-        await eventually(lambda r=r: redis.exists(keys.heartbeat(r)), timeout=30)
-    procs.assert_running(started)
-
-
-async def _deal(res: Resources, bot_id: str) -> str:
-    deals = await eventually(lambda: deals_of(res.db, bot_id), timeout=30)
-    assert len(deals) == 1, deals
-    return deals[0].id
-
-
-async def _until(res: Resources, deal_id: str, check: Any, within_s: float = 30) -> Any:
-    async def probe() -> Any:
-        _, deal = await deal_now(res.db, deal_id)
-        return deal if check(deal) else None
-    return await eventually(probe, timeout=within_s)
 
 
 async def _resting(res: Resources, deal_id: str) -> Any:
@@ -99,11 +74,10 @@ async def _walk(m: Market, res: Resources, deal_id: str, between: Any) -> None:
     await m.set(str(so1 - 1), str(so1 - D("0.5")))
     await between()
     await m.set(str(so2 - 5), str(so2 - 4))
-    deal = await _until(res, deal_id, lambda d: d.completed_safety_orders == 2
-                        and d.order_at("tp1") is not None and not d.order_at("tp1").cancelling, within_s=60)
+    deal = await deal_when(res, deal_id, both_safety_orders_filled, within_s=60)
     tp = deal.order_at("tp1").price
     await m.set(str(tp + 2), str(tp + 3))
-    await _until(res, deal_id, lambda d: d.status is DealStatus.COMPLETED, within_s=60)
+    await deal_when(res, deal_id, lambda d: d.status is DealStatus.COMPLETED, within_s=60)
 
 
 async def _so1_booked(res: Resources, deal_id: str) -> bool:
@@ -123,30 +97,27 @@ async def test_kill9_of_daemon_and_worker_mid_deal_then_the_deal_completes_once(
                                                                                kill_when):
     async with market(redis) as m:
         bot_id = await make_bot(res, eth_bot())
-        await _up(procs, redis, "daemon", "worker")
-        deal_id = await _deal(res, bot_id)
+        await procs.up(redis, "daemon", "worker", within_s=30)
+        deal_id = await one_deal(res, bot_id, within_s=30)
 
         async def kill_both() -> None:
             # the SO1 fill on its way (matched, booked, the deal's turn, the take profit replaced):
             # killed at the first sight of the step named, polling as fast as Postgres answers
             await eventually(lambda: kill_when(res, deal_id), timeout=20, every=0.001)
-            for _, p, _ in procs.started:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGKILL)
-                    p.wait(10)
+            procs.kill_all()
             await asyncio.sleep(1.0)
-            await _up(procs, redis, "daemon", "worker")
+            await procs.up(redis, "daemon", "worker", within_s=30)
 
         await _walk(m, res, deal_id, kill_both)
     await _assert_clean_completion(res, deal_id)
 
 
 async def test_a_deal_survives_flushdb(settings, res, redis):
-    s = settings.model_copy(update={"symbols": ["BTC/USDT"]})
+    s = only_btc(settings)
     async with market(redis) as m:
         bot_id = await make_bot(res, eth_bot())
         async with running_worker(s), running_daemon(s):
-            deal_id = await _deal(res, bot_id)
+            deal_id = await one_deal(res, bot_id, within_s=30)
 
             async def flush() -> None:
                 await asyncio.sleep(0.3)

@@ -16,8 +16,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
 from daemon.app import Daemon
 from jobs.bots.deal_commands import deal_command
 from jobs.bots.deal_start import deal_id_for
@@ -30,7 +28,7 @@ from storage.events import BarClosed, EventPublisher
 from storage.repos import transaction
 from storage.repos.deals import Deals
 from storage.values import Bar
-from tests.bots.deal_helpers import PAIR, deal_now, deals_of, eth_bot, make_bot, market, orders_of
+from tests.bots.deal_helpers import PAIR, deal_now, deals_of, eth_bot, make_bot, market, only_btc, orders_of
 from tests.stack import eventually, running_daemon, running_worker
 
 D = Decimal
@@ -42,7 +40,7 @@ async def _bot_followed(d: Daemon, bot_id: str) -> bool:
 
 
 async def test_an_asap_bot_starts_one_deal_per_allowed_slot_and_no_more(settings, res, redis):
-    s = settings.model_copy(update={"symbols": ["BTC/USDT"]})
+    s = only_btc(settings)
     async with market(redis):
         bot_id = await make_bot(res, eth_bot(max_active_deals=2, deals_per_pair=2))
         async with running_worker(s):
@@ -73,7 +71,7 @@ def _bars(closes: list[str]) -> list[Bar]:
 
 
 async def test_an_rsi_bot_starts_its_deal_on_the_bar_where_the_condition_holds(settings, res, redis):
-    s = settings.model_copy(update={"symbols": ["BTC/USDT"]})
+    s = only_btc(settings)
     config = eth_bot(start_conditions=[{"kind": "rsi", "timeframe": "1m", "period": 14, "below": 30}])
     # up for 16 bars (RSI 100), then down 3 a bar: RSI crosses under 30 some bars in
     closes = [str(2950 + 3 * k) for k in range(16)] + [str(2995 - 6 * k) for k in range(1, 15)]
@@ -105,7 +103,7 @@ async def _bought(res: Resources, deal_id: str) -> Any:
 
 
 async def test_panic_sell_command_and_delete_bots_panic_request(settings, res, redis):
-    s = settings.model_copy(update={"symbols": ["BTC/USDT"]})
+    s = only_btc(settings)
     async with market(redis):
         bot_id = await make_bot(res, eth_bot(max_active_deals=2, deals_per_pair=2))
         async with running_worker(s), running_daemon(s):

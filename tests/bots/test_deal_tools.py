@@ -23,7 +23,7 @@ from fastmcp.exceptions import ToolError
 from mcp_bridge.server import build_server
 from storage.settings import Settings
 from storage.state.deals import DealReader
-from tests.bots.deal_helpers import D, deal_now, eth_bot, make_bot, market
+from tests.bots.deal_helpers import D, deal_now, eth_bot, make_bot, market, only_btc
 from tests.helpers import call, tool_error
 from tests.stack import eventually, running_daemon, running_worker
 
@@ -33,7 +33,7 @@ CENT = D("0.01")
 @contextlib.asynccontextmanager
 async def engine(settings: Settings) -> AsyncIterator[Client]:
     """Worker, daemon (the deal engine) and an MCP client on the bridge."""
-    s = settings.model_copy(update={"symbols": ["BTC/USDT"]})  # ETH/USDT's price is the test's
+    s = only_btc(settings)  # ETH/USDT's price is the test's
     async with running_worker(s), running_daemon(s), Client(build_server(s)) as c:
         yield c
 
