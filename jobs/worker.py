@@ -211,9 +211,9 @@ class WakeableWorker(Worker):
         if self.job_counter >= self.max_jobs:
             # every slot busy: nothing can start until a job ends, so wait for that, then poll for
             # what queued meanwhile (their wake-up tokens alone would be spent while still full)
-            running = [t for t in self.tasks.values() if not t.done()]
-            if running:
-                await asyncio.wait(running, timeout=self.poll_delay_s,
+            busy = [t for t in self.tasks.values() if not t.done()]
+            if busy:
+                await asyncio.wait(busy, timeout=self.poll_delay_s,
                                    return_when=asyncio.FIRST_COMPLETED)
             self._woken_by = None
             return

@@ -93,21 +93,12 @@ class _Run:
 
 
 @dataclass(slots=True)
-class _Building:
-    """The bar under way for one timeframe (mutable; handed out as a frozen `Bar`)."""
+class _Building(_Run):
+    """The bar under way for one timeframe (mutable; handed out as a frozen `Bar`): a run of
+    trades inside its window, so it adds a trade as a run does."""
 
     open_time: datetime
     end: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    trades: int
-    first_ts: datetime
-    last_ts: datetime
-
-    add = _Run.add  # the same update, on the bar's own fields
 
     def merge(self, run: _Run) -> None:
         """Add a run of trades, as if each had been added in turn (see the module docstring)."""
@@ -178,8 +169,9 @@ class BarBuilder:
         if bar.closed:
             self._closed_before[tf] = max(end, self._closed_before.get(tf, end))
             return
-        self._building[tf] = _Building(bar.open_time, end, bar.open, bar.high, bar.low, bar.close,
-                                       bar.volume, bar.trades, bar.open_time, bar.open_time)
+        self._building[tf] = _Building(open=bar.open, high=bar.high, low=bar.low, close=bar.close,
+                                       volume=bar.volume, trades=bar.trades, first_ts=bar.open_time,
+                                       last_ts=bar.open_time, open_time=bar.open_time, end=end)
         if bar.trades > 0:
             self.has_trades = True
 
@@ -234,8 +226,9 @@ class BarBuilder:
             if b is not None:
                 closed.append(self._close(tf, b))
             start = bar_open_time(ts, tf)
-            self._building[tf] = _Building(start, start + TIMEFRAME_LENGTH[tf], price, price, price, price,
-                                           qty, count, ts, ts)
+            self._building[tf] = _Building(open=price, high=price, low=price, close=price, volume=qty,
+                                           trades=count, first_ts=ts, last_ts=ts, open_time=start,
+                                           end=start + TIMEFRAME_LENGTH[tf])
         return closed
 
     def _is_late(self, ts: datetime) -> bool:

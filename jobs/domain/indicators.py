@@ -109,7 +109,7 @@ class Indicator(Generic[T]):
         return self._convert(self._ind[-1])
 
     def _convert(self, raw: Any) -> T:
-        return raw  # type: ignore[no-any-return]
+        return raw
 
 
 class Sma(Indicator[float]):

@@ -88,7 +88,7 @@ class EventPublisher:
                 parts += (fields["id"], fields["type"], fields["data"])
                 where[at] = (command, i)
             blob: Any = b"\x00".join(parts)  # redis-py annotates EVAL's arguments as str; bytes go as is
-            pipe.eval(_ADD_ALL, 1, keys.stream(topic), self.maxlen[topic], blob)
+            pipe.eval(_ADD_ALL, 1, keys.stream(topic), str(self.maxlen[topic]), blob)
             command += 1
         return where
 

@@ -17,6 +17,7 @@ from storage.models import (
     PositionRow,
     TradingControlRow,
 )
+from storage.repos.records import CommandRecord
 from storage.repos.schedules import ScheduleRecord
 from storage.state.views import (
     BalanceView,
@@ -74,7 +75,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def command_view(r: CommandRow) -> CommandView:
+def command_view(r: CommandRow | CommandRecord) -> CommandView:
     result: dict[str, Any] = r.result or {}
     return CommandView(
         command_id=r.id, kind=r.kind, status=r.status,  # type: ignore[arg-type]

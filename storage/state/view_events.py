@@ -59,7 +59,7 @@ class ViewFromEvents:
                 open_time=event.open_time, open=event.open, high=event.high, low=event.low, close=event.close,
                 volume=event.volume, trades=event.trade_count, closed=True)])
         elif isinstance(event, TradingStateChanged):
-            await self.writer.write_trading_state(TradingStateView(state=event.state,  # type: ignore[arg-type]
+            await self.writer.write_trading_state(TradingStateView(state=event.state,
                                                                    reason=event.reason))
 
     async def on_gap(self, gap: Gap) -> None:

@@ -391,5 +391,5 @@ class StartConditions:
                 n = s.spec.base_lookback
             if n is not None and isinstance(s, _BarState):
                 tf = s.key[2]
-                need[tf] = max(need.get(tf, 0), n)  # type: ignore[index]
+                need[tf] = max(need.get(tf, 0), n)
         return need
