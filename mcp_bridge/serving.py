@@ -8,6 +8,7 @@ import contextlib
 import os
 import socket
 import threading
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,16 +43,14 @@ async def serve_stdio(settings: Settings, *, stop: asyncio.Event | None = None) 
     load_calendars(all_instruments(), datetime.now(UTC))
     settle_heap()
     serving = asyncio.create_task(_run_stdio(server))
-    if stop is None:
-        await serving
-        return
-    try:
-        await _until_done_or_stopped(serving, stop)
-    finally:
+
+    async def halt() -> None:
         if not serving.done():
             serving.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await serving
+
+    await _serve_until_stopped(serving, stop, halt)
     if not serving.cancelled():
         serving.result()  # an error of the transport itself is still an error
 
@@ -98,13 +97,19 @@ class _StdinLines:
         return line
 
 
-async def _until_done_or_stopped(serving: asyncio.Task[None], stop: asyncio.Event) -> None:
-    """Wait until the server task ends by itself or `stop` is set, whichever comes first."""
+async def _serve_until_stopped(serving: asyncio.Task[None], stop: asyncio.Event | None,
+                               halt: Callable[[], Awaitable[None]]) -> None:
+    """Wait until the server task ends by itself or `stop` is set, whichever comes first; then
+    `halt` ends it the transport's way (it runs on a cancellation too). No `stop`: just await it."""
+    if stop is None:
+        await serving
+        return
     stopper = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopper.cancel()
+        await halt()
 
 
 def _require_token(settings: Settings) -> None:
@@ -133,14 +138,12 @@ async def serve_http(settings: Settings, *, queue: CommandQueue | None = None,
                             log_config=None)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=sockets))
-    if stop is None:
-        await serving
-        return
-    try:
-        await _until_done_or_stopped(serving, stop)
-    finally:
+
+    async def halt() -> None:
         server.should_exit = True
         await serving
+
+    await _serve_until_stopped(serving, stop, halt)
 
 
 def run_http(settings: Settings) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
@@ -48,11 +48,6 @@ IdempotencyKey = Annotated[str | None, Field(
     description="same key on a retry: cancels once"), CompactSchema()]
 
 
-class OrdersResult(BaseModel):
-    orders: list[OrderView]
-    count: int
-
-
 class OrderCommandResult(BaseModel):
     command: CommandOutcome
     order: OrderView | None
@@ -67,15 +62,25 @@ async def _resolve_order_id(bridge: Bridge, order_id: str) -> str:
     return order_id
 
 
+async def _find_order(bridge: Bridge, order_id: str) -> OrderView:
+    """The order an order id or client order id names, or a ToolError the assistant can act on."""
+    view = await bridge.reader.order(await _resolve_order_id(bridge, order_id))
+    if view is None:
+        raise ToolError(f"no order {order_id!r}; list_orders shows the ids")
+    return view
+
+
+def _order_fields(arguments: dict[str, Any]) -> OrderFields:
+    """The order in a tool's arguments (its locals() on entry). preview_order and place_order name
+    their parameters after OrderFields' fields, so both build the order they compare the same way."""
+    return OrderFields(**{name: arguments[name] for name in OrderFields.model_fields})
+
+
 def register(mcp: FastMCP, bridge: Bridge) -> None:
     @mcp.tool(title="Get an order", annotations=READ_ONLY)
     async def get_order(order_id: OrderId) -> OrderView:
         """One order by id: status, filled qty, average fill price, fees, reject reason."""
-        oid = await _resolve_order_id(bridge, order_id)
-        view = await bridge.reader.order(oid)
-        if view is None:
-            raise ToolError(f"no order {order_id!r}; list_orders shows the ids")
-        return view
+        return await _find_order(bridge, order_id)
 
     @mcp.tool(title="Preview an order", annotations=READ_ONLY)
     async def preview_order(symbol: Symbol, side: SideParam, type: TypeParam, qty: Qty = None,
@@ -87,11 +92,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
                             stop_loss_limit_price: Amount = None) -> PreviewResult:
         """Value an order without placing it and get a single-use 30 s `token` for place_order with
         the SAME fields. If risk.allowed is false, change the order instead."""
-        order = OrderFields(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
-                           limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force,
-                           trail_amount=trail_amount, trail_percent=trail_percent, order_class=order_class,
-                           take_profit_price=take_profit_price, stop_loss_price=stop_loss_price,
-                           stop_loss_limit_price=stop_loss_limit_price)
+        order = _order_fields(locals())
         try:
             return await make_preview(bridge.reader, bridge.redis, bridge.settings, order)
         except (InputRejected, PreviewRefused) as e:
@@ -108,11 +109,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         """Place an order previewed by preview_order, with its token (single use, 30 s) and exactly
         the same fields, or it is refused (preview again). If the outcome is 'pending', do not place
         again: call get_command_status(command_id)."""
-        order = OrderFields(symbol=symbol, side=side, type=type, qty=qty, notional=notional,
-                           limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force,
-                           trail_amount=trail_amount, trail_percent=trail_percent, order_class=order_class,
-                           take_profit_price=take_profit_price, stop_loss_price=stop_loss_price,
-                           stop_loss_limit_price=stop_loss_limit_price)
+        order = _order_fields(locals())
         try:
             command_id, spec = await consume_preview(bridge.redis, token, order)
         except PreviewRefused as e:
@@ -136,13 +133,6 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         result, view = await bridge.run_order_command(CancelOrder(command_id=command_id, order_id=oid), oid)
         return OrderCommandResult(command=result, order=view)
 
-    async def _open_order(order_id: str) -> OrderView:
-        oid = await _resolve_order_id(bridge, order_id)
-        view = await bridge.reader.order(oid)
-        if view is None:
-            raise ToolError(f"no order {order_id!r}; list_orders shows the ids")
-        return view
-
     @mcp.tool(title="Preview an order replacement",
               annotations={**READ_ONLY, "title": "Preview an order replacement"})
     async def preview_replace(order_id: OrderId, qty: Amount = None, limit_price: Amount = None,
@@ -150,7 +140,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
                               trail_percent: Amount = None) -> PreviewResult:
         """Value a change of an open order's qty or prices as preview_order does, and get a
         single-use 30 s `token` for replace_order with the same changes."""
-        view = await _open_order(order_id)
+        view = await _find_order(bridge, order_id)
         try:
             return await preview_replacement(bridge.reader, bridge.redis, bridge.settings, view, {
                 "qty": qty, "limit_price": limit_price, "stop_price": stop_price,
@@ -166,7 +156,7 @@ def register(mcp: FastMCP, bridge: Bridge) -> None:
         """Replace an open order as preview_replace valued it (its token, the SAME order_id and
         changes); the replacement gets a new order id. If the outcome is 'pending', do not repeat:
         call get_command_status(command_id)."""
-        view = await _open_order(order_id)
+        view = await _find_order(bridge, order_id)
         changes = {"qty": qty, "limit_price": limit_price, "stop_price": stop_price,
                    "trail_amount": trail_amount, "trail_percent": trail_percent}
         try:
