@@ -4,11 +4,14 @@ judges every symbol a feed serves, by venue. Real Redis; the bridge in memory.
 Why: the bridge rounds a preview with its own catalogue, and a bridge process of its own knew only
 the paper list, so with an exchange whose increments differ the preview showed an order the
 worker would not place. The lists come from the state view (jobs/published_instruments.py), read
-again only when the stamp the publisher sets has changed.
+again only when the stamp the publisher sets has changed, and that stamp read at most once per
+STAMP_MAX_AGE_S (mcp_bridge/instrument_sync.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +26,7 @@ from jobs.published_instruments import PublishedInstruments
 from jobs.venues.base import Listing
 from jobs.venues.paper.instruments import load_instruments
 from jobs.venues.registry import symbols_by_venue
+from mcp_bridge.instrument_sync import STAMP_MAX_AGE_S, InstrumentSync
 from mcp_bridge.server import build_server
 from storage.settings import Settings, load_settings
 from storage.state.health import evaluate, read_inputs
@@ -119,11 +123,34 @@ async def test_a_bridge_preview_rounds_to_the_published_increments_of_the_symbol
         sol = await call(client, "preview_order", symbol="sol-usdt", side="buy", type="market", qty="1.234")
         assert sol["order"]["qty"] == "1.23"
 
-        # the catalogue changes under the running bridge: the next call sees it
+        # the catalogue changes under the running bridge: a call STAMP_MAX_AGE_S later sees it (the
+        # last stamp read was before the publish, so after this wait the bridge reads it again)
         await publish(redis, "binance", [listing("BTC/USDT", "0.01", "0.0001", "0.0001", "10")])
+        await asyncio.sleep(STAMP_MAX_AGE_S)
         again = await call(client, "preview_order", symbol="BTC/USDT", side="buy", type="limit",
                            qty="0.0019", limit_price="59000.07")
         assert (again["order"]["qty"], again["order"]["limit_price"]) == ("0.0019", "59000.07")
+
+
+async def test_the_bridge_reads_the_stamp_again_only_once_its_last_read_is_stamp_max_age_s_old(
+        redis: Redis, live: Settings) -> None:
+    server = build_server(live)
+    sync = next(m for m in server.middleware if isinstance(m, InstrumentSync))
+    await publish_both(redis)
+    await put_quote(redis, "BTC/USDT", "60000.0", "60010.0")
+    order = {"symbol": "BTC/USDT", "side": "buy", "type": "limit", "qty": "0.0019", "limit_price": "59000.07"}
+    async with Client(server) as client:
+        assert (await call(client, "preview_order", **order))["order"]["qty"] == "0.001"
+        assert sync.catalogue is not None and sync.catalogue.loads == 1
+
+        await publish(redis, "binance", [listing("BTC/USDT", "0.01", "0.0001", "0.0001", "10")])
+        sync.checked_at = time.monotonic() + 60  # a read still trusted for a minute (no race with the clock)
+        assert (await call(client, "preview_order", **order))["order"]["qty"] == "0.001"  # not read again
+        assert sync.catalogue.loads == 1
+
+        sync.checked_at -= 60 + STAMP_MAX_AGE_S  # that read is now STAMP_MAX_AGE_S old: read again
+        assert (await call(client, "preview_order", **order))["order"]["qty"] == "0.0019"
+        assert sync.catalogue.loads == 2
 
 
 def test_the_symbols_a_feed_serves_are_every_venues_by_the_venue_they_trade_on(live: Settings) -> None:
