@@ -67,10 +67,10 @@ def _one_type_list(options: list[dict[str, Any]]) -> dict[str, Any] | None:
     families: set[str] = set()
     for option in options:
         option = {k: v for k, v in option.items() if k not in _SHADOWED}
-        kinds = option.pop("type", None)
-        if kinds is None:
+        kind_or_kinds = option.pop("type", None)
+        if kind_or_kinds is None:
             return None
-        kinds = kinds if isinstance(kinds, list) else [kinds]
+        kinds: list[str] = kind_or_kinds if isinstance(kind_or_kinds, list) else [kind_or_kinds]
         own = {_FAMILY.get(kind, kind) for kind in kinds}
         if own & families:
             return None  # two options of one family: their keywords would mix

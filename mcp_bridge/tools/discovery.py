@@ -10,7 +10,7 @@ the tools again. Read-only mode still holds: its writing tools were never regist
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
@@ -19,7 +19,10 @@ from pydantic import BaseModel, Field
 from mcp_bridge.context import READ_ONLY
 from mcp_bridge.toolsets import TOOLSETS, tools_of
 
-ToolsetName = Literal[tuple(TOOLSETS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # a Literal built from a dict is not a type to mypy; to pydantic it is the names
+    ToolsetName = str
+else:
+    ToolsetName = Literal[tuple(TOOLSETS)]
 
 
 class ToolsetInfo(BaseModel):
