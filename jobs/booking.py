@@ -30,7 +30,6 @@ from storage.repos.ledger import (
     OrderChange,
     Outcome,
     PositionFigures,
-    ReportedFill,
 )
 from storage.repos.records import OrderRecord
 from storage.values import CommandStatus, plain_decimal
@@ -92,8 +91,7 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
     The order is locked until the caller's transaction ends; returns the order as now stored.
     """
     ledger = Ledger(db)
-    locked = await ledger.lock_and_add_fills(order_id, [
-        ReportedFill(f.fill_id, f.qty, f.price, f.fee, f.fee_asset, f.liquidity, f.ts) for f in vo.fills])
+    locked = await ledger.lock_and_add_fills(order_id, vo.fills)
     order, new_fills = locked.order, locked.new_fills
     inst = get_instrument(order.symbol)
     price_ref = reserve_price(order.limit_price, order.stop_price)

@@ -21,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from storage.repos.records import ReportedFill
 from storage.values import Bar, OrderStatus, OrderType, Quote, Side, TimeInForce, Trade
 
 if TYPE_CHECKING:
@@ -55,15 +56,9 @@ class OrderRequest:
     trail_percent: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class VenueFill:
-    fill_id: str
-    qty: Decimal
-    price: Decimal
-    fee: Decimal
-    fee_asset: str
-    liquidity: str
-    ts: datetime
+# a fill as the venue reports it: the very record the ledger books and the paper book keeps
+# (storage/repos/records.py), so no venue, nor the booking, copies one into another
+VenueFill = ReportedFill
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from storage.repos.records import (
     FillRecord,
     OrderRecord,
     PositionRecord,
+    ReportedFill,
     record_of,
 )
 from storage.tables import BALANCES
@@ -128,19 +129,6 @@ _BALANCE = select(BALANCES).where(BALANCES.c.venue == bindparam("p_venue"),
 
 
 @dataclass(frozen=True, slots=True)
-class ReportedFill:
-    """A fill as the venue reports it (its id is the venue's)."""
-
-    venue_fill_id: str
-    qty: Decimal
-    price: Decimal
-    fee: Decimal
-    fee_asset: str
-    liquidity: str
-    ts: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class PositionFigures:
     qty: Decimal
     avg_price: Decimal
@@ -205,7 +193,7 @@ class Booked:
 def _fill_columns(fills: Sequence[ReportedFill]) -> dict[str, list[Any]]:
     """The venue's fills as the column arrays _LOCK_ORDER_ADD_FILLS unnests."""
     return {"ids": ["fil_" + uuid.uuid4().hex[:20] for _ in fills],
-            "venue_fill_ids": [f.venue_fill_id for f in fills], "qtys": [f.qty for f in fills],
+            "venue_fill_ids": [f.fill_id for f in fills], "qtys": [f.qty for f in fills],
             "prices": [f.price for f in fills], "fees": [f.fee for f in fills],
             "fee_assets": [f.fee_asset for f in fills], "liquidities": [f.liquidity for f in fills],
             "tss": [f.ts for f in fills]}
@@ -223,9 +211,9 @@ class Ledger:
         recorded_now = set(row["new_fill_ids"])
         ids = dict(zip(columns["venue_fill_ids"], columns["ids"], strict=True))
         new_fills = tuple(
-            FillRecord(ids[f.venue_fill_id], order.id, order.venue, f.venue_fill_id, order.symbol, order.side,
+            FillRecord(ids[f.fill_id], order.id, order.venue, f.fill_id, order.symbol, order.side,
                        f.qty, f.price, f.fee, f.fee_asset, f.liquidity, f.ts)
-            for f in fills if f.venue_fill_id in recorded_now)
+            for f in fills if f.fill_id in recorded_now)
         position = None if row["position_qty"] is None else PositionFigures(
             row["position_qty"], row["position_avg_price"], row["position_realized_pnl"],
             row["position_fees"])

@@ -25,7 +25,7 @@ from sqlalchemy import Boolean, DateTime, Numeric, String, any_, bindparam, inse
 from sqlalchemy.dialects.postgresql import array
 
 from storage.driver import Db
-from storage.repos.records import record_of
+from storage.repos.records import ReportedFill, record_of
 from storage.tables import PAPER_FILLS, PAPER_ORDERS
 
 
@@ -58,20 +58,8 @@ class PaperOrderRecord:
     created_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PaperFillRecord:
-    fill_id: str
-    client_order_id: str
-    qty: Decimal
-    price: Decimal
-    fee: Decimal
-    fee_asset: str
-    liquidity: str
-    ts: datetime
-
-
 _ORDER_FIELDS = tuple(f.name for f in fields(PaperOrderRecord))
-_FILL_FIELDS = tuple(f.name for f in fields(PaperFillRecord))
+_FILL_FIELDS = tuple(f.name for f in fields(ReportedFill))  # a paper_fills row but its order's id
 _CID = PAPER_ORDERS.c.client_order_id
 _AMOUNT = Numeric(38, 18)
 # A new order and its fill (if it filled at once) in one atomic statement, committed without
@@ -119,11 +107,11 @@ _LOCK_LIST = (select(*(PAPER_ORDERS.c[n] for n in _ORDER_FIELDS))
               .where(PAPER_ORDERS.c.order_list_id == bindparam("p_list")).order_by(_CID).with_for_update())
 
 
-def _fill_params(f: PaperFillRecord | None) -> dict[str, Any]:
+def _fill_params(f: ReportedFill | None) -> dict[str, Any]:
     """The fill_* parameters of _ADD_ORDER_AND_FILL (all None: no fill)."""
     if f is None:
-        return {"fill_id": None, **{f"fill_{n}": None for n in _FILL_FIELDS[2:]}}
-    return {"fill_id": f.fill_id, **{f"fill_{n}": getattr(f, n) for n in _FILL_FIELDS[2:]}}
+        return {"fill_id": None, **{f"fill_{n}": None for n in _FILL_FIELDS[1:]}}
+    return {"fill_id": f.fill_id, **{f"fill_{n}": getattr(f, n) for n in _FILL_FIELDS[1:]}}
 
 
 class PaperBook:
@@ -132,9 +120,9 @@ class PaperBook:
     def __init__(self, db: Db) -> None:
         self.db = db
 
-    async def add(self, order: PaperOrderRecord, fill: PaperFillRecord | None = None) -> bool:
-        """Write a new order and its fill (committing without the WAL-flush wait); False, and
-        nothing written, if the client order id is already on the book."""
+    async def add(self, order: PaperOrderRecord, fill: ReportedFill | None = None) -> bool:
+        """Write a new order and its fill, if it filled at once (committing without the WAL-flush
+        wait); False, and nothing written, if the client order id is already on the book."""
         params = {n: getattr(order, n) for n in _ORDER_FIELDS} | _fill_params(fill)
         return await self.db.scalar(_ADD_ORDER_AND_FILL, params) is not None
 
@@ -149,12 +137,13 @@ class PaperBook:
         rows = await self.db.all(_LOCK_LIST, {"p_list": order_list_id})
         return [record_of(PaperOrderRecord, r) for r in rows]
 
-    async def fills(self, client_order_id: str) -> list[PaperFillRecord]:
+    async def fills(self, client_order_id: str) -> list[ReportedFill]:
         """The order's fills, oldest first."""
-        return [record_of(PaperFillRecord, r) for r in await self.db.all(_FILLS, {"p_cid": client_order_id})]
+        return [record_of(ReportedFill, r) for r in await self.db.all(_FILLS, {"p_cid": client_order_id})]
 
-    async def add_fill(self, fill: PaperFillRecord) -> None:
-        await self.db.first(_ADD_FILL, {n: getattr(fill, n) for n in _FILL_FIELDS})
+    async def add_fill(self, client_order_id: str, fill: ReportedFill) -> None:
+        await self.db.first(_ADD_FILL, {"client_order_id": client_order_id}
+                            | {n: getattr(fill, n) for n in _FILL_FIELDS})
 
     async def store(self, order: PaperOrderRecord) -> None:
         """Keep what matching changed on the order: status, filled quantity, reason and its state."""

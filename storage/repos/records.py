@@ -76,6 +76,23 @@ class OrderRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportedFill:
+    """A fill as the venue reports it (its id is the venue's). One class for every place that
+    holds that report: a venue's answer (jobs.venues.base.VenueFill is this class), what the ledger
+    books from it (storage/repos/ledger.py) and what the paper venue's book keeps of it (a
+    paper_fills row, whose columns are these fields: storage/repos/paper_book.py). Not a row of
+    `fills`: that is FillRecord, our booking of it (our ids, the order's symbol and side)."""
+
+    fill_id: str
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_asset: str
+    liquidity: str
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class FillRecord:
     id: str
     order_id: str

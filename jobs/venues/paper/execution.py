@@ -45,7 +45,7 @@ from jobs.venues.paper.lists import cascade, match_leg
 from jobs.venues.paper.matching import BookState, step
 from storage.repos import DatabaseConnectionLost, Db, Pool, read, transaction
 from storage.repos.ledger import Ledger
-from storage.repos.paper_book import PaperBook, PaperFillRecord, PaperOrderRecord
+from storage.repos.paper_book import PaperBook, PaperOrderRecord
 from storage.values import Quote
 
 NAME = "paper"
@@ -141,7 +141,7 @@ class PaperVenue(BookInLedger):
     async def _book(self, order: PaperOrderRecord, fill: VenueFill | None) -> VenueOrder:
         """Write a new order (and its fill); a client order id already on the book answers with that order."""
         async with transaction(self.db, autocommit=True) as db:
-            created = await PaperBook(db).add(order, _book_fill(order.client_order_id, fill))
+            created = await PaperBook(db).add(order, fill)
             if not created:
                 state = await self._state(db, order.client_order_id)
                 assert state is not None
@@ -198,7 +198,7 @@ class PaperVenue(BookInLedger):
             changed = {cid: o for cid, o in legs.items() if o != before[cid]}
             book = PaperBook(db)
             for cid, f in fills.items():
-                await book.add_fill(_fill_record(cid, f))
+                await book.add_fill(cid, f)
             for o in changed.values():
                 await book.store(o)
             state = await self._state(db, client_order_id) if fill is not None else None
@@ -230,7 +230,7 @@ class PaperVenue(BookInLedger):
                     fills |= match_leg(orders, cid, self._matcher(orders, quote))
             book = PaperBook(db)
             for cid, o in orders.items():
-                await book.add(o, _book_fill(cid, fills.get(cid)))
+                await book.add(o, fills.get(cid))
             return [_venue_order(o, [fills[cid]] if cid in fills else []) for cid, o in orders.items()]
 
     async def _lock_legs(self, db: Db, client_order_id: str) -> Orders:
@@ -279,7 +279,7 @@ class PaperVenue(BookInLedger):
                 if old.type == new.type == "trailing_stop":
                     new = replace(new, trail_anchor=old.trail_anchor)
                 new, fill = self._match(new, quote, resting=False)
-            await book.add(new, _book_fill(new.client_order_id, fill))
+            await book.add(new, fill)
             return await self._state(db, client_order_id), _venue_order(new, [fill] if fill else [])
 
     async def cancel_order(self, client_order_id: str) -> VenueOrder | None:
@@ -347,18 +347,7 @@ class PaperVenue(BookInLedger):
         found = await book.order(client_order_id)
         if found is None:
             return None
-        fills = await book.fills(client_order_id)
-        return _venue_order(found, [
-            VenueFill(f.fill_id, f.qty, f.price, f.fee, f.fee_asset, f.liquidity, f.ts) for f in fills])
-
-
-def _book_fill(client_order_id: str, f: VenueFill | None) -> PaperFillRecord | None:
-    """A fill (if any) as the book stores it."""
-    return None if f is None else _fill_record(client_order_id, f)
-
-
-def _fill_record(client_order_id: str, f: VenueFill) -> PaperFillRecord:
-    return PaperFillRecord(f.fill_id, client_order_id, f.qty, f.price, f.fee, f.fee_asset, f.liquidity, f.ts)
+        return _venue_order(found, await book.fills(client_order_id))
 
 
 def _venue_order(order: PaperOrderRecord, fills: list[VenueFill]) -> VenueOrder:

@@ -11,7 +11,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from storage.repos import Pool, read, transaction
-from storage.repos.paper_book import PaperBook, PaperFillRecord, PaperOrderRecord
+from storage.repos.paper_book import PaperBook, PaperOrderRecord
+from storage.repos.records import ReportedFill
 
 PLACED = datetime(2026, 11, 25, 15, 0, 0, 123456, tzinfo=UTC)
 
@@ -25,9 +26,8 @@ def _order(cid: str, *, status: str = "open", list_id: str | None = None, leg: s
         triggered=False, order_list_id=list_id, leg=leg, time_in_force=tif, created_at=placed)
 
 
-def _fill(cid: str, fill_id: str, ts: datetime) -> PaperFillRecord:
-    return PaperFillRecord(fill_id, cid, Decimal("0.01"), Decimal("59000"), Decimal("0.59"), "USDT", "taker",
-                           ts)
+def _fill(fill_id: str, ts: datetime) -> ReportedFill:
+    return ReportedFill(fill_id, Decimal("0.01"), Decimal("59000"), Decimal("0.59"), "USDT", "taker", ts)
 
 
 async def test_an_order_is_added_once_with_its_fill_and_its_commit_skips_the_flush_wait(pool: Pool):
@@ -35,13 +35,13 @@ async def test_an_order_is_added_once_with_its_fill_and_its_commit_skips_the_flu
     filled = replace(_order("c1"), status="filled", filled_qty=Decimal("0.01"))
     async with transaction(pool) as db:  # a transaction of our own, to read the setting the statement leaves
         assert await db.scalar(select(func.current_setting("synchronous_commit"))) == "on"
-        assert await PaperBook(db).add(filled, _fill("c1", "f1", now)) is True
+        assert await PaperBook(db).add(filled, _fill("f1", now)) is True
         assert await db.scalar(select(func.current_setting("synchronous_commit"))) == "off"
     async with read(pool) as db:
         book = PaperBook(db)
         # the same client order id again: nothing written, the book keeps the first
         again = replace(_order("c1"), venue_order_id="paper-other")
-        assert await book.add(again, _fill("c1", "f2", now)) is False
+        assert await book.add(again, _fill("f2", now)) is False
         assert await book.order("c1") == filled
         assert [f.fill_id for f in await book.fills("c1")] == ["f1"]
         assert await book.order("missing") is None
@@ -62,8 +62,8 @@ async def test_stored_state_reads_back_and_resting_open_and_list_legs(pool: Pool
         moved = replace(locked, status="filled", filled_qty=Decimal("0.01"), stop_price=Decimal("58000"),
                         trail_anchor=Decimal("60500"), triggered=True, reject_reason=None)
         await book.store(moved)
-        await book.add_fill(_fill("r1", "late", now + timedelta(seconds=1)))
-        await book.add_fill(_fill("r1", "early", now))
+        await book.add_fill("r1", _fill("late", now + timedelta(seconds=1)))
+        await book.add_fill("r1", _fill("early", now))
         assert [o.client_order_id for o in await book.lock_list("L")] == ["l1", "l2"]  # in id order
     async with read(pool) as db:
         book = PaperBook(db)
