@@ -159,10 +159,14 @@ class InstrumentProvider(Protocol):
 
 
 class Pricing(Protocol):
-    """How a venue prices an order before it is sent: what a preview shows and risk reserves."""
+    """How a venue prices an order before it is sent: what a preview shows and risk reserves.
+    Read-only (properties), so a venue's frozen pricing record satisfies it."""
 
-    fee_bps: Decimal
-    slippage_bps: Decimal
+    @property
+    def fee_bps(self) -> Decimal: ...
+
+    @property
+    def slippage_bps(self) -> Decimal: ...
 
     @property
     def fee_rate(self) -> Decimal: ...
