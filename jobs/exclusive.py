@@ -61,9 +61,10 @@ async def exclusive(redis: Redis, name: str, *, wait_s: float = WAIT_S) -> Async
         yield
     finally:
         _held.reset(token)
+        # not awaited: awaiting it under a suppress(CancelledError) would also swallow a cancel
+        # of this task (a job's deadline); a renewal already sent after the release finds another
+        # token and fails harmlessly in the cancelled task
         renewing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewing
         with contextlib.suppress(LockError, RedisError):  # lost (expired, flushed) or Redis gone
             await lock.release()
 
