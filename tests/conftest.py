@@ -27,6 +27,7 @@ from storage.settings import Settings, load_settings
 from storage.state import keys
 from storage.state.views import TradingStateView
 from storage.state.writer import StateWriter
+from tests.deadline import bound_async_tests
 from tests.stack import eventually
 
 ADMIN_DSN = os.environ.get("TRADINGD_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -147,3 +148,8 @@ async def client(settings: Settings, worker: None) -> AsyncIterator[Client]:
     """An in-memory MCP client on the bridge, with the worker behind it."""
     async with Client(build_server(settings)) as c:
         yield c
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A hung async test fails by its deadline with its tasks' stacks (tests/deadline.py)."""
+    bound_async_tests(items, float(config.getini("timeout") or 120))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from jobs.bots.deal_runner import drive
+from jobs.bots.deal_runner import deal_lease, drive
 from jobs.domain.dca.deal_state import DealStatus
 from jobs.queue import CommandQueue, connect_queue
 from jobs.resources import Resources
@@ -31,6 +31,14 @@ from tests.bots.deal_helpers import (
     steps_overlapping,
 )
 from tests.stack import eventually, running_daemon, running_worker
+
+
+async def _at_rest(res: Resources, deal_id: str) -> bool:
+    """The deal's take profit is the one open order of the deal, at its current version."""
+    _, deal = await deal_now(res.db, deal_id)
+    tp = deal.order_at("tp1")
+    live = [r.order.command_id for r in await orders_of(res.db, deal_id) if r.order.status == "open"]
+    return tp is not None and not tp.cancelling and live == [tp.client_order_id]
 
 
 async def _status(res: Resources, deal_id: str, *wanted: DealStatus) -> Any:
@@ -60,9 +68,13 @@ async def test_a_deal_runs_base_order_safety_orders_take_profit_to_completed(set
             tp_price = deal.order_at("tp1").price
             assert tp_price == (deal.average_entry * D("1.015")).quantize(D("0.01"), rounding="ROUND_UP")
 
-            # a duplicated fill and the deal's job again change nothing
-            record_before, _ = await deal_now(res.db, deal_id)
-            orders_before = await orders_of(res.db, deal_id)
+            # a duplicated fill and the deal's job again change nothing: compared with the deal at
+            # rest (its take profit replaced and open) and read under its lease, so no job is
+            # still carrying out the replacement the last fill asked for
+            await eventually(lambda: _at_rest(res, deal_id), timeout=20)
+            async with deal_lease(res, deal_id):
+                record_before, _ = await deal_now(res.db, deal_id)
+                orders_before = await orders_of(res.db, deal_id)
             fill = orders_before[0].fills[0]
             queue = CommandQueue(await connect_queue(s.redis_url), s.queue_name)
             await queue.enqueue_job("deal_event_job", deal_id, job_id=f"deal-fill:{fill.venue_fill_id}:again")
