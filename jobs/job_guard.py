@@ -103,8 +103,7 @@ def guarded(job: JobFunction, health: JobHealth) -> JobFunction:
             async with asyncio.timeout(res.settings.job_timeout_s):
                 result = await job(ctx, *args)
         except Busy:  # another job holds what this one needs (jobs/exclusive.py): not an outage
-            raise Retry(defer=backoff_s(int(ctx.get("job_try", 1)), base=RETRY_BASE_S,
-                                        cap=RETRY_CAP_S)) from None
+            raise _later(ctx) from None
         except Exception as e:
             if unavailable(e):
                 raise _retry(health, job_id, e, ctx) from None
@@ -140,6 +139,11 @@ def _retry(health: JobHealth, job_id: str, e: BaseException, ctx: dict[str, Any]
     health.stores.failed(e)
     health.last_error = health.stores.last_error
     health.retrying.add(job_id)
+    return _later(ctx)
+
+
+def _later(ctx: dict[str, Any]) -> Retry:
+    """arq's retry of this job after the backoff its attempt number calls for."""
     return Retry(defer=backoff_s(int(ctx.get("job_try", 1)), base=RETRY_BASE_S, cap=RETRY_CAP_S))
 
 

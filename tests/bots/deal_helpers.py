@@ -169,5 +169,5 @@ TP_REFUSED_AFTER_RESTART = (
     "load on 2026-11-30 with the per-deal lease in place")
 ASAP_HANG = (
     "issue 11 open: hung in two clean-clone CI runs of the whole suite (631868a, 0d7bdfa; 11 min, "
-    "pytest-timeout's exception swallowed by asyncio), never alone (21 runs of 21 on 2026-11-30); "
+    "pytest-timeout's exception swallowed by asyncio), never alone (20 runs of 20 on 2026-11-30); "
     "tests/deadline.py now fails it by its deadline with every task's stack")
