@@ -8,6 +8,15 @@ have not changed for a few seconds, and queues again those whose job Redis no lo
 (neither queued, running, nor finished). Queueing is idempotent (the job id is the command id)
 and so is every job, so a command found twice is still executed once. Both are read in one
 statement (storage/repos/redelivery.py): an idle pass costs one round trip to Postgres.
+
+A job Redis reports as finished while its command or run is not has ended without finishing it.
+Two ways, two waits:
+- arq never ran it: the stored job was gone when the worker took the id, which arq records as a
+  failed result of the function '<unknown>' ("job expired"). That is what a FLUSHDB does to a job
+  the worker held: the job asks to be retried, arq puts its id back in the (new, empty) queue,
+  but not the job itself. It is lost work, queued again at once.
+- it ran and was cut short (arq's own timeout): queued again once its command has been quiet for
+  ENDED_UNFINISHED, in case it was finishing as we looked.
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+
+from arq.jobs import deserialize_result
 
 from daemon.metrics import REDELIVERED
 from jobs.arq_scripts import in_progress_key, job_key, result_key
@@ -73,8 +84,11 @@ class Redelivery:
         if not jobs:
             return 0
         known, finished = await self._known(jobs)
-        stale = [r.id for r in rows if r.id in finished and r.updated_at < before - ENDED_UNFINISHED]
-        if stale:  # the job ended but left its command unfinished (arq's own timeout): run it again
+        never_ran = await self._never_ran(finished)
+        stale = [r.id for r in rows if r.id in finished
+                 and (r.id in never_ran or r.updated_at < before - ENDED_UNFINISHED)]
+        stale += [job_id for job_id in never_ran if job_id.startswith("dca-run:")]
+        if stale:  # the job ended but left its work unfinished (module docstring): run it again
             await self.res.redis.delete(*(result_key(job_id) for job_id in stale))
             known -= set(stale)
         count = 0
@@ -105,3 +119,19 @@ class Redelivery:
         live, ended = found[0::2], found[1::2]
         known = {j for j, a, b in zip(job_ids, live, ended, strict=True) if a or b}
         return known, {j for j, a, b in zip(job_ids, live, ended, strict=True) if b and not a}
+
+    async def _never_ran(self, finished: set[str]) -> set[str]:
+        """Of the finished jobs, those arq ended without running them (their job was gone)."""
+        if not finished:
+            return set()
+        ids = sorted(finished)
+        results = await self.res.redis.mget([result_key(job_id) for job_id in ids])
+        return {job_id for job_id, raw in zip(ids, results, strict=True) if raw and _arq_found_no_job(raw)}
+
+
+def _arq_found_no_job(raw: bytes) -> bool:
+    """arq's result for an id whose stored job was missing or unreadable: function '<unknown>'."""
+    try:
+        return deserialize_result(raw).function == "<unknown>"
+    except Exception:  # not arq's encoding: not ours to judge
+        return False

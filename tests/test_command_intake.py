@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from arq.jobs import deserialize_result
 from sqlalchemy import select, text
 
 from daemon.redelivery import Redelivery
+from jobs.arq_scripts import result_key
 from jobs.commands import PlaceOrder
 from jobs.intake import INTAKE_TIMEOUT_S, CommandIntake, NotAccepted
 from jobs.queue import CommandQueue, connect_queue
@@ -140,6 +142,29 @@ async def test_a_job_that_ended_without_finishing_its_command_is_delivered_again
                                  "WHERE id = 't:ended'"))
         assert await redelivery.pass_once() == 1
     assert await redis.zscore(settings.queue_name, "t:ended") is not None
+
+
+async def test_a_job_arq_never_ran_after_a_flush_is_delivered_again_at_once(settings, redis, res, sessions):
+    """FLUSHDB while the worker holds a job that then asks for a retry: arq puts the id back in the
+    (flushed) queue but not the job, and a worker taking the id ends it as "job expired" without
+    running it. Re-delivery queues such a command or DCA run again at once, not 30 s later."""
+    async with command_queue(settings) as queue:
+        await queue.intake.record(_buy("t:expired"))
+        await _dca_run(sessions, "run-x", "enqueued", datetime.now(UTC))
+        for job_id in ("t:expired", "dca-run:run-x"):  # what arq's retry (ZINCRBY) leaves after a flush
+            await redis.zincrby(settings.queue_name, 1, job_id)
+        await put_quote(redis, "BTC/USDT", "60000", "60010")
+        async with running_worker(settings):
+            async def both_expired() -> bool:
+                return await redis.exists(result_key("t:expired"), result_key("dca-run:run-x")) == 2
+            await eventually(both_expired, timeout=10)
+            assert deserialize_result(await redis.get(result_key("t:expired"))).function == "<unknown>"
+            redelivery = Redelivery(res, queue, quiet_for=timedelta(0))
+            assert await redelivery.pass_once() == 2
+            await eventually(lambda: _status_is(sessions, "t:expired", "succeeded"), timeout=15)
+    async with sessions() as s:
+        orders = (await s.execute(select(OrderRow).where(OrderRow.command_id == "t:expired"))).scalars().all()
+    assert len(orders) == 1
 
 
 async def _dca_run(sessions, run_id: str, status: str, fire_time: datetime) -> None:
