@@ -5,6 +5,12 @@ Fills are keyed by (venue, venue fill id), so a report seen twice (a re-run job,
 after a timeout) changes the books once. The ledger repository (storage/repos/ledger.py) reads
 and records the fills in one statement and writes the rest in another; between the two, this
 module works out the new position, balances and order state, and the command's outcome.
+
+A report is a snapshot, and it can be booked after a newer one: a sync reads the venue, a cancel
+is booked meanwhile, then the sync's "open" arrives. An order the venue has ended (filled,
+cancelled) therefore stays ended whatever later report says it rests; reopening it would lock
+its funds again for an order that no longer exists (seen as a DCA take profit refused for want of
+the base asset its cancelled predecessor still held). Its fills are still booked: they are facts.
 """
 
 from __future__ import annotations
@@ -32,9 +38,10 @@ from storage.repos.ledger import (
     PositionFigures,
 )
 from storage.repos.records import OrderRecord
-from storage.values import CommandStatus, plain_decimal
+from storage.values import FINAL_ORDER_STATUSES, CommandStatus, plain_decimal
 
 RESTING = ("open", "partially_filled")
+ENDED = ("filled", "cancelled")  # the venue's word that the order is over; no later report reopens it
 log = logging.getLogger("tradingd.fills")
 
 
@@ -64,6 +71,13 @@ def _reserve(inst: Instrument, side: str, status: str, qty: Decimal | None, fill
     if status not in RESTING or qty is None:
         return (inst.base if side == "sell" else inst.quote), Decimal(0)
     return order_reserve(side, inst.base, inst.quote, qty - filled, price, fee_rate)  # type: ignore[arg-type]
+
+
+def _status_after(booked: str, reported: str) -> str:
+    """The order's status once a report is booked: an ended order stays ended (module docstring)."""
+    if booked in ENDED and reported not in FINAL_ORDER_STATUSES:
+        return booked
+    return reported
 
 
 def _move_position(fx: Effects, locked: LockedOrder, inst: Instrument, deltas: dict[str, Decimal],
@@ -109,16 +123,17 @@ async def apply_venue_order(db: Db, fx: Effects, order_id: str, vo: VenueOrder, 
     pos = _move_position(fx, locked, inst, totals, actor) if new_fills else None
     for f in new_fills:
         filled, cost, fees = filled + f.qty, cost + f.price * f.qty, fees + f.fee
-    _, reserve_after = _reserve(inst, order.side, vo.status, qty_ref, filled,
+    status = _status_after(order.status, vo.status)
+    _, reserve_after = _reserve(inst, order.side, status, qty_ref, filled,
                                 reserve_price(order.limit_price, stop), fee_rate)
     locks = {reserve_asset: reserve_after - reserve_before} if reserve_after != reserve_before else {}
     venue_order_id = vo.venue_order_id or order.venue_order_id
     # a rejection's reason, or why the venue cancelled an order on its own (a day order expired)
-    said = vo.status == "rejected" or (vo.status == "cancelled" and vo.reject_reason is not None)
+    said = status == "rejected" or (status == "cancelled" and vo.reject_reason is not None)
     reason = vo.reject_reason if said else order.reject_reason
-    changed = bool(new_fills) or (vo.status, venue_order_id, reason, stop) != (
+    changed = bool(new_fills) or (status, venue_order_id, reason, stop) != (
         order.status, order.venue_order_id, order.reject_reason, order.stop_price)
-    change = OrderChange(venue_order_id, vo.status, reason, filled, cost / filled if filled else None, fees,
+    change = OrderChange(venue_order_id, status, reason, filled, cost / filled if filled else None, fees,
                          stop) if changed else None
     after = replace(order, venue_order_id=change.venue_order_id, status=change.status,
                     reject_reason=change.reject_reason, filled_qty=change.filled_qty,

@@ -81,6 +81,29 @@ async def test_limit_order_rests_locks_funds_and_cancel_releases(res, redis):
     assert again.status == "rejected" and "already cancelled" in again.message
 
 
+async def test_a_report_read_before_a_cancel_and_booked_after_it_leaves_the_order_cancelled(res, redis):
+    """A sync reads the venue while the order rests, a cancel is booked meanwhile, then the sync
+    books what it read: the order stays cancelled and its funds stay free. (Reopened, it locked
+    them again, and a DCA deal's next take profit was refused for want of the base it held.)"""
+    await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
+    placed = await place_order(res, PlaceOrder(command_id="t:stale", symbol="BTC/USDT", side="buy", type="limit",
+                                               qty=Decimal("0.01"), limit_price=Decimal("59000")))
+    assert placed.status == "succeeded" and placed.data["status"] == "open"
+    async with res.sessions() as s:
+        client_order_id = (await s.get(OrderRow, placed.order_id)).client_order_id
+    read_before = await res.venues["paper"].get_order(client_order_id)
+    assert read_before is not None and read_before.status == "open"
+    cancelled = await cancel_order(res, CancelOrder(command_id="t:stale-cx", order_id=placed.order_id))
+    assert cancelled.status == "succeeded", cancelled.message
+    async with effect(res) as (db, fx):
+        order = await apply_venue_order(db, fx, placed.order_id, read_before, fee_rate=res.fee_rate,
+                                        actor="reconcile")
+    assert order.status == "cancelled"
+    async with res.sessions() as s:
+        assert (await s.get(OrderRow, placed.order_id)).status == "cancelled"
+        assert (await s.get(BalanceRow, ("paper", "USDT"))).locked == 0
+
+
 async def test_risk_refuses_oversized_order_and_halted_trading(res, redis):
     await put_quote(redis, "BTC/USDT", "60000.00", "60010.00")
     big = await place_order(res, PlaceOrder(command_id="t:big", symbol="BTC/USDT", side="buy", type="market",
