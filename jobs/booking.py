@@ -38,7 +38,7 @@ from storage.repos.ledger import (
     PositionFigures,
 )
 from storage.repos.records import OrderRecord
-from storage.values import FINAL_ORDER_STATUSES, CommandStatus, plain_decimal
+from storage.values import FINAL_ORDER_STATUSES, CommandStatus, OrderStatus, plain_decimal
 
 RESTING = ("open", "partially_filled")
 ENDED = ("filled", "cancelled")  # the venue's word that the order is over; no later report reopens it
@@ -73,7 +73,7 @@ def _reserve(inst: Instrument, side: str, status: str, qty: Decimal | None, fill
     return order_reserve(side, inst.base, inst.quote, qty - filled, price, fee_rate)  # type: ignore[arg-type]
 
 
-def _status_after(booked: str, reported: str) -> str:
+def _status_after(booked: OrderStatus, reported: OrderStatus) -> OrderStatus:
     """The order's status once a report is booked: an ended order stays ended (module docstring)."""
     if booked in ENDED and reported not in FINAL_ORDER_STATUSES:
         return booked
