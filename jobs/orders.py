@@ -314,6 +314,12 @@ async def _apply(res: Resources, order: OrderRecord, vo: VenueOrder, command_id:
     return _result(cmd_row)
 
 
+async def book_report(res: Resources, order: OrderRecord, vo: VenueOrder) -> CommandResult:
+    """What the caller already read from the venue about `order`, booked as sync_order books it
+    (without asking the venue again)."""
+    return await _apply(res, order, vo, None, actor="reconcile")
+
+
 async def sync_order(res: Resources, client_order_id: str, *, command_id: str | None = None) -> CommandResult:
     """Ask the venue about one order and apply what it says (fills, status)."""
     async with read(res.db) as db:

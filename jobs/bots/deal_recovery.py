@@ -15,7 +15,10 @@ Per open deal, in order:
    nothing new, so no step ever holds two orders.
 
 Step 3 runs only when the venue answered about every order it asked for: an order it could not
-ask about would look unknown to the venue, and a cancel of it would then be taken as done.
+ask about would look unknown to the venue, and a cancel of it would then be taken as done. What
+the venue says there beyond the ledger (an order that filled or ended since step 1) is booked in
+the ledger first, so the deal never runs ahead of the ledger: a deal completed by a fill the
+ledger had not booked yet showed a profit while the position still held the base.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from jobs.domain.dca.deal_reconcile import reconcile
 from jobs.domain.dca.deal_state import Deal
 from jobs.domain.instruments import Instrument, get_instrument
 from jobs.domain.orders import client_order_id_for
-from jobs.orders import VENUE_CALL_TIMEOUT_S, sync_order
+from jobs.orders import VENUE_CALL_TIMEOUT_S, book_report, sync_order
 from jobs.resources import Resources
 from jobs.venues.base import Venue, VenueOrder, VenueTimeout, VenueUnavailable
 from storage.repos import Db, read
@@ -96,11 +99,14 @@ async def _recover(res: Resources, deal_id: str) -> Deal | None:
         return deal
     asked = {o.client_order_id for o in deal.orders} | {
         r.order.command_id for r in orders if r.order.status in OPEN_ORDER_STATUSES}
-    seen = await _venue_orders(res.venues[record.venue], sorted(asked), get_instrument(deal.pair))
-    if seen is None:
+    reports = await _venue_orders(res.venues[record.venue], sorted(asked))
+    if reports is None:
         log.warning("deal %s: the venue did not answer about every order; reconciled on the next pass",
                     deal_id)
         return deal
+    await _book_news(res, deal_id, reports)
+    instrument = get_instrument(deal.pair)
+    seen = [_seen(cid, vo, instrument) for cid, vo in reports.items()]
 
     async def reconciled(_: Db, deal: Deal, instrument: Instrument) -> tuple[Deal, list[Intent]]:
         return reconcile(deal, seen, instrument, datetime.now(UTC))
@@ -108,18 +114,32 @@ async def _recover(res: Resources, deal_id: str) -> Deal | None:
     return await drive(res, deal_id, then=reconciled)
 
 
-async def _venue_orders(venue: Venue, cids: list[str], instrument: Instrument) -> list[SeenOrder] | None:
-    """The venue's view of each of the deal's orders (those it never heard of left out); None if it
-    did not answer about one of them."""
-    seen: list[SeenOrder] = []
+async def _venue_orders(venue: Venue, cids: list[str]) -> dict[str, VenueOrder] | None:
+    """The venue's report on each of the deal's orders, by the deal's client order id (those it
+    never heard of left out); None if it did not answer about one of them."""
+    reports: dict[str, VenueOrder] = {}
     for cid in cids:
         try:
             vo = await asyncio.wait_for(venue.get_order(client_order_id_for(cid)), VENUE_CALL_TIMEOUT_S)
         except (VenueTimeout, VenueUnavailable, TimeoutError):
             return None
         if vo is not None:
-            seen.append(_seen(cid, vo, instrument))
-    return seen
+            reports[cid] = vo
+    return reports
+
+
+async def _book_news(res: Resources, deal_id: str, reports: dict[str, VenueOrder]) -> None:
+    """Book each report that says more than the ledger holds (a status, a fill), before the deal
+    hears of it (module docstring)."""
+    async with read(res.db) as db:
+        booked = {r.order.client_order_id: r for r in await DealLedger(db).orders(deal_id)}
+    for vo in reports.values():
+        r = booked.get(vo.client_order_id)
+        if r is None:
+            continue
+        new_fills = {f.fill_id for f in vo.fills} - {f.venue_fill_id for f in r.fills}
+        if new_fills or vo.status != r.order.status:
+            await book_report(res, r.order, vo)
 
 
 def _seen(cid: str, vo: VenueOrder, instrument: Instrument) -> SeenOrder:
