@@ -115,7 +115,8 @@ class CcxtOrderUpdates:
             if self.stream_up.is_set():
                 interval *= SAFETY_POLL_FACTOR
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poll_now.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._poll_now.wait()
             self._poll_now.clear()
             try:
                 await self.poll()
@@ -131,6 +132,7 @@ class CcxtOrderUpdates:
         """One look at the venue's orders: updates for every change since the last look."""
         self.polls += 1
         ex = self.venue.exchange
+        before = dict(self._open)
         open_now: dict[str, str] = {}
         for symbol in self.venue.config.symbols:
             try:
@@ -141,11 +143,13 @@ class CcxtOrderUpdates:
                 cid = raw.get("clientOrderId") or ""
                 open_now[cid] = symbol
                 await self._seen(raw)
-        for cid in set(self._open) - set(open_now):  # closed since the last look
+        for cid in set(before) - set(open_now):  # closed since the last look
             order = await self.venue.get_order(cid)
             if order is not None:
                 await self._changed(order)
-        self._open = open_now
+        # an order the user stream saw open while this poll was asking is not this poll's to drop:
+        # the next look finds it closed if it closed (forgetting it lost a fill made meanwhile)
+        self._open = open_now | {cid: sym for cid, sym in self._open.items() if cid not in before}
 
     # -- one order as seen -----------------------------------------------------------------------
 
