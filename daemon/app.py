@@ -225,7 +225,8 @@ class Daemon:
                 errors.failed(e)
             self._beat_now.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._beat_now.wait(), HEARTBEAT_EVERY_S)
+                async with asyncio.timeout(HEARTBEAT_EVERY_S):  # not wait_for: see storage/db_probe.py
+                    await self._beat_now.wait()
 
     def _beat(self) -> dict[str, Any]:
         """The daemon's heartbeat body (without "at", which the writer adds)."""

@@ -95,7 +95,8 @@ async def run_all(s: Settings, stop: asyncio.Event, console: Console, token_file
                   transient=not console.is_terminal) as live:
             while not stop.is_set():
                 try:
-                    await asyncio.wait_for(stop.wait(), 1.0)
+                    async with asyncio.timeout(1.0):
+                        await stop.wait()
                 except TimeoutError:
                     live.update(await _status_or_why_not(reader, daemon))
                 for task in (worker_task, mcp_task):

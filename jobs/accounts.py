@@ -53,7 +53,8 @@ async def mirror_balances(res: Resources, venue: str) -> list[BalanceRecord]:
     changed. VenueTimeout/VenueUnavailable (or TimeoutError) when the venue did not answer."""
     async with read(res.db) as db:
         seen = await Ledger(db).balances(venue)
-    reported = await asyncio.wait_for(res.venues[venue].balances(), BALANCES_CALL_TIMEOUT_S)
+    async with asyncio.timeout(BALANCES_CALL_TIMEOUT_S):
+        reported = await res.venues[venue].balances()
     figures = {b.asset: (b.total, b.locked) for b in reported if len(b.asset) <= MAX_ASSET_LEN}
     async with effect(res) as (db, fx):
         written = await Ledger(db).mirror(venue, figures, seen)

@@ -186,8 +186,8 @@ async def _admit(res: Resources, db: Db, fx: Effects, cmd: PlaceOrder | ReplaceO
 async def _venue_never_received(res: Resources, order: OrderRecord) -> bool:
     """Whether the venue says it has no order under this client order id (not: it did not answer)."""
     try:
-        return await asyncio.wait_for(res.venues[order.venue].get_order(order.client_order_id),
-                                      VENUE_CALL_TIMEOUT_S) is None
+        async with asyncio.timeout(VENUE_CALL_TIMEOUT_S):
+            return await res.venues[order.venue].get_order(order.client_order_id) is None
     except (VenueTimeout, VenueUnavailable, TimeoutError):
         return False
 
@@ -204,7 +204,8 @@ async def _submit(res: Resources, cmd: PlaceOrder, order: OrderRecord,
         return await _submit_list(res, cmd, order, published)
     req = _request(order)
     try:
-        vo = await asyncio.wait_for(res.venues[order.venue].submit_order(req), VENUE_CALL_TIMEOUT_S)
+        async with asyncio.timeout(VENUE_CALL_TIMEOUT_S):
+            vo = await res.venues[order.venue].submit_order(req)
     except (VenueTimeout, TimeoutError) as e:
         log.warning("venue timeout for %s: %s; reconciling", order.client_order_id, e)
         await _mark_unknown(res, order.id, cmd.command_id, "venue did not answer in time", after=published)
@@ -236,8 +237,9 @@ async def _submit_list(res: Resources, cmd: PlaceOrder, first: OrderRecord,
     why = f"venue {venue.name} takes no OCO or bracket orders"
     if submit_list is not None:
         try:
-            vos = await asyncio.wait_for(submit_list(first.order_list_id, [
-                (_request(r), r.leg, has_entry and r.leg != ENTRY) for r in rows]), VENUE_CALL_TIMEOUT_S)
+            async with asyncio.timeout(VENUE_CALL_TIMEOUT_S):
+                vos = await submit_list(first.order_list_id, [
+                    (_request(r), r.leg, has_entry and r.leg != ENTRY) for r in rows])
         except (VenueTimeout, TimeoutError) as e:
             log.warning("venue timeout for order list %s: %s; reconciling", first.order_list_id, e)
             await _mark_unknown(res, first.id, cmd.command_id, "venue did not answer in time",
@@ -330,7 +332,8 @@ async def sync_order(res: Resources, client_order_id: str, *, command_id: str | 
     try:
         async for attempt in _asking_the_venue():
             with attempt:
-                vo = await asyncio.wait_for(venue.get_order(client_order_id), VENUE_CALL_TIMEOUT_S)
+                async with asyncio.timeout(VENUE_CALL_TIMEOUT_S):
+                    vo = await venue.get_order(client_order_id)
     except RetryError:
         vo = None  # no answer: reconciled below or on the next pass
     if vo is None:
@@ -360,10 +363,13 @@ async def cancel_order(res: Resources, cmd: CancelOrder) -> CommandResult:
     bind_contextvars(client_order_id=order.client_order_id, venue=order.venue)
     venue = res.venues[order.venue]
     try:
-        vo = await asyncio.wait_for(venue.cancel_order(order.client_order_id), VENUE_CALL_TIMEOUT_S)
+        async with asyncio.timeout(VENUE_CALL_TIMEOUT_S):
+            vo = await venue.cancel_order(order.client_order_id)
         # cancelling one leg of an OCO or bracket cancels the list: book the others with it
-        legs_now = [(r, await asyncio.wait_for(venue.get_order(r.client_order_id), VENUE_CALL_TIMEOUT_S))
-                    for r in await _other_open_legs(res, order)] if vo is not None else []
+        legs_now = []
+        for r in await _other_open_legs(res, order) if vo is not None else []:
+            async with asyncio.timeout(VENUE_CALL_TIMEOUT_S):
+                legs_now.append((r, await venue.get_order(r.client_order_id)))
     except (VenueTimeout, TimeoutError):
         vo, legs_now = None, []
     async with effect(res) as (db, fx):

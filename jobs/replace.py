@@ -102,7 +102,8 @@ async def _send(res: Resources, cmd: ReplaceOrder, old: OrderRecord, new: OrderR
                         f"venue {venue.name} cannot replace orders: cancel the order and place a new one")
     else:
         try:
-            old_vo, vo = await asyncio.wait_for(replace(old.client_order_id, req), VENUE_CALL_TIMEOUT_S)
+            async with asyncio.timeout(VENUE_CALL_TIMEOUT_S):
+                old_vo, vo = await replace(old.client_order_id, req)
         except (VenueTimeout, TimeoutError) as e:
             log.warning("venue timeout replacing %s by %s: %s; reconciling", old.client_order_id,
                         new.client_order_id, e)

@@ -31,7 +31,8 @@ class DbProbe:
 
     async def probe(self) -> bool:
         try:
-            await asyncio.wait_for(self._select_1(), self.timeout_s * 2)
+            async with asyncio.timeout(self.timeout_s * 2):
+                await self._select_1()
         except Exception as e:
             await self._drop()
             self.ok = False
@@ -58,7 +59,8 @@ class DbProbe:
     async def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.close(), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):
+                    await self._conn.close()
             await self._drop()
 
     def as_dict(self) -> dict[str, Any]:

@@ -120,7 +120,8 @@ async def _venue_orders(venue: Venue, cids: list[str]) -> dict[str, VenueOrder] 
     reports: dict[str, VenueOrder] = {}
     for cid in cids:
         try:
-            vo = await asyncio.wait_for(venue.get_order(client_order_id_for(cid)), VENUE_CALL_TIMEOUT_S)
+            async with asyncio.timeout(VENUE_CALL_TIMEOUT_S):
+                vo = await venue.get_order(client_order_id_for(cid))
         except (VenueTimeout, VenueUnavailable, TimeoutError):
             return None
         if vo is not None:

@@ -280,7 +280,8 @@ async def inputs_or_outage(redis: Redis, *, symbols: Symbols, queue_name: str,
     """`read_inputs`, or inputs that say Redis is unreachable (refused, dropped, or silent for
     `timeout_s`): a health report must answer, not raise or hang, when Redis is down."""
     try:
-        return await asyncio.wait_for(read_inputs(redis, symbols=symbols, queue_name=queue_name), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await read_inputs(redis, symbols=symbols, queue_name=queue_name)
     except (RedisError, OSError, TimeoutError) as e:
         reason = "no answer" if isinstance(e, TimeoutError) else f"{type(e).__name__}: {str(e)[:120]}"
         return HealthInputs(now=datetime.now(UTC), redis_error=reason)
