@@ -158,16 +158,3 @@ def steps_overlapping(orders: list[DealOrderRecord]) -> list[str]:
                 bad.append(step)
     return bad
 
-
-# Marked xfail(strict=False): they run every time and report XPASS or XFAIL, and the suite does
-# not fail on them while issue 11 stays open for what they found.
-TP_REFUSED_AFTER_RESTART = (
-    "issue 11 open: after a kill -9 of daemon and worker just after a safety order's fill, the "
-    "recovered deal cancels its old take profit and the replacement is refused by the risk check "
-    "('sell qty 0.0200 exceeds the 0.0134 ETH held'); why the ledger had only 0.0134 free is not "
-    "found yet (first suspect: the old take profit's 0.0066 still locked); seen 1 run in 3 under "
-    "load on 2026-11-30 with the per-deal lease in place")
-ASAP_HANG = (
-    "issue 11 open: hung in two clean-clone CI runs of the whole suite (631868a, 0d7bdfa; 11 min, "
-    "pytest-timeout's exception swallowed by asyncio), never alone (20 runs of 20 on 2026-11-30); "
-    "tests/deadline.py now fails it by its deadline with every task's stack")

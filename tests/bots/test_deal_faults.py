@@ -20,7 +20,6 @@ from jobs.resources import Resources
 from storage.settings import Settings
 from storage.state import keys
 from tests.bots.deal_helpers import (
-    TP_REFUSED_AFTER_RESTART,
     D,
     Market,
     both_safety_orders_filled,
@@ -93,7 +92,6 @@ async def _tp_cancelling(res: Resources, deal_id: str) -> bool:
     return tp is not None and tp.cancelling
 
 
-@pytest.mark.xfail(strict=False, reason=TP_REFUSED_AFTER_RESTART)
 @pytest.mark.parametrize("kill_when", [_so1_booked, _tp_cancelling])
 async def test_kill9_of_daemon_and_worker_mid_deal_then_the_deal_completes_once(settings, res, redis, procs,
                                                                                kill_when):

@@ -16,8 +16,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
 from daemon.app import Daemon
 from jobs.bots.deal_commands import deal_command
 from jobs.bots.deal_start import deal_id_for
@@ -31,7 +29,6 @@ from storage.repos import transaction
 from storage.repos.deals import Deals
 from storage.values import Bar
 from tests.bots.deal_helpers import (
-    ASAP_HANG,
     PAIR,
     deal_now,
     deals_of,
@@ -51,7 +48,6 @@ async def _bot_followed(d: Daemon, bot_id: str) -> bool:
     return bot_id in d.deals.starts.bots
 
 
-@pytest.mark.xfail(strict=False, reason=ASAP_HANG)
 async def test_an_asap_bot_starts_one_deal_per_allowed_slot_and_no_more(settings, res, redis):
     s = only_btc(settings)
     async with market(redis):
