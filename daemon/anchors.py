@@ -8,11 +8,11 @@ not read back at start (it only grows): a restart appends the head once more, wh
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
 from daemon.outages import LoopErrors, StoreOutages
+from daemon.stopping import cancel_and_wait
 from storage.audit_anchor import Anchor, ChainHeads, append_anchor
 
 log = logging.getLogger("tradingd.anchors")
@@ -38,10 +38,7 @@ class AuditAnchorer:
         self._task = asyncio.create_task(self._loop(), name="audit-anchors")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self.anchor()  # the head as the daemon leaves it
 
     async def anchor(self) -> bool:

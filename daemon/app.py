@@ -37,6 +37,7 @@ from daemon.market import MarketHub
 from daemon.metrics import RECONCILES, VENUE_UPDATES
 from daemon.outages import LoopErrors, StoreOutages
 from daemon.redelivery import Redelivery
+from daemon.stopping import cancel_and_wait
 from daemon.subscriptions import DaemonSubscriptions, Subscription
 from daemon.view_guard import ViewGuard
 from daemon.webhooks import BotWebhooks
@@ -141,9 +142,7 @@ class Daemon:
         log.info("daemon up: health at http://%s:%s/health", s.daemon_http_host, self.http.port)
 
     async def stop(self) -> None:
-        for t in self._loops:
-            t.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await cancel_and_wait(*self._loops)
         venue_tasks = self.res.venues.stop_background if self.res else None
         for name, stop in (("http", self.http and self.http.stop),
                            ("anchors", self.anchors and self.anchors.stop),

@@ -39,6 +39,7 @@ from decimal import Decimal
 
 from daemon.deal_starts import ASAP, BotStarts, Trigger
 from daemon.outages import LoopErrors, StoreOutages
+from daemon.stopping import cancel_and_wait
 from jobs.queue import CommandQueue
 from jobs.resources import Resources
 from storage.events import BarClosed, Event, FillBooked, Gap, OrderUpdated, QuoteEvent, Topic
@@ -99,10 +100,8 @@ class DealEngine:
         self._task = asyncio.create_task(self._loop(), name="deal-engine")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def refresh(self) -> None:
         """The bots (their start conditions) and the open deals, as Postgres holds them."""

@@ -18,12 +18,12 @@ that fails does not keep the others from being published; failures back off and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from redis.asyncio import Redis
 
 from daemon.outages import LoopErrors, StoreOutages
+from daemon.stopping import cancel_and_wait
 from jobs.venues.base import InstrumentProvider, Listing, ListingsChanged
 from storage.state.instruments import PairView, publish_pairs, unpublished
 
@@ -58,11 +58,8 @@ class InstrumentPublisher:
         self._task = asyncio.create_task(self._loop(), name="instrument-publisher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def _changed_handler(self, venue: str) -> ListingsChanged:
         async def changed() -> None:

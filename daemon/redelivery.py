@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from arq.jobs import deserialize_result
 
 from daemon.metrics import REDELIVERED
+from daemon.stopping import cancel_and_wait
 from jobs.arq_scripts import in_progress_key, job_key, result_key
 from jobs.queue import CommandQueue
 from jobs.resources import Resources
@@ -56,9 +57,7 @@ class Redelivery:
         self._task = asyncio.create_task(self._loop(), name="redelivery")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
 
     async def _loop(self) -> None:
         while True:

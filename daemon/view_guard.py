@@ -25,7 +25,6 @@ An outage of Redis or Postgres is logged once when it starts and once when it en
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 
 from daemon.outages import LoopErrors, StoreOutages
+from daemon.stopping import cancel_and_wait
 from storage.repos.store import Store
 from storage.state import keys
 from storage.state.rebuild import rebuild_state_view, settle
@@ -68,10 +68,7 @@ class ViewGuard:
         return counts
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def rebuild(self, why: str) -> dict[str, int]:
         self.state = "rebuilding"
