@@ -224,7 +224,7 @@ class Daemon:
                 errors.failed(e)
             self._beat_now.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(HEARTBEAT_EVERY_S):  # not wait_for: see storage/db_probe.py
+                async with asyncio.timeout(HEARTBEAT_EVERY_S):
                     await self._beat_now.wait()
 
     def _beat(self) -> dict[str, Any]:

@@ -83,13 +83,12 @@ class Redelivery:
         if not jobs:
             return 0
         known, finished = await self._known(jobs)
-        never_ran = await self._never_ran(finished)
-        stale = [r.id for r in rows if r.id in finished
-                 and (r.id in never_ran or r.updated_at < before - ENDED_UNFINISHED)]
-        stale += [job_id for job_id in never_ran if job_id.startswith("dca-run:")]
-        if stale:  # the job ended but left its work unfinished (module docstring): run it again
+        # the job ended but left its work unfinished (module docstring): run it again
+        stale = await self._never_ran(finished) | {
+            r.id for r in rows if r.id in finished and r.updated_at < before - ENDED_UNFINISHED}
+        if stale:
             await self.res.redis.delete(*(result_key(job_id) for job_id in stale))
-            known -= set(stale)
+            known -= stale
         count = 0
         for r in rows:
             if r.id not in known and await self.queue.redeliver(r.id, r.kind, r.payload):
