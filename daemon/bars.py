@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 
 from daemon.outages import LoopErrors, StoreOutages
+from daemon.stopping import cancel_and_wait
 from jobs.domain.bars import BarBuilder, timeframe_length
 from storage.bars import BarRepository
 from storage.events import (
@@ -106,10 +107,8 @@ class BarService:
 
     async def stop(self) -> None:
         """Stop the loop and write what is pending (the bars under way stay open in Postgres)."""
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
-            self._loop = None
+        await cancel_and_wait(self._loop)
+        self._loop = None
         with contextlib.suppress(Exception):  # an outage at shutdown: the next start resumes from Postgres
             await self.flush()
 

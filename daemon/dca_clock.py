@@ -24,6 +24,7 @@ from apscheduler.triggers.date import DateTrigger
 
 from daemon.metrics import SCHEDULE_FIRES
 from daemon.outages import LoopErrors, StoreOutages
+from daemon.stopping import cancel_and_wait
 from jobs.domain.schedule_clock import Clock, next_fire_after, plan_catch_up, utc_now
 from jobs.effects import effect
 from jobs.queue import CommandQueue
@@ -66,9 +67,7 @@ class DcaClock:
         self._listener = asyncio.create_task(self._listen(), name="schedule-changes")
 
     async def stop(self) -> None:
-        if self._listener:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
+        await cancel_and_wait(self._listener)
         self.scheduler.shutdown(wait=False)
 
     async def _active_ids(self) -> list[str]:

@@ -28,6 +28,7 @@ from daemon.feeds.binance import BinanceFeedClient
 from daemon.metrics import FEED_CONNECTIONS, QUOTES, STALE
 from daemon.outages import LoopErrors, StoreOutages
 from daemon.simulator.server import MarketSimulator
+from daemon.stopping import cancel_and_wait
 from jobs.domain.instruments import normalize_symbol
 from jobs.venues.base import FeedHandlers, MarketFeed
 from jobs.venues.registry import default_venue
@@ -157,16 +158,12 @@ class MarketHub:
         return sum(f.connections for f in (self.feed, *self.venue_feeds.values()) if f is not None)
 
     async def stop(self) -> None:
-        for task in self._starting:
-            task.cancel()
-        await asyncio.gather(*self._starting, return_exceptions=True)
+        await cancel_and_wait(*self._starting)
         for feed in self.venue_feeds.values():
             await feed.stop()
         if self.feed:
             await self.feed.stop()
-        if self._flusher:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        await cancel_and_wait(self._flusher)
         if self.simulator:
             await self.simulator.stop()
 

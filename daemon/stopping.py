@@ -1,12 +1,13 @@
 """Stopping the daemon's background loops so that they stop: a swallowed cancel is asked again.
 
-Why: on Python 3.11 `asyncio.wait_for` returns the awaited result when a cancel lands as it
-completes, and the cancel is lost. Our code no longer uses it (tests/test_cancellation_safety.py),
-but libraries still do (redis-py sends every command under it when a socket timeout is set), and
-a loop that loses its cancel goes round again: a stop that awaits it once waits for ever (the
-daemon's stop did, tests/bots/test_deal_starts.py). So each loop still running after
-RECANCEL_EVERY_S is cancelled again, until it ends. The loops stopped this way hold nothing to
-clean up, so a second cancel interrupts no cleanup.
+Why: a loop that loses its cancel goes round again, and a stop that awaits it once waits for ever.
+The daemon's stop did, on Python 3.11's `asyncio.wait_for`, which returns the awaited result when
+a cancel lands as it completes (tests/bots/test_deal_starts.py under load; our code no longer uses
+it: tests/test_cancellation_safety.py). Of the libraries on these loops' paths, asyncpg and
+SQLAlchemy work around that flaw and redis-py uses wait_for only with a socket timeout, which we
+do not set; so this is a guard for a cancel swallowed anywhere else, and it says so in the log
+when it happens. Each loop still running after RECANCEL_EVERY_S is cancelled again, until it ends.
+The loops stopped this way hold nothing to clean up that a second cancel would interrupt.
 """
 
 from __future__ import annotations

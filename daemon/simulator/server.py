@@ -9,7 +9,6 @@ awaits), which keeps an idle-ish simulator cheap.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from daemon.simulator.paths import PathExhaustedError, PricePath, RandomWalkPath, SimTick
+from daemon.stopping import cancel_and_wait
 from jobs.domain.instruments import get_instrument
 
 log = logging.getLogger("tradingd.simulator")
@@ -109,11 +109,8 @@ class MarketSimulator:
         log.info("simulator listening on %s for %s", self.url, ", ".join(self.symbols))
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        await cancel_and_wait(self._ticker)
+        self._ticker = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
