@@ -21,6 +21,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from daemon.stopping import cancel_and_wait
 from jobs.domain.instruments import get_instrument, normalize_symbol
 from storage.values import Quote, Trade
 
@@ -100,10 +101,7 @@ class BinanceFeedClient:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     @staticmethod
     def _log_exit(task: asyncio.Task[None]) -> None:
